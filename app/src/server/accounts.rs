@@ -1,0 +1,292 @@
+//! Account services: registration, login, recovery, and the current user.
+
+use super::{
+    error::{ServerError, ServerResult, is_contention, is_unique_violation},
+    invites,
+    session::Session,
+    state::AppState,
+    throttle::{self, Limit},
+    tokens::{self, DeviceCookie},
+};
+use crate::{
+    error::AppError,
+    model::{Me, RegistrationMode},
+    validation,
+};
+use chrono::{Duration, Utc};
+use entity::user::{self, Column};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
+};
+use std::net::IpAddr;
+use uuid::Uuid;
+
+/// What the server knows about the client making an attempt.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// A valid device cookie presented with the request.
+    pub device: Option<DeviceCookie>,
+}
+
+impl Client {
+    fn ip_key(&self, prefix: &str) -> String {
+        format!("{prefix}:ip:{}", self.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()))
+    }
+}
+
+const LOGIN_IP_MAX: i32 = 30;
+const LOGIN_ACCOUNT_MAX: i32 = 10;
+const LOGIN_WINDOW: Duration = Duration::minutes(15);
+const RECOVER_MAX: i32 = 10;
+const REGISTER_IP_MAX: i32 = 20;
+const HOUR: Duration = Duration::hours(1);
+
+/// The 32-character alphabet of recovery and invite codes (no I, O, 0, 1).
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// `groups` groups of four random characters, joined by dashes.
+pub fn random_code(groups: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..groups)
+        .map(|_| (0..4).map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Upper-case, without dashes or spaces: how codes are compared.
+pub fn normalize_code(code: &str) -> String {
+    code.chars().filter(|c| !matches!(c, '-' | ' ')).flat_map(char::to_uppercase).collect()
+}
+
+fn hash_recovery_code(code: &str) -> String {
+    tokens::sha256_hex(&normalize_code(code))
+}
+
+pub fn to_me(u: &user::Model) -> Me {
+    Me { id: u.id, username: u.username.clone(), display_name: u.display_name.clone(), is_owner: u.is_owner(), is_admin: u.is_admin }
+}
+
+fn field(name: &str, result: Result<(), String>) -> Result<(), AppError> {
+    result.map_err(|m| AppError::invalid(name, m))
+}
+
+pub struct Registration {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub invite_code: Option<String>,
+}
+
+pub struct Registered {
+    pub user: user::Model,
+    /// Shown to the user once; only its hash is stored.
+    pub recovery_code: String,
+}
+
+/// Whether the instance has no account yet (the next registration becomes the owner).
+pub async fn is_empty(state: &AppState) -> ServerResult<bool> {
+    Ok(user::Entity::find().count(&state.db).await? == 0)
+}
+
+pub async fn register(state: &AppState, input: Registration, client: &Client) -> ServerResult<Registered> {
+    let username = input.username.trim().to_owned();
+    let display_name = input.display_name.trim().to_owned();
+    field("username", validation::username(&username))?;
+    field("display_name", validation::display_name(&display_name))?;
+    field("password", validation::password(&input.password))?;
+    let invite_code = input.invite_code.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+    if invite_code.as_ref().is_some_and(|c| c.len() > validation::MAX_CODE_LEN) {
+        return Err(AppError::invalid("invite_code", "is too long").into());
+    }
+
+    let now = Utc::now();
+    let limits = [Limit::new(client.ip_key("register"), REGISTER_IP_MAX, HOUR)];
+    throttle::check(&state.db, &limits, now).await?;
+    throttle::record_failure(&state.db, &limits, now).await?; // every attempt counts
+
+    let key = username.to_lowercase();
+    if user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&state.db).await?.is_some() {
+        return Err(AppError::invalid("username", "is already taken").into());
+    }
+    let password_hash = state.passwords.hash(input.password).await?;
+    let recovery_code = random_code(4);
+
+    for attempt in 0..3 {
+        let result = try_insert_user(state, &username, &key, &display_name, &password_hash, &recovery_code, invite_code.as_deref()).await;
+        match result {
+            Ok(user) => {
+                if user.is_owner() {
+                    tracing::info!(user = %user.id, "the first account was created and owns this instance");
+                }
+                return Ok(Registered { user, recovery_code });
+            }
+            // Lost a race: for the owner slot, for the username, or for SQLite's write lock.
+            Err(ServerError::Db(e)) if attempt < 2 && (is_unique_violation(&e) || is_contention(&e)) => {
+                if user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&state.db).await?.is_some() {
+                    return Err(AppError::invalid("username", "is already taken").into());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+async fn try_insert_user(
+    state: &AppState,
+    username: &str,
+    key: &str,
+    display_name: &str,
+    password_hash: &str,
+    recovery_code: &str,
+    invite_code: Option<&str>,
+) -> ServerResult<user::Model> {
+    let txn = state.db.begin().await?;
+    let first = user::Entity::find().count(&txn).await? == 0;
+    if !first {
+        match state.config.registration_mode {
+            RegistrationMode::Open => {}
+            RegistrationMode::Closed => {
+                return Err(AppError::invalid("form", "Registration is closed on this instance.").into());
+            }
+            RegistrationMode::InviteOnly => {
+                let Some(code) = invite_code else {
+                    return Err(AppError::invalid("invite_code", "An invite code is required to register here.").into());
+                };
+                if !invites::consume(&txn, code, Utc::now()).await? {
+                    return Err(AppError::invalid("invite_code", "This invite code is not valid (unknown, used up, expired or revoked).").into());
+                }
+            }
+        }
+    }
+    let now = Utc::now();
+    let user = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        username: Set(username.to_owned()),
+        username_key: Set(key.to_owned()),
+        display_name: Set(display_name.to_owned()),
+        password_hash: Set(password_hash.to_owned()),
+        recovery_code_hash: Set(hash_recovery_code(recovery_code)),
+        owner_slot: Set(first.then_some(1)),
+        is_admin: Set(first),
+        created_at: Set(now),
+        password_changed_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+pub struct LoggedIn {
+    pub user: user::Model,
+    /// A device cookie to set, if the browser did not already carry one for this account.
+    pub new_device: Option<DeviceCookie>,
+}
+
+const BAD_LOGIN: &str = "Wrong username or password.";
+
+pub async fn login(state: &AppState, username: &str, password: String, client: &Client) -> ServerResult<LoggedIn> {
+    if username.is_empty() {
+        return Err(AppError::invalid("username", "is required").into());
+    }
+    if password.is_empty() {
+        return Err(AppError::invalid("password", "is required").into());
+    }
+    if username.chars().count() > 64 || password.chars().count() > 1024 {
+        return Err(AppError::invalid("password", BAD_LOGIN).into());
+    }
+    let key = username.trim().to_lowercase();
+    let user = user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&state.db).await?;
+    let known_device = client.device.filter(|d| user.as_ref().is_some_and(|u| u.id == d.user));
+    let account_limit = match (&known_device, &user) {
+        (Some(d), _) => Limit::new(format!("login:dev:{}", d.device), LOGIN_ACCOUNT_MAX, LOGIN_WINDOW),
+        (None, Some(u)) => Limit::new(format!("login:acct:{}", u.id), LOGIN_ACCOUNT_MAX, LOGIN_WINDOW),
+        (None, None) => Limit::new(format!("login:name:{key}"), LOGIN_ACCOUNT_MAX, LOGIN_WINDOW),
+    };
+    let limits = [Limit::new(client.ip_key("login"), LOGIN_IP_MAX, LOGIN_WINDOW), account_limit];
+    let now = Utc::now();
+    throttle::check(&state.db, &limits, now).await?;
+
+    let ok = state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    match user {
+        Some(user) if ok => {
+            if let Some(d) = known_device {
+                throttle::clear(&state.db, &format!("login:dev:{}", d.device)).await?;
+            }
+            let new_device = known_device.is_none().then(|| DeviceCookie { user: user.id, device: Uuid::new_v4() });
+            Ok(LoggedIn { user, new_device })
+        }
+        _ => {
+            throttle::record_failure(&state.db, &limits, now).await?;
+            Err(AppError::invalid("password", BAD_LOGIN).into())
+        }
+    }
+}
+
+pub struct Recovered {
+    pub user: user::Model,
+    pub recovery_code: String,
+}
+
+const BAD_RECOVERY: &str = "Wrong username or recovery code.";
+
+/// Resets the password with the recovery code, issues a new code and ends every session.
+pub async fn recover(state: &AppState, username: &str, code: &str, new_password: String, client: &Client) -> ServerResult<Recovered> {
+    field("new_password", validation::password(&new_password))?;
+    if code.trim().is_empty() {
+        return Err(AppError::invalid("recovery_code", "is required").into());
+    }
+    if code.len() > validation::MAX_CODE_LEN || username.len() > 64 {
+        return Err(AppError::invalid("recovery_code", BAD_RECOVERY).into());
+    }
+    let key = username.trim().to_lowercase();
+    let limits = [
+        Limit::new(client.ip_key("recover"), RECOVER_MAX, HOUR),
+        Limit::new(format!("recover:name:{key}"), RECOVER_MAX, HOUR),
+    ];
+    let now = Utc::now();
+    throttle::check(&state.db, &limits, now).await?;
+
+    let user = user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&state.db).await?;
+    let Some(user) = user.filter(|u| u.recovery_code_hash == hash_recovery_code(code)) else {
+        throttle::record_failure(&state.db, &limits, now).await?;
+        return Err(AppError::invalid("recovery_code", BAD_RECOVERY).into());
+    };
+    let password_hash = state.passwords.hash(new_password).await?;
+    let recovery_code = random_code(4);
+    let txn = state.db.begin().await?;
+    let mut active: user::ActiveModel = user.into();
+    active.password_hash = Set(password_hash);
+    active.recovery_code_hash = Set(hash_recovery_code(&recovery_code));
+    active.password_changed_at = Set(now);
+    let user = active.update(&txn).await?;
+    super::session::revoke_all(&txn, user.id, now).await?;
+    txn.commit().await?;
+    tracing::info!(user = %user.id, "password reset with the recovery code; all sessions revoked");
+    Ok(Recovered { user, recovery_code })
+}
+
+/// The account behind a session; `Unauthenticated` if it no longer exists.
+pub async fn current(state: &AppState, session: Option<Session>) -> ServerResult<user::Model> {
+    let session = session.ok_or(AppError::Unauthenticated)?;
+    user::Entity::find_by_id(session.user_id).one(&state.db).await?.ok_or_else(|| AppError::Unauthenticated.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        let code = random_code(4);
+        assert_eq!(code.len(), 19);
+        assert!(code.split('-').all(|g| g.len() == 4 && g.bytes().all(|b| CODE_ALPHABET.contains(&b))), "{code}");
+        assert_ne!(random_code(4), code);
+        assert_eq!(normalize_code("abcd-efgh ijkl"), "ABCDEFGHIJKL");
+        assert_eq!(hash_recovery_code("abcd-2345"), hash_recovery_code("ABCD2345"));
+    }
+}

@@ -1,0 +1,139 @@
+//! The typed server configuration: defaults → optional TOML file → environment variables.
+
+use crate::model::RegistrationMode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+};
+
+/// Everything the server can be configured with. Every field has a default, so an empty
+/// configuration starts a working single-user instance on SQLite.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to listen on (`LISTEN_ADDR`).
+    pub listen_addr: SocketAddr,
+    /// Directory for the SQLite database, the token signing key and other state (`DATA_DIR`).
+    /// Created on start if missing.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; unset means SQLite at `<data_dir>/chatalot.db` (`DATABASE_URL`).
+    pub database_url: Option<SecretString>,
+    /// `open`, `invite_only` or `closed` (`REGISTRATION_MODE`).
+    pub registration_mode: RegistrationMode,
+    /// Directory with the built web assets (`pkg/`, icons); defaults to `site` next to the binary's
+    /// directory, as `cargo xtask build` lays it out (`SITE_DIR`).
+    pub site_dir: Option<PathBuf>,
+    /// The public URL users reach this server at, e.g. `https://chat.example.com` (`PUBLIC_URL`).
+    /// When it is https, cookies are marked `Secure` and HSTS is sent.
+    pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`, comma-separated IPs).
+    /// The client address is the right-most address in that header that is not a trusted proxy.
+    #[serde(deserialize_with = "ip_list")]
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            registration_mode: RegistrationMode::InviteOnly,
+            site_dir: None,
+            public_url: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// The environment variables the configuration reads, and their `Config` field.
+pub const ENV_VARS: &[&str] = &[
+    "LISTEN_ADDR",
+    "DATA_DIR",
+    "DATABASE_URL",
+    "REGISTRATION_MODE",
+    "SITE_DIR",
+    "PUBLIC_URL",
+    "TRUSTED_PROXIES",
+];
+
+impl Config {
+    /// The database URL to connect to: the configured one, or SQLite inside the data directory.
+    pub fn database_url(&self) -> SecretString {
+        match &self.database_url {
+            Some(url) if !url.expose_secret().trim().is_empty() => url.clone(),
+            _ => {
+                let path = self.data_dir.join("chatalot.db");
+                SecretString::from(format!("sqlite://{}?mode=rwc", path.display()))
+            }
+        }
+    }
+
+    /// Whether the public URL is https (cookies get `Secure`, responses get HSTS).
+    pub fn is_https(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// Checks what serde cannot: returns one line saying what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.database_url {
+            let url = url.expose_secret().trim();
+            if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:")) {
+                return Err("DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into());
+            }
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!("PUBLIC_URL must start with http:// or https:// (got {url:?})"));
+        }
+        Ok(())
+    }
+}
+
+/// Accepts a list of IPs either as a TOML array or as one comma-separated string (from the environment).
+fn ip_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match List::deserialize(d)? {
+        List::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        List::Many(v) => v,
+    };
+    items
+        .iter()
+        .map(|s| s.parse().map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_database_is_sqlite_in_the_data_dir() {
+        let c = Config { data_dir: "/var/lib/chatalot".into(), ..Config::default() };
+        assert_eq!(c.database_url().expose_secret(), "sqlite:///var/lib/chatalot/chatalot.db?mode=rwc");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = Config { database_url: Some("postgres://u:hunter2@db/chat".to_owned().into()), ..Config::default() };
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+    }
+
+    #[test]
+    fn validation() {
+        let bad = Config { database_url: Some("mysql://x".to_owned().into()), ..Config::default() };
+        assert!(bad.validate().unwrap_err().contains("DATABASE_URL"));
+        let bad = Config { public_url: Some("chat.example.com".into()), ..Config::default() };
+        assert!(bad.validate().unwrap_err().contains("PUBLIC_URL"));
+        assert!(Config::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,13 @@
+//! Server-only code (`ssr`): configuration, state, services taking the database, authentication.
+
+pub mod accounts;
+pub mod client_ip;
+pub mod config;
+pub mod error;
+pub mod invites;
+pub mod keys;
+pub mod password;
+pub mod session;
+pub mod state;
+pub mod throttle;
+pub mod tokens;

@@ -1,0 +1,18 @@
+//! The database schema, as append-only migrations.
+//!
+//! Migrations describe the schema as it was when they were written, so they never import `entity`;
+//! a migration that has shipped is never edited, only followed by a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_accounts;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_accounts::Migration)]
+    }
+}

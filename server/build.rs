@@ -1,0 +1,38 @@
+//! Compiles the stylesheet: Tailwind-style utility classes found in `app/src` (by encre-css, pure
+//! Rust, offline) followed by `style/main.css`. The result is embedded in the binary.
+
+use std::{env, fs, path::Path};
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let app_src = root.join("app/src");
+    let main_css = root.join("style/main.css");
+    println!("cargo:rerun-if-changed={}", app_src.display());
+    println!("cargo:rerun-if-changed={}", main_css.display());
+
+    let mut sources = String::new();
+    collect(&app_src, &mut sources);
+    let config = encre_css::Config::default(); // dark: follows prefers-color-scheme
+    let utilities = encre_css::generate([sources.as_str()], &config);
+    let extra = fs::read_to_string(&main_css).unwrap_or_default();
+    let out = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("app.css");
+    let css = format!("{utilities}\n{extra}");
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&css, &mut hasher);
+    println!("cargo:rustc-env=CHATALOT_CSS_ETAG=\"{:016x}\"", std::hash::Hasher::finish(&hasher));
+    fs::write(out, css).expect("write app.css");
+}
+
+fn collect(dir: &Path, out: &mut String) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&fs::read_to_string(&path).unwrap_or_default());
+            out.push('\n');
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The HTTP surface: pages and server functions (leptos_axum), static assets, health, and the
+//! middleware every response passes through (security headers, sessions, error statuses).
+
+use app::{
+    App,
+    error::AppError,
+    routes::OUTPUT_NAME,
+    server::{
+        error::new_ref_id,
+        session::{self, Session},
+        state::AppState,
+    },
+    shell,
+};
+use axum::{
+    Json, Router,
+    body::{Body, to_bytes},
+    extract::{Request, State},
+    handler::Handler,
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_route_list};
+use std::path::Path;
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    services::ServeDir,
+    trace::TraceLayer,
+};
+
+/// Server function arguments are small forms; anything bigger is refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The compiled stylesheet (see `build.rs`).
+const APP_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/app.css"));
+const APP_CSS_ETAG: &str = env!("CHATALOT_CSS_ETAG");
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let render = {
+        let options = state.leptos.clone();
+        move || shell(options.clone())
+    };
+    let not_found = file_and_error_handler_with_context::<AppState, _>(context.clone(), shell).with_state(state.clone());
+    let assets = ServeDir::new(Path::new(&*state.leptos.site_root)).precompressed_gzip().fallback(not_found);
+
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/api/{*rest}", axum::routing::any(|| async { error_response(AppError::NotFound) }))
+        .route(&format!("/pkg/{OUTPUT_NAME}.css"), get(stylesheet))
+        .leptos_routes_with_context(&state, routes, context, render)
+        .fallback_service(assets)
+        .layer(middleware::from_fn_with_state(state.clone(), resolve_session))
+        .layer(middleware::from_fn(error_status))
+        .layer(middleware::from_fn_with_state(state.clone(), same_origin_posts))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            // Only the path: query strings may carry invite codes.
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Adds the headers every response carries (a page's own CSP, with its nonce, is kept).
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(csp) = HeaderValue::from_str(&app::server_csp(None)) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+        }
+    }
+    let mut set = |name: HeaderName, value: &'static str| {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    };
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "same-origin");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set(HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=(), payment=()");
+    if state.config.is_https() {
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    res
+}
+
+/// Resolves the session cookies to a [`Session`] in the request extensions, rotating an expired
+/// access token; the rotated cookies are added to the response unless the handler set its own.
+async fn resolve_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let skip = path.starts_with("/pkg/") || path == "/healthz" || path == "/favicon.svg";
+    let resolved = if skip {
+        session::Resolved::default()
+    } else {
+        match session::resolve(&state, req.headers()).await {
+            Ok(r) => r,
+            Err(e) => return error_response(AppError::from(e)),
+        }
+    };
+    if let Some(s) = resolved.session {
+        req.extensions_mut().insert::<Session>(s);
+    }
+    let mut res = next.run(req).await;
+    let handler_cookies: Vec<String> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split('=').next())
+        .map(str::to_owned)
+        .collect();
+    for cookie in resolved.set_cookies {
+        let name = cookie.to_str().ok().and_then(|v| v.split('=').next()).unwrap_or_default().to_owned();
+        if !handler_cookies.contains(&name) {
+            res.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    res
+}
+
+/// Server functions report every error with status 500; this gives each `AppError` its own
+/// status (422 for a bad field, 401, 429, …) in one place.
+async fn error_status(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR || !res.headers().contains_key("serverfnerror") {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Ok(err) = serde_json::from_slice::<AppError>(&bytes) {
+        parts.status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Refuses state-changing requests whose `Origin` is another site (defence in depth on top of
+/// SameSite cookies, e.g. against login CSRF).
+async fn same_origin_posts(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() == Method::POST
+        && let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok())
+    {
+        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        let public = state.config.public_url.as_deref().map(|u| u.trim_end_matches('/'));
+        if origin_host != host && Some(origin) != public {
+            return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn error_response(err: AppError) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(err)).into_response()
+}
+
+#[derive(serde::Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    database: &'static str,
+}
+
+/// `GET /healthz`: 200 when the database answers, 503 when it does not.
+async fn health(State(state): State<AppState>) -> Response {
+    let db_ok = tokio::time::timeout(std::time::Duration::from_secs(3), state.db.ping()).await.is_ok_and(|r| r.is_ok());
+    let body = Health {
+        status: if db_ok { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        database: if db_ok { "ok" } else { "unavailable" },
+    };
+    if !db_ok {
+        tracing::warn!(ref_id = %new_ref_id(), "health check: database unavailable");
+    }
+    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+async fn stylesheet(headers: HeaderMap) -> Response {
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(APP_CSS_ETAG) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, APP_CSS_ETAG)]).into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache"), (header::ETAG, APP_CSS_ETAG)],
+        APP_CSS,
+    )
+        .into_response()
+}

@@ -1,0 +1,114 @@
+//! Start-up: data directory, signing key, database, state, listener, graceful shutdown.
+
+use crate::{db, http::router};
+use app::{
+    routes::OUTPUT_NAME,
+    server::{config::Config, keys::Keys, password::Passwords, session, state::AppState, throttle},
+};
+use leptos::config::{Env, LeptosOptions};
+use secrecy::ExposeSecret;
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+/// Why the server could not start; printed as one line before exiting non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot load or create the token signing key in {path}: {source}")]
+    Key { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the {backend} database: {source}")]
+    Database { backend: &'static str, source: sea_orm::DbErr },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Where the built web assets are: configured, or `../site` relative to the binary (the layout
+/// `cargo xtask build` produces: `<target>/<profile>/chatalot-server` and `<target>/site`).
+pub fn site_dir(config: &Config) -> PathBuf {
+    if let Some(dir) = &config.site_dir {
+        return dir.clone();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(|p| p.parent()).map(|p| p.join("site")))
+        .unwrap_or_else(|| PathBuf::from("site"))
+}
+
+/// Everything up to a ready `AppState`: data directory, key, database with migrations applied.
+pub async fn prepare(config: Config) -> Result<AppState, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+    let keys = Keys::load_or_create(&config.data_dir).map_err(|source| StartError::Key { path: config.data_dir.clone(), source })?;
+    let url = config.database_url();
+    let backend = if url.expose_secret().starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" };
+    let db = db::connect_and_migrate(&url).await.map_err(|source| StartError::Database { backend, source })?;
+    let site = site_dir(&config);
+    if !site.join("pkg").join(format!("{OUTPUT_NAME}.js")).is_file() {
+        tracing::warn!(site = %site.display(), "web assets not found: pages render, but will not hydrate (build with `cargo xtask build`)");
+    }
+    let leptos = LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_root(site.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .env(Env::PROD)
+        .site_addr(config.listen_addr)
+        .build();
+    Ok(AppState { db, config: Arc::new(config), keys: Arc::new(keys), passwords: Passwords::default(), leptos })
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests and exits.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let addr = config.listen_addr;
+    let started = std::time::Instant::now();
+    let state = prepare(config).await?;
+    tokio::spawn({
+        let passwords = state.passwords.clone();
+        async move { passwords.warm_up().await }
+    });
+    tokio::spawn(janitor(state.clone()));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %local, ms = started.elapsed().as_millis() as u64, "listening on http://{local}");
+    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)?;
+    state.db.close_by_ref().await.ok();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Deletes expired refresh tokens and throttle counters, hourly.
+async fn janitor(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let tokens = session::purge(&state.db, now).await;
+        let counters = throttle::purge(&state.db, now - chrono::Duration::days(1)).await;
+        if let (Err(e), _) | (_, Err(e)) = (&tokens, &counters) {
+            tracing::warn!(error = %e, "janitor: purge failed");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,228 @@
+//! Test harness: a fresh database per test (SQLite file, or PostgreSQL when `TEST_DATABASE_URL`
+//! is set), the real migrations, the real router, and helpers to call server functions.
+#![allow(dead_code)]
+
+use app::{
+    model::RegistrationMode,
+    server::{config::Config, keys::Keys, password::Passwords, state::AppState},
+};
+use axum::{
+    Router,
+    body::Body,
+    extract::ConnectInfo,
+    http::{HeaderMap, Request, Response, header},
+};
+use http_body_util::BodyExt;
+use sea_orm::{ConnectionTrait, Database};
+use std::{io::Write, net::SocketAddr, path::PathBuf, sync::Arc};
+use tower::ServiceExt;
+
+/// Runs the async test body once per backend: SQLite always, PostgreSQL when configured.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($db:ident: TestDb) $body:block)*) => {$(
+        mod $name {
+            use super::*;
+            async fn body($db: TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = TestDb::sqlite().await;
+                body(db.clone()).await;
+                db.drop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = TestDb::postgres().await else { return };
+                body(db.clone()).await;
+                db.drop().await;
+            }
+        }
+    )*};
+}
+
+/// A fresh, migrated, empty database.
+#[derive(Clone, Debug)]
+pub struct TestDb {
+    pub url: String,
+    pub dir: PathBuf,
+    admin: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> Self {
+        let dir = std::env::temp_dir().join(format!("chatalot-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("chatalot.db").display());
+        Self { url, dir, admin: None }
+    }
+
+    /// `None` (after saying so on stderr, uncaptured) when `TEST_DATABASE_URL` is not set.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            let _ = writeln!(std::io::stderr(), "SKIPPED: PostgreSQL (set TEST_DATABASE_URL=postgres://… to run this test on PostgreSQL too)");
+            return None;
+        };
+        let name = format!("chatalot_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        admin.close().await.ok();
+        let (base, _) = admin_url.rsplit_once('/').expect("TEST_DATABASE_URL ends with /<database>");
+        let dir = std::env::temp_dir().join(format!("chatalot-test-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Some(Self { url: format!("{base}/{name}"), dir, admin: Some((admin_url, name)) })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.admin.is_some()
+    }
+
+    pub async fn drop(self) {
+        if let Some((admin_url, name)) = self.admin {
+            if let Ok(admin) = Database::connect(&admin_url).await {
+                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                admin.close().await.ok();
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+
+    pub fn config(&self, mode: RegistrationMode) -> Config {
+        Config {
+            data_dir: self.dir.clone(),
+            database_url: Some(self.url.clone().into()),
+            registration_mode: mode,
+            site_dir: Some(self.dir.join("site")),
+            ..Config::default()
+        }
+    }
+
+    /// State over this database with the real migrations applied.
+    pub async fn state(&self, mode: RegistrationMode) -> AppState {
+        server::start::prepare(self.config(mode)).await.expect("prepare state")
+    }
+}
+
+/// A state that shares `state`'s database and keys but has another registration mode.
+pub fn with_mode(state: &AppState, mode: RegistrationMode) -> AppState {
+    let mut config = (*state.config).clone();
+    config.registration_mode = mode;
+    AppState { config: Arc::new(config), ..state.clone() }
+}
+
+pub fn fresh_keys() -> Arc<Keys> {
+    Arc::new(Keys::generate())
+}
+
+pub fn passwords() -> Passwords {
+    Passwords::default()
+}
+
+/// Drives the real router without a socket, keeping cookies like a browser.
+pub struct Client {
+    pub router: Router,
+    pub cookies: Vec<(String, String)>,
+    pub ip: SocketAddr,
+}
+
+impl Client {
+    pub fn new(state: &AppState) -> Self {
+        Self { router: server::router(state.clone()), cookies: vec![], ip: "192.0.2.10:5000".parse().unwrap() }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    pub async fn send(&mut self, mut req: Request<Body>) -> Reply {
+        if !self.cookies.is_empty() && !req.headers().contains_key(header::COOKIE) {
+            req.headers_mut().insert(header::COOKIE, self.cookie_header().parse().unwrap());
+        }
+        req.extensions_mut().insert(ConnectInfo(self.ip));
+        let res = self.router.clone().oneshot(req).await.expect("router is infallible");
+        let reply = Reply::read(res).await;
+        for set in reply.headers.get_all(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let pair = set.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            let expired = set.contains("Max-Age=0") || value.is_empty();
+            if !expired {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        reply
+    }
+
+    /// Calls a server function the way the hydrated app does (form-encoded, fetch-style).
+    pub async fn call(&mut self, endpoint: &str, form: &[(&str, &str)]) -> Reply {
+        let body = form_encode(form);
+        let req = Request::post(format!("/api/v1/{endpoint}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::CONTENT_LENGTH, body.len())
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// Submits a form the way a browser without JavaScript does.
+    pub async fn submit(&mut self, endpoint: &str, form: &[(&str, &str)], referer: &str) -> Reply {
+        let body = form_encode(form);
+        let req = Request::post(format!("/api/v1/{endpoint}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::CONTENT_LENGTH, body.len())
+            .header(header::ACCEPT, "text/html,application/xhtml+xml")
+            .header(header::REFERER, referer)
+            .body(Body::from(body))
+            .unwrap();
+        self.send(req).await
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.send(Request::get(path).header(header::ACCEPT, "text/html").body(Body::empty()).unwrap()).await
+    }
+}
+
+pub fn form_encode(form: &[(&str, &str)]) -> String {
+    form.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    async fn read(res: Response<Body>) -> Self {
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        Self { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn error(&self) -> app::error::AppError {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not an AppError ({e}): {} {}", self.status, self.body))
+    }
+}

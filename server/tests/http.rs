@@ -1,0 +1,208 @@
+//! The HTTP surface through the real router, without a socket: server functions as the hydrated
+//! app and as a plain HTML form call them, pages, headers, health and bad input.
+
+mod common;
+
+use app::model::RegistrationMode;
+use axum::{
+    body::Body,
+    http::{Request, header},
+};
+use common::{Client, TestDb};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn register(client: &mut Client, name: &str) -> common::Reply {
+    client.call("auth/register", &[("username", name), ("display_name", &format!("{name} D.")), ("password", PASSWORD)]).await
+}
+
+on_both_backends! {
+    async fn register_sign_out_and_sign_in_as_the_app_does(db: TestDb) {
+        let state = db.state(RegistrationMode::InviteOnly).await;
+        let mut browser = Client::new(&state);
+        let reply = register(&mut browser, "alice").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("location"), Some("/welcome"));
+        assert!(browser.cookie("chatalot_at").is_some() && browser.cookie("chatalot_rt").is_some());
+        let flash = browser.cookie("chatalot_rc").expect("recovery code handed to /welcome").to_owned();
+
+        // The welcome page shows the recovery code once.
+        let page = browser.get("/welcome").await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains(&flash), "welcome page lacks the code");
+        assert!(browser.cookie("chatalot_rc").is_none(), "flash cookie not cleared");
+        assert!(!browser.get("/welcome").await.body.contains(&flash), "recovery code shown twice");
+
+        // The shell shows who is signed in; the login page sends them there.
+        let shell = browser.get("/").await;
+        assert_eq!(shell.status, 200);
+        assert!(shell.body.contains("alice D."), "{}", shell.body);
+        assert_eq!(browser.get("/login").await.status, 302);
+
+        let out = browser.call("auth/logout", &[]).await;
+        assert_eq!(out.header("location"), Some("/login"));
+        assert!(browser.cookie("chatalot_at").is_none() && browser.cookie("chatalot_rt").is_none());
+        let shell = browser.get("/").await;
+        assert_eq!((shell.status, shell.header("location")), (302, Some("/login")));
+
+        let bad = browser.call("auth/login", &[("username", "alice"), ("password", "not it at all")]).await;
+        assert_eq!(bad.status, 422);
+        assert_eq!(bad.error().for_field("password").as_deref(), Some("Wrong username or password."));
+        let ok = browser.call("auth/login", &[("username", "alice"), ("password", PASSWORD)]).await;
+        assert_eq!((ok.status, ok.header("location")), (200, Some("/")));
+        assert!(browser.cookie("chatalot_dev").is_some(), "device cookie set at login");
+        assert!(browser.get("/").await.body.contains("alice D."));
+    }
+
+    async fn forms_work_without_javascript(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let mut browser = Client::new(&state);
+        let form = [("username", "bob"), ("display_name", "Bob"), ("password", PASSWORD)];
+        let reply = browser.submit("auth/register", &form, "http://localhost/register").await;
+        assert_eq!((reply.status, reply.header("location")), (302, Some("/welcome")));
+        browser.call("auth/logout", &[]).await;
+
+        // A failed no-JS login redirects back with the error encoded, and the page shows it by the field.
+        let reply = browser.submit("auth/login", &[("username", "bob"), ("password", "wrong password")], "http://localhost/login").await;
+        assert_eq!(reply.status, 302);
+        let back = reply.header("location").unwrap().to_owned();
+        assert!(back.starts_with("http://localhost/login?") && back.contains("__err="), "{back}");
+        let path = back.trim_start_matches("http://localhost");
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("Wrong username or password."), "error not rendered next to the field");
+    }
+
+    async fn the_signed_in_owner_manages_invites_and_others_cannot(db: TestDb) {
+        let state = db.state(RegistrationMode::InviteOnly).await;
+        let mut owner = Client::new(&state);
+        register(&mut owner, "owner").await;
+        let created = owner.call("invites/create", &[("max_uses", "2"), ("expires_in_hours", "48")]).await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        let invite: app::model::Invite = serde_json::from_str(&created.body).unwrap();
+        let bad = owner.call("invites/create", &[("max_uses", "-1"), ("expires_in_hours", "")]).await;
+        assert_eq!(bad.status, 422);
+        assert!(bad.error().for_field("max_uses").is_some());
+
+        let mut guest = Client::new(&state);
+        let reply = guest.call("auth/register", &[("username", "guest"), ("display_name", "G"), ("password", PASSWORD), ("invite_code", &invite.code)]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(guest.call("invites/list", &[]).await.status, 403);
+        assert_eq!(guest.call("invites/create", &[]).await.status, 403);
+        let mut stranger = Client::new(&state);
+        assert_eq!(stranger.call("invites/list", &[]).await.status, 401);
+        assert!(owner.get("/").await.body.contains(&invite.code), "the owner's shell lists invites");
+    }
+
+    async fn expired_access_tokens_are_refreshed_transparently(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let mut browser = Client::new(&state);
+        register(&mut browser, "carol").await;
+        let old_refresh = browser.cookie("chatalot_rt").unwrap().to_owned();
+        // Drop the access token, as the browser does when it expires.
+        browser.cookies.retain(|(n, _)| n != "chatalot_at");
+        let me = browser.call("auth/me", &[]).await;
+        assert!(me.body.contains("carol"), "{}", me.body);
+        assert!(browser.cookie("chatalot_at").is_some(), "no new access token");
+        assert_ne!(browser.cookie("chatalot_rt").unwrap(), old_refresh, "refresh token not rotated");
+        // Tampered cookies are treated as signed out and cleared.
+        browser.cookies = vec![("chatalot_at".into(), "eyJ.bogus.token".into()), ("chatalot_rt".into(), "nonsense".into())];
+        let me = browser.call("auth/me", &[]).await;
+        assert_eq!((me.status, me.body.as_str()), (200, "null"));
+        assert!(browser.cookies.is_empty(), "dead cookies not cleared: {:?}", browser.cookies);
+    }
+}
+
+#[tokio::test]
+async fn security_headers_on_every_response() {
+    let db = TestDb::sqlite().await;
+    let state = db.state(RegistrationMode::Open).await;
+    let mut browser = Client::new(&state);
+    for path in ["/login", "/healthz", "/no/such/page", "/favicon.svg"] {
+        let reply = browser.get(path).await;
+        let csp = reply.header("content-security-policy").unwrap_or_else(|| panic!("{path}: no CSP"));
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self' 'wasm-unsafe-eval'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(reply.header("referrer-policy"), Some("same-origin"), "{path}");
+        assert!(reply.header("x-request-id").is_some(), "{path}");
+    }
+    let page = browser.get("/login").await;
+    let csp = page.header("content-security-policy").unwrap();
+    let nonce = csp.split("'nonce-").nth(1).and_then(|s| s.split('\'').next()).expect("pages carry a nonce");
+    assert!(page.body.contains(&format!("nonce=\"{nonce}\"")), "the hydration script does not carry the CSP nonce");
+    assert_eq!(browser.get("/no/such/page").await.status, 404);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn health_reports_version_and_database() {
+    let db = TestDb::sqlite().await;
+    let state = db.state(RegistrationMode::Open).await;
+    let mut browser = Client::new(&state);
+    let reply = browser.get("/healthz").await;
+    assert_eq!(reply.status, 200);
+    let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(json["database"], "ok");
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    // With the database gone mid-flight, health says so and requests get a clear error, not a panic.
+    state.db.close_by_ref().await.unwrap();
+    let reply = browser.get("/healthz").await;
+    assert_eq!(reply.status, 503);
+    assert!(reply.body.contains("\"database\":\"unavailable\""), "{}", reply.body);
+    let reply = browser.call("auth/login", &[("username", "x"), ("password", "yyyyyyyy")]).await;
+    assert_eq!(reply.status, 500);
+    let err = reply.error();
+    assert!(matches!(err, app::error::AppError::Internal { ref ref_id } if !ref_id.is_empty()), "{err:?}");
+    assert!(!reply.body.to_lowercase().contains("pool"), "internal details leaked: {}", reply.body);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_clear_errors() {
+    let db = TestDb::sqlite().await;
+    let state = db.state(RegistrationMode::Open).await;
+    let mut browser = Client::new(&state);
+
+    // Missing fields.
+    let reply = browser.call("auth/login", &[("username", "x")]).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(matches!(reply.error(), app::error::AppError::BadRequest { .. }));
+
+    // Wrong content type.
+    let req = Request::post("/api/v1/auth/login").header(header::CONTENT_TYPE, "application/json").header(header::ACCEPT, "application/json").body(Body::from(r#"{"username":"x","password":"y"}"#)).unwrap();
+    let reply = browser.send(req).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+
+    // Oversized body.
+    let huge = "a".repeat(server::http::MAX_BODY_BYTES + 1);
+    let reply = browser.call("auth/register", &[("username", "big"), ("display_name", "Big"), ("password", &huge)]).await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+
+    // Oversized fields within the body limit: a field error, and nothing written.
+    let long = "b".repeat(5000);
+    let reply = browser.call("auth/register", &[("username", &long), ("display_name", "Long"), ("password", PASSWORD)]).await;
+    assert_eq!(reply.status, 422);
+    assert!(reply.error().for_field("username").is_some());
+    assert!(app::server::accounts::is_empty(&state).await.unwrap());
+
+    // Invalid UTF-8 and broken percent-encoding.
+    let req = Request::post("/api/v1/auth/login").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").header(header::ACCEPT, "application/json").body(Body::from(&b"username=%ff%fe&password=%zz"[..])).unwrap();
+    let reply = browser.send(req).await;
+    assert!(reply.status == 400 || reply.status == 422, "{} {}", reply.status, reply.body);
+
+    // Unknown server function.
+    let reply = browser.call("auth/nope", &[]).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.error(), app::error::AppError::NotFound);
+
+    // A cross-site form post is refused.
+    let req = Request::post("/api/v1/auth/login").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").header(header::ORIGIN, "https://evil.example").header(header::HOST, "localhost:8080").body(Body::from("username=a&password=b")).unwrap();
+    assert_eq!(browser.send(req).await.status, 403);
+
+    // Garbage cookies are ignored, not fatal.
+    let req = Request::get("/").header(header::COOKIE, "chatalot_at=%%%; chatalot_rt=;;;=").header(header::ACCEPT, "text/html").body(Body::empty()).unwrap();
+    let reply = browser.send(req).await;
+    assert_eq!(reply.status, 302);
+    db.drop().await;
+}

@@ -1,0 +1,284 @@
+//! `cargo xtask <command>`: builds and tests Chatalot with nothing but cargo and the package
+//! registries. Every tool it needs is installed idempotently, at a pinned version:
+//! the `wasm32-unknown-unknown` target (rustup), `wasm-bindgen-cli` (the exact version in
+//! Cargo.lock, from crates.io) and, for browser tests, Chromium + ChromeDriver (Debian packages).
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    time::Instant,
+};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  run [ARGS…]     build in release mode and start the server (ARGS go to chatalot-server)
+  build [--dev]   build the server and the web assets (release unless --dev)
+  test            install what tests need, build, and run every test (unit, database, browser)
+  lint            cargo fmt --check and cargo clippy -D warnings
+  check-wasm-deps fail if the browser bundle links server-only crates
+
+environment:
+  CARGO_TARGET_DIR     where builds go                [default: ./target]
+  CHATALOT_TOOLS_DIR   where pinned tools are installed [default: ~/.cache/chatalot/tools]
+  TEST_DATABASE_URL    postgres://… to also run the database tests on PostgreSQL";
+
+/// Crates that must never be linked into the browser bundle.
+const SERVER_ONLY_CRATES: &[&str] = &["sea-orm", "sqlx", "sqlx-core", "tokio", "argon2", "mio", "jsonwebtoken"];
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("build") => build(!args.iter().any(|a| a == "--dev")).map(|_| ()),
+        Some("test") => test(),
+        Some("lint") => lint(),
+        Some("check-wasm-deps") => check_wasm_deps(),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).map(|p| if p.is_absolute() { p } else { root().join(p) }).unwrap_or_else(|| root().join("target"))
+}
+
+fn tools_dir() -> PathBuf {
+    env::var_os("CHATALOT_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let home = env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| root().join(".tools"));
+        home.join(".cache/chatalot/tools")
+    })
+}
+
+/// Runs one named stage and prints how long it took.
+fn stage<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    println!("==> {name}");
+    let started = Instant::now();
+    let out = f();
+    let secs = started.elapsed().as_secs_f64();
+    match &out {
+        Ok(_) => println!("==> {name}: done in {secs:.1} s"),
+        Err(_) => println!("==> {name}: FAILED after {secs:.1} s"),
+    }
+    out
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root()).env("CARGO_TARGET_DIR", target_dir());
+    cmd
+}
+
+fn status(cmd: &mut Command) -> Result {
+    let shown = format!("{cmd:?}");
+    let st = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if st.success() { Ok(()) } else { Err(format!("{shown} failed ({st})")) }
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    cmd.output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    env::var_os("PATH").and_then(|paths| env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tools
+
+fn ensure_wasm_target() -> Result {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        return Ok(());
+    }
+    status(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+/// The wasm-bindgen version in Cargo.lock (the workspace pins it with `=`).
+fn locked_wasm_bindgen() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+/// The pinned wasm-bindgen CLI, installed from crates.io into the tools directory if needed.
+fn ensure_wasm_bindgen() -> Result<PathBuf> {
+    let version = locked_wasm_bindgen()?;
+    let dir = tools_dir().join(format!("wasm-bindgen-{version}"));
+    let bin = dir.join("bin/wasm-bindgen");
+    let have = output(Command::new(&bin).arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) == Some(version.as_str()) {
+        return Ok(bin);
+    }
+    println!("installing wasm-bindgen-cli {version} into {} (once per machine, a few minutes)", dir.display());
+    let install = |locked: bool| {
+        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["install", "wasm-bindgen-cli", "--version", &version, "--root"]).arg(&dir);
+        // A separate target dir: installing must not invalidate the workspace's build cache.
+        cmd.env("CARGO_TARGET_DIR", tools_dir().join("build"));
+        if locked {
+            cmd.arg("--locked");
+        }
+        status(&mut cmd)
+    };
+    // Its lockfile may name a dependency version the registry no longer serves: fall back to a fresh resolution.
+    install(true).or_else(|_| install(false))?;
+    Ok(bin)
+}
+
+/// Chromium and ChromeDriver from Debian's packages (same version, so they always match).
+fn ensure_chromium() -> Result {
+    if which("chromedriver").is_some() && (which("chromium").is_some() || which("chromium-browser").is_some()) {
+        return Ok(());
+    }
+    if which("apt-get").is_none() {
+        return Err("browser tests need chromium and chromedriver on PATH; install them with your package manager".into());
+    }
+    let sudo = !matches!(output(Command::new("id").arg("-u")).as_deref().map(str::trim), Some("0"));
+    let apt = |args: &[&str]| {
+        let mut cmd = if sudo { let mut c = Command::new("sudo"); c.arg("-n").arg("apt-get"); c } else { Command::new("apt-get") };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        status(&mut cmd)
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "chromium", "chromium-driver"])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Build
+
+/// Builds the server binary and the site (`<target>/site`); returns the server binary's path.
+fn build(release: bool) -> Result<PathBuf> {
+    let bindgen = stage("tools: wasm target, wasm-bindgen-cli", || {
+        ensure_wasm_target()?;
+        ensure_wasm_bindgen()
+    })?;
+    let (wasm_profile, wasm_dir, server_args, server_dir): (&str, &str, &[&str], &str) = if release {
+        ("wasm-release", "wasm-release", &["--release"], "release")
+    } else {
+        ("dev", "debug", &[], "debug")
+    };
+    stage("build: browser bundle (wasm32)", || {
+        status(cargo().args(["build", "-p", "frontend", "--lib", "--target", "wasm32-unknown-unknown", "--profile", wasm_profile]))
+    })?;
+    let target = target_dir();
+    let site = target.join("site");
+    stage("build: wasm-bindgen, assets", || {
+        let pkg = site.join("pkg");
+        std::fs::create_dir_all(&pkg).map_err(|e| format!("{}: {e}", pkg.display()))?;
+        let wasm = target.join("wasm32-unknown-unknown").join(wasm_dir).join("frontend.wasm");
+        let mut cmd = Command::new(&bindgen);
+        cmd.args(["--target", "web", "--no-typescript", "--out-name", "chatalot", "--out-dir"]).arg(&pkg).arg(&wasm);
+        if release {
+            cmd.args(["--remove-name-section", "--remove-producers-section"]);
+        }
+        status(&mut cmd)?;
+        copy_dir(&root().join("public"), &site)?;
+        for file in ["chatalot_bg.wasm", "chatalot.js"] {
+            gzip(&pkg.join(file))?;
+        }
+        Ok(())
+    })?;
+    stage("build: server", || status(cargo().args(["build", "-p", "server", "--bin", "chatalot-server"]).args(server_args)))?;
+    Ok(target.join(server_dir).join("chatalot-server"))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let dest = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `file.gz` beside `file` (served precompressed to browsers that accept gzip).
+fn gzip(file: &Path) -> Result {
+    use std::io::Write;
+    let data = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&data).map_err(|e| e.to_string())?;
+    let gz = enc.finish().map_err(|e| e.to_string())?;
+    let mut name = file.as_os_str().to_owned();
+    name.push(".gz");
+    std::fs::write(&name, &gz).map_err(|e| format!("{name:?}: {e}"))?;
+    println!("    {}: {} bytes, {} gzipped", file.file_name().unwrap_or_default().to_string_lossy(), data.len(), gz.len());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+fn run(args: &[String]) -> Result {
+    let server = build(true)?;
+    println!("==> starting {} (Ctrl-C stops it)", server.display());
+    status(Command::new(server).args(args).current_dir(root()))
+}
+
+fn check_wasm_deps() -> Result {
+    stage("check: browser bundle links no server-only crate", || {
+        let tree = output(cargo().args([
+            "tree", "-p", "frontend", "--target", "wasm32-unknown-unknown", "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ]))
+        .ok_or("cargo tree failed")?;
+        let names: std::collections::BTreeSet<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        let found: Vec<&&str> = SERVER_ONLY_CRATES.iter().filter(|c| names.contains(**c)).collect();
+        if found.is_empty() {
+            println!("    {} crates in the browser bundle, none of {:?}", names.len(), SERVER_ONLY_CRATES);
+            Ok(())
+        } else {
+            Err(format!("the browser bundle depends on server-only crates: {found:?} (run `cargo tree -p frontend --target wasm32-unknown-unknown -i <crate>`)"))
+        }
+    })
+}
+
+fn test() -> Result {
+    let started = Instant::now();
+    stage("tools: chromium, chromedriver", ensure_chromium)?;
+    let server = build(false)?;
+    check_wasm_deps()?;
+    match env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => println!("==> database tests run on SQLite and on PostgreSQL"),
+        _ => println!("==> TEST_DATABASE_URL is not set: database tests run on SQLite only, PostgreSQL is SKIPPED"),
+    }
+    stage("test: cargo test (unit, database, server functions, browser)", || {
+        status(cargo().args(["test", "--no-fail-fast"]).env("CHATALOT_SERVER_BIN", &server).env("CHATALOT_SITE_DIR", target_dir().join("site")))
+    })?;
+    println!("==> all tests passed in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn lint() -> Result {
+    stage("lint: cargo fmt --check", || status(cargo().args(["fmt", "--all", "--", "--check"])))?;
+    stage("lint: cargo clippy", || status(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"])))
+}
