@@ -1,10 +1,10 @@
 //! `AppError`: the one error type that crosses the wire, shown by the UI's one error view.
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::{
     codec::JsonEncoding,
     error::{FromServerFnError, ServerFnErrorErr},
 };
+use serde::{Deserialize, Serialize};
 
 /// What went wrong, in terms a client can act on. Internal details never leave the server:
 /// they are logged once under `ref_id`.

@@ -1,6 +1,9 @@
 //! The one route table, and the HTML shell the server renders around it.
 
-use crate::pages::{home::HomePage, login::LoginPage, not_found::NotFound, recover::RecoverPage, register::RegisterPage, welcome::WelcomePage};
+use crate::pages::{
+    home::HomePage, login::LoginPage, not_found::NotFound, recover::RecoverPage, register::RegisterPage,
+    welcome::WelcomePage,
+};
 use leptos::prelude::*;
 use leptos_meta::{Title, provide_meta_context};
 use leptos_router::{
@@ -17,10 +20,10 @@ pub const OUTPUT_NAME: &str = "chatalot";
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     use leptos::{hydration::HydrationScripts, nonce::use_nonce};
     use leptos_meta::MetaTags;
-    if let (Some(nonce), Some(res)) = (use_nonce(), use_context::<leptos_axum::ResponseOptions>()) {
-        if let Ok(value) = axum::http::HeaderValue::from_str(&crate::server_csp(Some(&nonce.to_string()))) {
-            res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
-        }
+    if let (Some(nonce), Some(res)) = (use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+        && let Ok(value) = axum::http::HeaderValue::from_str(&crate::server_csp(Some(&nonce.to_string())))
+    {
+        res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
     }
     let css = format!("/pkg/{OUTPUT_NAME}.css?v={}", env!("CARGO_PKG_VERSION"));
     view! {

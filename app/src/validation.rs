@@ -73,14 +73,22 @@ mod tests {
 
     #[test]
     fn display_names() {
-        for (input, ok) in [("Ann", true), ("   ", false), ("", false), ("Zoë 🦀", true), ("a\u{7}b", false), (&"y".repeat(65), false)] {
+        for (input, ok) in
+            [("Ann", true), ("   ", false), ("", false), ("Zoë 🦀", true), ("a\u{7}b", false), (&"y".repeat(65), false)]
+        {
             check(display_name, input, ok);
         }
     }
 
     #[test]
     fn passwords() {
-        for (input, ok) in [("1234567", false), ("12345678", true), (&"p".repeat(128), true), (&"p".repeat(129), false), ("ünïcödé!", true)] {
+        for (input, ok) in [
+            ("1234567", false),
+            ("12345678", true),
+            (&"p".repeat(128), true),
+            (&"p".repeat(129), false),
+            ("ünïcödé!", true),
+        ] {
             check(password, input, ok);
         }
     }

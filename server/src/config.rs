@@ -28,6 +28,7 @@ fn one_line(e: &figment::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
 mod tests {
     use super::*;
     use figment::Jail;
@@ -35,7 +36,10 @@ mod tests {
     #[test]
     fn precedence_is_defaults_then_file_then_environment() {
         Jail::expect_with(|jail| {
-            jail.create_file("chatalot.toml", "listen_addr = \"0.0.0.0:9000\"\nregistration_mode = \"open\"\ndata_dir = \"/srv/chat\"")?;
+            jail.create_file(
+                "chatalot.toml",
+                "listen_addr = \"0.0.0.0:9000\"\nregistration_mode = \"open\"\ndata_dir = \"/srv/chat\"",
+            )?;
             jail.set_env("REGISTRATION_MODE", "closed");
             let c = load(Some(Path::new("chatalot.toml"))).map_err(figment::Error::from)?;
             assert_eq!(c.listen_addr.to_string(), "0.0.0.0:9000");

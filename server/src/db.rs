@@ -13,10 +13,7 @@ use std::time::Duration;
 pub async fn connect_and_migrate(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
     let url = url.expose_secret();
     let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5));
+    options.sqlx_logging(false).connect_timeout(Duration::from_secs(5)).acquire_timeout(Duration::from_secs(5));
     if url.starts_with("sqlite:") {
         options.max_connections(8).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)

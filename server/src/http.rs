@@ -50,7 +50,8 @@ pub fn router(state: AppState) -> Router {
         let options = state.leptos.clone();
         move || shell(options.clone())
     };
-    let not_found = file_and_error_handler_with_context::<AppState, _>(context.clone(), shell).with_state(state.clone());
+    let not_found =
+        file_and_error_handler_with_context::<AppState, _>(context.clone(), shell).with_state(state.clone());
     let assets = ServeDir::new(Path::new(&*state.leptos.site_root)).precompressed_gzip().fallback(not_found);
 
     Router::new()
@@ -78,10 +79,10 @@ pub fn router(state: AppState) -> Router {
 async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
-    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        if let Ok(csp) = HeaderValue::from_str(&app::server_csp(None)) {
-            headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-        }
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(csp) = HeaderValue::from_str(&app::server_csp(None))
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     let mut set = |name: HeaderName, value: &'static str| {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
@@ -196,7 +197,11 @@ async fn stylesheet(headers: HeaderMap) -> Response {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, APP_CSS_ETAG)]).into_response();
     }
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache"), (header::ETAG, APP_CSS_ETAG)],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::ETAG, APP_CSS_ETAG),
+        ],
         APP_CSS,
     )
         .into_response()

@@ -38,8 +38,10 @@ pub fn site_dir(config: &Config) -> PathBuf {
 
 /// Everything up to a ready `AppState`: data directory, key, database with migrations applied.
 pub async fn prepare(config: Config) -> Result<AppState, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
-    let keys = Keys::load_or_create(&config.data_dir).map_err(|source| StartError::Key { path: config.data_dir.clone(), source })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+    let keys = Keys::load_or_create(&config.data_dir)
+        .map_err(|source| StartError::Key { path: config.data_dir.clone(), source })?;
     let url = config.database_url();
     let backend = if url.expose_secret().starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" };
     let db = db::connect_and_migrate(&url).await.map_err(|source| StartError::Database { backend, source })?;

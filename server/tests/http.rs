@@ -13,7 +13,9 @@ use common::{Client, TestDb};
 const PASSWORD: &str = "correct horse battery";
 
 async fn register(client: &mut Client, name: &str) -> common::Reply {
-    client.call("auth/register", &[("username", name), ("display_name", &format!("{name} D.")), ("password", PASSWORD)]).await
+    client
+        .call("auth/register", &[("username", name), ("display_name", &format!("{name} D.")), ("password", PASSWORD)])
+        .await
 }
 
 on_both_backends! {
@@ -121,7 +123,10 @@ async fn security_headers_on_every_response() {
     for path in ["/login", "/healthz", "/no/such/page", "/favicon.svg"] {
         let reply = browser.get(path).await;
         let csp = reply.header("content-security-policy").unwrap_or_else(|| panic!("{path}: no CSP"));
-        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self' 'wasm-unsafe-eval'"), "{path}: {csp}");
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+            "{path}: {csp}"
+        );
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         assert_eq!(reply.header("x-content-type-options"), Some("nosniff"), "{path}");
         assert_eq!(reply.header("referrer-policy"), Some("same-origin"), "{path}");
@@ -170,24 +175,34 @@ async fn malformed_requests_get_clear_errors() {
     assert!(matches!(reply.error(), app::error::AppError::BadRequest { .. }));
 
     // Wrong content type.
-    let req = Request::post("/api/v1/auth/login").header(header::CONTENT_TYPE, "application/json").header(header::ACCEPT, "application/json").body(Body::from(r#"{"username":"x","password":"y"}"#)).unwrap();
+    let req = Request::post("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from(r#"{"username":"x","password":"y"}"#))
+        .unwrap();
     let reply = browser.send(req).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
 
     // Oversized body.
     let huge = "a".repeat(server::http::MAX_BODY_BYTES + 1);
-    let reply = browser.call("auth/register", &[("username", "big"), ("display_name", "Big"), ("password", &huge)]).await;
+    let reply =
+        browser.call("auth/register", &[("username", "big"), ("display_name", "Big"), ("password", &huge)]).await;
     assert_eq!(reply.status, 413, "{}", reply.body);
 
     // Oversized fields within the body limit: a field error, and nothing written.
     let long = "b".repeat(5000);
-    let reply = browser.call("auth/register", &[("username", &long), ("display_name", "Long"), ("password", PASSWORD)]).await;
+    let reply =
+        browser.call("auth/register", &[("username", &long), ("display_name", "Long"), ("password", PASSWORD)]).await;
     assert_eq!(reply.status, 422);
     assert!(reply.error().for_field("username").is_some());
     assert!(app::server::accounts::is_empty(&state).await.unwrap());
 
     // Invalid UTF-8 and broken percent-encoding.
-    let req = Request::post("/api/v1/auth/login").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").header(header::ACCEPT, "application/json").body(Body::from(&b"username=%ff%fe&password=%zz"[..])).unwrap();
+    let req = Request::post("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from(&b"username=%ff%fe&password=%zz"[..]))
+        .unwrap();
     let reply = browser.send(req).await;
     assert!(reply.status == 400 || reply.status == 422, "{} {}", reply.status, reply.body);
 
@@ -197,11 +212,20 @@ async fn malformed_requests_get_clear_errors() {
     assert_eq!(reply.error(), app::error::AppError::NotFound);
 
     // A cross-site form post is refused.
-    let req = Request::post("/api/v1/auth/login").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").header(header::ORIGIN, "https://evil.example").header(header::HOST, "localhost:8080").body(Body::from("username=a&password=b")).unwrap();
+    let req = Request::post("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::HOST, "localhost:8080")
+        .body(Body::from("username=a&password=b"))
+        .unwrap();
     assert_eq!(browser.send(req).await.status, 403);
 
     // Garbage cookies are ignored, not fatal.
-    let req = Request::get("/").header(header::COOKIE, "chatalot_at=%%%; chatalot_rt=;;;=").header(header::ACCEPT, "text/html").body(Body::empty()).unwrap();
+    let req = Request::get("/")
+        .header(header::COOKIE, "chatalot_at=%%%; chatalot_rt=;;;=")
+        .header(header::ACCEPT, "text/html")
+        .body(Body::empty())
+        .unwrap();
     let reply = browser.send(req).await;
     assert_eq!(reply.status, 302);
     db.drop().await;

@@ -58,7 +58,10 @@ fn root() -> PathBuf {
 }
 
 fn target_dir() -> PathBuf {
-    env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).map(|p| if p.is_absolute() { p } else { root().join(p) }).unwrap_or_else(|| root().join("target"))
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { root().join(p) })
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn tools_dir() -> PathBuf {
@@ -117,10 +120,10 @@ fn locked_wasm_bindgen() -> Result<String> {
     let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line == "name = \"wasm-bindgen\"" {
-            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
-                return Ok(v.trim_end_matches('"').to_owned());
-            }
+        if line == "name = \"wasm-bindgen\""
+            && let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \""))
+        {
+            return Ok(v.trim_end_matches('"').to_owned());
         }
     }
     Err("wasm-bindgen is not in Cargo.lock".into())
@@ -157,11 +160,19 @@ fn ensure_chromium() -> Result {
         return Ok(());
     }
     if which("apt-get").is_none() {
-        return Err("browser tests need chromium and chromedriver on PATH; install them with your package manager".into());
+        return Err(
+            "browser tests need chromium and chromedriver on PATH; install them with your package manager".into()
+        );
     }
     let sudo = !matches!(output(Command::new("id").arg("-u")).as_deref().map(str::trim), Some("0"));
     let apt = |args: &[&str]| {
-        let mut cmd = if sudo { let mut c = Command::new("sudo"); c.arg("-n").arg("apt-get"); c } else { Command::new("apt-get") };
+        let mut cmd = if sudo {
+            let mut c = Command::new("sudo");
+            c.arg("-n").arg("apt-get");
+            c
+        } else {
+            Command::new("apt-get")
+        };
         cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         status(&mut cmd)
     };
@@ -184,7 +195,16 @@ fn build(release: bool) -> Result<PathBuf> {
         ("dev", "debug", &[], "debug")
     };
     stage("build: browser bundle (wasm32)", || {
-        status(cargo().args(["build", "-p", "frontend", "--lib", "--target", "wasm32-unknown-unknown", "--profile", wasm_profile]))
+        status(cargo().args([
+            "build",
+            "-p",
+            "frontend",
+            "--lib",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            wasm_profile,
+        ]))
     })?;
     let target = target_dir();
     let site = target.join("site");
@@ -204,7 +224,9 @@ fn build(release: bool) -> Result<PathBuf> {
         }
         Ok(())
     })?;
-    stage("build: server", || status(cargo().args(["build", "-p", "server", "--bin", "chatalot-server"]).args(server_args)))?;
+    stage("build: server", || {
+        status(cargo().args(["build", "-p", "server", "--bin", "chatalot-server"]).args(server_args))
+    })?;
     Ok(target.join(server_dir).join("chatalot-server"))
 }
 
@@ -232,7 +254,12 @@ fn gzip(file: &Path) -> Result {
     let mut name = file.as_os_str().to_owned();
     name.push(".gz");
     std::fs::write(&name, &gz).map_err(|e| format!("{name:?}: {e}"))?;
-    println!("    {}: {} bytes, {} gzipped", file.file_name().unwrap_or_default().to_string_lossy(), data.len(), gz.len());
+    println!(
+        "    {}: {} bytes, {} gzipped",
+        file.file_name().unwrap_or_default().to_string_lossy(),
+        data.len(),
+        gz.len()
+    );
     Ok(())
 }
 
@@ -248,16 +275,29 @@ fn run(args: &[String]) -> Result {
 fn check_wasm_deps() -> Result {
     stage("check: browser bundle links no server-only crate", || {
         let tree = output(cargo().args([
-            "tree", "-p", "frontend", "--target", "wasm32-unknown-unknown", "-e", "normal", "--prefix", "none", "--format", "{p}",
+            "tree",
+            "-p",
+            "frontend",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
         ]))
         .ok_or("cargo tree failed")?;
-        let names: std::collections::BTreeSet<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        let names: std::collections::BTreeSet<&str> =
+            tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
         let found: Vec<&&str> = SERVER_ONLY_CRATES.iter().filter(|c| names.contains(**c)).collect();
         if found.is_empty() {
             println!("    {} crates in the browser bundle, none of {:?}", names.len(), SERVER_ONLY_CRATES);
             Ok(())
         } else {
-            Err(format!("the browser bundle depends on server-only crates: {found:?} (run `cargo tree -p frontend --target wasm32-unknown-unknown -i <crate>`)"))
+            Err(format!(
+                "the browser bundle depends on server-only crates: {found:?} (run `cargo tree -p frontend --target wasm32-unknown-unknown -i <crate>`)"
+            ))
         }
     })
 }
@@ -272,7 +312,12 @@ fn test() -> Result {
         _ => println!("==> TEST_DATABASE_URL is not set: database tests run on SQLite only, PostgreSQL is SKIPPED"),
     }
     stage("test: cargo test (unit, database, server functions, browser)", || {
-        status(cargo().args(["test", "--no-fail-fast"]).env("CHATALOT_SERVER_BIN", &server).env("CHATALOT_SITE_DIR", target_dir().join("site")))
+        status(
+            cargo()
+                .args(["test", "--no-fail-fast"])
+                .env("CHATALOT_SERVER_BIN", &server)
+                .env("CHATALOT_SITE_DIR", target_dir().join("site")),
+        )
     })?;
     println!("==> all tests passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -280,5 +325,9 @@ fn test() -> Result {
 
 fn lint() -> Result {
     stage("lint: cargo fmt --check", || status(cargo().args(["fmt", "--all", "--", "--check"])))?;
-    stage("lint: cargo clippy", || status(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"])))
+    stage("lint: cargo clippy (server)", || status(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"])))?;
+    stage("lint: cargo clippy (browser)", || {
+        ensure_wasm_target()?;
+        status(cargo().args(["clippy", "-p", "frontend", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"]))
+    })
 }

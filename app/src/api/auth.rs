@@ -1,6 +1,9 @@
 //! Accounts: register, log in, log out, recover, who am I.
 
-use crate::{error::AppError, model::{Me, RegistrationInfo}};
+use crate::{
+    error::AppError,
+    model::{Me, RegistrationInfo},
+};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -33,7 +36,8 @@ pub async fn register(
     let state = app_state()?;
     let parts = ctx::parts()?;
     let client = ctx::client(&state, &parts);
-    let registered = accounts::register(&state, Registration { username, display_name, password, invite_code }, &client).await?;
+    let registered =
+        accounts::register(&state, Registration { username, display_name, password, invite_code }, &client).await?;
     let cookies = session::start(&state, registered.user.id, client.user_agent).await?;
     ctx::set_cookies(cookies);
     flash_recovery_code(&state, &registered.recovery_code);

@@ -11,7 +11,10 @@ use {
 
 /// Creates an invite code. Empty fields mean unlimited uses / never expires.
 #[server(prefix = "/api/v1", endpoint = "invites/create")]
-pub async fn create_invite(#[server(default)] max_uses: String, #[server(default)] expires_in_hours: String) -> Result<Invite, AppError> {
+pub async fn create_invite(
+    #[server(default)] max_uses: String,
+    #[server(default)] expires_in_hours: String,
+) -> Result<Invite, AppError> {
     let state = app_state()?;
     let parts = ctx::parts()?;
     let user = accounts::current(&state, ctx::session(&parts)).await?;

@@ -121,7 +121,11 @@ pub fn ErrorBanner(#[prop(into)] error: LastError) -> impl IntoView {
 
 /// The submit button; disabled while the submission is in flight.
 #[component]
-pub fn SubmitButton(label: &'static str, busy_label: &'static str, #[prop(into)] pending: Signal<bool>) -> impl IntoView {
+pub fn SubmitButton(
+    label: &'static str,
+    busy_label: &'static str,
+    #[prop(into)] pending: Signal<bool>,
+) -> impl IntoView {
     view! {
         <button type="submit" class=BUTTON disabled=move || pending.get() aria-busy=move || pending.get().to_string()>
             {move || if pending.get() { busy_label } else { label }}

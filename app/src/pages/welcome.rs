@@ -1,4 +1,7 @@
-use crate::{api::auth::take_recovery_code, components::{form::BUTTON, layout::AuthCard}};
+use crate::{
+    api::auth::take_recovery_code,
+    components::{form::BUTTON, layout::AuthCard},
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 

@@ -66,7 +66,13 @@ fn hash_recovery_code(code: &str) -> String {
 }
 
 pub fn to_me(u: &user::Model) -> Me {
-    Me { id: u.id, username: u.username.clone(), display_name: u.display_name.clone(), is_owner: u.is_owner(), is_admin: u.is_admin }
+    Me {
+        id: u.id,
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        is_owner: u.is_owner(),
+        is_admin: u.is_admin,
+    }
 }
 
 fn field(name: &str, result: Result<(), String>) -> Result<(), AppError> {
@@ -115,7 +121,16 @@ pub async fn register(state: &AppState, input: Registration, client: &Client) ->
     let recovery_code = random_code(4);
 
     for attempt in 0..3 {
-        let result = try_insert_user(state, &username, &key, &display_name, &password_hash, &recovery_code, invite_code.as_deref()).await;
+        let result = try_insert_user(
+            state,
+            &username,
+            &key,
+            &display_name,
+            &password_hash,
+            &recovery_code,
+            invite_code.as_deref(),
+        )
+        .await;
         match result {
             Ok(user) => {
                 if user.is_owner() {
@@ -157,7 +172,11 @@ async fn try_insert_user(
                     return Err(AppError::invalid("invite_code", "An invite code is required to register here.").into());
                 };
                 if !invites::consume(&txn, code, Utc::now()).await? {
-                    return Err(AppError::invalid("invite_code", "This invite code is not valid (unknown, used up, expired or revoked).").into());
+                    return Err(AppError::invalid(
+                        "invite_code",
+                        "This invite code is not valid (unknown, used up, expired or revoked).",
+                    )
+                    .into());
                 }
             }
         }
@@ -235,7 +254,13 @@ pub struct Recovered {
 const BAD_RECOVERY: &str = "Wrong username or recovery code.";
 
 /// Resets the password with the recovery code, issues a new code and ends every session.
-pub async fn recover(state: &AppState, username: &str, code: &str, new_password: String, client: &Client) -> ServerResult<Recovered> {
+pub async fn recover(
+    state: &AppState,
+    username: &str,
+    code: &str,
+    new_password: String,
+    client: &Client,
+) -> ServerResult<Recovered> {
     field("new_password", validation::password(&new_password))?;
     if code.trim().is_empty() {
         return Err(AppError::invalid("recovery_code", "is required").into());

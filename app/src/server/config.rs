@@ -49,15 +49,8 @@ impl Default for Config {
 }
 
 /// The environment variables the configuration reads, and their `Config` field.
-pub const ENV_VARS: &[&str] = &[
-    "LISTEN_ADDR",
-    "DATA_DIR",
-    "DATABASE_URL",
-    "REGISTRATION_MODE",
-    "SITE_DIR",
-    "PUBLIC_URL",
-    "TRUSTED_PROXIES",
-];
+pub const ENV_VARS: &[&str] =
+    &["LISTEN_ADDR", "DATA_DIR", "DATABASE_URL", "REGISTRATION_MODE", "SITE_DIR", "PUBLIC_URL", "TRUSTED_PROXIES"];
 
 impl Config {
     /// The database URL to connect to: the configured one, or SQLite inside the data directory.
@@ -80,7 +73,8 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(url) = &self.database_url {
             let url = url.expose_secret().trim();
-            if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:")) {
+            let known = ["postgres://", "postgresql://", "sqlite:"].iter().any(|p| url.starts_with(p));
+            if !url.is_empty() && !known {
                 return Err("DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into());
             }
         }

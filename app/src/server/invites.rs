@@ -3,8 +3,16 @@
 use super::{accounts::random_code, error::ServerResult};
 use crate::{error::AppError, model::Invite};
 use chrono::{DateTime, Duration, Utc};
-use entity::{registration_invite::{self, Column}, user};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::{Condition, Expr, ExprTrait}};
+use entity::{
+    registration_invite::{self, Column},
+    user,
+};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::{Condition, Expr, ExprTrait},
+};
 use uuid::Uuid;
 
 pub const MAX_USES_LIMIT: i32 = 10_000;
@@ -20,20 +28,35 @@ pub fn parse_limits(max_uses: &str, expires_in_hours: &str) -> Result<(Option<i3
         "" => None,
         s => match s.parse::<i32>() {
             Ok(n) if (1..=MAX_USES_LIMIT).contains(&n) => Some(n),
-            _ => return Err(AppError::invalid("max_uses", format!("must be a whole number from 1 to {MAX_USES_LIMIT}, or empty for unlimited"))),
+            _ => {
+                return Err(AppError::invalid(
+                    "max_uses",
+                    format!("must be a whole number from 1 to {MAX_USES_LIMIT}, or empty for unlimited"),
+                ));
+            }
         },
     };
     let hours = match expires_in_hours.trim() {
         "" => None,
         s => match s.parse::<i64>() {
             Ok(n) if (1..=MAX_EXPIRY_HOURS).contains(&n) => Some(n),
-            _ => return Err(AppError::invalid("expires_in_hours", format!("must be a whole number of hours from 1 to {MAX_EXPIRY_HOURS}, or empty for never"))),
+            _ => {
+                return Err(AppError::invalid(
+                    "expires_in_hours",
+                    format!("must be a whole number of hours from 1 to {MAX_EXPIRY_HOURS}, or empty for never"),
+                ));
+            }
         },
     };
     Ok((max_uses, hours))
 }
 
-pub async fn create(db: &impl ConnectionTrait, creator: &user::Model, max_uses: Option<i32>, expires_in_hours: Option<i64>) -> ServerResult<Invite> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    creator: &user::Model,
+    max_uses: Option<i32>,
+    expires_in_hours: Option<i64>,
+) -> ServerResult<Invite> {
     may_manage(creator)?;
     let now = Utc::now();
     let model = registration_invite::ActiveModel {
@@ -62,12 +85,15 @@ pub async fn list(db: &impl ConnectionTrait, user: &user::Model) -> ServerResult
 pub async fn consume(db: &impl ConnectionTrait, code: &str, now: DateTime<Utc>) -> ServerResult<bool> {
     let code = super::accounts::normalize_code(code);
     // Stored codes have dashes every four characters.
-    let stored: String = code.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("-");
+    let stored: String =
+        code.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("-");
     let result = registration_invite::Entity::update_many()
         .col_expr(Column::Uses, Expr::col(Column::Uses).add(1))
         .filter(Column::Code.eq(stored))
         .filter(Column::RevokedAt.is_null())
-        .filter(Condition::any().add(Column::MaxUses.is_null()).add(Expr::col(Column::Uses).lt(Expr::col(Column::MaxUses))))
+        .filter(
+            Condition::any().add(Column::MaxUses.is_null()).add(Expr::col(Column::Uses).lt(Expr::col(Column::MaxUses))),
+        )
         .filter(Condition::any().add(Column::ExpiresAt.is_null()).add(Column::ExpiresAt.gt(now)))
         .exec(db)
         .await?;
@@ -75,8 +101,15 @@ pub async fn consume(db: &impl ConnectionTrait, code: &str, now: DateTime<Utc>) 
 }
 
 fn to_wire(m: &registration_invite::Model, now: DateTime<Utc>) -> Invite {
-    let usable = m.revoked_at.is_none() && m.max_uses.is_none_or(|max| m.uses < max) && m.expires_at.is_none_or(|e| e > now);
-    Invite { code: m.code.clone(), max_uses: m.max_uses, uses: m.uses, expires_at: m.expires_at.map(|e| e.to_rfc3339()), usable }
+    let usable =
+        m.revoked_at.is_none() && m.max_uses.is_none_or(|max| m.uses < max) && m.expires_at.is_none_or(|e| e > now);
+    Invite {
+        code: m.code.clone(),
+        max_uses: m.max_uses,
+        uses: m.uses,
+        expires_at: m.expires_at.map(|e| e.to_rfc3339()),
+        usable,
+    }
 }
 
 #[cfg(test)]
@@ -87,7 +120,7 @@ mod tests {
     fn limits_parse_with_clear_errors() {
         assert_eq!(parse_limits("", ""), Ok((None, None)));
         assert_eq!(parse_limits(" 5 ", "24"), Ok((Some(5), Some(24))));
-        assert_eq!(parse_limits("0", "").unwrap_err().for_field("max_uses").is_some(), true);
+        assert!(parse_limits("0", "").unwrap_err().for_field("max_uses").is_some());
         assert!(parse_limits("", "8761").unwrap_err().for_field("expires_in_hours").is_some());
         assert!(parse_limits("many", "").is_err());
     }

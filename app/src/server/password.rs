@@ -2,7 +2,9 @@
 //! concurrency so a burst of logins cannot exhaust memory on a small machine.
 
 use super::error::{ServerError, ServerResult};
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version, password_hash::SaltString};
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version, password_hash::SaltString,
+};
 use std::sync::{
     Arc,
     atomic::{AtomicU64, Ordering},
@@ -22,7 +24,11 @@ pub struct Passwords {
 impl Default for Passwords {
     fn default() -> Self {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { permits: Arc::new(Semaphore::new(parallel)), dummy: Arc::new(OnceCell::new()), verified: Arc::new(AtomicU64::new(0)) }
+        Self {
+            permits: Arc::new(Semaphore::new(parallel)),
+            dummy: Arc::new(OnceCell::new()),
+            verified: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 
@@ -36,7 +42,10 @@ impl Passwords {
         let _permit = self.permits.acquire().await.map_err(|e| ServerError::Hash(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut rand::rngs::OsRng);
-            argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| ServerError::Hash(e.to_string()))
+            argon2()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| ServerError::Hash(e.to_string()))
         })
         .await?
     }

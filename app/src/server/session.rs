@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use cookie::{Cookie, SameSite};
 use entity::refresh_token::{self, Column};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::ExprTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::ExprTrait,
 };
 use uuid::Uuid;
 
@@ -74,7 +75,10 @@ pub struct Resolved {
 pub async fn resolve(state: &AppState, headers: &HeaderMap) -> ServerResult<Resolved> {
     let secure = state.config.is_https();
     if let Some(claims) = read_cookie(headers, ACCESS_COOKIE).and_then(|t| tokens::verify_access(&state.keys, &t)) {
-        return Ok(Resolved { session: Some(Session { user_id: claims.sub, session_id: claims.sid }), set_cookies: vec![] });
+        return Ok(Resolved {
+            session: Some(Session { user_id: claims.sub, session_id: claims.sid }),
+            set_cookies: vec![],
+        });
     }
     let Some(raw) = read_cookie(headers, REFRESH_COOKIE) else {
         return Ok(Resolved::default());
@@ -116,7 +120,10 @@ pub async fn start(state: &AppState, user_id: Uuid, user_agent: Option<String>) 
     .await?;
     let access = tokens::issue_access(&state.keys, user_id, family, now)?;
     let secure = state.config.is_https();
-    Ok(vec![set_cookie(ACCESS_COOKIE, &access, ACCESS_TTL, secure), set_cookie(REFRESH_COOKIE, &raw, REFRESH_TTL, secure)])
+    Ok(vec![
+        set_cookie(ACCESS_COOKIE, &access, ACCESS_TTL, secure),
+        set_cookie(REFRESH_COOKIE, &raw, REFRESH_TTL, secure),
+    ])
 }
 
 /// Cookies that end the session in this browser.
@@ -127,18 +134,29 @@ pub fn clear_session_cookies(secure: bool) -> Vec<HeaderValue> {
 /// The outcome of presenting a refresh token.
 #[derive(Debug)]
 pub enum Refresh {
-    Rotated { session: Session, access: String, refresh: String },
+    Rotated {
+        session: Session,
+        access: String,
+        refresh: String,
+    },
     /// The token was rotated moments ago (a parallel request): still valid, no new cookies.
     Grace(Session),
     Invalid,
 }
 
-pub async fn refresh(db: &sea_orm::DatabaseConnection, keys: &Keys, raw: &str, now: DateTime<Utc>) -> ServerResult<Refresh> {
+pub async fn refresh(
+    db: &sea_orm::DatabaseConnection,
+    keys: &Keys,
+    raw: &str,
+    now: DateTime<Utc>,
+) -> ServerResult<Refresh> {
     if raw.len() > 128 {
         return Ok(Refresh::Invalid);
     }
     let txn = db.begin().await?;
-    let Some(row) = refresh_token::Entity::find().filter(Column::TokenHash.eq(tokens::sha256_hex(raw))).one(&txn).await? else {
+    let Some(row) =
+        refresh_token::Entity::find().filter(Column::TokenHash.eq(tokens::sha256_hex(raw))).one(&txn).await?
+    else {
         return Ok(Refresh::Invalid);
     };
     let session = Session { user_id: row.user_id, session_id: row.family_id };

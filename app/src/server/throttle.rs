@@ -9,7 +9,11 @@ use super::error::ServerResult;
 use crate::error::AppError;
 use chrono::{DateTime, Duration, Utc};
 use entity::auth_throttle::{ActiveModel, Column, Entity};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryFilter, sea_query::{Expr, ExprTrait}, ColumnTrait};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait},
+};
 
 /// One throttled key and its limit.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,7 +61,10 @@ impl TestDb {
     /// `None` (after saying so on stderr, uncaptured) when `TEST_DATABASE_URL` is not set.
     pub async fn postgres() -> Option<Self> {
         let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            let _ = writeln!(std::io::stderr(), "SKIPPED: PostgreSQL (set TEST_DATABASE_URL=postgres://… to run this test on PostgreSQL too)");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: PostgreSQL (set TEST_DATABASE_URL=postgres://… to run this test on PostgreSQL too)"
+            );
             return None;
         };
         let name = format!("chatalot_test_{}", uuid::Uuid::new_v4().simple());
@@ -79,11 +82,11 @@ impl TestDb {
     }
 
     pub async fn drop(self) {
-        if let Some((admin_url, name)) = self.admin {
-            if let Ok(admin) = Database::connect(&admin_url).await {
-                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                admin.close().await.ok();
-            }
+        if let Some((admin_url, name)) = self.admin
+            && let Ok(admin) = Database::connect(&admin_url).await
+        {
+            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            admin.close().await.ok();
         }
         let _ = std::fs::remove_dir_all(self.dir);
     }
@@ -223,6 +226,7 @@ impl Reply {
     }
 
     pub fn error(&self) -> app::error::AppError {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not an AppError ({e}): {} {}", self.status, self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not an AppError ({e}): {} {}", self.status, self.body))
     }
 }
