@@ -109,6 +109,10 @@ async fn browser(driver_port: u16, javascript: bool, width: u32) -> Client {
             format!("--window-size={width},900"), format!("--user-data-dir={}", profile.display()),
         ],
     });
+    if width < 500 {
+        // Desktop Chromium windows cannot be narrower than ~500 px: emulate a phone's viewport instead.
+        options["mobileEmulation"] = json!({ "deviceMetrics": { "width": width, "height": 740, "pixelRatio": 1.0 } });
+    }
     if !javascript {
         options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
     }
@@ -197,6 +201,15 @@ async fn wait_path(c: &Client, path: &str) {
     }
 }
 
+/// Saves a screenshot when `CHATALOT_E2E_SCREENSHOTS` names a directory (for looking at the UI).
+async fn screenshot(c: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("CHATALOT_E2E_SCREENSHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
 async fn submit(c: &Client, form: &str) {
     find(c, &format!("#{form} button[type=submit]")).await.click().await.unwrap();
 }
@@ -236,6 +249,7 @@ async fn accounts_work_without_javascript() {
         submit(&c, "login-form").await;
         wait_path(&c, "/").await;
         assert_eq!(text(&c, "[data-testid=display-name]").await, "No Script");
+        screenshot(&c, "shell-desktop-nojs").await;
     })
     .await;
 }
@@ -279,11 +293,13 @@ async fn accounts_work_hydrated_without_reloads() {
         submit(&c, "register-form").await;
         wait_path(&c, "/welcome").await;
         assert_eq!(text(&c, "[data-testid=recovery-code]").await.len(), 19);
+        screenshot(&c, "welcome-mobile").await;
         find(&c, "[data-testid=continue]").await.click().await.unwrap();
         wait_path(&c, "/").await;
         assert_eq!(marker(&c).await, json!("still here"), "navigation reloaded the page");
 
         // 360 px wide: the sidebar folds behind the menu button, and nothing overflows sideways.
+        assert_eq!(c.execute("return window.innerWidth;", vec![]).await.unwrap(), json!(360));
         let overflow: Value =
             c.execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![]).await.unwrap();
         assert!(overflow.as_i64().unwrap() <= 0, "horizontal overflow of {overflow} px at 360 px");
@@ -295,6 +311,7 @@ async fn accounts_work_hydrated_without_reloads() {
             Some("true")
         );
         assert_eq!(text(&c, "[data-testid=display-name]").await, "Hydra");
+        screenshot(&c, "shell-mobile-menu").await;
 
         submit(&c, "logout-form").await;
         wait_path(&c, "/login").await;

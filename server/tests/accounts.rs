@@ -43,6 +43,23 @@ on_both_backends! {
         assert!(accounts::is_empty(&again).await.unwrap());
     }
 
+    async fn foreign_keys_are_enforced(db: TestDb) {
+        use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+        let state = db.state(RegistrationMode::Open).await;
+        let orphan = entity::refresh_token::ActiveModel {
+            id: Set(uuid::Uuid::new_v4()),
+            user_id: Set(uuid::Uuid::new_v4()),
+            family_id: Set(uuid::Uuid::new_v4()),
+            token_hash: Set("0".repeat(64)),
+            created_at: Set(Utc::now()),
+            expires_at: Set(Utc::now()),
+            rotated_at: Set(None),
+            revoked_at: Set(None),
+            user_agent: Set(None),
+        };
+        assert!(orphan.insert(&state.db).await.is_err(), "a token for a nonexistent user was stored");
+    }
+
     async fn first_account_owns_the_instance_even_when_invite_only(db: TestDb) {
         let state = db.state(RegistrationMode::InviteOnly).await;
         let first = accounts::register(&state, reg("alice", None), &client("192.0.2.1")).await.unwrap();

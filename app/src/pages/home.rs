@@ -94,10 +94,10 @@ fn InvitePanel() -> impl IntoView {
         <section class="mt-8 max-w-2xl rounded-2xl border border-slate-200 bg-white p-4 md:p-6 dark:border-slate-800 dark:bg-slate-900" aria-labelledby="invites-heading">
             <h2 id="invites-heading" class="text-lg font-semibold">"Registration invites"</h2>
             <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">"People register with one of these codes (at /register?invite=CODE). Leave a field empty for no limit."</p>
-            <ActionForm action=create attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3 md:items-end" attr:id="invite-form">
+            <ActionForm action=create attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3 md:items-start" attr:id="invite-form">
                 <Field name="max_uses" label="Max uses" kind="number" required=false error />
                 <Field name="expires_in_hours" label="Expires in (hours)" kind="number" required=false error />
-                <div class="pb-6"><button type="submit" class=BUTTON>"Create invite"</button></div>
+                <div class="md:pt-6"><button type="submit" class=BUTTON>"Create invite"</button></div>
             </ActionForm>
             <ErrorBanner error />
             <Transition fallback=|| ()>
