@@ -96,6 +96,31 @@ fn status(cmd: &mut Command) -> Result {
     if st.success() { Ok(()) } else { Err(format!("{shown} failed ({st})")) }
 }
 
+/// The whole test run is killed after this long, so that a hang fails CI instead of stalling it.
+const TEST_TIMEOUT_SECS: u64 = 30 * 60;
+
+/// Like `status`, but kills the command (and everything it started) after `limit`.
+fn status_within(cmd: &mut Command, limit: std::time::Duration) -> Result {
+    let shown = format!("{cmd:?}");
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let started = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            return if st.success() { Ok(()) } else { Err(format!("{shown} failed ({st})")) };
+        }
+        if started.elapsed() > limit {
+            #[cfg(unix)]
+            let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{shown} did not finish within {} s and was killed", limit.as_secs()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 fn output(cmd: &mut Command) -> Option<String> {
     cmd.output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }
@@ -311,13 +336,18 @@ fn test() -> Result {
         Ok(url) if !url.is_empty() => println!("==> database tests run on SQLite and on PostgreSQL"),
         _ => println!("==> TEST_DATABASE_URL is not set: database tests run on SQLite only, PostgreSQL is SKIPPED"),
     }
-    stage("test: cargo test (unit, database, server functions, browser)", || {
-        status(
-            cargo()
-                .args(["test", "--no-fail-fast"])
-                .env("CHATALOT_SERVER_BIN", &server)
-                .env("CHATALOT_SITE_DIR", target_dir().join("site")),
-        )
+    let nextest = output(cargo().args(["nextest", "--version"])).is_some();
+    let runner = if nextest { "cargo nextest" } else { "cargo test" };
+    stage(&format!("test: {runner} (unit, database, server functions, browser)"), || {
+        let mut cmd = cargo();
+        if nextest {
+            // Per-test timeouts: see .config/nextest.toml.
+            cmd.args(["nextest", "run", "--no-fail-fast"]);
+        } else {
+            cmd.args(["test", "--no-fail-fast"]);
+        }
+        cmd.env("CHATALOT_SERVER_BIN", &server).env("CHATALOT_SITE_DIR", target_dir().join("site"));
+        status_within(&mut cmd, std::time::Duration::from_secs(TEST_TIMEOUT_SECS))
     })?;
     println!("==> all tests passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

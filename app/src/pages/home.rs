@@ -7,7 +7,8 @@ use crate::{
         invites::{CreateInvite, list_invites},
     },
     components::form::{BUTTON, ErrorBanner, Field},
-    model::Me,
+    error::AppError,
+    model::{Invite, Me},
 };
 use leptos::{form::ActionForm, prelude::*};
 use leptos_meta::Title;
@@ -15,13 +16,17 @@ use leptos_router::components::Redirect;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
+    // Every resource of the page is created here, outside any <Suspense>: a resource created while
+    // a Suspense renders can keep server-side rendering waiting forever (leptos#4866).
     let user = user_resource();
+    let create_invite = ServerAction::<CreateInvite>::new();
+    let invites = Resource::new(move || create_invite.version().get(), |_| list_invites());
     view! {
         <Title text="" />
         <Suspense fallback=|| view! { <p class="p-4">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match user.await {
-                    Ok(Some(me)) => view! { <Shell me /> }.into_any(),
+                    Ok(Some(me)) => view! { <Shell me create_invite invites /> }.into_any(),
                     Ok(None) => view! { <Redirect path="/login" /> }.into_any(),
                     Err(e) => view! { <div class="p-4"><ErrorBanner error=Signal::stored(Some(e)) /></div> }.into_any(),
                 }
@@ -31,7 +36,11 @@ pub fn HomePage() -> impl IntoView {
 }
 
 #[component]
-fn Shell(me: Me) -> impl IntoView {
+fn Shell(
+    me: Me,
+    create_invite: ServerAction<CreateInvite>,
+    invites: Resource<Result<Vec<Invite>, AppError>>,
+) -> impl IntoView {
     let sidebar_open = RwSignal::new(false);
     let logout = ServerAction::<Logout>::new();
     let is_manager = me.is_owner || me.is_admin;
@@ -78,7 +87,7 @@ fn Shell(me: Me) -> impl IntoView {
             <main class="flex-1 overflow-y-auto p-4 md:p-8">
                 <h1 class="text-2xl font-semibold">"Welcome, " {me.display_name.clone()}</h1>
                 <p class="mt-2 text-slate-600 dark:text-slate-400">"Pick a conversation from the sidebar. Messages you send are end-to-end encrypted."</p>
-                {is_manager.then(|| view! { <InvitePanel /> })}
+                {is_manager.then(|| view! { <InvitePanel create=create_invite invites /> })}
             </main>
         </div>
     }
@@ -86,10 +95,8 @@ fn Shell(me: Me) -> impl IntoView {
 
 /// Registration invite codes, for the instance owner and admins.
 #[component]
-fn InvitePanel() -> impl IntoView {
-    let create = ServerAction::<CreateInvite>::new();
+fn InvitePanel(create: ServerAction<CreateInvite>, invites: Resource<Result<Vec<Invite>, AppError>>) -> impl IntoView {
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
-    let invites = Resource::new(move || create.version().get(), |_| list_invites());
     view! {
         <section class="mt-8 max-w-2xl rounded-2xl border border-slate-200 bg-white p-4 md:p-6 dark:border-slate-800 dark:bg-slate-900" aria-labelledby="invites-heading">
             <h2 id="invites-heading" class="text-lg font-semibold">"Registration invites"</h2>

@@ -9,6 +9,9 @@ use std::net::IpAddr;
 pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
     let peer = peer?;
     if !trusted.contains(&peer) {
+        if headers.contains_key("x-forwarded-for") {
+            warn_untrusted_proxy(peer);
+        }
         return Some(peer);
     }
     let forwarded: Vec<IpAddr> = headers
@@ -19,6 +22,15 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) 
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     Some(forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer))
+}
+
+/// Says once per process that a proxy seems to be in front of the server but is not trusted:
+/// all its clients then share the proxy's address (and its sign-in throttle).
+fn warn_untrusted_proxy(peer: IpAddr) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(%peer, "request with X-Forwarded-For from a peer not in TRUSTED_PROXIES; the header is ignored");
+    });
 }
 
 #[cfg(test)]
