@@ -29,11 +29,15 @@ use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     services::ServeDir,
+    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
 /// Server function arguments are small forms; anything bigger is refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The longest any request may take.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The compiled stylesheet (see `build.rs`).
 const APP_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/app.css"));
@@ -64,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(error_status))
         .layer(middleware::from_fn_with_state(state.clone(), same_origin_posts))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // A request that takes longer than this (a stuck database, a slow client) gets 408 and frees its task.
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -9,6 +9,9 @@ use leptos::config::{Env, LeptosOptions};
 use secrecy::ExposeSecret;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Why the server could not start; printed as one line before exiting non-zero.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -73,7 +76,21 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, ms = started.elapsed().as_millis() as u64, "listening on http://{local}");
     let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)?;
+    // After SIGTERM, in-flight requests get DRAIN_TIMEOUT to finish; then the server stops anyway.
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(true);
+    };
+    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let deadline = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        served = serve => served.map_err(StartError::Serve)?,
+        () = deadline => tracing::warn!(secs = DRAIN_TIMEOUT.as_secs(), "in-flight requests did not finish in time; stopping anyway"),
+    }
     state.db.close_by_ref().await.ok();
     tracing::info!("stopped");
     Ok(())
