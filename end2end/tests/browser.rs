@@ -95,7 +95,7 @@ fn start_chromedriver() -> (Guard, u16) {
     (Guard(child), port)
 }
 
-async fn browser(driver_port: u16, javascript: bool, width: u32) -> Client {
+async fn browser(driver_port: u16, javascript: bool, width: u32, dark: bool) -> Client {
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -112,6 +112,13 @@ async fn browser(driver_port: u16, javascript: bool, width: u32) -> Client {
     if width < 500 {
         // Desktop Chromium windows cannot be narrower than ~500 px: emulate a phone's viewport instead.
         options["mobileEmulation"] = json!({ "deviceMetrics": { "width": width, "height": 740, "pixelRatio": 1.0 } });
+    }
+    if dark {
+        // The operating system's "dark" preference, as the page's `prefers-color-scheme` sees it.
+        options["args"]
+            .as_array_mut()
+            .unwrap()
+            .extend([json!("--force-dark-mode"), json!("--blink-settings=preferredColorScheme=0")]);
     }
     if !javascript {
         options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
@@ -137,14 +144,14 @@ async fn browser(driver_port: u16, javascript: bool, width: u32) -> Client {
 }
 
 /// Runs `body` with a browser and always closes the browser, even when `body` panics.
-async fn with_browser<F, Fut>(javascript: bool, width: u32, body: F)
+async fn with_browser<F, Fut>(javascript: bool, width: u32, dark: bool, body: F)
 where
     F: FnOnce(Client, String) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let server = start_server().await;
     let (_driver, port) = start_chromedriver();
-    let client = browser(port, javascript, width).await;
+    let client = browser(port, javascript, width, dark).await;
     let url = server.url.clone();
     let outcome = tokio::spawn({
         let client = client.clone();
@@ -216,7 +223,7 @@ async fn submit(c: &Client, form: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_work_without_javascript() {
-    with_browser(false, 1280, |c, url| async move {
+    with_browser(false, 1280, false, |c, url| async move {
         c.goto(&format!("{url}/register")).await.unwrap();
         assert!(text(&c, "[data-testid=first-account]").await.contains("owner"));
         fill(&c, "username", "nojs").await;
@@ -275,7 +282,7 @@ async fn marker(c: &Client) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_work_hydrated_without_reloads() {
-    with_browser(true, 360, |c, url| async move {
+    with_browser(true, 360, false, |c, url| async move {
         c.goto(&format!("{url}/register")).await.unwrap();
         hydrated(&c).await;
         // Anything set on `window` survives only as long as the page is not reloaded.
@@ -324,6 +331,39 @@ async fn accounts_work_hydrated_without_reloads() {
         wait_path(&c, "/").await;
         find(&c, "[data-testid=app-shell]").await;
         assert_eq!(marker(&c).await, json!("still here"), "sign out / sign in reloaded the page");
+    })
+    .await;
+}
+
+/// The brightness (0–255) of the page background.
+async fn background_brightness(c: &Client) -> i64 {
+    let rgb: Value = c
+        .execute(
+            // Paint the computed colour (which may be oklch) on a canvas to read it back as sRGB.
+            "const ctx = document.createElement('canvas').getContext('2d'); \
+             ctx.fillStyle = getComputedStyle(document.body).backgroundColor; ctx.fillRect(0, 0, 1, 1); \
+             const [r, g, b] = ctx.getImageData(0, 0, 1, 1).data; return Math.round((r + g + b) / 3);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    rgb.as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_the_system_color_scheme() {
+    with_browser(true, 1280, true, |c, url| async move {
+        c.goto(&format!("{url}/login")).await.unwrap();
+        find(&c, "#login-form").await;
+        let dark = background_brightness(&c).await;
+        assert!(dark < 60, "dark preference, but the background brightness is {dark}");
+    })
+    .await;
+    with_browser(true, 1280, false, |c, url| async move {
+        c.goto(&format!("{url}/login")).await.unwrap();
+        find(&c, "#login-form").await;
+        let light = background_brightness(&c).await;
+        assert!(light > 200, "light preference, but the background brightness is {light}");
     })
     .await;
 }

@@ -43,3 +43,32 @@ pub struct RegistrationInfo {
     /// No account exists yet: the next one becomes the instance owner.
     pub first_account: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire format is a contract with cached bundles and the desktop app: changing it is a decision.
+    #[test]
+    fn wire_snapshots() {
+        let me = Me {
+            id: uuid::Uuid::nil(),
+            username: "ann".into(),
+            display_name: "Ann".into(),
+            is_owner: true,
+            is_admin: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&me).unwrap(),
+            r#"{"id":"00000000-0000-0000-0000-000000000000","username":"ann","display_name":"Ann","is_owner":true,"is_admin":false}"#
+        );
+        let invite =
+            Invite { code: "ABCD-EFGH-JKLM".into(), max_uses: Some(2), uses: 1, expires_at: None, usable: true };
+        assert_eq!(
+            serde_json::to_string(&invite).unwrap(),
+            r#"{"code":"ABCD-EFGH-JKLM","max_uses":2,"uses":1,"expires_at":null,"usable":true}"#
+        );
+        let info = RegistrationInfo { mode: RegistrationMode::InviteOnly, first_account: false };
+        assert_eq!(serde_json::to_string(&info).unwrap(), r#"{"mode":"invite_only","first_account":false}"#);
+    }
+}
