@@ -250,6 +250,10 @@ async fn accounts_work_without_javascript() {
         fill(&c, "password", "not the password").await;
         submit(&c, "login-form").await;
         wait_text(&c, "[data-error-for=password]", "Wrong username or password.").await;
+        let kept = find(&c, "input[name=username]").await.prop("value").await.unwrap();
+        assert_eq!(kept.as_deref(), Some("nojs"), "the typed username was lost");
+        let password = find(&c, "input[name=password]").await.prop("value").await.unwrap();
+        assert_eq!(password.as_deref(), Some(""), "a password came back from the server");
 
         fill(&c, "username", "nojs").await;
         fill(&c, "password", PASSWORD).await;

@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .fallback_service(assets)
         .layer(middleware::from_fn_with_state(state.clone(), resolve_session))
         .layer(middleware::from_fn(error_status))
+        .layer(middleware::from_fn(keep_form_values))
         .layer(middleware::from_fn_with_state(state.clone(), same_origin_posts))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // A request that takes longer than this (a stuck database, a slow client) gets 408 and frees its task.
@@ -153,6 +154,44 @@ async fn error_status(req: Request, next: Next) -> Response {
         parts.status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Without JavaScript, a rejected form post is redirected back to its page with the error in the
+/// query string. This adds the submitted values (except passwords) to that redirect, so the page
+/// can fill the form in again: bad input gets an error and loses nothing.
+async fn keep_form_values(req: Request, next: Next) -> Response {
+    let is_plain_form_post = req.method() == Method::POST
+        && req.uri().path().starts_with("/api/")
+        && header_has(req.headers(), header::ACCEPT, "text/html")
+        && header_has(req.headers(), header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if !is_plain_form_post {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return error_response(AppError::BadRequest { message: "the form is too large".into() });
+    };
+    let mut res = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    let location = res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if res.status().is_redirection() && location.contains("__err=") {
+        let kept = form_urlencoded::parse(&bytes)
+            .filter(|(k, v)| !k.contains("password") && !k.starts_with("__") && !v.is_empty() && v.len() <= 256)
+            .fold(form_urlencoded::Serializer::new(String::new()), |mut s, (k, v)| {
+                s.append_pair(&k, &v);
+                s
+            })
+            .finish();
+        if !kept.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&format!("{location}&{kept}"))
+        {
+            res.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    res
+}
+
+fn header_has(headers: &HeaderMap, name: header::HeaderName, needle: &str) -> bool {
+    headers.get(name).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(needle))
 }
 
 /// Refuses state-changing requests whose `Origin` is another site (defence in depth on top of

@@ -69,10 +69,13 @@ on_both_backends! {
         assert_eq!(reply.status, 302);
         let back = reply.header("location").unwrap().to_owned();
         assert!(back.starts_with("http://localhost/login?") && back.contains("__err="), "{back}");
+        // The typed username comes back to fill the form in again; the password never does.
+        assert!(back.contains("username=bob") && !back.contains("wrong+password") && !back.contains("password="), "{back}");
         let path = back.trim_start_matches("http://localhost");
         let page = browser.get(path).await;
         assert_eq!(page.status, 200);
         assert!(page.body.contains("Wrong username or password."), "error not rendered next to the field");
+        assert!(page.body.contains(r#"value="bob""#), "the username was not filled in again");
     }
 
     async fn the_signed_in_owner_manages_invites_and_others_cannot(db: TestDb) {

@@ -2,6 +2,7 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 /// Classes of a text input.
 pub const INPUT: &str = "block w-full rounded-lg border border-slate-300 bg-white px-3 py-2 text-base text-slate-900 \
@@ -33,6 +34,8 @@ pub fn Field(
     let id = format!("field-{name}");
     let error_id = format!("{id}-error");
     let message = move || error.get().and_then(|e| e.for_field(name));
+    // After a rejected submission without JavaScript, the server sends the values back in the query.
+    let value = value.or_else(|| use_query_map().with_untracked(|q| q.get(name)));
     view! {
         <div class="space-y-1">
             <label for=id.clone() class="block text-sm font-medium text-slate-700 dark:text-slate-300">{label}</label>
