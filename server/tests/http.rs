@@ -99,6 +99,47 @@ on_both_backends! {
         assert!(owner.get("/").await.body.contains(&invite.code), "the owner's shell lists invites");
     }
 
+    async fn recovery_through_the_pages(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let mut laptop = Client::new(&state);
+        register(&mut laptop, "dora").await;
+        let code = laptop.cookie("chatalot_rc").unwrap().to_owned();
+        laptop.get("/welcome").await;
+
+        // On another computer, with the recovery code.
+        let mut other = Client::new(&state);
+        let wrong = other.call("auth/recover", &[("username", "dora"), ("recovery_code", "AAAA-AAAA-AAAA-AAAA"), ("new_password", "brand new pass")]).await;
+        assert_eq!(wrong.status, 422);
+        assert!(wrong.error().for_field("recovery_code").is_some());
+        let ok = other.call("auth/recover", &[("username", "dora"), ("recovery_code", &code), ("new_password", "brand new pass")]).await;
+        assert_eq!((ok.status, ok.header("location")), (200, Some("/welcome")), "{}", ok.body);
+        let welcome = other.get("/welcome").await;
+        let new_code = other.cookie("chatalot_rc").map(str::to_owned);
+        assert!(new_code.is_none(), "flash cookie kept after display");
+        assert!(!welcome.body.contains(&code) && welcome.body.contains("data-testid=\"recovery-code\""), "no new code shown");
+        assert!(other.get("/").await.body.contains("dora D."), "recovery did not sign in");
+
+        // Every earlier session is over: the laptop's refresh token no longer works.
+        laptop.cookies.retain(|(n, _)| n != "chatalot_at");
+        assert_eq!(laptop.call("auth/me", &[]).await.body, "null");
+        let old = laptop.call("auth/login", &[("username", "dora"), ("password", PASSWORD)]).await;
+        assert_eq!(old.status, 422);
+        let new = laptop.call("auth/login", &[("username", "dora"), ("password", "brand new pass")]).await;
+        assert_eq!(new.status, 200);
+    }
+
+    async fn closed_registration_says_so(db: TestDb) {
+        let state = db.state(RegistrationMode::Closed).await;
+        let mut first = Client::new(&state);
+        assert!(first.get("/register").await.body.contains("data-testid=\"first-account\""));
+        register(&mut first, "owner").await;
+        let mut second = Client::new(&state);
+        assert!(second.get("/register").await.body.contains("Registration is closed"));
+        let reply = register(&mut second, "late").await;
+        assert_eq!(reply.status, 422);
+        assert!(reply.error().for_field("form").is_some());
+    }
+
     async fn expired_access_tokens_are_refreshed_transparently(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
         let mut browser = Client::new(&state);
