@@ -3,6 +3,15 @@
 //! Server-only. Nothing here crosses the wire: server functions return types from `app::model`.
 
 pub mod auth_throttle;
+pub mod channel;
+pub mod channel_member;
+pub mod community;
+pub mod community_ban;
+pub mod community_invite;
+pub mod community_member;
+pub mod dm_pair;
+pub mod group;
+pub mod group_member;
 pub mod refresh_token;
 pub mod registration_invite;
 pub mod user;

@@ -9,6 +9,7 @@ Configuration (defaults → --config file → environment variables):
   DATA_DIR           SQLite database, signing key, state  [default: ./data]
   DATABASE_URL       postgres://user:pass@host/db for PostgreSQL [default: SQLite in DATA_DIR]
   REGISTRATION_MODE  open | invite_only | closed          [default: invite_only]
+  COMMUNITY_CREATION_MODE  admin_only | open            [default: admin_only]
   PUBLIC_URL         e.g. https://chat.example.com (https: Secure cookies + HSTS)
   TRUSTED_PROXIES    comma-separated proxy IPs whose X-Forwarded-For is believed
   SITE_DIR           built web assets                     [default: <binary dir>/../site]

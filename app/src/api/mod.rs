@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod invites;
+pub mod spaces;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ctx {
@@ -42,6 +43,14 @@ pub(crate) mod ctx {
             user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
             device: read_cookie(&parts.headers, DEVICE_COOKIE).and_then(|v| DeviceCookie::open(&state.keys, &v)),
         }
+    }
+
+    /// The signed-in user and the state, or `Unauthenticated`.
+    pub async fn actor() -> Result<(AppState, entity::user::Model), AppError> {
+        let state = crate::server::state::app_state()?;
+        let parts = parts()?;
+        let user = crate::server::accounts::current(&state, session(&parts)).await?;
+        Ok((state, user))
     }
 
     pub fn set_cookies(cookies: impl IntoIterator<Item = HeaderValue>) {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod spaces;
+
 /// The signed-in user, as the UI sees them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Me {
@@ -34,6 +36,17 @@ pub enum RegistrationMode {
     InviteOnly,
     /// Nobody may register (except the very first account).
     Closed,
+}
+
+/// Who may create communities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CommunityCreationMode {
+    /// Instance owner and admins only.
+    #[default]
+    AdminOnly,
+    /// Every account.
+    Open,
 }
 
 /// What the registration page needs to know before showing its form.

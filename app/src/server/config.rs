@@ -1,6 +1,6 @@
 //! The typed server configuration: defaults → optional TOML file → environment variables.
 
-use crate::model::RegistrationMode;
+use crate::model::{CommunityCreationMode, RegistrationMode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::{
@@ -22,6 +22,8 @@ pub struct Config {
     pub database_url: Option<SecretString>,
     /// `open`, `invite_only` or `closed` (`REGISTRATION_MODE`).
     pub registration_mode: RegistrationMode,
+    /// Who may create communities: `admin_only` or `open` (`COMMUNITY_CREATION_MODE`).
+    pub community_creation_mode: CommunityCreationMode,
     /// Directory with the built web assets (`pkg/`, icons); defaults to `site` next to the binary's
     /// directory, as `cargo xtask build` lays it out (`SITE_DIR`).
     pub site_dir: Option<PathBuf>,
@@ -41,6 +43,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             registration_mode: RegistrationMode::InviteOnly,
+            community_creation_mode: CommunityCreationMode::AdminOnly,
             site_dir: None,
             public_url: None,
             trusted_proxies: Vec::new(),

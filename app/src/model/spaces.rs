@@ -1,0 +1,125 @@
+//! Wire types of communities, groups, channels and their members.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A member's role in a community, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommunityRole {
+    Member,
+    Moderator,
+    Admin,
+    Owner,
+}
+
+impl CommunityRole {
+    pub fn to_db(self) -> i16 {
+        self as i16
+    }
+
+    /// Unknown values read as the least privileged role.
+    pub fn from_db(value: i16) -> Self {
+        match value {
+            3 => Self::Owner,
+            2 => Self::Admin,
+            1 => Self::Moderator,
+            _ => Self::Member,
+        }
+    }
+
+    /// Parses a role name from a form (`member`, `moderator`, `admin`; owner is transferred, not set).
+    pub fn parse_assignable(name: &str) -> Option<Self> {
+        match name {
+            "member" => Some(Self::Member),
+            "moderator" => Some(Self::Moderator),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// A text channel in a community group.
+    Text,
+    Dm,
+    GroupDm,
+}
+
+impl ChannelKind {
+    pub fn to_db(self) -> i16 {
+        match self {
+            Self::Text => 0,
+            Self::Dm => 1,
+            Self::GroupDm => 2,
+        }
+    }
+
+    pub fn from_db(value: i16) -> Self {
+        match value {
+            1 => Self::Dm,
+            2 => Self::GroupDm,
+            _ => Self::Text,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelSummary {
+    pub id: Uuid,
+    pub kind: ChannelKind,
+    /// Empty for DMs and group DMs: clients name them after their members.
+    pub name: String,
+    /// For DMs and group DMs: everyone in it, the caller included.
+    pub members: Vec<UserRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub private: bool,
+    pub channels: Vec<ChannelSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommunitySummary {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub my_role: CommunityRole,
+    /// Only the groups the caller can see.
+    pub groups: Vec<GroupSummary>,
+}
+
+/// Everything the caller belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MySpaces {
+    pub communities: Vec<CommunitySummary>,
+    /// DMs and group DMs.
+    pub direct: Vec<ChannelSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user: UserRef,
+    pub role: CommunityRole,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommunityInvite {
+    pub code: String,
+    pub community_id: Uuid,
+    pub max_uses: Option<i32>,
+    pub uses: i32,
+    pub expires_at: Option<String>,
+}

@@ -1,0 +1,597 @@
+//! Spaces: communities, groups, channels, DMs and group DMs, membership and moderation.
+//! Every function takes the acting user and asks `policy` before touching anything.
+
+use super::{
+    accounts::random_code,
+    error::{ServerResult, is_unique_violation},
+    policy::{self, Standing},
+};
+use crate::{
+    error::AppError,
+    model::{
+        CommunityCreationMode,
+        spaces::{
+            ChannelKind, ChannelSummary, CommunityInvite, CommunityRole, CommunitySummary, GroupSummary, Member,
+            MySpaces, UserRef,
+        },
+    },
+};
+use chrono::{Duration, Utc};
+use entity::{
+    channel, channel_member, community, community_ban, community_invite, community_member, dm_pair, group,
+    group_member, user,
+};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    sea_query::{Condition, Expr, ExprTrait},
+};
+use std::collections::{BTreeSet, HashMap};
+use uuid::Uuid;
+
+pub const MAX_GROUP_DM: usize = 10;
+pub const MIN_GROUP_DM: usize = 3;
+
+fn name_field(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(AppError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(AppError::invalid(field, format!("must be at most {max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(AppError::invalid(field, "must not contain control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+fn user_ref(u: &user::Model) -> UserRef {
+    UserRef { id: u.id, username: u.username.clone(), display_name: u.display_name.clone() }
+}
+
+async fn insert_channel(
+    db: &impl ConnectionTrait,
+    kind: ChannelKind,
+    group_id: Option<Uuid>,
+    name: &str,
+    creator: Uuid,
+) -> ServerResult<channel::Model> {
+    Ok(channel::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(kind.to_db()),
+        group_id: Set(group_id),
+        name: Set(name.to_owned()),
+        last_seq: Set(0),
+        created_by: Set(creator),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// Creates a community owned by `actor`, with a public "General" group and a "general" channel.
+pub async fn create_community(
+    db: &DatabaseConnection,
+    actor: &user::Model,
+    mode: CommunityCreationMode,
+    name: &str,
+    description: &str,
+) -> ServerResult<Uuid> {
+    policy::may_create_community(actor, mode)?;
+    let name = name_field("name", name, 64)?;
+    if description.chars().count() > 2048 {
+        return Err(AppError::invalid("description", "must be at most 2048 characters").into());
+    }
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let community = community::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        description: Set(description.trim().to_owned()),
+        created_by: Set(actor.id),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    community_member::ActiveModel {
+        community_id: Set(community.id),
+        user_id: Set(actor.id),
+        role: Set(CommunityRole::Owner.to_db()),
+        joined_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let general = group::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        community_id: Set(community.id),
+        name: Set("General".into()),
+        private: Set(false),
+        created_by: Set(actor.id),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    insert_channel(&txn, ChannelKind::Text, Some(general.id), "general", actor.id).await?;
+    txn.commit().await?;
+    Ok(community.id)
+}
+
+/// Everything `user` belongs to: communities with the groups and channels they can see, DMs and group DMs.
+pub async fn my_spaces(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<MySpaces> {
+    let memberships =
+        community_member::Entity::find().filter(community_member::Column::UserId.eq(user)).all(db).await?;
+    let roles: HashMap<Uuid, CommunityRole> =
+        memberships.iter().map(|m| (m.community_id, CommunityRole::from_db(m.role))).collect();
+    let ids: Vec<Uuid> = roles.keys().copied().collect();
+    let communities = community::Entity::find()
+        .filter(community::Column::Id.is_in(ids.clone()))
+        .order_by_asc(community::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let my_private: BTreeSet<Uuid> = group_member::Entity::find()
+        .filter(group_member::Column::UserId.eq(user))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect();
+    let groups: Vec<group::Model> = group::Entity::find()
+        .filter(group::Column::CommunityId.is_in(ids))
+        .order_by_asc(group::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|g| !g.private || my_private.contains(&g.id))
+        .collect();
+    let channels = channel::Entity::find()
+        .filter(channel::Column::GroupId.is_in(groups.iter().map(|g| g.id)))
+        .order_by_asc(channel::Column::CreatedAt)
+        .all(db)
+        .await?;
+
+    let summaries = communities
+        .into_iter()
+        .map(|c| CommunitySummary {
+            id: c.id,
+            my_role: roles[&c.id],
+            groups: groups
+                .iter()
+                .filter(|g| g.community_id == c.id)
+                .map(|g| GroupSummary {
+                    id: g.id,
+                    name: g.name.clone(),
+                    private: g.private,
+                    channels: channels
+                        .iter()
+                        .filter(|ch| ch.group_id == Some(g.id))
+                        .map(|ch| ChannelSummary {
+                            id: ch.id,
+                            kind: ChannelKind::Text,
+                            name: ch.name.clone(),
+                            members: vec![],
+                        })
+                        .collect(),
+                })
+                .collect(),
+            name: c.name,
+            description: c.description,
+        })
+        .collect();
+
+    let direct_ids: Vec<Uuid> = channel_member::Entity::find()
+        .filter(channel_member::Column::UserId.eq(user))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.channel_id)
+        .collect();
+    let mut direct = Vec::new();
+    for ch in channel::Entity::find()
+        .filter(channel::Column::Id.is_in(direct_ids))
+        .order_by_asc(channel::Column::CreatedAt)
+        .all(db)
+        .await?
+    {
+        direct.push(direct_summary(db, &ch).await?);
+    }
+    Ok(MySpaces { communities: summaries, direct })
+}
+
+async fn direct_summary(db: &impl ConnectionTrait, ch: &channel::Model) -> ServerResult<ChannelSummary> {
+    let ids: Vec<Uuid> = channel_member::Entity::find()
+        .filter(channel_member::Column::ChannelId.eq(ch.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    let members = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .order_by_asc(user::Column::UsernameKey)
+        .all(db)
+        .await?;
+    Ok(ChannelSummary {
+        id: ch.id,
+        kind: ChannelKind::from_db(ch.kind),
+        name: ch.name.clone(),
+        members: members.iter().map(user_ref).collect(),
+    })
+}
+
+/// Creates a group (community admins and above). A private group starts with its creator as its only member.
+pub async fn create_group(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    community_id: Uuid,
+    name: &str,
+    private: bool,
+) -> ServerResult<GroupSummary> {
+    policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Admin)?;
+    let name = name_field("name", name, 64)?;
+    let now = Utc::now();
+    let g = group::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        community_id: Set(community_id),
+        name: Set(name),
+        private: Set(private),
+        created_by: Set(actor),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    if private {
+        group_member::ActiveModel { group_id: Set(g.id), user_id: Set(actor), added_at: Set(now) }.insert(db).await?;
+    }
+    Ok(GroupSummary { id: g.id, name: g.name, private: g.private, channels: vec![] })
+}
+
+/// Creates a text channel in a group (community admins and above who can see the group).
+pub async fn create_channel(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    group_id: Uuid,
+    name: &str,
+) -> ServerResult<ChannelSummary> {
+    let visible = policy::visible_group(db, group_id, actor).await?;
+    if visible.role < CommunityRole::Admin {
+        return Err(AppError::Forbidden.into());
+    }
+    let name = name_field("name", name, 64)?;
+    let ch = insert_channel(db, ChannelKind::Text, Some(group_id), &name, actor).await?;
+    Ok(ChannelSummary { id: ch.id, kind: ChannelKind::Text, name: ch.name, members: vec![] })
+}
+
+/// Adds a community member to a private group (moderators and above who are in the group).
+pub async fn add_group_member(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    group_id: Uuid,
+    target: Uuid,
+) -> ServerResult<()> {
+    let visible = policy::visible_group(db, group_id, actor).await?;
+    if visible.role < CommunityRole::Moderator {
+        return Err(AppError::Forbidden.into());
+    }
+    if !visible.group.private {
+        return Err(AppError::invalid("group", "Everyone in the community is already in a public group.").into());
+    }
+    if !matches!(policy::standing(db, visible.group.community_id, target).await?, Standing::Member(_)) {
+        return Err(AppError::invalid("user", "is not a member of this community").into());
+    }
+    group_member::Entity::insert(group_member::ActiveModel {
+        group_id: Set(group_id),
+        user_id: Set(target),
+        added_at: Set(Utc::now()),
+    })
+    .on_conflict_do_nothing_on([group_member::Column::GroupId, group_member::Column::UserId])
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+/// Creates a community invite code (community admins and above).
+pub async fn create_invite(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    community_id: Uuid,
+    max_uses: Option<i32>,
+    expires_in_hours: Option<i64>,
+) -> ServerResult<CommunityInvite> {
+    policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Admin)?;
+    let now = Utc::now();
+    // 12 characters from a 32-letter alphabet, without separators.
+    let code = random_code(3).replace('-', "");
+    let invite = community_invite::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        community_id: Set(community_id),
+        code: Set(code),
+        created_by: Set(actor),
+        max_uses: Set(max_uses),
+        uses: Set(0),
+        expires_at: Set(expires_in_hours.map(|h| now + Duration::hours(h))),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(CommunityInvite {
+        code: invite.code,
+        community_id,
+        max_uses: invite.max_uses,
+        uses: invite.uses,
+        expires_at: invite.expires_at.map(|e| e.to_rfc3339()),
+    })
+}
+
+/// Joins the community of an invite code (and so its public groups). Banned users are refused.
+pub async fn join(db: &DatabaseConnection, actor: Uuid, code: &str) -> ServerResult<Uuid> {
+    let code = super::accounts::normalize_code(code);
+    let invalid = || AppError::invalid("code", "This invite code is not valid (unknown, used up or expired).");
+    if code.len() > 16 {
+        return Err(invalid().into());
+    }
+    let now = Utc::now();
+    let invite = community_invite::Entity::find()
+        .filter(community_invite::Column::Code.eq(&code))
+        .one(db)
+        .await?
+        .ok_or_else(invalid)?;
+    match policy::standing(db, invite.community_id, actor).await? {
+        Standing::Member(_) => return Ok(invite.community_id),
+        Standing::Banned => return Err(AppError::invalid("code", "You are banned from this community.").into()),
+        Standing::Stranger => {}
+    }
+    let txn = db.begin().await?;
+    let used = community_invite::Entity::update_many()
+        .col_expr(community_invite::Column::Uses, Expr::col(community_invite::Column::Uses).add(1))
+        .filter(community_invite::Column::Id.eq(invite.id))
+        .filter(
+            Condition::any()
+                .add(community_invite::Column::MaxUses.is_null())
+                .add(Expr::col(community_invite::Column::Uses).lt(Expr::col(community_invite::Column::MaxUses))),
+        )
+        .filter(
+            Condition::any()
+                .add(community_invite::Column::ExpiresAt.is_null())
+                .add(community_invite::Column::ExpiresAt.gt(now)),
+        )
+        .exec(&txn)
+        .await?;
+    if used.rows_affected != 1 {
+        return Err(invalid().into());
+    }
+    let inserted = community_member::ActiveModel {
+        community_id: Set(invite.community_id),
+        user_id: Set(actor),
+        role: Set(CommunityRole::Member.to_db()),
+        joined_at: Set(now),
+    }
+    .insert(&txn)
+    .await;
+    match inserted {
+        Ok(_) => txn.commit().await?,
+        // Joined twice at once: the other request won; nothing to do.
+        Err(e) if is_unique_violation(&e) => return Ok(invite.community_id),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(invite.community_id)
+}
+
+/// Removes `user` from the community and from its private groups.
+async fn remove_member(db: &impl ConnectionTrait, community_id: Uuid, user: Uuid) -> ServerResult<()> {
+    let groups: Vec<Uuid> = group::Entity::find()
+        .filter(group::Column::CommunityId.eq(community_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    group_member::Entity::delete_many()
+        .filter(group_member::Column::GroupId.is_in(groups))
+        .filter(group_member::Column::UserId.eq(user))
+        .exec(db)
+        .await?;
+    community_member::Entity::delete_by_id((community_id, user)).exec(db).await?;
+    Ok(())
+}
+
+/// Leaves a community. The owner cannot leave (the community would have no owner).
+pub async fn leave(db: &DatabaseConnection, actor: Uuid, community_id: Uuid) -> ServerResult<()> {
+    let role = policy::standing(db, community_id, actor).await?.member()?;
+    if role == CommunityRole::Owner {
+        return Err(AppError::invalid("community", "The owner cannot leave their community.").into());
+    }
+    let txn = db.begin().await?;
+    remove_member(&txn, community_id, actor).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Removes a member (moderators and above, over lower roles). They may rejoin with an invite.
+pub async fn kick(db: &DatabaseConnection, actor: Uuid, community_id: Uuid, target: Uuid) -> ServerResult<()> {
+    let actor_role = policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Moderator)?;
+    let target_role = match policy::standing(db, community_id, target).await? {
+        Standing::Member(role) => role,
+        _ => return Err(AppError::invalid("user", "is not a member of this community").into()),
+    };
+    policy::may_moderate(actor_role, target_role)?;
+    let txn = db.begin().await?;
+    remove_member(&txn, community_id, target).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Bans a user (moderators and above, over lower roles): removed, and refused if they try to rejoin.
+pub async fn ban(
+    db: &DatabaseConnection,
+    actor: Uuid,
+    community_id: Uuid,
+    target: Uuid,
+    reason: &str,
+) -> ServerResult<()> {
+    let actor_role = policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Moderator)?;
+    if reason.chars().count() > 500 {
+        return Err(AppError::invalid("reason", "must be at most 500 characters").into());
+    }
+    match policy::standing(db, community_id, target).await? {
+        Standing::Member(role) => policy::may_moderate(actor_role, role)?,
+        Standing::Banned => return Ok(()),
+        Standing::Stranger => {
+            if user::Entity::find_by_id(target).one(db).await?.is_none() {
+                return Err(AppError::invalid("user", "no such user").into());
+            }
+        }
+    }
+    let txn = db.begin().await?;
+    remove_member(&txn, community_id, target).await?;
+    community_ban::ActiveModel {
+        community_id: Set(community_id),
+        user_id: Set(target),
+        banned_by: Set(actor),
+        reason: Set(reason.trim().to_owned()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Lifts a ban (moderators and above).
+pub async fn unban(db: &impl ConnectionTrait, actor: Uuid, community_id: Uuid, target: Uuid) -> ServerResult<()> {
+    policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Moderator)?;
+    community_ban::Entity::delete_by_id((community_id, target)).exec(db).await?;
+    Ok(())
+}
+
+/// Changes a member's role (only below the actor's own).
+pub async fn set_role(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    community_id: Uuid,
+    target: Uuid,
+    role: CommunityRole,
+) -> ServerResult<()> {
+    let actor_role = policy::standing(db, community_id, actor).await?.member()?;
+    let target_role = match policy::standing(db, community_id, target).await? {
+        Standing::Member(role) => role,
+        _ => return Err(AppError::invalid("user", "is not a member of this community").into()),
+    };
+    policy::may_set_role(actor_role, target_role, role)?;
+    community_member::Entity::update_many()
+        .col_expr(community_member::Column::Role, Expr::value(role.to_db()))
+        .filter(community_member::Column::CommunityId.eq(community_id))
+        .filter(community_member::Column::UserId.eq(target))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The members of a community (members only).
+pub async fn members(db: &impl ConnectionTrait, actor: Uuid, community_id: Uuid) -> ServerResult<Vec<Member>> {
+    policy::standing(db, community_id, actor).await?.member()?;
+    let rows =
+        community_member::Entity::find().filter(community_member::Column::CommunityId.eq(community_id)).all(db).await?;
+    let roles: HashMap<Uuid, CommunityRole> =
+        rows.iter().map(|m| (m.user_id, CommunityRole::from_db(m.role))).collect();
+    let users = user::Entity::find()
+        .filter(user::Column::Id.is_in(roles.keys().copied()))
+        .order_by_asc(user::Column::UsernameKey)
+        .all(db)
+        .await?;
+    Ok(users.iter().map(|u| Member { user: user_ref(u), role: roles[&u.id] }).collect())
+}
+
+/// Whether two users share at least one community.
+pub async fn share_a_community(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResult<bool> {
+    let of = |u: Uuid| async move {
+        Ok::<BTreeSet<Uuid>, sea_orm::DbErr>(
+            community_member::Entity::find()
+                .filter(community_member::Column::UserId.eq(u))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|m| m.community_id)
+                .collect(),
+        )
+    };
+    let (mine, theirs) = (of(a).await?, of(b).await?);
+    Ok(!mine.is_disjoint(&theirs))
+}
+
+/// The DM channel between `actor` and `other`, created on first use. Only people who share a
+/// community can DM; anyone else is "not found", so user ids cannot be probed.
+pub async fn open_dm(db: &DatabaseConnection, actor: Uuid, other: Uuid) -> ServerResult<ChannelSummary> {
+    if actor == other {
+        return Err(AppError::invalid("user", "You cannot DM yourself.").into());
+    }
+    if !share_a_community(db, actor, other).await? {
+        return Err(AppError::NotFound.into());
+    }
+    let (low, high) = if actor < other { (actor, other) } else { (other, actor) };
+    if let Some(pair) = dm_pair::Entity::find_by_id((low, high)).one(db).await? {
+        let ch = channel::Entity::find_by_id(pair.channel_id).one(db).await?.ok_or(AppError::NotFound)?;
+        return direct_summary(db, &ch).await;
+    }
+    let txn = db.begin().await?;
+    let ch = insert_channel(&txn, ChannelKind::Dm, None, "", actor).await?;
+    let pair =
+        dm_pair::ActiveModel { user_low: Set(low), user_high: Set(high), channel_id: Set(ch.id) }.insert(&txn).await;
+    match pair {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            drop(txn);
+            return Box::pin(open_dm(db, actor, other)).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    for u in [low, high] {
+        channel_member::ActiveModel { channel_id: Set(ch.id), user_id: Set(u), joined_at: Set(Utc::now()) }
+            .insert(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    direct_summary(db, &ch).await
+}
+
+/// A group DM of 3–10 people (the actor included), each sharing a community with the actor.
+pub async fn create_group_dm(db: &DatabaseConnection, actor: Uuid, others: &[Uuid]) -> ServerResult<ChannelSummary> {
+    let mut everyone: BTreeSet<Uuid> = others.iter().copied().collect();
+    everyone.insert(actor);
+    if everyone.len() < MIN_GROUP_DM || everyone.len() > MAX_GROUP_DM {
+        return Err(AppError::invalid(
+            "members",
+            format!("A group DM has {MIN_GROUP_DM} to {MAX_GROUP_DM} people, you included."),
+        )
+        .into());
+    }
+    for &u in &everyone {
+        if u != actor && !share_a_community(db, actor, u).await? {
+            return Err(AppError::NotFound.into());
+        }
+    }
+    let txn = db.begin().await?;
+    let ch = insert_channel(&txn, ChannelKind::GroupDm, None, "", actor).await?;
+    for &u in &everyone {
+        channel_member::ActiveModel { channel_id: Set(ch.id), user_id: Set(u), joined_at: Set(Utc::now()) }
+            .insert(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    direct_summary(db, &ch).await
+}
+
+/// A channel the actor is in.
+pub async fn channel_summary(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid) -> ServerResult<ChannelSummary> {
+    let visible = policy::visible_channel(db, channel_id, actor).await?;
+    match ChannelKind::from_db(visible.channel.kind) {
+        ChannelKind::Text => Ok(ChannelSummary {
+            id: visible.channel.id,
+            kind: ChannelKind::Text,
+            name: visible.channel.name,
+            members: vec![],
+        }),
+        _ => direct_summary(db, &visible.channel).await,
+    }
+}

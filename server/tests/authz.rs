@@ -1,0 +1,300 @@
+//! Every server function of spaces × every role, through the real router, on both backends.
+//! Outsiders get 404 (nothing exists for them), members without the right get 403.
+
+mod common;
+
+use app::{
+    model::{CommunityCreationMode, RegistrationMode, spaces::CommunityRole},
+    server::{session, spaces, state::AppState},
+};
+use chrono::Utc;
+use common::{Client, TestDb};
+use entity::user;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Anonymous,
+    /// The instance owner, not a member of the community.
+    Root,
+    Owner,
+    Admin,
+    Moderator,
+    Member,
+    Stranger,
+    Banned,
+}
+use Role::*;
+
+const ROLES: [Role; 8] = [Anonymous, Root, Owner, Admin, Moderator, Member, Stranger, Banned];
+
+/// A community with one user in each role, a private group that only the owner and the moderator
+/// are in, a DM between the owner and the member, and spare members to act on.
+struct World {
+    state: AppState,
+    users: Vec<(Role, user::Model)>,
+    community: Uuid,
+    general_group: Uuid,
+    general_channel: Uuid,
+    private_group: Uuid,
+    private_channel: Uuid,
+    dm: Uuid,
+    victim: Uuid,
+    banned: Uuid,
+}
+
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+async fn new_user(state: &AppState, tag: &str) -> user::Model {
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("{tag}{n}");
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        username: Set(name.clone()),
+        username_key: Set(name.clone()),
+        display_name: Set(name),
+        password_hash: Set("unused".into()),
+        recovery_code_hash: Set("unused".into()),
+        owner_slot: Set(None),
+        is_admin: Set(false),
+        created_at: Set(Utc::now()),
+        password_changed_at: Set(Utc::now()),
+    }
+    .insert(&state.db)
+    .await
+    .unwrap()
+}
+
+async fn world(state: &AppState, root: &user::Model) -> World {
+    let db = &state.db;
+    let owner = new_user(state, "owner").await;
+    let community = spaces::create_community(db, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
+    let invite = spaces::create_invite(db, owner.id, community, None, None).await.unwrap();
+    let mut users = vec![(Root, root.clone()), (Owner, owner.clone())];
+    for (role, tag) in
+        [(Admin, "admin"), (Moderator, "mod"), (Member, "member"), (Stranger, "stranger"), (Banned, "banned")]
+    {
+        let u = new_user(state, tag).await;
+        if role != Stranger {
+            spaces::join(db, u.id, &invite.code).await.unwrap();
+        }
+        match role {
+            Admin => spaces::set_role(db, owner.id, community, u.id, CommunityRole::Admin).await.unwrap(),
+            Moderator => spaces::set_role(db, owner.id, community, u.id, CommunityRole::Moderator).await.unwrap(),
+            Banned => spaces::ban(db, owner.id, community, u.id, "spam").await.unwrap(),
+            _ => {}
+        }
+        users.push((role, u));
+    }
+    let find = |r: Role| users.iter().find(|(x, _)| *x == r).unwrap().1.id;
+    let mine = spaces::my_spaces(db, owner.id).await.unwrap();
+    let general = &mine.communities[0].groups[0];
+    let private = spaces::create_group(db, owner.id, community, "Staff", true).await.unwrap();
+    spaces::add_group_member(db, owner.id, private.id, find(Moderator)).await.unwrap();
+    let private_channel = spaces::create_channel(db, owner.id, private.id, "plans").await.unwrap();
+    let dm = spaces::open_dm(db, owner.id, find(Member)).await.unwrap();
+    let victim = new_user(state, "victim").await;
+    spaces::join(db, victim.id, &invite.code).await.unwrap();
+    let banned = find(Banned);
+    World {
+        state: state.clone(),
+        community,
+        general_group: general.id,
+        general_channel: general.channels[0].id,
+        private_group: private.id,
+        private_channel: private_channel.id,
+        dm: dm.id,
+        victim: victim.id,
+        banned,
+        users,
+    }
+}
+
+async fn client_for(w: &World, role: Role) -> Client {
+    let mut client = Client::new(&w.state);
+    if role != Anonymous {
+        let user = &w.users.iter().find(|(r, _)| *r == role).unwrap().1;
+        for cookie in session::start(&w.state, user.id, None).await.unwrap() {
+            let pair = cookie.to_str().unwrap().split(';').next().unwrap().to_owned();
+            let (n, v) = pair.split_once('=').unwrap();
+            client.cookies.push((n.to_owned(), v.to_owned()));
+        }
+    }
+    client
+}
+
+type Case = (&'static str, fn(&World) -> Vec<(&'static str, String)>, [(Role, u16); 8]);
+
+/// Expected statuses, in the order of `ROLES`.
+fn expect(statuses: [u16; 8]) -> [(Role, u16); 8] {
+    std::array::from_fn(|i| (ROLES[i], statuses[i]))
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        ("spaces/mine", |_| vec![], expect([401, 200, 200, 200, 200, 200, 200, 200])),
+        (
+            "communities/members",
+            |w| vec![("community_id", w.community.to_string())],
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        (
+            "communities/invites/create",
+            |w| vec![("community_id", w.community.to_string())],
+            expect([401, 404, 200, 200, 403, 403, 404, 404]),
+        ),
+        (
+            "communities/leave",
+            |w| vec![("community_id", w.community.to_string())],
+            expect([401, 404, 422, 200, 200, 200, 404, 404]),
+        ),
+        (
+            "communities/kick",
+            |w| vec![("community_id", w.community.to_string()), ("user_id", w.victim.to_string())],
+            expect([401, 404, 200, 200, 200, 403, 404, 404]),
+        ),
+        (
+            "communities/ban",
+            |w| vec![("community_id", w.community.to_string()), ("user_id", w.victim.to_string())],
+            expect([401, 404, 200, 200, 200, 403, 404, 404]),
+        ),
+        (
+            "communities/unban",
+            |w| vec![("community_id", w.community.to_string()), ("user_id", w.banned.to_string())],
+            expect([401, 404, 200, 200, 200, 403, 404, 404]),
+        ),
+        (
+            "communities/set_role",
+            |w| {
+                vec![
+                    ("community_id", w.community.to_string()),
+                    ("user_id", w.victim.to_string()),
+                    ("role", "moderator".into()),
+                ]
+            },
+            expect([401, 404, 200, 200, 403, 403, 404, 404]),
+        ),
+        (
+            "groups/create",
+            |w| vec![("community_id", w.community.to_string()), ("name", "New".into())],
+            expect([401, 404, 200, 200, 403, 403, 404, 404]),
+        ),
+        (
+            "groups/add_member",
+            |w| vec![("group_id", w.private_group.to_string()), ("user_id", w.victim.to_string())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            "channels/create",
+            |w| vec![("group_id", w.general_group.to_string()), ("name", "new".into())],
+            expect([401, 404, 200, 200, 403, 403, 404, 404]),
+        ),
+        (
+            "channels/create",
+            |w| vec![("group_id", w.private_group.to_string()), ("name", "new".into())],
+            expect([401, 404, 200, 404, 403, 404, 404, 404]),
+        ),
+        (
+            "channels/get",
+            |w| vec![("channel_id", w.general_channel.to_string())],
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        (
+            "channels/get",
+            |w| vec![("channel_id", w.private_channel.to_string())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        ("channels/get", |w| vec![("channel_id", w.dm.to_string())], expect([401, 404, 200, 404, 404, 200, 404, 404])),
+        (
+            "channels/get",
+            |_| vec![("channel_id", Uuid::now_v7().to_string())],
+            expect([401, 404, 404, 404, 404, 404, 404, 404]),
+        ),
+        ("dms/open", |w| vec![("user_id", w.victim.to_string())], expect([401, 404, 200, 200, 200, 200, 404, 404])),
+        (
+            "dms/create_group",
+            // The victim and the admin: with the caller that makes three, except for the admin (two: too few).
+            |w| vec![("members[0]", w.victim.to_string()), ("members[1]", w.users[2].1.id.to_string())],
+            expect([401, 404, 200, 422, 200, 200, 404, 404]),
+        ),
+        (
+            "communities/join",
+            |_| vec![("code", "NOPENOPENOPE".into())],
+            expect([401, 422, 422, 422, 422, 422, 422, 422]),
+        ),
+        ("communities/create", |_| vec![("name", "Mine".into())], expect([401, 200, 200, 200, 200, 200, 200, 200])),
+    ]
+}
+
+on_both_backends! {
+    async fn every_space_function_for_every_role(db: TestDb) {
+        let base = db.state(RegistrationMode::Open).await;
+        let mut config = (*base.config).clone();
+        config.community_creation_mode = CommunityCreationMode::Open;
+        let state = AppState { config: Arc::new(config), ..base };
+        let root = app::server::accounts::register(
+            &state,
+            app::server::accounts::Registration { username: "root".into(), display_name: "Root".into(), password: "root password".into(), invite_code: None },
+            &Default::default(),
+        )
+        .await
+        .unwrap()
+        .user;
+        let mut failures = Vec::new();
+        for (endpoint, form, expected) in cases() {
+            for (role, status) in expected {
+                // A fresh world per attempt: destructive calls (kick, leave, ban) must not affect the next row.
+                let w = world(&state, &root).await;
+                let mut client = client_for(&w, role).await;
+                let fields = form(&w);
+                let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let reply = client.call(endpoint, &pairs).await;
+                if reply.status != status {
+                    failures.push(format!("{endpoint} as {role:?}: expected {status}, got {} {}", reply.status, reply.body));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    }
+
+    async fn outsiders_learn_no_names(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let root = new_user(&state, "root").await;
+        let w = world(&state, &root).await;
+        for role in [Stranger, Banned, Root] {
+            let mut client = client_for(&w, role).await;
+            let mine = client.call("spaces/mine", &[]).await;
+            assert!(!mine.body.contains("Club") && !mine.body.contains("Staff") && !mine.body.contains("plans"), "{role:?}: {}", mine.body);
+            for channel in [w.general_channel, w.private_channel, w.dm] {
+                let reply = client.call("channels/get", &[("channel_id", &channel.to_string())]).await;
+                assert_eq!(reply.status, 404);
+                assert!(!reply.body.contains("plans") && !reply.body.contains("general"), "{}", reply.body);
+            }
+        }
+        // A plain member sees the public group but not the private one.
+        let mut member = client_for(&w, Member).await;
+        let mine = member.call("spaces/mine", &[]).await.body;
+        assert!(mine.contains("Club") && mine.contains("general") && !mine.contains("Staff") && !mine.contains("plans"), "{mine}");
+        let mut moderator = client_for(&w, Moderator).await;
+        assert!(moderator.call("spaces/mine", &[]).await.body.contains("plans"));
+    }
+
+    async fn admin_only_community_creation(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let root = app::server::accounts::register(
+            &state,
+            app::server::accounts::Registration { username: "root".into(), display_name: "Root".into(), password: "root password".into(), invite_code: None },
+            &Default::default(),
+        )
+        .await
+        .unwrap()
+        .user;
+        let someone = new_user(&state, "someone").await;
+        assert_eq!(state.config.community_creation_mode, CommunityCreationMode::AdminOnly);
+        let e: app::error::AppError = spaces::create_community(&state.db, &someone, state.config.community_creation_mode, "Mine", "").await.unwrap_err().into();
+        assert_eq!(e, app::error::AppError::Forbidden);
+        spaces::create_community(&state.db, &root, state.config.community_creation_mode, "Root's", "").await.unwrap();
+    }
+}

@@ -1,0 +1,109 @@
+//! Community membership rules on both backends: invites, bans, kicks, private groups, DMs.
+
+mod common;
+
+use app::{
+    error::AppError,
+    model::{CommunityCreationMode, RegistrationMode},
+    server::{error::ServerError, spaces},
+};
+use chrono::Utc;
+use common::TestDb;
+use entity::user;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection};
+use uuid::Uuid;
+
+async fn new_user(db: &DatabaseConnection, name: &str) -> user::Model {
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        username: Set(name.into()),
+        username_key: Set(name.into()),
+        display_name: Set(name.into()),
+        password_hash: Set("unused".into()),
+        recovery_code_hash: Set("unused".into()),
+        owner_slot: Set(None),
+        is_admin: Set(false),
+        created_at: Set(Utc::now()),
+        password_changed_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .unwrap()
+}
+
+fn err(e: ServerError) -> AppError {
+    e.into()
+}
+
+on_both_backends! {
+    async fn invites_bans_and_kicks(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let db = &state.db;
+        let (owner, ann, bob) = (new_user(db, "owner").await, new_user(db, "ann").await, new_user(db, "bob").await);
+        let club = spaces::create_community(db, &owner, CommunityCreationMode::Open, "  Club  ", "about").await.unwrap();
+        let once = spaces::create_invite(db, owner.id, club, Some(1), Some(24)).await.unwrap();
+        assert_eq!(once.code.len(), 12);
+        assert_eq!(spaces::join(db, ann.id, &once.code.to_lowercase()).await.unwrap(), club);
+        assert!(err(spaces::join(db, bob.id, &once.code).await.unwrap_err()).for_field("code").is_some(), "used-up invite accepted");
+
+        // The new member is in the public group at once.
+        let mine = spaces::my_spaces(db, ann.id).await.unwrap();
+        assert_eq!(mine.communities[0].name, "Club");
+        assert_eq!(mine.communities[0].groups[0].channels[0].name, "general");
+
+        // A ban removes and keeps out; an unban lets back in with an invite.
+        let open = spaces::create_invite(db, owner.id, club, None, None).await.unwrap();
+        spaces::ban(db, owner.id, club, ann.id, "spam").await.unwrap();
+        assert!(spaces::my_spaces(db, ann.id).await.unwrap().communities.is_empty());
+        assert!(err(spaces::join(db, ann.id, &open.code).await.unwrap_err()).for_field("code").unwrap().contains("banned"));
+        spaces::unban(db, owner.id, club, ann.id).await.unwrap();
+        spaces::join(db, ann.id, &open.code).await.unwrap();
+
+        // A kicked moderator loses the private group too, and does not get it back by rejoining.
+        spaces::join(db, bob.id, &open.code).await.unwrap();
+        spaces::set_role(db, owner.id, club, bob.id, app::model::spaces::CommunityRole::Moderator).await.unwrap();
+        let staff = spaces::create_group(db, owner.id, club, "Staff", true).await.unwrap();
+        spaces::add_group_member(db, owner.id, staff.id, bob.id).await.unwrap();
+        let plans = spaces::create_channel(db, owner.id, staff.id, "plans").await.unwrap();
+        spaces::channel_summary(db, bob.id, plans.id).await.unwrap();
+        spaces::kick(db, owner.id, club, bob.id).await.unwrap();
+        assert_eq!(err(spaces::channel_summary(db, bob.id, plans.id).await.unwrap_err()), AppError::NotFound);
+        spaces::join(db, bob.id, &open.code).await.unwrap();
+        assert_eq!(err(spaces::channel_summary(db, bob.id, plans.id).await.unwrap_err()), AppError::NotFound);
+
+        // Expired invites are refused.
+        let expiring = spaces::create_invite(db, owner.id, club, None, Some(1)).await.unwrap();
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        entity::community_invite::Entity::update_many()
+            .col_expr(entity::community_invite::Column::ExpiresAt, Expr::value(Utc::now() - chrono::Duration::minutes(1)))
+            .filter(entity::community_invite::Column::Code.eq(&expiring.code))
+            .exec(db)
+            .await
+            .unwrap();
+        let carl = new_user(db, "carl").await;
+        assert!(spaces::join(db, carl.id, &expiring.code).await.is_err());
+
+        // Names are validated.
+        assert!(err(spaces::create_group(db, owner.id, club, "   ", false).await.unwrap_err()).for_field("name").is_some());
+        assert!(err(spaces::create_channel(db, owner.id, staff.id, &"x".repeat(65)).await.unwrap_err()).for_field("name").is_some());
+    }
+
+    async fn one_dm_per_pair_even_when_racing(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let db = &state.db;
+        let (a, b, c) = (new_user(db, "a").await, new_user(db, "b").await, new_user(db, "c").await);
+        let club = spaces::create_community(db, &a, CommunityCreationMode::Open, "Club", "").await.unwrap();
+        let invite = spaces::create_invite(db, a.id, club, None, None).await.unwrap();
+        spaces::join(db, b.id, &invite.code).await.unwrap();
+        // c shares no community with a: a DM is "not found", so user ids cannot be probed.
+        assert_eq!(err(spaces::open_dm(db, a.id, c.id).await.unwrap_err()), AppError::NotFound);
+
+        let (x, y) = tokio::join!(spaces::open_dm(db, a.id, b.id), spaces::open_dm(db, b.id, a.id));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.id, y.id);
+        assert_eq!(spaces::open_dm(db, a.id, b.id).await.unwrap().id, x.id);
+        assert_eq!(x.members.len(), 2);
+        assert_eq!(spaces::my_spaces(db, b.id).await.unwrap().direct.len(), 1);
+        assert!(err(spaces::open_dm(db, a.id, a.id).await.unwrap_err()).for_field("user").is_some());
+    }
+}
