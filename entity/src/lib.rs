@@ -4,6 +4,7 @@
 
 pub mod auth_throttle;
 pub mod channel;
+pub mod channel_event;
 pub mod channel_member;
 pub mod community;
 pub mod community_ban;
@@ -12,6 +13,8 @@ pub mod community_member;
 pub mod dm_pair;
 pub mod group;
 pub mod group_member;
+pub mod message;
+pub mod message_edit;
 pub mod refresh_token;
 pub mod registration_invite;
 pub mod user;

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_accounts;
 mod m20261126_000002_spaces;
+mod m20261126_000003_messages;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -14,6 +15,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_accounts::Migration), Box::new(m20261126_000002_spaces::Migration)]
+        vec![
+            Box::new(m20261125_000001_accounts::Migration),
+            Box::new(m20261126_000002_spaces::Migration),
+            Box::new(m20261126_000003_messages::Migration),
+        ]
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod invites;
+pub mod messages;
 pub mod spaces;
 
 #[cfg(feature = "ssr")]

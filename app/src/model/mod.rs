@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod messages;
 pub mod spaces;
 
 /// The signed-in user, as the UI sees them.

@@ -1,0 +1,132 @@
+//! Wire types of messages: opaque envelopes around end-to-end-encrypted ciphertext.
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// The largest ciphertext a message may carry.
+pub const MAX_CIPHERTEXT: usize = 64 * 1024;
+/// History page sizes.
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 100;
+
+/// Encrypted bytes the server stores and relays but never reads. Base64 on the wire; never printed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Ciphertext(pub Vec<u8>);
+
+impl std::fmt::Debug for Ciphertext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ciphertext(<{} bytes>)", self.0.len())
+    }
+}
+
+impl Ciphertext {
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        STANDARD.decode(text.trim()).map(Self).map_err(|e| format!("is not valid base64 ({e})"))
+    }
+
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(&self.0)
+    }
+}
+
+impl Serialize for Ciphertext {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_base64())
+    }
+}
+
+impl<'de> Deserialize<'de> for Ciphertext {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::from_base64(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a message is, as far as the server needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// An encrypted message.
+    Text,
+    /// An encrypted message about an encrypted file.
+    File,
+}
+
+impl MessageKind {
+    pub fn to_db(self) -> i16 {
+        match self {
+            Self::Text => 0,
+            Self::File => 1,
+        }
+    }
+
+    pub fn from_db(v: i16) -> Self {
+        if v == 1 { Self::File } else { Self::Text }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "text" => Some(Self::Text),
+            "file" => Some(Self::File),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: Uuid,
+    pub channel_id: Uuid,
+    /// The sequence number of the event that created the message.
+    pub seq: i64,
+    pub sender_id: Uuid,
+    pub sender_device: String,
+    pub client_txn: String,
+    pub kind: MessageKind,
+    pub reply_to: Option<Uuid>,
+    pub ciphertext: Ciphertext,
+    /// RFC 3339.
+    pub created_at: String,
+    pub edited_at: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Created,
+    Edited,
+    Deleted,
+}
+
+/// One event of a channel's stream. `message` is the message as it is now (for a deleted message,
+/// its envelope with empty ciphertext).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelEvent {
+    pub channel_id: Uuid,
+    pub seq: i64,
+    pub kind: EventKind,
+    pub message: Envelope,
+}
+
+/// A page of history, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub messages: Vec<Envelope>,
+    /// Pass as `before_seq` for the next (older) page; `None` at the beginning of the channel.
+    pub next_before: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ciphertext_is_base64_on_the_wire_and_hidden_in_debug() {
+        let c = Ciphertext(vec![0, 1, 2, 250]);
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#""AAEC+g==""#);
+        assert_eq!(serde_json::from_str::<Ciphertext>(r#""AAEC+g==""#).unwrap(), c);
+        assert!(serde_json::from_str::<Ciphertext>(r#""not base64!""#).is_err());
+        assert_eq!(format!("{c:?}"), "Ciphertext(<4 bytes>)");
+    }
+}

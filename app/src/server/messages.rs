@@ -1,0 +1,291 @@
+//! Messages as opaque envelopes: send (idempotent per client transaction id), edit (author only,
+//! earlier versions kept), delete (author, or moderator and above), history and catch-up.
+//! Every event in a channel takes the channel's next sequence number, inside the transaction
+//! that writes it, so sequence numbers are gap-free and never reused.
+
+use super::{
+    error::{ServerResult, is_unique_violation},
+    policy,
+};
+use crate::{
+    error::AppError,
+    model::{
+        messages::{
+            ChannelEvent, Ciphertext, DEFAULT_PAGE, Envelope, EventKind, HistoryPage, MAX_CIPHERTEXT, MAX_PAGE,
+            MessageKind,
+        },
+        spaces::CommunityRole,
+    },
+};
+use chrono::Utc;
+use entity::{channel, channel_event, message, message_edit};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub fn envelope(m: &message::Model) -> Envelope {
+    Envelope {
+        id: m.id,
+        channel_id: m.channel_id,
+        seq: m.seq,
+        sender_id: m.sender_id,
+        sender_device: m.sender_device.clone(),
+        client_txn: m.client_txn.clone(),
+        kind: MessageKind::from_db(m.kind),
+        reply_to: m.reply_to,
+        ciphertext: Ciphertext(m.ciphertext.clone()),
+        created_at: m.created_at.to_rfc3339(),
+        edited_at: m.edited_at.map(|t| t.to_rfc3339()),
+    }
+}
+
+/// Takes the channel's next sequence number. Call inside the transaction that writes the event:
+/// the row lock (PostgreSQL) or write lock (SQLite) serialises concurrent writers.
+async fn next_seq(txn: &impl ConnectionTrait, channel_id: Uuid) -> ServerResult<i64> {
+    channel::Entity::update_many()
+        .col_expr(channel::Column::LastSeq, Expr::col(channel::Column::LastSeq).add(1))
+        .filter(channel::Column::Id.eq(channel_id))
+        .exec(txn)
+        .await?;
+    let ch = channel::Entity::find_by_id(channel_id).one(txn).await?.ok_or(AppError::NotFound)?;
+    Ok(ch.last_seq)
+}
+
+async fn record_event(
+    txn: &impl ConnectionTrait,
+    channel_id: Uuid,
+    seq: i64,
+    kind: EventKind,
+    message_id: Uuid,
+) -> ServerResult<()> {
+    let kind = match kind {
+        EventKind::Created => 0,
+        EventKind::Edited => 1,
+        EventKind::Deleted => 2,
+    };
+    channel_event::ActiveModel {
+        channel_id: Set(channel_id),
+        seq: Set(seq),
+        kind: Set(kind),
+        message_id: Set(message_id),
+        created_at: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+fn check_ciphertext(c: &Ciphertext) -> Result<(), AppError> {
+    if c.0.is_empty() {
+        return Err(AppError::invalid("ciphertext", "must not be empty"));
+    }
+    if c.0.len() > MAX_CIPHERTEXT {
+        return Err(AppError::invalid("ciphertext", format!("must be at most {MAX_CIPHERTEXT} bytes")));
+    }
+    Ok(())
+}
+
+pub struct Send {
+    pub channel_id: Uuid,
+    pub device: String,
+    pub client_txn: String,
+    pub kind: MessageKind,
+    pub reply_to: Option<Uuid>,
+    pub ciphertext: Ciphertext,
+}
+
+/// Stores a message and returns it. A retry with the same client transaction id returns the original.
+pub async fn send(db: &DatabaseConnection, actor: Uuid, input: Send) -> ServerResult<Envelope> {
+    policy::visible_channel(db, input.channel_id, actor).await?;
+    if input.client_txn.is_empty() || input.client_txn.len() > 64 {
+        return Err(AppError::invalid("client_txn", "must be 1–64 characters").into());
+    }
+    if input.device.is_empty() || input.device.len() > 64 {
+        return Err(AppError::invalid("device", "must be 1–64 characters").into());
+    }
+    check_ciphertext(&input.ciphertext)?;
+    if let Some(original) = find_by_txn(db, actor, &input.client_txn).await? {
+        return same_send(original, &input);
+    }
+    if let Some(reply_to) = input.reply_to {
+        let target = message::Entity::find_by_id(reply_to).one(db).await?;
+        if target.is_none_or(|t| t.channel_id != input.channel_id) {
+            return Err(AppError::invalid("reply_to", "is not a message of this channel").into());
+        }
+    }
+    let txn = db.begin().await?;
+    let seq = next_seq(&txn, input.channel_id).await?;
+    let inserted = message::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        channel_id: Set(input.channel_id),
+        seq: Set(seq),
+        sender_id: Set(actor),
+        sender_device: Set(input.device.clone()),
+        client_txn: Set(input.client_txn.clone()),
+        kind: Set(input.kind.to_db()),
+        reply_to: Set(input.reply_to),
+        ciphertext: Set(input.ciphertext.0.clone()),
+        created_at: Set(Utc::now()),
+        edited_at: Set(None),
+        deleted_at: Set(None),
+    }
+    .insert(&txn)
+    .await;
+    let m = match inserted {
+        Ok(m) => m,
+        // A concurrent retry of the same send won: return what it stored.
+        Err(e) if is_unique_violation(&e) => {
+            drop(txn);
+            let original = find_by_txn(db, actor, &input.client_txn).await?.ok_or(AppError::NotFound)?;
+            return same_send(original, &input);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    record_event(&txn, m.channel_id, seq, EventKind::Created, m.id).await?;
+    txn.commit().await?;
+    Ok(envelope(&m))
+}
+
+async fn find_by_txn(db: &impl ConnectionTrait, sender: Uuid, txn_id: &str) -> ServerResult<Option<message::Model>> {
+    Ok(message::Entity::find()
+        .filter(message::Column::SenderId.eq(sender))
+        .filter(message::Column::ClientTxn.eq(txn_id))
+        .one(db)
+        .await?)
+}
+
+/// A retry must be the same send; reusing a transaction id for something else is a client bug.
+fn same_send(original: message::Model, input: &Send) -> ServerResult<Envelope> {
+    if original.channel_id != input.channel_id {
+        return Err(AppError::invalid("client_txn", "was already used for another message").into());
+    }
+    Ok(envelope(&original))
+}
+
+/// Replaces a message's ciphertext (author only); the previous version is kept.
+pub async fn edit(
+    db: &DatabaseConnection,
+    actor: Uuid,
+    message_id: Uuid,
+    ciphertext: Ciphertext,
+) -> ServerResult<Envelope> {
+    check_ciphertext(&ciphertext)?;
+    let m = message::Entity::find_by_id(message_id).one(db).await?.ok_or(AppError::NotFound)?;
+    policy::visible_channel(db, m.channel_id, actor).await?;
+    if m.deleted_at.is_some() {
+        return Err(AppError::NotFound.into());
+    }
+    if m.sender_id != actor {
+        return Err(AppError::Forbidden.into());
+    }
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let seq = next_seq(&txn, m.channel_id).await?;
+    message_edit::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        message_id: Set(m.id),
+        ciphertext: Set(m.ciphertext.clone()),
+        replaced_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let mut active: message::ActiveModel = m.into();
+    active.ciphertext = Set(ciphertext.0);
+    active.edited_at = Set(Some(now));
+    let m = active.update(&txn).await?;
+    record_event(&txn, m.channel_id, seq, EventKind::Edited, m.id).await?;
+    txn.commit().await?;
+    Ok(envelope(&m))
+}
+
+/// Deletes a message (its author, or a community moderator and above): the ciphertext and every
+/// earlier version are erased; a tombstone event remains.
+pub async fn delete(db: &DatabaseConnection, actor: Uuid, message_id: Uuid) -> ServerResult<ChannelEvent> {
+    let m = message::Entity::find_by_id(message_id).one(db).await?.ok_or(AppError::NotFound)?;
+    let visible = policy::visible_channel(db, m.channel_id, actor).await?;
+    if m.deleted_at.is_some() {
+        return Err(AppError::NotFound.into());
+    }
+    let moderator = visible.role.is_some_and(|r| r >= CommunityRole::Moderator);
+    if m.sender_id != actor && !moderator {
+        return Err(AppError::Forbidden.into());
+    }
+    let txn = db.begin().await?;
+    let seq = next_seq(&txn, m.channel_id).await?;
+    message_edit::Entity::delete_many().filter(message_edit::Column::MessageId.eq(m.id)).exec(&txn).await?;
+    let mut active: message::ActiveModel = m.into();
+    active.ciphertext = Set(Vec::new());
+    active.deleted_at = Set(Some(Utc::now()));
+    let m = active.update(&txn).await?;
+    record_event(&txn, m.channel_id, seq, EventKind::Deleted, m.id).await?;
+    txn.commit().await?;
+    Ok(ChannelEvent { channel_id: m.channel_id, seq, kind: EventKind::Deleted, message: envelope(&m) })
+}
+
+/// Messages newest first, `limit` (default 50, at most 100) per page, older than `before_seq`.
+pub async fn history(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    channel_id: Uuid,
+    before_seq: Option<i64>,
+    limit: Option<u32>,
+) -> ServerResult<HistoryPage> {
+    policy::visible_channel(db, channel_id, actor).await?;
+    let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let mut query = message::Entity::find()
+        .filter(message::Column::ChannelId.eq(channel_id))
+        .filter(message::Column::DeletedAt.is_null());
+    if let Some(before) = before_seq {
+        query = query.filter(message::Column::Seq.lt(before));
+    }
+    let mut rows = query.order_by_desc(message::Column::Seq).limit(u64::from(limit) + 1).all(db).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_before = if more { rows.last().map(|m| m.seq) } else { None };
+    Ok(HistoryPage { messages: rows.iter().map(envelope).collect(), next_before })
+}
+
+/// Every event after `after_seq`, oldest first (at most `limit`): what a reconnecting client missed.
+pub async fn events_since(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    channel_id: Uuid,
+    after_seq: i64,
+    limit: Option<u32>,
+) -> ServerResult<Vec<ChannelEvent>> {
+    policy::visible_channel(db, channel_id, actor).await?;
+    let limit = limit.unwrap_or(MAX_PAGE).clamp(1, 1000);
+    let events = channel_event::Entity::find()
+        .filter(channel_event::Column::ChannelId.eq(channel_id))
+        .filter(channel_event::Column::Seq.gt(after_seq))
+        .order_by_asc(channel_event::Column::Seq)
+        .limit(u64::from(limit))
+        .all(db)
+        .await?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.message_id).collect();
+    let messages: HashMap<Uuid, message::Model> = message::Entity::find()
+        .filter(message::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    Ok(events
+        .into_iter()
+        .filter_map(|e| {
+            let m = messages.get(&e.message_id)?;
+            let kind = match e.kind {
+                0 => EventKind::Created,
+                1 => EventKind::Edited,
+                _ => EventKind::Deleted,
+            };
+            Some(ChannelEvent { channel_id, seq: e.seq, kind, message: envelope(m) })
+        })
+        .collect())
+}

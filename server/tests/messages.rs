@@ -1,0 +1,167 @@
+//! Messages as opaque envelopes on both backends: sequence numbers, idempotent sends, edits with
+//! history, deletes, pagination, catch-up, and who may do what.
+
+mod common;
+
+use app::{
+    error::AppError,
+    model::{
+        CommunityCreationMode, RegistrationMode,
+        messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MessageKind},
+        spaces::CommunityRole,
+    },
+    server::{error::ServerError, messages, spaces},
+};
+use chrono::Utc;
+use common::{Client, TestDb};
+use entity::user;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait};
+use uuid::Uuid;
+
+async fn new_user(db: &DatabaseConnection, name: &str) -> user::Model {
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        username: Set(name.into()),
+        username_key: Set(name.into()),
+        display_name: Set(name.into()),
+        password_hash: Set("unused".into()),
+        recovery_code_hash: Set("unused".into()),
+        owner_slot: Set(None),
+        is_admin: Set(false),
+        created_at: Set(Utc::now()),
+        password_changed_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .unwrap()
+}
+
+fn err(e: ServerError) -> AppError {
+    e.into()
+}
+
+fn send(channel_id: Uuid, txn: &str, bytes: &[u8]) -> messages::Send {
+    messages::Send {
+        channel_id,
+        device: "DEVICE1".into(),
+        client_txn: txn.into(),
+        kind: MessageKind::Text,
+        reply_to: None,
+        ciphertext: Ciphertext(bytes.to_vec()),
+    }
+}
+
+/// owner (community owner), ann (moderator), bob (member), eve (stranger) and the general channel.
+async fn setup(db: &DatabaseConnection) -> (Uuid, Uuid, [user::Model; 4]) {
+    let owner = new_user(db, "owner").await;
+    let (ann, bob, eve) = (new_user(db, "ann").await, new_user(db, "bob").await, new_user(db, "eve").await);
+    let club = spaces::create_community(db, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
+    let invite = spaces::create_invite(db, owner.id, club, None, None).await.unwrap();
+    spaces::join(db, ann.id, &invite.code).await.unwrap();
+    spaces::join(db, bob.id, &invite.code).await.unwrap();
+    spaces::set_role(db, owner.id, club, ann.id, CommunityRole::Moderator).await.unwrap();
+    let general = spaces::my_spaces(db, owner.id).await.unwrap().communities[0].groups[0].channels[0].id;
+    (club, general, [owner, ann, bob, eve])
+}
+
+on_both_backends! {
+    async fn sequence_numbers_idempotency_edits_and_deletes(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let db = &state.db;
+        let (_, general, [owner, ann, bob, eve]) = setup(db).await;
+
+        let first = messages::send(db, bob.id, send(general, "t1", b"\x01opaque")).await.unwrap();
+        let second = messages::send(db, owner.id, send(general, "t1", b"\x02opaque")).await.unwrap();
+        assert_eq!((first.seq, second.seq), (1, 2));
+        // A retried send returns the original, never a duplicate.
+        let retry = messages::send(db, bob.id, send(general, "t1", b"\x01opaque")).await.unwrap();
+        assert_eq!(retry, first);
+        assert_eq!(messages::history(db, bob.id, general, None, None).await.unwrap().messages.len(), 2);
+
+        // Outsiders: not found. Bad input: clear field errors.
+        assert_eq!(err(messages::send(db, eve.id, send(general, "x", b"hi")).await.unwrap_err()), AppError::NotFound);
+        assert_eq!(err(messages::history(db, eve.id, general, None, None).await.unwrap_err()), AppError::NotFound);
+        let big = vec![7u8; MAX_CIPHERTEXT + 1];
+        assert!(err(messages::send(db, bob.id, send(general, "big", &big)).await.unwrap_err()).for_field("ciphertext").is_some());
+        assert!(err(messages::send(db, bob.id, send(general, "empty", b"")).await.unwrap_err()).for_field("ciphertext").is_some());
+        assert!(err(messages::send(db, bob.id, send(general, &"t".repeat(65), b"x")).await.unwrap_err()).for_field("client_txn").is_some());
+        let mut reply = send(general, "r1", b"reply");
+        reply.reply_to = Some(Uuid::now_v7());
+        assert!(err(messages::send(db, bob.id, reply).await.unwrap_err()).for_field("reply_to").is_some());
+
+        // Edits: the author only; the earlier version is kept.
+        assert_eq!(err(messages::edit(db, ann.id, first.id, Ciphertext(b"x".to_vec())).await.unwrap_err()), AppError::Forbidden);
+        let edited = messages::edit(db, bob.id, first.id, Ciphertext(b"\x03new".to_vec())).await.unwrap();
+        assert!(edited.edited_at.is_some());
+        let kept = entity::message_edit::Entity::find().all(db).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].ciphertext, b"\x01opaque");
+
+        // Deletes: the author, or a moderator; not another member.
+        assert_eq!(err(messages::delete(db, bob.id, second.id).await.unwrap_err()), AppError::Forbidden);
+        let deleted = messages::delete(db, ann.id, second.id).await.unwrap();
+        assert_eq!(deleted.kind, EventKind::Deleted);
+        assert!(deleted.message.ciphertext.0.is_empty());
+        messages::delete(db, bob.id, first.id).await.unwrap();
+        assert!(entity::message_edit::Entity::find().all(db).await.unwrap().is_empty(), "old versions survive deletion");
+        assert!(messages::history(db, bob.id, general, None, None).await.unwrap().messages.is_empty());
+
+        // The event stream: created, created, edited, deleted, deleted; no gaps.
+        let events = messages::events_since(db, bob.id, general, 0, None).await.unwrap();
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::Created, EventKind::Created, EventKind::Edited, EventKind::Deleted, EventKind::Deleted]);
+        assert_eq!(messages::events_since(db, bob.id, general, 3, None).await.unwrap().len(), 2);
+    }
+
+    async fn history_pages_newest_first(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let db = &state.db;
+        let (_, general, [_, _, bob, _]) = setup(db).await;
+        for i in 0..120 {
+            messages::send(db, bob.id, send(general, &format!("m{i}"), format!("c{i}").as_bytes())).await.unwrap();
+        }
+        let page = messages::history(db, bob.id, general, None, None).await.unwrap();
+        assert_eq!(page.messages.len(), 50);
+        assert_eq!((page.messages[0].seq, page.messages[49].seq), (120, 71));
+        let page2 = messages::history(db, bob.id, general, page.next_before, Some(1000)).await.unwrap();
+        assert_eq!(page2.messages.len(), 70, "limit is capped at 100, and 70 remain");
+        assert_eq!(page2.next_before, None);
+        assert_eq!(page2.messages[0].seq, 70);
+    }
+
+    async fn concurrent_sends_get_distinct_consecutive_numbers(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let (_, general, [owner, ann, bob, _]) = setup(&state.db).await;
+        let mut tasks = Vec::new();
+        for (i, sender) in [owner.id, ann.id, bob.id].into_iter().cycle().take(30).enumerate() {
+            let db = state.db.clone();
+            tasks.push(tokio::spawn(async move { messages::send(&db, sender, send(general, &format!("c{i}"), b"x")).await.unwrap().seq }));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap());
+        }
+        seqs.sort();
+        assert_eq!(seqs, (1..=30).collect::<Vec<i64>>());
+    }
+
+    async fn through_the_router_with_base64(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let mut client = Client::new(&state);
+        client.call("auth/register", &[("username", "poster"), ("display_name", "P"), ("password", "correct horse battery")]).await;
+        let community = client.call("communities/create", &[("name", "Mine")]).await;
+        assert_eq!(community.status, 200, "{}", community.body);
+        let mine: app::model::spaces::MySpaces = serde_json::from_str(&client.call("spaces/mine", &[]).await.body).unwrap();
+        let general = mine.communities[0].groups[0].channels[0].id.to_string();
+        let sent = client.call("messages/send", &[("channel_id", &general), ("device", "D1"), ("client_txn", "a"), ("ciphertext_b64", "AAEC+g==")]).await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+        assert!(sent.body.contains(r#""ciphertext":"AAEC+g==""#), "{}", sent.body);
+        let bad = client.call("messages/send", &[("channel_id", &general), ("device", "D1"), ("client_txn", "b"), ("ciphertext_b64", "%%%")]).await;
+        assert_eq!(bad.status, 422);
+        assert!(bad.error().for_field("ciphertext").is_some());
+        let page = client.call("messages/history", &[("channel_id", &general)]).await;
+        assert!(page.body.contains("AAEC+g=="), "{}", page.body);
+    }
+}
