@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_accounts;
 mod m20261126_000002_spaces;
 mod m20261126_000003_messages;
+mod m20261126_000004_keys;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_accounts::Migration),
             Box::new(m20261126_000002_spaces::Migration),
             Box::new(m20261126_000003_messages::Migration),
+            Box::new(m20261126_000004_keys::Migration),
         ]
     }
 }

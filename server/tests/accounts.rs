@@ -250,6 +250,27 @@ on_both_backends! {
         accounts::recover(&state, "ivan", &recovered.recovery_code, "another pass".into(), &client("192.0.2.11")).await.unwrap();
     }
 
+    async fn concurrent_failures_are_all_counted(db: TestDb) {
+        use app::server::throttle::{self, Limit};
+        let state = db.state(RegistrationMode::Open).await;
+        let limit = [Limit::new("test:key", 40, Duration::minutes(15))];
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let (db, limit) = (state.db.clone(), limit.clone());
+            tasks.push(tokio::spawn(async move { throttle::record_failure(&db, &limit, Utc::now()).await.unwrap() }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let row = entity::auth_throttle::Entity::find_by_id("test:key".to_owned()).one(&state.db).await.unwrap().unwrap();
+        assert_eq!(row.failures, 40, "parallel attempts lost counts");
+        assert!(throttle::check(&state.db, &limit, Utc::now()).await.is_err());
+        // A later window starts over.
+        throttle::record_failure(&state.db, &limit, Utc::now() + Duration::minutes(16)).await.unwrap();
+        let row = entity::auth_throttle::Entity::find_by_id("test:key".to_owned()).one(&state.db).await.unwrap().unwrap();
+        assert_eq!(row.failures, 1);
+    }
+
     async fn modes_can_change_without_losing_accounts(db: TestDb) {
         let state = db.state(RegistrationMode::Closed).await;
         accounts::register(&state, reg("judy", None), &client("192.0.2.12")).await.unwrap();

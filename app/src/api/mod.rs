@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod invites;
+pub mod keys;
 pub mod messages;
 pub mod spaces;
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod invites;
 pub mod keys;
+pub mod keys_directory;
 pub mod messages;
 pub mod password;
 pub mod policy;

@@ -12,7 +12,7 @@ use entity::auth_throttle::{ActiveModel, Column, Entity};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{CaseStatement, Expr, ExprTrait, OnConflict},
 };
 
 /// One throttled key and its limit.
@@ -48,31 +48,23 @@ pub async fn check(db: &impl ConnectionTrait, limits: &[Limit], now: DateTime<Ut
     }
 }
 
-/// Counts one failure against every key.
+/// Counts one failure against every key: one atomic upsert per key that increments the count
+/// while its window is open and starts a new window once it has ended, so concurrent attempts
+/// never lose (or reset) each other's counts.
 pub async fn record_failure(db: &impl ConnectionTrait, limits: &[Limit], now: DateTime<Utc>) -> ServerResult<()> {
     for limit in limits {
-        let window_open_since = now - limit.window;
-        // Window still open: count the failure.
-        let updated = Entity::update_many()
-            .col_expr(Column::Failures, Expr::col(Column::Failures).add(1))
-            .filter(Column::Key.eq(&limit.key))
-            .filter(Column::WindowStart.gt(window_open_since))
-            .exec(db)
-            .await?;
-        if updated.rows_affected > 0 {
-            continue;
-        }
-        // No row, or its window has ended: start a new window.
-        let fresh = ActiveModel { key: Set(limit.key.clone()), window_start: Set(now), failures: Set(1) };
-        let inserted = Entity::insert(fresh)
+        let open = Expr::col((Entity, Column::WindowStart)).gt(now - limit.window);
+        let failures = CaseStatement::new().case(open.clone(), Expr::col((Entity, Column::Failures)).add(1)).finally(1);
+        let window_start = CaseStatement::new().case(open, Expr::col((Entity, Column::WindowStart))).finally(now);
+        Entity::insert(ActiveModel { key: Set(limit.key.clone()), window_start: Set(now), failures: Set(1) })
             .on_conflict(
-                sea_orm::sea_query::OnConflict::column(Column::Key)
-                    .update_columns([Column::WindowStart, Column::Failures])
+                OnConflict::column(Column::Key)
+                    .value(Column::Failures, failures)
+                    .value(Column::WindowStart, window_start)
                     .to_owned(),
             )
             .exec(db)
-            .await;
-        inserted?;
+            .await?;
     }
     Ok(())
 }

@@ -1,0 +1,69 @@
+//! The key directory and the to-device queue (JSON bodies: they carry lists of keys and payloads).
+
+use crate::{
+    error::AppError,
+    model::keys::{ClaimedKey, DeviceKeys, KeyCounts, OutgoingToDevice, SignedKey, ToDeviceMessage},
+};
+use leptos::{prelude::*, server_fn::codec::Json};
+use uuid::Uuid;
+
+#[cfg(feature = "ssr")]
+use {super::ctx::actor, crate::server::keys_directory as keys};
+
+#[server(prefix = "/api/v1", endpoint = "devices/register", input = Json)]
+pub async fn register_device(keys: DeviceKeys) -> Result<DeviceKeys, AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::register_device(&state.db, me.id, keys).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "devices/list", input = Json)]
+pub async fn list_devices(user_id: Uuid) -> Result<Vec<DeviceKeys>, AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::list_devices(&state.db, me.id, user_id).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "devices/remove", input = Json)]
+pub async fn remove_device(device_id: String) -> Result<(), AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::remove_device(&state.db, me.id, &device_id).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "keys/upload", input = Json)]
+pub async fn upload_keys(
+    device_id: String,
+    one_time_keys: Vec<SignedKey>,
+    fallback_key: Option<SignedKey>,
+) -> Result<KeyCounts, AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::upload_keys(&state.db, me.id, &device_id, one_time_keys, fallback_key).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "keys/counts", input = Json)]
+pub async fn get_key_counts(device_id: String) -> Result<KeyCounts, AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::counts(&state.db, me.id, &device_id).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "keys/claim", input = Json)]
+pub async fn claim_key(user_id: Uuid, device_id: String) -> Result<ClaimedKey, AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::claim(&state.db, me.id, user_id, &device_id).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "to_device/send", input = Json)]
+pub async fn send_to_device(device_id: String, messages: Vec<OutgoingToDevice>) -> Result<usize, AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::send_to_device(&state.db, me.id, &device_id, messages).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "to_device/fetch", input = Json)]
+pub async fn fetch_to_device(device_id: String) -> Result<Vec<ToDeviceMessage>, AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::fetch_to_device(&state.db, me.id, &device_id).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "to_device/ack", input = Json)]
+pub async fn ack_to_device(device_id: String, up_to: Uuid) -> Result<u64, AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::ack_to_device(&state.db, me.id, &device_id, up_to).await?)
+}

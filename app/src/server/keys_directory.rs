@@ -1,0 +1,348 @@
+//! The key directory (devices, signed one-time and fallback keys, claims) and the to-device
+//! queue. Signatures are checked here as a first line of defence; clients check them again.
+
+use super::{
+    error::{ServerResult, is_unique_violation},
+    spaces::share_a_community,
+    throttle::{self, Limit},
+};
+use crate::{
+    error::AppError,
+    model::{
+        keys::{
+            ClaimedKey, DeviceKeys, KeyCounts, MAX_KEYS_PER_UPLOAD, MAX_TO_DEVICE_BATCH, MAX_TO_DEVICE_QUEUE,
+            OutgoingToDevice, SignedKey, ToDeviceMessage, device_signing_payload, key_signing_payload,
+        },
+        messages::{Ciphertext, MAX_CIPHERTEXT},
+    },
+};
+use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
+use chrono::{Duration, Utc};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use entity::{channel_member, device, fallback_key, one_time_key, to_device};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// Claims one user may make per window, overall and per target user.
+const CLAIMS_PER_WINDOW: i32 = 300;
+const CLAIMS_PER_TARGET: i32 = 60;
+const CLAIM_WINDOW: Duration = Duration::minutes(10);
+
+fn decode32(field: &str, value: &str) -> Result<[u8; 32], AppError> {
+    let bytes = STANDARD_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .map_err(|_| AppError::invalid(field, "is not unpadded base64"))?;
+    bytes.try_into().map_err(|_| AppError::invalid(field, "must be 32 bytes"))
+}
+
+fn check_signature(ed25519: &str, payload: &str, signature: &str) -> Result<(), AppError> {
+    let key = VerifyingKey::from_bytes(&decode32("ed25519", ed25519)?)
+        .map_err(|_| AppError::invalid("ed25519", "is not an Ed25519 key"))?;
+    let sig = STANDARD_NO_PAD
+        .decode(signature.trim_end_matches('='))
+        .map_err(|_| AppError::invalid("signature", "is not unpadded base64"))?;
+    let sig = Signature::from_slice(&sig).map_err(|_| AppError::invalid("signature", "must be 64 bytes"))?;
+    key.verify(payload.as_bytes(), &sig).map_err(|_| AppError::invalid("signature", "does not verify"))
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), AppError> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(AppError::invalid(field, "must be 1–64 letters, digits, '_' or '-'"));
+    }
+    Ok(())
+}
+
+/// Whether `a` may see `b`'s devices, claim their keys and send them to-device messages: the same
+/// user, or users who share a community, a DM or a group DM.
+pub async fn related(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResult<bool> {
+    if a == b || share_a_community(db, a, b).await? {
+        return Ok(true);
+    }
+    let channels = |u: Uuid| async move {
+        Ok::<BTreeSet<Uuid>, sea_orm::DbErr>(
+            channel_member::Entity::find()
+                .filter(channel_member::Column::UserId.eq(u))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|m| m.channel_id)
+                .collect(),
+        )
+    };
+    Ok(!channels(a).await?.is_disjoint(&channels(b).await?))
+}
+
+async fn own_device(db: &impl ConnectionTrait, user: Uuid, device_id: &str) -> ServerResult<device::Model> {
+    device::Entity::find_by_id((user, device_id.to_owned())).one(db).await?.ok_or_else(|| AppError::NotFound.into())
+}
+
+fn to_wire(d: &device::Model) -> DeviceKeys {
+    DeviceKeys {
+        user_id: d.user_id,
+        device_id: d.device_id.clone(),
+        curve25519: d.curve25519.clone(),
+        ed25519: d.ed25519.clone(),
+        signature: d.signature.clone(),
+    }
+}
+
+/// Registers one of the actor's devices. Re-registering the same keys is a no-op; other keys under
+/// an existing device id are refused (a device's identity never changes).
+pub async fn register_device(db: &impl ConnectionTrait, actor: Uuid, keys: DeviceKeys) -> ServerResult<DeviceKeys> {
+    if keys.user_id != actor {
+        return Err(AppError::Forbidden.into());
+    }
+    check_id("device_id", &keys.device_id)?;
+    decode32("curve25519", &keys.curve25519)?;
+    check_signature(
+        &keys.ed25519,
+        &device_signing_payload(actor, &keys.device_id, &keys.curve25519, &keys.ed25519),
+        &keys.signature,
+    )?;
+    if let Some(existing) = device::Entity::find_by_id((actor, keys.device_id.clone())).one(db).await? {
+        if existing.curve25519 == keys.curve25519 && existing.ed25519 == keys.ed25519 {
+            return Ok(to_wire(&existing));
+        }
+        return Err(AppError::invalid("device_id", "is already registered with other keys").into());
+    }
+    let d = device::ActiveModel {
+        user_id: Set(actor),
+        device_id: Set(keys.device_id),
+        curve25519: Set(keys.curve25519),
+        ed25519: Set(keys.ed25519),
+        signature: Set(keys.signature),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(to_wire(&d))
+}
+
+/// A user's devices, for the user themself and for people related to them.
+pub async fn list_devices(db: &impl ConnectionTrait, actor: Uuid, user: Uuid) -> ServerResult<Vec<DeviceKeys>> {
+    if !related(db, actor, user).await? {
+        return Err(AppError::NotFound.into());
+    }
+    let rows = device::Entity::find()
+        .filter(device::Column::UserId.eq(user))
+        .order_by_asc(device::Column::CreatedAt)
+        .all(db)
+        .await?;
+    Ok(rows.iter().map(to_wire).collect())
+}
+
+/// Removes one of the actor's devices with its keys and its undelivered messages.
+pub async fn remove_device(db: &impl ConnectionTrait, actor: Uuid, device_id: &str) -> ServerResult<()> {
+    own_device(db, actor, device_id).await?;
+    device::Entity::delete_by_id((actor, device_id.to_owned())).exec(db).await?;
+    Ok(())
+}
+
+pub async fn counts(db: &impl ConnectionTrait, actor: Uuid, device_id: &str) -> ServerResult<KeyCounts> {
+    own_device(db, actor, device_id).await?;
+    let one_time = one_time_key::Entity::find()
+        .filter(one_time_key::Column::UserId.eq(actor))
+        .filter(one_time_key::Column::DeviceId.eq(device_id))
+        .count(db)
+        .await?;
+    let fallback = fallback_key::Entity::find_by_id((actor, device_id.to_owned())).one(db).await?.is_some();
+    Ok(KeyCounts { one_time, fallback })
+}
+
+/// Uploads signed one-time keys (duplicates of stored key ids are ignored) and replaces the
+/// fallback key. Every signature must verify against the device's Ed25519 key.
+pub async fn upload_keys(
+    db: &DatabaseConnection,
+    actor: Uuid,
+    device_id: &str,
+    one_time: Vec<SignedKey>,
+    fallback: Option<SignedKey>,
+) -> ServerResult<KeyCounts> {
+    let d = own_device(db, actor, device_id).await?;
+    if one_time.len() > MAX_KEYS_PER_UPLOAD {
+        return Err(AppError::invalid("one_time_keys", format!("at most {MAX_KEYS_PER_UPLOAD} per upload")).into());
+    }
+    for key in one_time.iter().chain(fallback.iter()) {
+        check_id("key_id", &key.key_id)?;
+        decode32("public_key", &key.public_key)?;
+        check_signature(
+            &d.ed25519,
+            &key_signing_payload(actor, device_id, &key.key_id, &key.public_key),
+            &key.signature,
+        )?;
+    }
+    let txn = db.begin().await?;
+    for key in one_time {
+        one_time_key::Entity::insert(one_time_key::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(actor),
+            device_id: Set(device_id.to_owned()),
+            key_id: Set(key.key_id),
+            public_key: Set(key.public_key),
+            signature: Set(key.signature),
+        })
+        .on_conflict_do_nothing_on([
+            one_time_key::Column::UserId,
+            one_time_key::Column::DeviceId,
+            one_time_key::Column::KeyId,
+        ])
+        .exec(&txn)
+        .await?;
+    }
+    if let Some(key) = fallback {
+        fallback_key::Entity::delete_by_id((actor, device_id.to_owned())).exec(&txn).await?;
+        fallback_key::ActiveModel {
+            user_id: Set(actor),
+            device_id: Set(device_id.to_owned()),
+            key_id: Set(key.key_id),
+            public_key: Set(key.public_key),
+            signature: Set(key.signature),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    counts(db, actor, device_id).await
+}
+
+/// Hands out one of the device's one-time keys, exactly once, or its fallback key when none is
+/// left. Only related users may claim, and claims are rate limited so nobody can drain a device.
+pub async fn claim(db: &impl ConnectionTrait, actor: Uuid, user: Uuid, device_id: &str) -> ServerResult<ClaimedKey> {
+    if !related(db, actor, user).await? {
+        return Err(AppError::NotFound.into());
+    }
+    device::Entity::find_by_id((user, device_id.to_owned())).one(db).await?.ok_or(AppError::NotFound)?;
+    let now = Utc::now();
+    let limits = [
+        Limit::new(format!("claim:{actor}"), CLAIMS_PER_WINDOW, CLAIM_WINDOW),
+        Limit::new(format!("claim:{actor}:{user}"), CLAIMS_PER_TARGET, CLAIM_WINDOW),
+    ];
+    throttle::check(db, &limits, now).await?;
+    throttle::record_failure(db, &limits, now).await?; // every claim counts
+    // Take the oldest key; if a concurrent claim deleted it first, take the next one.
+    loop {
+        let candidate = one_time_key::Entity::find()
+            .filter(one_time_key::Column::UserId.eq(user))
+            .filter(one_time_key::Column::DeviceId.eq(device_id))
+            .order_by_asc(one_time_key::Column::Id)
+            .one(db)
+            .await?;
+        let Some(key) = candidate else { break };
+        let taken = one_time_key::Entity::delete_by_id(key.id).exec(db).await?;
+        if taken.rows_affected == 1 {
+            return Ok(ClaimedKey {
+                user_id: user,
+                device_id: device_id.to_owned(),
+                key: SignedKey { key_id: key.key_id, public_key: key.public_key, signature: key.signature },
+                fallback: false,
+            });
+        }
+    }
+    let fallback =
+        fallback_key::Entity::find_by_id((user, device_id.to_owned())).one(db).await?.ok_or(AppError::NotFound)?;
+    Ok(ClaimedKey {
+        user_id: user,
+        device_id: device_id.to_owned(),
+        key: SignedKey { key_id: fallback.key_id, public_key: fallback.public_key, signature: fallback.signature },
+        fallback: true,
+    })
+}
+
+/// Queues opaque payloads for devices (up to 100 per batch, each at most 64 KiB). Every recipient
+/// must be related to the sender; a device with 1,000 undelivered messages refuses more.
+pub async fn send_to_device(
+    db: &DatabaseConnection,
+    actor: Uuid,
+    actor_device: &str,
+    batch: Vec<OutgoingToDevice>,
+) -> ServerResult<usize> {
+    own_device(db, actor, actor_device).await?;
+    if batch.len() > MAX_TO_DEVICE_BATCH {
+        return Err(AppError::invalid("messages", format!("at most {MAX_TO_DEVICE_BATCH} per batch")).into());
+    }
+    for m in &batch {
+        if m.payload.0.is_empty() || m.payload.0.len() > MAX_CIPHERTEXT {
+            return Err(AppError::invalid("payload", format!("must be 1 to {MAX_CIPHERTEXT} bytes")).into());
+        }
+        if !related(db, actor, m.recipient_user).await? {
+            return Err(AppError::NotFound.into());
+        }
+        device::Entity::find_by_id((m.recipient_user, m.recipient_device.clone()))
+            .one(db)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let waiting = to_device::Entity::find()
+            .filter(to_device::Column::RecipientUser.eq(m.recipient_user))
+            .filter(to_device::Column::RecipientDevice.eq(&m.recipient_device))
+            .count(db)
+            .await?;
+        if waiting >= MAX_TO_DEVICE_QUEUE {
+            return Err(AppError::RateLimited { retry_after_s: 60 }.into());
+        }
+    }
+    let txn = db.begin().await?;
+    let n = batch.len();
+    for m in batch {
+        to_device::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            recipient_user: Set(m.recipient_user),
+            recipient_device: Set(m.recipient_device),
+            sender_user: Set(actor),
+            sender_device: Set(actor_device.to_owned()),
+            payload: Set(m.payload.0),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                AppError::invalid("messages", "duplicate").into()
+            } else {
+                super::error::ServerError::from(e)
+            }
+        })?;
+    }
+    txn.commit().await?;
+    Ok(n)
+}
+
+/// The oldest undelivered messages of one of the actor's devices (at most 100).
+pub async fn fetch_to_device(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    device_id: &str,
+) -> ServerResult<Vec<ToDeviceMessage>> {
+    own_device(db, actor, device_id).await?;
+    let rows = to_device::Entity::find()
+        .filter(to_device::Column::RecipientUser.eq(actor))
+        .filter(to_device::Column::RecipientDevice.eq(device_id))
+        .order_by_asc(to_device::Column::Id)
+        .limit(MAX_TO_DEVICE_BATCH as u64)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ToDeviceMessage {
+            id: r.id,
+            sender_user: r.sender_user,
+            sender_device: r.sender_device,
+            payload: Ciphertext(r.payload),
+        })
+        .collect())
+}
+
+/// Acknowledges (deletes) every message up to and including `up_to`.
+pub async fn ack_to_device(db: &impl ConnectionTrait, actor: Uuid, device_id: &str, up_to: Uuid) -> ServerResult<u64> {
+    own_device(db, actor, device_id).await?;
+    let gone = to_device::Entity::delete_many()
+        .filter(to_device::Column::RecipientUser.eq(actor))
+        .filter(to_device::Column::RecipientDevice.eq(device_id))
+        .filter(to_device::Column::Id.lte(up_to))
+        .exec(db)
+        .await?;
+    Ok(gone.rows_affected)
+}
