@@ -18,6 +18,7 @@ pub mod group_member;
 pub mod message;
 pub mod message_edit;
 pub mod one_time_key;
+pub mod read_cursor;
 pub mod refresh_token;
 pub mod registration_invite;
 pub mod to_device;

@@ -9,6 +9,7 @@ mod m20261125_000001_accounts;
 mod m20261126_000002_spaces;
 mod m20261126_000003_messages;
 mod m20261126_000004_keys;
+mod m20261126_000005_read_cursors;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_spaces::Migration),
             Box::new(m20261126_000003_messages::Migration),
             Box::new(m20261126_000004_keys::Migration),
+            Box::new(m20261126_000005_read_cursors::Migration),
         ]
     }
 }

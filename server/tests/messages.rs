@@ -147,6 +147,26 @@ on_both_backends! {
         assert_eq!(seqs, (1..=30).collect::<Vec<i64>>());
     }
 
+    async fn read_cursors_and_unread_counts(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let db = &state.db;
+        let (_, general, [owner, _, bob, eve]) = setup(db).await;
+        for i in 0..5 {
+            messages::send(db, owner.id, send(general, &format!("o{i}"), b"x")).await.unwrap();
+        }
+        messages::send(db, bob.id, send(general, "own", b"x")).await.unwrap();
+        let unread = |u| async move { messages::unread_counts(db, u).await.unwrap().into_iter().find(|x| x.channel_id == general).unwrap().count };
+        assert_eq!(unread(bob.id).await, 5, "own messages count as unread");
+        assert_eq!(messages::mark_read(db, bob.id, general, 3).await.unwrap(), 3);
+        assert_eq!(unread(bob.id).await, 2);
+        // Cursors never move backwards, nor past the channel's last event.
+        assert_eq!(messages::mark_read(db, bob.id, general, 1).await.unwrap(), 3);
+        assert_eq!(messages::mark_read(db, bob.id, general, 999).await.unwrap(), 6);
+        assert_eq!(unread(bob.id).await, 0);
+        assert_eq!(err(messages::mark_read(db, eve.id, general, 1).await.unwrap_err()), AppError::NotFound);
+        assert!(messages::unread_counts(db, eve.id).await.unwrap().is_empty());
+    }
+
     async fn through_the_router_with_base64(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
         let mut client = Client::new(&state);

@@ -2,7 +2,7 @@
 
 use crate::{
     error::AppError,
-    model::messages::{ChannelEvent, Envelope, HistoryPage},
+    model::messages::{ChannelEvent, Envelope, HistoryPage, Unread},
 };
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -70,4 +70,16 @@ pub async fn channel_events(
 ) -> Result<Vec<ChannelEvent>, AppError> {
     let (state, me) = actor().await?;
     Ok(messages::events_since(&state.db, me.id, channel_id, after_seq, limit).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "messages/mark_read")]
+pub async fn mark_read(channel_id: Uuid, seq: i64) -> Result<i64, AppError> {
+    let (state, me) = actor().await?;
+    Ok(messages::mark_read(&state.db, me.id, channel_id, seq).await?)
+}
+
+#[server(prefix = "/api/v1", endpoint = "messages/unread")]
+pub async fn unread_counts() -> Result<Vec<Unread>, AppError> {
+    let (state, me) = actor().await?;
+    Ok(messages::unread_counts(&state.db, me.id).await?)
 }

@@ -109,6 +109,14 @@ pub struct ChannelEvent {
     pub message: Envelope,
 }
 
+/// Unread messages in one channel (messages by others after the user's read cursor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unread {
+    pub channel_id: Uuid,
+    pub count: u64,
+    pub last_read_seq: i64,
+}
+
 /// A page of history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {

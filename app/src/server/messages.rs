@@ -12,13 +12,13 @@ use crate::{
     model::{
         messages::{
             ChannelEvent, Ciphertext, DEFAULT_PAGE, Envelope, EventKind, HistoryPage, MAX_CIPHERTEXT, MAX_PAGE,
-            MessageKind,
+            MessageKind, Unread,
         },
         spaces::CommunityRole,
     },
 };
 use chrono::Utc;
-use entity::{channel, channel_event, message, message_edit};
+use entity::{channel, channel_event, message, message_edit, read_cursor};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
@@ -288,4 +288,71 @@ pub async fn events_since(
             Some(ChannelEvent { channel_id, seq: e.seq, kind, message: envelope(m) })
         })
         .collect())
+}
+
+/// Moves the actor's read cursor in a channel forward to `seq` (never backwards, never past the
+/// channel's latest event).
+pub async fn mark_read(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid, seq: i64) -> ServerResult<i64> {
+    let visible = policy::visible_channel(db, channel_id, actor).await?;
+    let seq = seq.clamp(0, visible.channel.last_seq);
+    let current = read_cursor::Entity::find_by_id((actor, channel_id)).one(db).await?;
+    match current {
+        Some(c) if c.last_read_seq >= seq => Ok(c.last_read_seq),
+        Some(_) => {
+            read_cursor::Entity::update_many()
+                .col_expr(read_cursor::Column::LastReadSeq, Expr::value(seq))
+                .col_expr(read_cursor::Column::UpdatedAt, Expr::value(Utc::now()))
+                .filter(read_cursor::Column::UserId.eq(actor))
+                .filter(read_cursor::Column::ChannelId.eq(channel_id))
+                .filter(read_cursor::Column::LastReadSeq.lt(seq))
+                .exec(db)
+                .await?;
+            Ok(seq)
+        }
+        None => {
+            read_cursor::Entity::insert(read_cursor::ActiveModel {
+                user_id: Set(actor),
+                channel_id: Set(channel_id),
+                last_read_seq: Set(seq),
+                updated_at: Set(Utc::now()),
+            })
+            .on_conflict_do_nothing_on([read_cursor::Column::UserId, read_cursor::Column::ChannelId])
+            .exec(db)
+            .await?;
+            Ok(seq)
+        }
+    }
+}
+
+/// Unread counts for every channel the actor is in.
+pub async fn unread_counts(db: &impl ConnectionTrait, actor: Uuid) -> ServerResult<Vec<Unread>> {
+    let spaces = super::spaces::my_spaces(db, actor).await?;
+    let channels: Vec<Uuid> = spaces
+        .communities
+        .iter()
+        .flat_map(|c| c.groups.iter().flat_map(|g| g.channels.iter().map(|ch| ch.id)))
+        .chain(spaces.direct.iter().map(|ch| ch.id))
+        .collect();
+    let cursors: HashMap<Uuid, i64> = read_cursor::Entity::find()
+        .filter(read_cursor::Column::UserId.eq(actor))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.channel_id, c.last_read_seq))
+        .collect();
+    let mut out = Vec::with_capacity(channels.len());
+    for channel_id in channels {
+        let last_read_seq = cursors.get(&channel_id).copied().unwrap_or(0);
+        let count = sea_orm::PaginatorTrait::count(
+            message::Entity::find()
+                .filter(message::Column::ChannelId.eq(channel_id))
+                .filter(message::Column::Seq.gt(last_read_seq))
+                .filter(message::Column::DeletedAt.is_null())
+                .filter(message::Column::SenderId.ne(actor)),
+            db,
+        )
+        .await?;
+        out.push(Unread { channel_id, count, last_read_seq });
+    }
+    Ok(out)
 }
