@@ -7,10 +7,8 @@ use app::{
     model::{CommunityCreationMode, RegistrationMode, spaces::CommunityRole},
     server::{session, spaces, state::AppState},
 };
-use chrono::Utc;
 use common::{Client, TestDb};
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -49,22 +47,7 @@ static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 
 async fn new_user(state: &AppState, tag: &str) -> user::Model {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!("{tag}{n}");
-    user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        username: Set(name.clone()),
-        username_key: Set(name.clone()),
-        display_name: Set(name),
-        password_hash: Set("unused".into()),
-        recovery_code_hash: Set("unused".into()),
-        owner_slot: Set(None),
-        is_admin: Set(false),
-        created_at: Set(Utc::now()),
-        password_changed_at: Set(Utc::now()),
-    }
-    .insert(&state.db)
-    .await
-    .unwrap()
+    common::new_user(&state.db, &format!("{tag}{n}")).await
 }
 
 async fn world(state: &AppState, root: &user::Model) -> World {

@@ -10,37 +10,14 @@ use app::{
         keys::{DeviceKeys, OutgoingToDevice, SignedKey, device_signing_payload, key_signing_payload},
         messages::Ciphertext,
     },
-    server::{error::ServerError, keys_directory as keys, spaces},
+    server::{keys_directory as keys, spaces},
 };
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
-use chrono::Utc;
-use common::{Client, TestDb};
+use common::{Client, TestDb, err, new_user};
 use ed25519_dalek::{Signer, SigningKey};
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
-
-async fn new_user(db: &DatabaseConnection, name: &str) -> user::Model {
-    user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        username: Set(name.into()),
-        username_key: Set(name.into()),
-        display_name: Set(name.into()),
-        password_hash: Set("unused".into()),
-        recovery_code_hash: Set("unused".into()),
-        owner_slot: Set(None),
-        is_admin: Set(false),
-        created_at: Set(Utc::now()),
-        password_changed_at: Set(Utc::now()),
-    }
-    .insert(db)
-    .await
-    .unwrap()
-}
-
-fn err(e: ServerError) -> AppError {
-    e.into()
-}
 
 /// A device's signing key, as the browser's vodozemac account will hold it.
 struct TestDevice {

@@ -10,35 +10,12 @@ use app::{
         messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MessageKind},
         spaces::CommunityRole,
     },
-    server::{error::ServerError, messages, spaces},
+    server::{messages, spaces},
 };
-use chrono::Utc;
-use common::{Client, TestDb};
+use common::{Client, TestDb, err, new_user};
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::{DatabaseConnection, EntityTrait};
 use uuid::Uuid;
-
-async fn new_user(db: &DatabaseConnection, name: &str) -> user::Model {
-    user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        username: Set(name.into()),
-        username_key: Set(name.into()),
-        display_name: Set(name.into()),
-        password_hash: Set("unused".into()),
-        recovery_code_hash: Set("unused".into()),
-        owner_slot: Set(None),
-        is_admin: Set(false),
-        created_at: Set(Utc::now()),
-        password_changed_at: Set(Utc::now()),
-    }
-    .insert(db)
-    .await
-    .unwrap()
-}
-
-fn err(e: ServerError) -> AppError {
-    e.into()
-}
 
 fn send(channel_id: Uuid, txn: &str, bytes: &[u8]) -> messages::Send {
     messages::Send {

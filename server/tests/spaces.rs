@@ -5,35 +5,10 @@ mod common;
 use app::{
     error::AppError,
     model::{CommunityCreationMode, RegistrationMode},
-    server::{error::ServerError, spaces},
+    server::spaces,
 };
 use chrono::Utc;
-use common::TestDb;
-use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection};
-use uuid::Uuid;
-
-async fn new_user(db: &DatabaseConnection, name: &str) -> user::Model {
-    user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        username: Set(name.into()),
-        username_key: Set(name.into()),
-        display_name: Set(name.into()),
-        password_hash: Set("unused".into()),
-        recovery_code_hash: Set("unused".into()),
-        owner_slot: Set(None),
-        is_admin: Set(false),
-        created_at: Set(Utc::now()),
-        password_changed_at: Set(Utc::now()),
-    }
-    .insert(db)
-    .await
-    .unwrap()
-}
-
-fn err(e: ServerError) -> AppError {
-    e.into()
-}
+use common::{TestDb, err, new_user};
 
 on_both_backends! {
     async fn invites_bans_and_kicks(db: TestDb) {

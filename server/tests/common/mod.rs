@@ -107,6 +107,31 @@ impl TestDb {
     }
 }
 
+/// An account inserted directly (no password hashing): for tests about what accounts may do.
+pub async fn new_user(db: &sea_orm::DatabaseConnection, name: &str) -> entity::user::Model {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    entity::user::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        username: Set(name.into()),
+        username_key: Set(name.to_lowercase()),
+        display_name: Set(name.into()),
+        password_hash: Set("unused".into()),
+        recovery_code_hash: Set("unused".into()),
+        owner_slot: Set(None),
+        is_admin: Set(false),
+        created_at: Set(chrono::Utc::now()),
+        password_changed_at: Set(chrono::Utc::now()),
+    }
+    .insert(db)
+    .await
+    .unwrap()
+}
+
+/// The client-visible form of a server error.
+pub fn err(e: app::server::error::ServerError) -> app::error::AppError {
+    e.into()
+}
+
 /// A state that shares `state`'s database and keys but has another registration mode.
 pub fn with_mode(state: &AppState, mode: RegistrationMode) -> AppState {
     let mut config = (*state.config).clone();
