@@ -1,0 +1,205 @@
+//! The real-time gateway protocol (`/ws`), shared by the server and every client: JSON text frames
+//! tagged by `type`. Versioned: a client says which protocol it speaks in `hello`; the server
+//! answers with the version it speaks in `ready`, and refuses versions it does not know.
+//!
+//! The server side of this protocol is not built yet (issue 3); these types are its contract.
+
+use super::{
+    keys::ToDeviceMessage,
+    messages::{ChannelEvent, Ciphertext, Envelope, MessageKind},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The largest frame accepted: a maximal ciphertext in base64 plus the envelope around it.
+pub const MAX_FRAME_BYTES: usize = 96 * 1024;
+
+/// Where a reconnecting client left a channel: it receives every event after `last_seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    pub channel_id: Uuid,
+    pub last_seq: i64,
+}
+
+/// What a user shows others. `Invisible` is sent by its owner only; everyone else sees `Offline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Online,
+    Idle,
+    Dnd,
+    Invisible,
+    Offline,
+}
+
+impl Presence {
+    /// How others see this status: invisible is indistinguishable from offline.
+    pub fn as_seen_by_others(self) -> Self {
+        if self == Self::Invisible { Self::Offline } else { self }
+    }
+}
+
+/// Client → server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// First frame: the protocol spoken and where to resume.
+    Hello {
+        protocol: u16,
+        resume: Vec<ResumePoint>,
+    },
+    Send {
+        channel_id: Uuid,
+        device: String,
+        client_txn: String,
+        kind: MessageKind,
+        reply_to: Option<Uuid>,
+        ciphertext: Ciphertext,
+    },
+    Edit {
+        message_id: Uuid,
+        ciphertext: Ciphertext,
+    },
+    Delete {
+        message_id: Uuid,
+    },
+    Typing {
+        channel_id: Uuid,
+    },
+    SetPresence {
+        status: Presence,
+    },
+    MarkRead {
+        channel_id: Uuid,
+        seq: i64,
+    },
+    Ping {
+        nonce: u64,
+    },
+}
+
+/// Why the server refused a frame or closed the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, not a known frame, or fields missing.
+    BadFrame,
+    TooLarge,
+    UnsupportedProtocol,
+    NotFound,
+    Forbidden,
+    Invalid,
+    RateLimited,
+    Unauthenticated,
+    Internal,
+}
+
+/// Server → client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Ready {
+        protocol: u16,
+        user_id: Uuid,
+        channels: Vec<Uuid>,
+    },
+    /// A message event in a channel the user is in, in sequence order per channel.
+    Event {
+        event: ChannelEvent,
+    },
+    /// The acknowledgement of a `send`: the stored message (the original one for a retry).
+    Sent {
+        client_txn: String,
+        message: Envelope,
+    },
+    Typing {
+        channel_id: Uuid,
+        user_id: Uuid,
+    },
+    Presence {
+        user_id: Uuid,
+        status: Presence,
+    },
+    /// Another session of the same user moved a read cursor.
+    Read {
+        channel_id: Uuid,
+        seq: i64,
+    },
+    ToDevice {
+        message: ToDeviceMessage,
+    },
+    DeviceRemoved {
+        user_id: Uuid,
+        device_id: String,
+    },
+    /// The user can now read this channel (joined, added, new DM).
+    ChannelAdded {
+        channel_id: Uuid,
+    },
+    /// The user can no longer read this channel: nothing more about it will arrive.
+    ChannelRemoved {
+        channel_id: Uuid,
+    },
+    /// The connection fell behind on this channel: fetch what was missed, then carry on.
+    Resync {
+        channel_id: Uuid,
+        after_seq: i64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        client_txn: Option<String>,
+    },
+    Pong {
+        nonce: u64,
+    },
+}
+
+impl ClientFrame {
+    /// Parses one text frame, refusing oversized frames before reading them.
+    pub fn decode(text: &str) -> Result<Self, (ErrorCode, String)> {
+        if text.len() > MAX_FRAME_BYTES {
+            return Err((ErrorCode::TooLarge, format!("frames are at most {MAX_FRAME_BYTES} bytes")));
+        }
+        serde_json::from_str(text).map_err(|e| (ErrorCode::BadFrame, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_tagged_json() {
+        let hello = ClientFrame::Hello {
+            protocol: PROTOCOL_VERSION,
+            resume: vec![ResumePoint { channel_id: Uuid::nil(), last_seq: 7 }],
+        };
+        let text = serde_json::to_string(&hello).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"hello","protocol":1,"resume":[{"channel_id":"00000000-0000-0000-0000-000000000000","last_seq":7}]}"#
+        );
+        assert_eq!(ClientFrame::decode(&text).unwrap(), hello);
+        let typing =
+            serde_json::to_string(&ServerFrame::Typing { channel_id: Uuid::nil(), user_id: Uuid::nil() }).unwrap();
+        assert!(typing.starts_with(r#"{"type":"typing","#), "{typing}");
+    }
+
+    #[test]
+    fn bad_frames_are_refused_with_a_code() {
+        assert_eq!(ClientFrame::decode("not json").unwrap_err().0, ErrorCode::BadFrame);
+        assert_eq!(ClientFrame::decode(r#"{"type":"launch_missiles"}"#).unwrap_err().0, ErrorCode::BadFrame);
+        assert_eq!(ClientFrame::decode(r#"{"type":"typing"}"#).unwrap_err().0, ErrorCode::BadFrame);
+        let huge = format!(r#"{{"type":"ping","nonce":1,"pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
+        assert_eq!(ClientFrame::decode(&huge).unwrap_err().0, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn invisible_looks_offline_to_others() {
+        assert_eq!(Presence::Invisible.as_seen_by_others(), Presence::Offline);
+        assert_eq!(Presence::Dnd.as_seen_by_others(), Presence::Dnd);
+    }
+}
