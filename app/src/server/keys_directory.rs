@@ -24,7 +24,6 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
-use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// Claims one user may make per window, overall and per target user.
@@ -62,18 +61,18 @@ pub async fn related(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResul
     if a == b || share_a_community(db, a, b).await? {
         return Ok(true);
     }
-    let channels = |u: Uuid| async move {
-        Ok::<BTreeSet<Uuid>, sea_orm::DbErr>(
-            channel_member::Entity::find()
-                .filter(channel_member::Column::UserId.eq(u))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|m| m.channel_id)
-                .collect(),
-        )
-    };
-    Ok(!channels(a).await?.is_disjoint(&channels(b).await?))
+    // One query: b's DM and group-DM memberships among a's.
+    let of_a = sea_orm::sea_query::Query::select()
+        .column(channel_member::Column::ChannelId)
+        .from(channel_member::Entity)
+        .and_where(channel_member::Column::UserId.eq(a))
+        .to_owned();
+    let shared = channel_member::Entity::find()
+        .filter(channel_member::Column::UserId.eq(b))
+        .filter(channel_member::Column::ChannelId.in_subquery(of_a))
+        .one(db)
+        .await?;
+    Ok(shared.is_some())
 }
 
 async fn own_device(db: &impl ConnectionTrait, user: Uuid, device_id: &str) -> ServerResult<device::Model> {

@@ -503,21 +503,19 @@ pub async fn members(db: &impl ConnectionTrait, actor: Uuid, community_id: Uuid)
     Ok(users.iter().map(|u| Member { user: user_ref(u), role: roles[&u.id] }).collect())
 }
 
-/// Whether two users share at least one community.
+/// Whether two users share at least one community (one query: b's memberships among a's communities).
 pub async fn share_a_community(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResult<bool> {
-    let of = |u: Uuid| async move {
-        Ok::<BTreeSet<Uuid>, sea_orm::DbErr>(
-            community_member::Entity::find()
-                .filter(community_member::Column::UserId.eq(u))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|m| m.community_id)
-                .collect(),
-        )
-    };
-    let (mine, theirs) = (of(a).await?, of(b).await?);
-    Ok(!mine.is_disjoint(&theirs))
+    let of_a = sea_orm::sea_query::Query::select()
+        .column(community_member::Column::CommunityId)
+        .from(community_member::Entity)
+        .and_where(community_member::Column::UserId.eq(a))
+        .to_owned();
+    let shared = community_member::Entity::find()
+        .filter(community_member::Column::UserId.eq(b))
+        .filter(community_member::Column::CommunityId.in_subquery(of_a))
+        .one(db)
+        .await?;
+    Ok(shared.is_some())
 }
 
 /// The DM channel between `actor` and `other`, created on first use. Only people who share a
