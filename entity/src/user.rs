@@ -23,6 +23,10 @@ pub struct Model {
     pub is_admin: bool,
     pub created_at: DateTimeUtc,
     pub password_changed_at: DateTimeUtc,
+    /// Set while an instance admin has suspended the account.
+    pub suspended_at: Option<DateTimeUtc>,
+    /// The presence the user chose (0 online, 1 idle, 2 dnd, 3 invisible).
+    pub presence: i16,
 }
 
 impl Model {

@@ -10,6 +10,7 @@ mod m20261126_000002_spaces;
 mod m20261126_000003_messages;
 mod m20261126_000004_keys;
 mod m20261126_000005_read_cursors;
+mod m20261126_000006_presence_suspension;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_messages::Migration),
             Box::new(m20261126_000004_keys::Migration),
             Box::new(m20261126_000005_read_cursors::Migration),
+            Box::new(m20261126_000006_presence_suspension::Migration),
         ]
     }
 }

@@ -41,11 +41,15 @@ mod tests {
                 "listen_addr = \"0.0.0.0:9000\"\nregistration_mode = \"open\"\ndata_dir = \"/srv/chat\"",
             )?;
             jail.set_env("REGISTRATION_MODE", "closed");
+            jail.set_env("COMMUNITY_CREATION_MODE", "open");
+            jail.set_env("NATS_URL", "nats://127.0.0.1:4222");
             let c = load(Some(Path::new("chatalot.toml"))).map_err(figment::Error::from)?;
             assert_eq!(c.listen_addr.to_string(), "0.0.0.0:9000");
             assert_eq!(c.registration_mode, app::model::RegistrationMode::Closed);
             assert_eq!(c.data_dir, Path::new("/srv/chat"));
             assert!(c.database_url.is_none());
+            assert_eq!(c.community_creation_mode, app::model::CommunityCreationMode::Open);
+            assert!(c.nats_url.is_some());
             Ok(())
         });
     }

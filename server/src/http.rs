@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .route("/healthz", get(health))
+        .route("/ws", get(crate::gateway::upgrade))
         .route("/api/{*rest}", axum::routing::any(|| async { error_response(AppError::NotFound) }))
         .route(&format!("/pkg/{OUTPUT_NAME}.css"), get(stylesheet))
         .leptos_routes_with_context(&state, routes, context, render)
@@ -197,20 +198,22 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, needle: &str) -> bo
 /// Refuses state-changing requests whose `Origin` is another site (defence in depth on top of
 /// SameSite cookies, e.g. against login CSRF).
 async fn same_origin_posts(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() == Method::POST
-        && let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok())
-    {
-        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-        let public = state.config.public_url.as_deref().map(|u| u.trim_end_matches('/'));
-        if origin_host != host && Some(origin) != public {
-            return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
-        }
+    if req.method() == Method::POST && !origin_allowed(&state, req.headers()) {
+        return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
     }
     next.run(req).await
 }
 
-fn error_response(err: AppError) -> Response {
+/// Whether the request's `Origin` (if it names one) is this site: its `Host`, or `PUBLIC_URL`.
+pub(crate) fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let public = state.config.public_url.as_deref().map(|u| u.trim_end_matches('/'));
+    origin_host == host || Some(origin) == public
+}
+
+pub(crate) fn error_response(err: AppError) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(err)).into_response()
 }
@@ -220,6 +223,10 @@ struct Health {
     status: &'static str,
     version: &'static str,
     database: &'static str,
+    /// "in-process" or "nats".
+    bus: &'static str,
+    /// Open sockets on this node.
+    sockets: usize,
 }
 
 /// `GET /healthz`: 200 when the database answers, 503 when it does not.
@@ -229,6 +236,8 @@ async fn health(State(state): State<AppState>) -> Response {
         status: if db_ok { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
         database: if db_ok { "ok" } else { "unavailable" },
+        bus: state.realtime.bus.kind(),
+        sockets: state.realtime.hub.connections(),
     };
     if !db_ok {
         tracing::warn!(ref_id = %new_ref_id(), "health check: database unavailable");

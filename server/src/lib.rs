@@ -5,7 +5,9 @@
 
 pub mod config;
 pub mod db;
+pub mod gateway;
 pub mod http;
+pub mod nats;
 pub mod start;
 
 pub use http::router;

@@ -3,7 +3,15 @@
 use crate::{db, http::router};
 use app::{
     routes::OUTPUT_NAME,
-    server::{config::Config, keys::Keys, password::Passwords, session, state::AppState, throttle},
+    server::{
+        config::Config,
+        keys::Keys,
+        password::Passwords,
+        realtime::{Close, Hub, Realtime},
+        session,
+        state::AppState,
+        throttle,
+    },
 };
 use leptos::config::{Env, LeptosOptions};
 use secrecy::ExposeSecret;
@@ -21,6 +29,8 @@ pub enum StartError {
     Key { path: PathBuf, source: std::io::Error },
     #[error("cannot open the {backend} database: {source}")]
     Database { backend: &'static str, source: sea_orm::DbErr },
+    #[error("{0}")]
+    Bus(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("server error: {0}")]
@@ -59,7 +69,18 @@ pub async fn prepare(config: Config) -> Result<AppState, StartError> {
         .env(Env::PROD)
         .site_addr(config.listen_addr)
         .build();
-    Ok(AppState { db, config: Arc::new(config), keys: Arc::new(keys), passwords: Passwords::default(), leptos })
+    let realtime = match config.nats_url.as_ref().filter(|u| !u.expose_secret().trim().is_empty()) {
+        Some(url) => crate::nats::connect(url, Hub::new(uuid::Uuid::new_v4())).await.map_err(StartError::Bus)?,
+        None => Realtime::local(),
+    };
+    Ok(AppState {
+        db,
+        config: Arc::new(config),
+        keys: Arc::new(keys),
+        passwords: Passwords::default(),
+        leptos,
+        realtime,
+    })
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests and exits.
@@ -74,13 +95,20 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tokio::spawn(janitor(state.clone()));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
-    tracing::info!(addr = %local, ms = started.elapsed().as_millis() as u64, "listening on http://{local}");
+    let bus = state.realtime.bus.kind();
+    tracing::info!(addr = %local, bus, ms = started.elapsed().as_millis() as u64, "listening on http://{local}");
     let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     // After SIGTERM, in-flight requests get DRAIN_TIMEOUT to finish; then the server stops anyway.
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let realtime = state.realtime.clone();
     let signal = async move {
         shutdown_signal().await;
         let _ = stopping_tx.send(true);
+        // Sockets are long-lived: tell their clients to reconnect (to another node, or to us after
+        // the restart) and tell the other nodes these users are gone from this one.
+        let offline = realtime.hub.local_presence(false);
+        realtime.hub.close_all(Close::SHUTDOWN);
+        realtime.publish_all(offline).await;
     };
     let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
     let deadline = async move {

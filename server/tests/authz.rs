@@ -76,7 +76,7 @@ async fn world(state: &AppState, root: &user::Model) -> World {
     let general = &mine.communities[0].groups[0];
     let private = spaces::create_group(db, owner.id, community, "Staff", true).await.unwrap();
     spaces::add_group_member(db, owner.id, private.id, find(Moderator)).await.unwrap();
-    let private_channel = spaces::create_channel(db, owner.id, private.id, "plans").await.unwrap();
+    let (private_channel, _) = spaces::create_channel(db, owner.id, private.id, "plans").await.unwrap();
     let dm = spaces::open_dm(db, owner.id, find(Member)).await.unwrap();
     let victim = new_user(state, "victim").await;
     spaces::join(db, victim.id, &invite.code).await.unwrap();

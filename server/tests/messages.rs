@@ -48,11 +48,14 @@ on_both_backends! {
         let (_, general, [owner, ann, bob, eve]) = setup(db).await;
 
         let first = messages::send(db, bob.id, send(general, "t1", b"\x01opaque")).await.unwrap();
-        let second = messages::send(db, owner.id, send(general, "t1", b"\x02opaque")).await.unwrap();
+        assert!(first.fresh);
+        let first = first.message;
+        let second = messages::send(db, owner.id, send(general, "t1", b"\x02opaque")).await.unwrap().message;
         assert_eq!((first.seq, second.seq), (1, 2));
         // A retried send returns the original, never a duplicate.
         let retry = messages::send(db, bob.id, send(general, "t1", b"\x01opaque")).await.unwrap();
-        assert_eq!(retry, first);
+        assert!(!retry.fresh);
+        assert_eq!(retry.message, first);
         assert_eq!(messages::history(db, bob.id, general, None, None).await.unwrap().messages.len(), 2);
 
         // Outsiders: not found. Bad input: clear field errors.
@@ -69,7 +72,8 @@ on_both_backends! {
         // Edits: the author only; the earlier version is kept.
         assert_eq!(err(messages::edit(db, ann.id, first.id, Ciphertext(b"x".to_vec())).await.unwrap_err()), AppError::Forbidden);
         let edited = messages::edit(db, bob.id, first.id, Ciphertext(b"\x03new".to_vec())).await.unwrap();
-        assert!(edited.edited_at.is_some());
+        assert!(edited.message.edited_at.is_some());
+        assert_eq!((edited.kind, edited.seq), (EventKind::Edited, 3));
         let kept = entity::message_edit::Entity::find().all(db).await.unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].ciphertext, b"\x01opaque");
@@ -114,7 +118,7 @@ on_both_backends! {
         let mut tasks = Vec::new();
         for (i, sender) in [owner.id, ann.id, bob.id].into_iter().cycle().take(30).enumerate() {
             let db = state.db.clone();
-            tasks.push(tokio::spawn(async move { messages::send(&db, sender, send(general, &format!("c{i}"), b"x")).await.unwrap().seq }));
+            tasks.push(tokio::spawn(async move { messages::send(&db, sender, send(general, &format!("c{i}"), b"x")).await.unwrap().message.seq }));
         }
         let mut seqs = Vec::new();
         for t in tasks {

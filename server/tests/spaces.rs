@@ -39,7 +39,7 @@ on_both_backends! {
         spaces::set_role(db, owner.id, club, bob.id, app::model::spaces::CommunityRole::Moderator).await.unwrap();
         let staff = spaces::create_group(db, owner.id, club, "Staff", true).await.unwrap();
         spaces::add_group_member(db, owner.id, staff.id, bob.id).await.unwrap();
-        let plans = spaces::create_channel(db, owner.id, staff.id, "plans").await.unwrap();
+        let (plans, _) = spaces::create_channel(db, owner.id, staff.id, "plans").await.unwrap();
         spaces::channel_summary(db, bob.id, plans.id).await.unwrap();
         spaces::kick(db, owner.id, club, bob.id).await.unwrap();
         assert_eq!(err(spaces::channel_summary(db, bob.id, plans.id).await.unwrap_err()), AppError::NotFound);

@@ -18,12 +18,15 @@ commands:
   build [--dev]   build the server and the web assets (release unless --dev)
   test            install what tests need, build, and run every test (unit, database, browser)
   lint            cargo fmt --check and cargo clippy -D warnings
+  bench [ARGS…]   build in release mode and run the gateway load generator (bench/; ARGS go to it)
   check-wasm-deps fail if the browser bundle links server-only crates
 
 environment:
   CARGO_TARGET_DIR     where builds go                [default: ./target]
   CHATALOT_TOOLS_DIR   where pinned tools are installed [default: ~/.cache/chatalot/tools]
-  TEST_DATABASE_URL    postgres://… to also run the database tests on PostgreSQL";
+  TEST_DATABASE_URL    postgres://… to also run the database tests on PostgreSQL
+  TEST_NATS_URL        nats://… for the two-node test (needs PostgreSQL too)
+                       [default: nats://127.0.0.1:4222 when a NATS server answers there]";
 
 /// Crates that must never be linked into the browser bundle.
 const SERVER_ONLY_CRATES: &[&str] = &["sea-orm", "sqlx", "sqlx-core", "tokio", "argon2", "mio", "jsonwebtoken"];
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Some("build") => build(!args.iter().any(|a| a == "--dev")).map(|_| ()),
         Some("test") => test(),
         Some("lint") => lint(),
+        Some("bench") => bench(&args[1..]),
         Some("check-wasm-deps") => check_wasm_deps(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
@@ -336,6 +340,16 @@ fn test() -> Result {
         Ok(url) if !url.is_empty() => println!("==> database tests run on SQLite and on PostgreSQL"),
         _ => println!("==> TEST_DATABASE_URL is not set: database tests run on SQLite only, PostgreSQL is SKIPPED"),
     }
+    let nats = env::var("TEST_NATS_URL").ok().filter(|u| !u.is_empty()).or_else(|| {
+        let local = std::net::SocketAddr::from(([127, 0, 0, 1], 4222));
+        std::net::TcpStream::connect_timeout(&local, std::time::Duration::from_secs(1))
+            .is_ok()
+            .then(|| "nats://127.0.0.1:4222".to_owned())
+    });
+    match &nats {
+        Some(url) => println!("==> the two-node test uses NATS at {url}"),
+        None => println!("==> no NATS (TEST_NATS_URL unset, nothing on 127.0.0.1:4222): the two-node test is SKIPPED"),
+    }
     let nextest = output(cargo().args(["nextest", "--version"])).is_some();
     let runner = if nextest { "cargo nextest" } else { "cargo test" };
     stage(&format!("test: {runner} (unit, database, server functions, browser)"), || {
@@ -347,15 +361,40 @@ fn test() -> Result {
             cmd.args(["test", "--no-fail-fast"]);
         }
         cmd.env("CHATALOT_SERVER_BIN", &server).env("CHATALOT_SITE_DIR", target_dir().join("site"));
+        if let Some(url) = &nats {
+            cmd.env("TEST_NATS_URL", url);
+        }
         status_within(&mut cmd, std::time::Duration::from_secs(TEST_TIMEOUT_SECS))
     })?;
     println!("==> all tests passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
+/// The gateway load generator against the release server; prints figures, never fails on time.
+fn bench(args: &[String]) -> Result {
+    stage("build: release server and bench", || {
+        status(cargo().args(["build", "--release", "-p", "server", "--bin", "chatalot-server", "-p", "bench"]))
+    })?;
+    let dir = target_dir().join("release");
+    stage("bench", || {
+        status(Command::new(dir.join("bench")).args(args).env("CHATALOT_SERVER_BIN", dir.join("chatalot-server")))
+    })
+}
+
 fn lint() -> Result {
     stage("lint: cargo fmt --check", || status(cargo().args(["fmt", "--all", "--", "--check"])))?;
-    stage("lint: cargo clippy (server)", || status(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"])))?;
+    stage("lint: cargo clippy (server)", || {
+        status(cargo().args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "frontend",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
     stage("lint: cargo clippy (browser)", || {
         ensure_wasm_target()?;
         status(cargo().args(["clippy", "-p", "frontend", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"]))

@@ -11,6 +11,7 @@ use {
     super::ctx,
     crate::server::{
         accounts::{self, Registration},
+        realtime::Signal,
         session::{self, DEVICE_COOKIE, RECOVERY_FLASH_COOKIE, clear_cookie, set_cookie},
         state::app_state,
         tokens::DEVICE_TTL,
@@ -68,9 +69,33 @@ pub async fn logout() -> Result<(), AppError> {
     let parts = ctx::parts()?;
     if let Some(s) = ctx::session(&parts) {
         session::revoke_family(&state.db, s.session_id, chrono::Utc::now()).await?;
+        state.realtime.publish(Signal::Revoke { user_id: s.user_id, session: Some(s.session_id) }).await;
     }
     ctx::set_cookies(session::clear_session_cookies(state.config.is_https()));
     leptos_axum::redirect("/login");
+    Ok(())
+}
+
+/// Changes the password. Every session ends (sockets too); this browser gets a new one.
+#[server(prefix = "/api/v1", endpoint = "auth/change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
+    let (state, me) = ctx::actor().await?;
+    let parts = ctx::parts()?;
+    let client = ctx::client(&state, &parts);
+    let user = accounts::change_password(&state, me, current_password, new_password).await?;
+    state.realtime.publish(Signal::Revoke { user_id: user.id, session: None }).await;
+    ctx::set_cookies(session::start(&state, user.id, client.user_agent).await?);
+    Ok(())
+}
+
+/// Suspends (or reinstates) an account: instance owner and admins only.
+#[server(prefix = "/api/v1", endpoint = "admin/suspend")]
+pub async fn suspend_user(user_id: uuid::Uuid, suspended: bool) -> Result<(), AppError> {
+    let (state, me) = ctx::actor().await?;
+    accounts::set_suspended(&state.db, &me, user_id, suspended).await?;
+    if suspended {
+        state.realtime.publish(Signal::Revoke { user_id, session: None }).await;
+    }
     Ok(())
 }
 
@@ -81,6 +106,7 @@ pub async fn recover(username: String, recovery_code: String, new_password: Stri
     let parts = ctx::parts()?;
     let client = ctx::client(&state, &parts);
     let recovered = accounts::recover(&state, &username, &recovery_code, new_password, &client).await?;
+    state.realtime.publish(Signal::Revoke { user_id: recovered.user.id, session: None }).await;
     let cookies = session::start(&state, recovered.user.id, client.user_agent).await?;
     ctx::set_cookies(cookies);
     flash_recovery_code(&state, &recovered.recovery_code);

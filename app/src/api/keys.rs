@@ -8,7 +8,10 @@ use leptos::{prelude::*, server_fn::codec::Json};
 use uuid::Uuid;
 
 #[cfg(feature = "ssr")]
-use {super::ctx::actor, crate::server::keys_directory as keys};
+use {
+    super::ctx::actor,
+    crate::server::{keys_directory as keys, realtime::Signal, spaces},
+};
 
 #[server(prefix = "/api/v1", endpoint = "devices/register", input = Json)]
 pub async fn register_device(keys: DeviceKeys) -> Result<DeviceKeys, AppError> {
@@ -25,7 +28,10 @@ pub async fn list_devices(user_id: Uuid) -> Result<Vec<DeviceKeys>, AppError> {
 #[server(prefix = "/api/v1", endpoint = "devices/remove", input = Json)]
 pub async fn remove_device(device_id: String) -> Result<(), AppError> {
     let (state, me) = actor().await?;
-    Ok(keys::remove_device(&state.db, me.id, &device_id).await?)
+    keys::remove_device(&state.db, me.id, &device_id).await?;
+    let channels = spaces::subscriptions(&state.db, me.id).await?.channels.into_keys().collect();
+    state.realtime.publish(Signal::DeviceRemoved { user_id: me.id, device_id, channels }).await;
+    Ok(())
 }
 
 #[server(prefix = "/api/v1", endpoint = "keys/upload", input = Json)]
@@ -53,7 +59,17 @@ pub async fn claim_key(user_id: Uuid, device_id: String) -> Result<ClaimedKey, A
 #[server(prefix = "/api/v1", endpoint = "to_device/send", input = Json)]
 pub async fn send_to_device(device_id: String, messages: Vec<OutgoingToDevice>) -> Result<usize, AppError> {
     let (state, me) = actor().await?;
-    Ok(keys::send_to_device(&state.db, me.id, &device_id, messages).await?)
+    let queued = keys::send_to_device(&state.db, me.id, &device_id, messages).await?;
+    let n = queued.len();
+    state
+        .realtime
+        .publish_all(queued.into_iter().map(|q| Signal::ToDevice {
+            user_id: q.user,
+            device_id: q.device,
+            message: q.message,
+        }))
+        .await;
+    Ok(n)
 }
 
 #[server(prefix = "/api/v1", endpoint = "to_device/fetch", input = Json)]

@@ -12,7 +12,7 @@ use {
     super::ctx::actor,
     crate::{
         model::messages::{Ciphertext, MessageKind},
-        server::messages,
+        server::{messages, realtime::Signal},
     },
 };
 
@@ -37,19 +37,27 @@ pub async fn send_message(
     };
     let input =
         messages::Send { channel_id, device, client_txn, kind, reply_to, ciphertext: ciphertext(&ciphertext_b64)? };
-    Ok(messages::send(&state.db, me.id, input).await?)
+    let stored = messages::send(&state.db, me.id, input).await?;
+    if stored.fresh {
+        state.realtime.publish(Signal::Event { event: stored.event() }).await;
+    }
+    Ok(stored.message)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/edit")]
-pub async fn edit_message(message_id: Uuid, ciphertext_b64: String) -> Result<Envelope, AppError> {
+pub async fn edit_message(message_id: Uuid, ciphertext_b64: String) -> Result<ChannelEvent, AppError> {
     let (state, me) = actor().await?;
-    Ok(messages::edit(&state.db, me.id, message_id, ciphertext(&ciphertext_b64)?).await?)
+    let event = messages::edit(&state.db, me.id, message_id, ciphertext(&ciphertext_b64)?).await?;
+    state.realtime.publish(Signal::Event { event: event.clone() }).await;
+    Ok(event)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/delete")]
 pub async fn delete_message(message_id: Uuid) -> Result<ChannelEvent, AppError> {
     let (state, me) = actor().await?;
-    Ok(messages::delete(&state.db, me.id, message_id).await?)
+    let event = messages::delete(&state.db, me.id, message_id).await?;
+    state.realtime.publish(Signal::Event { event: event.clone() }).await;
+    Ok(event)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/history")]
@@ -75,7 +83,9 @@ pub async fn channel_events(
 #[server(prefix = "/api/v1", endpoint = "messages/mark_read")]
 pub async fn mark_read(channel_id: Uuid, seq: i64) -> Result<i64, AppError> {
     let (state, me) = actor().await?;
-    Ok(messages::mark_read(&state.db, me.id, channel_id, seq).await?)
+    let seq = messages::mark_read(&state.db, me.id, channel_id, seq).await?;
+    state.realtime.publish(Signal::Read { user_id: me.id, channel_id, seq }).await;
+    Ok(seq)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/unread")]

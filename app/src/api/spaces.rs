@@ -13,7 +13,7 @@ use {
     super::ctx::actor,
     crate::{
         model::spaces::CommunityRole,
-        server::{invites::parse_limits, spaces},
+        server::{invites::parse_limits, realtime::Signal, spaces},
     },
 };
 
@@ -26,7 +26,10 @@ pub async fn list_my_spaces() -> Result<MySpaces, AppError> {
 #[server(prefix = "/api/v1", endpoint = "communities/create")]
 pub async fn create_community(name: String, #[server(default)] description: String) -> Result<Uuid, AppError> {
     let (state, me) = actor().await?;
-    Ok(spaces::create_community(&state.db, &me, state.config.community_creation_mode, &name, &description).await?)
+    let id =
+        spaces::create_community(&state.db, &me, state.config.community_creation_mode, &name, &description).await?;
+    state.realtime.publish(Signal::Resubscribe { users: vec![me.id] }).await;
+    Ok(id)
 }
 
 #[server(prefix = "/api/v1", endpoint = "communities/members")]
@@ -49,25 +52,33 @@ pub async fn create_community_invite(
 #[server(prefix = "/api/v1", endpoint = "communities/join")]
 pub async fn join_community(code: String) -> Result<Uuid, AppError> {
     let (state, me) = actor().await?;
-    Ok(spaces::join(&state.db, me.id, &code).await?)
+    let community_id = spaces::join(&state.db, me.id, &code).await?;
+    state.realtime.publish(Signal::Resubscribe { users: vec![me.id] }).await;
+    Ok(community_id)
 }
 
 #[server(prefix = "/api/v1", endpoint = "communities/leave")]
 pub async fn leave_community(community_id: Uuid) -> Result<(), AppError> {
     let (state, me) = actor().await?;
-    Ok(spaces::leave(&state.db, me.id, community_id).await?)
+    spaces::leave(&state.db, me.id, community_id).await?;
+    state.realtime.publish(Signal::LeftCommunity { user_id: me.id, community_id }).await;
+    Ok(())
 }
 
 #[server(prefix = "/api/v1", endpoint = "communities/kick")]
 pub async fn kick_member(community_id: Uuid, user_id: Uuid) -> Result<(), AppError> {
     let (state, me) = actor().await?;
-    Ok(spaces::kick(&state.db, me.id, community_id, user_id).await?)
+    spaces::kick(&state.db, me.id, community_id, user_id).await?;
+    state.realtime.publish(Signal::LeftCommunity { user_id, community_id }).await;
+    Ok(())
 }
 
 #[server(prefix = "/api/v1", endpoint = "communities/ban")]
 pub async fn ban_member(community_id: Uuid, user_id: Uuid, #[server(default)] reason: String) -> Result<(), AppError> {
     let (state, me) = actor().await?;
-    Ok(spaces::ban(&state.db, me.id, community_id, user_id, &reason).await?)
+    spaces::ban(&state.db, me.id, community_id, user_id, &reason).await?;
+    state.realtime.publish(Signal::LeftCommunity { user_id, community_id }).await;
+    Ok(())
 }
 
 #[server(prefix = "/api/v1", endpoint = "communities/unban")]
@@ -81,7 +92,9 @@ pub async fn set_member_role(community_id: Uuid, user_id: Uuid, role: String) ->
     let (state, me) = actor().await?;
     let role = CommunityRole::parse_assignable(&role)
         .ok_or_else(|| AppError::invalid("role", "must be member, moderator or admin"))?;
-    Ok(spaces::set_role(&state.db, me.id, community_id, user_id, role).await?)
+    spaces::set_role(&state.db, me.id, community_id, user_id, role).await?;
+    state.realtime.publish(Signal::Resubscribe { users: vec![user_id] }).await;
+    Ok(())
 }
 
 #[server(prefix = "/api/v1", endpoint = "groups/create")]
@@ -91,19 +104,25 @@ pub async fn create_group(
     #[server(default)] private: bool,
 ) -> Result<Uuid, AppError> {
     let (state, me) = actor().await?;
-    Ok(spaces::create_group(&state.db, me.id, community_id, &name, private).await?.id)
+    let group = spaces::create_group(&state.db, me.id, community_id, &name, private).await?;
+    state.realtime.publish(Signal::CommunityChanged { community_id }).await;
+    Ok(group.id)
 }
 
 #[server(prefix = "/api/v1", endpoint = "groups/add_member")]
 pub async fn add_group_member(group_id: Uuid, user_id: Uuid) -> Result<(), AppError> {
     let (state, me) = actor().await?;
-    Ok(spaces::add_group_member(&state.db, me.id, group_id, user_id).await?)
+    spaces::add_group_member(&state.db, me.id, group_id, user_id).await?;
+    state.realtime.publish(Signal::Resubscribe { users: vec![user_id] }).await;
+    Ok(())
 }
 
 #[server(prefix = "/api/v1", endpoint = "channels/create")]
 pub async fn create_channel(group_id: Uuid, name: String) -> Result<ChannelSummary, AppError> {
     let (state, me) = actor().await?;
-    Ok(spaces::create_channel(&state.db, me.id, group_id, &name).await?)
+    let (channel, community_id) = spaces::create_channel(&state.db, me.id, group_id, &name).await?;
+    state.realtime.publish(Signal::CommunityChanged { community_id }).await;
+    Ok(channel)
 }
 
 #[server(prefix = "/api/v1", endpoint = "channels/get")]
@@ -115,7 +134,9 @@ pub async fn get_channel(channel_id: Uuid) -> Result<ChannelSummary, AppError> {
 #[server(prefix = "/api/v1", endpoint = "dms/open")]
 pub async fn open_dm(user_id: Uuid) -> Result<ChannelSummary, AppError> {
     let (state, me) = actor().await?;
-    Ok(spaces::open_dm(&state.db, me.id, user_id).await?)
+    let dm = spaces::open_dm(&state.db, me.id, user_id).await?;
+    state.realtime.publish(Signal::Resubscribe { users: vec![me.id, user_id] }).await;
+    Ok(dm)
 }
 
 #[server(prefix = "/api/v1", endpoint = "dms/create_group")]
@@ -124,5 +145,9 @@ pub async fn create_group_dm(members: Vec<Uuid>) -> Result<ChannelSummary, AppEr
     if members.len() > spaces::MAX_GROUP_DM {
         return Err(AppError::invalid("members", "too many members"));
     }
-    Ok(spaces::create_group_dm(&state.db, me.id, &members).await?)
+    let dm = spaces::create_group_dm(&state.db, me.id, &members).await?;
+    let mut users = members.clone();
+    users.push(me.id);
+    state.realtime.publish(Signal::Resubscribe { users }).await;
+    Ok(dm)
 }

@@ -2,11 +2,15 @@
 //! tagged by `type`. Versioned: a client says which protocol it speaks in `hello`; the server
 //! answers with the version it speaks in `ready`, and refuses versions it does not know.
 //!
-//! The server side of this protocol is not built yet (issue 3); these types are its contract.
+//! A connection: the client sends `hello` (with the device it speaks for, and where it left each
+//! channel); the server answers `ready` (the channels it is subscribed to, computed from membership,
+//! and unread counts), then every missed event per resume point, then live frames. Sends are
+//! acknowledged with `sent` only once stored. The server decides subscriptions; the client never
+//! asks for a channel.
 
 use super::{
     keys::ToDeviceMessage,
-    messages::{ChannelEvent, Ciphertext, Envelope, MessageKind},
+    messages::{ChannelEvent, Ciphertext, Envelope, MessageKind, Unread},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -48,6 +52,10 @@ pub enum ClientFrame {
     /// First frame: the protocol spoken and where to resume.
     Hello {
         protocol: u16,
+        /// The registered device this connection speaks for: to-device messages for it arrive here.
+        #[serde(default)]
+        device: Option<String>,
+        #[serde(default)]
         resume: Vec<ResumePoint>,
     },
     Send {
@@ -104,6 +112,7 @@ pub enum ServerFrame {
         protocol: u16,
         user_id: Uuid,
         channels: Vec<Uuid>,
+        unread: Vec<Unread>,
     },
     /// A message event in a channel the user is in, in sequence order per channel.
     Event {
@@ -114,9 +123,11 @@ pub enum ServerFrame {
         client_txn: String,
         message: Envelope,
     },
+    /// Show "typing" for `expires_in_ms` unless renewed (or a message from the user arrives).
     Typing {
         channel_id: Uuid,
         user_id: Uuid,
+        expires_in_ms: u32,
     },
     Presence {
         user_id: Uuid,
@@ -175,16 +186,21 @@ mod tests {
     fn frames_are_tagged_json() {
         let hello = ClientFrame::Hello {
             protocol: PROTOCOL_VERSION,
+            device: None,
             resume: vec![ResumePoint { channel_id: Uuid::nil(), last_seq: 7 }],
         };
         let text = serde_json::to_string(&hello).unwrap();
         assert_eq!(
             text,
-            r#"{"type":"hello","protocol":1,"resume":[{"channel_id":"00000000-0000-0000-0000-000000000000","last_seq":7}]}"#
+            r#"{"type":"hello","protocol":1,"device":null,"resume":[{"channel_id":"00000000-0000-0000-0000-000000000000","last_seq":7}]}"#
         );
         assert_eq!(ClientFrame::decode(&text).unwrap(), hello);
-        let typing =
-            serde_json::to_string(&ServerFrame::Typing { channel_id: Uuid::nil(), user_id: Uuid::nil() }).unwrap();
+        let typing = serde_json::to_string(&ServerFrame::Typing {
+            channel_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            expires_in_ms: 1,
+        })
+        .unwrap();
         assert!(typing.starts_with(r#"{"type":"typing","#), "{typing}");
     }
 

@@ -16,7 +16,8 @@ use crate::{
 use chrono::{Duration, Utc};
 use entity::user::{self, Column};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    TransactionTrait,
 };
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -193,6 +194,8 @@ async fn try_insert_user(
         is_admin: Set(first),
         created_at: Set(now),
         password_changed_at: Set(now),
+        suspended_at: Set(None),
+        presence: Set(0),
     }
     .insert(&txn)
     .await?;
@@ -232,6 +235,9 @@ pub async fn login(state: &AppState, username: &str, password: String, client: &
 
     let ok = state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     match user {
+        Some(user) if ok && user.suspended_at.is_some() => {
+            Err(AppError::invalid("username", "This account is suspended. Ask the instance's admin.").into())
+        }
         Some(user) if ok => {
             if let Some(d) = known_device {
                 throttle::clear(&state.db, &format!("login:dev:{}", d.device)).await?;
@@ -295,10 +301,72 @@ pub async fn recover(
     Ok(Recovered { user, recovery_code })
 }
 
-/// The account behind a session; `Unauthenticated` if it no longer exists.
+/// Changes the password (the current one is asked again) and ends every session: whoever else
+/// knew the old password is signed out everywhere, sockets included.
+pub async fn change_password(
+    state: &AppState,
+    user: user::Model,
+    current_password: String,
+    new_password: String,
+) -> ServerResult<user::Model> {
+    field("new_password", validation::password(&new_password))?;
+    let limits = [Limit::new(format!("password:acct:{}", user.id), LOGIN_ACCOUNT_MAX, LOGIN_WINDOW)];
+    let now = Utc::now();
+    throttle::check(&state.db, &limits, now).await?;
+    if current_password.chars().count() > 1024
+        || !state.passwords.verify(current_password, Some(user.password_hash.clone())).await?
+    {
+        throttle::record_failure(&state.db, &limits, now).await?;
+        return Err(AppError::invalid("current_password", "is not your current password").into());
+    }
+    let password_hash = state.passwords.hash(new_password).await?;
+    let txn = state.db.begin().await?;
+    let mut active: user::ActiveModel = user.into();
+    active.password_hash = Set(password_hash);
+    active.password_changed_at = Set(now);
+    let user = active.update(&txn).await?;
+    super::session::revoke_all(&txn, user.id, now).await?;
+    txn.commit().await?;
+    tracing::info!(user = %user.id, "password changed; all sessions revoked");
+    Ok(user)
+}
+
+/// Suspends or reinstates an account (instance owner and admins; the owner cannot be suspended,
+/// and only the owner may suspend an admin). Suspension ends every session.
+pub async fn set_suspended(
+    db: &DatabaseConnection,
+    actor: &user::Model,
+    target: Uuid,
+    suspended: bool,
+) -> ServerResult<user::Model> {
+    if !actor.is_admin && !actor.is_owner() {
+        return Err(AppError::Forbidden.into());
+    }
+    let target = user::Entity::find_by_id(target).one(db).await?.ok_or(AppError::NotFound)?;
+    if target.is_owner() || target.id == actor.id || (target.is_admin && !actor.is_owner()) {
+        return Err(AppError::Forbidden.into());
+    }
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let mut active: user::ActiveModel = target.into();
+    active.suspended_at = Set(suspended.then_some(now));
+    let target = active.update(&txn).await?;
+    if suspended {
+        super::session::revoke_all(&txn, target.id, now).await?;
+    }
+    txn.commit().await?;
+    tracing::info!(user = %target.id, by = %actor.id, suspended, "account standing changed");
+    Ok(target)
+}
+
+/// The account behind a session; `Unauthenticated` if it no longer exists or is suspended.
 pub async fn current(state: &AppState, session: Option<Session>) -> ServerResult<user::Model> {
     let session = session.ok_or(AppError::Unauthenticated)?;
-    user::Entity::find_by_id(session.user_id).one(&state.db).await?.ok_or_else(|| AppError::Unauthenticated.into())
+    user::Entity::find_by_id(session.user_id)
+        .one(&state.db)
+        .await?
+        .filter(|u| u.suspended_at.is_none())
+        .ok_or_else(|| AppError::Unauthenticated.into())
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ pub struct Config {
     /// The client address is the right-most address in that header that is not a trusted proxy.
     #[serde(deserialize_with = "ip_list")]
     pub trusted_proxies: Vec<IpAddr>,
+    /// `nats://host:4222` to run several nodes on one database: real-time events cross between nodes
+    /// over NATS. Unset means one node with an in-process bus (`NATS_URL`).
+    pub nats_url: Option<SecretString>,
 }
 
 impl Default for Config {
@@ -47,13 +50,23 @@ impl Default for Config {
             site_dir: None,
             public_url: None,
             trusted_proxies: Vec::new(),
+            nats_url: None,
         }
     }
 }
 
 /// The environment variables the configuration reads, and their `Config` field.
-pub const ENV_VARS: &[&str] =
-    &["LISTEN_ADDR", "DATA_DIR", "DATABASE_URL", "REGISTRATION_MODE", "SITE_DIR", "PUBLIC_URL", "TRUSTED_PROXIES"];
+pub const ENV_VARS: &[&str] = &[
+    "LISTEN_ADDR",
+    "DATA_DIR",
+    "DATABASE_URL",
+    "REGISTRATION_MODE",
+    "COMMUNITY_CREATION_MODE",
+    "SITE_DIR",
+    "PUBLIC_URL",
+    "TRUSTED_PROXIES",
+    "NATS_URL",
+];
 
 impl Config {
     /// The database URL to connect to: the configured one, or SQLite inside the data directory.
@@ -79,6 +92,12 @@ impl Config {
             let known = ["postgres://", "postgresql://", "sqlite:"].iter().any(|p| url.starts_with(p));
             if !url.is_empty() && !known {
                 return Err("DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into());
+            }
+        }
+        if let Some(url) = &self.nats_url {
+            let url = url.expose_secret().trim();
+            if !url.is_empty() && !["nats://", "tls://"].iter().any(|p| url.starts_with(p)) {
+                return Err("NATS_URL must start with nats:// or tls://".into());
             }
         }
         if let Some(url) = &self.public_url
@@ -131,6 +150,8 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("DATABASE_URL"));
         let bad = Config { public_url: Some("chat.example.com".into()), ..Config::default() };
         assert!(bad.validate().unwrap_err().contains("PUBLIC_URL"));
+        let bad = Config { nats_url: Some("http://nats".to_owned().into()), ..Config::default() };
+        assert!(bad.validate().unwrap_err().contains("NATS_URL"));
         assert!(Config::default().validate().is_ok());
     }
 }

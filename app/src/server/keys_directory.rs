@@ -75,7 +75,8 @@ pub async fn related(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResul
     Ok(shared.is_some())
 }
 
-async fn own_device(db: &impl ConnectionTrait, user: Uuid, device_id: &str) -> ServerResult<device::Model> {
+/// One of `user`'s devices, or `NotFound`.
+pub async fn own_device(db: &impl ConnectionTrait, user: Uuid, device_id: &str) -> ServerResult<device::Model> {
     device::Entity::find_by_id((user, device_id.to_owned())).one(db).await?.ok_or_else(|| AppError::NotFound.into())
 }
 
@@ -251,6 +252,14 @@ pub async fn claim(db: &impl ConnectionTrait, actor: Uuid, user: Uuid, device_id
     })
 }
 
+/// A to-device message as stored, with its recipient: what is delivered live.
+#[derive(Debug)]
+pub struct Queued {
+    pub user: Uuid,
+    pub device: String,
+    pub message: ToDeviceMessage,
+}
+
 /// Queues opaque payloads for devices (up to 100 per batch, each at most 64 KiB). Every recipient
 /// must be related to the sender; a device with 1,000 undelivered messages refuses more.
 pub async fn send_to_device(
@@ -258,7 +267,7 @@ pub async fn send_to_device(
     actor: Uuid,
     actor_device: &str,
     batch: Vec<OutgoingToDevice>,
-) -> ServerResult<usize> {
+) -> ServerResult<Vec<Queued>> {
     own_device(db, actor, actor_device).await?;
     if batch.len() > MAX_TO_DEVICE_BATCH {
         return Err(AppError::invalid("messages", format!("at most {MAX_TO_DEVICE_BATCH} per batch")).into());
@@ -284,10 +293,21 @@ pub async fn send_to_device(
         }
     }
     let txn = db.begin().await?;
-    let n = batch.len();
+    let mut queued = Vec::with_capacity(batch.len());
     for m in batch {
+        let id = Uuid::now_v7();
+        queued.push(Queued {
+            user: m.recipient_user,
+            device: m.recipient_device.clone(),
+            message: ToDeviceMessage {
+                id,
+                sender_user: actor,
+                sender_device: actor_device.to_owned(),
+                payload: m.payload.clone(),
+            },
+        });
         to_device::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             recipient_user: Set(m.recipient_user),
             recipient_device: Set(m.recipient_device),
             sender_user: Set(actor),
@@ -306,7 +326,7 @@ pub async fn send_to_device(
         })?;
     }
     txn.commit().await?;
-    Ok(n)
+    Ok(queued)
 }
 
 /// The oldest undelivered messages of one of the actor's devices (at most 100).

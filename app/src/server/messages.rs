@@ -100,8 +100,28 @@ pub struct Send {
     pub ciphertext: Ciphertext,
 }
 
+/// What `send` stored, or found stored by an earlier try of the same send.
+#[derive(Debug)]
+pub struct Stored {
+    pub message: Envelope,
+    /// False for a retry: the original is returned and nothing new happened.
+    pub fresh: bool,
+}
+
+impl Stored {
+    /// The channel event of a fresh message.
+    pub fn event(&self) -> ChannelEvent {
+        ChannelEvent {
+            channel_id: self.message.channel_id,
+            seq: self.message.seq,
+            kind: EventKind::Created,
+            message: self.message.clone(),
+        }
+    }
+}
+
 /// Stores a message and returns it. A retry with the same client transaction id returns the original.
-pub async fn send(db: &DatabaseConnection, actor: Uuid, input: Send) -> ServerResult<Envelope> {
+pub async fn send(db: &DatabaseConnection, actor: Uuid, input: Send) -> ServerResult<Stored> {
     policy::visible_channel(db, input.channel_id, actor).await?;
     if input.client_txn.is_empty() || input.client_txn.len() > 64 {
         return Err(AppError::invalid("client_txn", "must be 1–64 characters").into());
@@ -149,7 +169,7 @@ pub async fn send(db: &DatabaseConnection, actor: Uuid, input: Send) -> ServerRe
     };
     record_event(&txn, m.channel_id, seq, EventKind::Created, m.id).await?;
     txn.commit().await?;
-    Ok(envelope(&m))
+    Ok(Stored { message: envelope(&m), fresh: true })
 }
 
 async fn find_by_txn(db: &impl ConnectionTrait, sender: Uuid, txn_id: &str) -> ServerResult<Option<message::Model>> {
@@ -161,11 +181,11 @@ async fn find_by_txn(db: &impl ConnectionTrait, sender: Uuid, txn_id: &str) -> S
 }
 
 /// A retry must be the same send; reusing a transaction id for something else is a client bug.
-fn same_send(original: message::Model, input: &Send) -> ServerResult<Envelope> {
+fn same_send(original: message::Model, input: &Send) -> ServerResult<Stored> {
     if original.channel_id != input.channel_id {
         return Err(AppError::invalid("client_txn", "was already used for another message").into());
     }
-    Ok(envelope(&original))
+    Ok(Stored { message: envelope(&original), fresh: false })
 }
 
 /// Replaces a message's ciphertext (author only); the previous version is kept.
@@ -174,7 +194,7 @@ pub async fn edit(
     actor: Uuid,
     message_id: Uuid,
     ciphertext: Ciphertext,
-) -> ServerResult<Envelope> {
+) -> ServerResult<ChannelEvent> {
     check_ciphertext(&ciphertext)?;
     let m = message::Entity::find_by_id(message_id).one(db).await?.ok_or(AppError::NotFound)?;
     policy::visible_channel(db, m.channel_id, actor).await?;
@@ -201,7 +221,7 @@ pub async fn edit(
     let m = active.update(&txn).await?;
     record_event(&txn, m.channel_id, seq, EventKind::Edited, m.id).await?;
     txn.commit().await?;
-    Ok(envelope(&m))
+    Ok(ChannelEvent { channel_id: m.channel_id, seq, kind: EventKind::Edited, message: envelope(&m) })
 }
 
 /// Deletes a message (its author, or a community moderator and above): the ciphertext and every

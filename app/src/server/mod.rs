@@ -10,6 +10,7 @@ pub mod keys_directory;
 pub mod messages;
 pub mod password;
 pub mod policy;
+pub mod realtime;
 pub mod session;
 pub mod spaces;
 pub mod state;

@@ -223,6 +223,56 @@ pub async fn revoke_all(db: &impl ConnectionTrait, user: Uuid, now: DateTime<Utc
     Ok(())
 }
 
+/// Whether a session is still live: not logged out, revoked or expired.
+pub async fn is_live(db: &impl ConnectionTrait, family: Uuid, now: DateTime<Utc>) -> ServerResult<bool> {
+    Ok(refresh_token::Entity::find()
+        .filter(Column::FamilyId.eq(family))
+        .filter(Column::RevokedAt.is_null())
+        .filter(Column::ExpiresAt.gt(now))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Who opens a socket, and until when their access token is good.
+#[derive(Debug)]
+pub struct SocketAuth {
+    pub user: entity::user::Model,
+    pub session: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Authenticates a WebSocket upgrade: an `Authorization: Bearer` access token (desktop, bots,
+/// tests), else the access-token cookie, else the session the middleware just refreshed. Unlike a
+/// plain request, the session must also still be live in the database: a socket opened with the
+/// access token of a logged-out session is refused, not served for the token's last minutes.
+pub async fn authenticate_socket(
+    state: &AppState,
+    headers: &HeaderMap,
+    refreshed: Option<Session>,
+) -> ServerResult<SocketAuth> {
+    let now = Utc::now();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let claims =
+        bearer.or_else(|| read_cookie(headers, ACCESS_COOKIE)).and_then(|t| tokens::verify_access(&state.keys, &t));
+    let (session, expires_at) = match (claims, refreshed) {
+        (Some(c), _) => {
+            (Session { user_id: c.sub, session_id: c.sid }, DateTime::from_timestamp(c.exp, 0).unwrap_or(now))
+        }
+        (None, Some(s)) => (s, now + ACCESS_TTL),
+        (None, None) => return Err(crate::error::AppError::Unauthenticated.into()),
+    };
+    if !is_live(&state.db, session.session_id, now).await? {
+        return Err(crate::error::AppError::Unauthenticated.into());
+    }
+    let user = super::accounts::current(state, Some(session)).await?;
+    Ok(SocketAuth { user, session: session.session_id, expires_at })
+}
+
 /// Deletes tokens that expired or were revoked more than a week ago.
 pub async fn purge(db: &impl ConnectionTrait, now: DateTime<Utc>) -> ServerResult<u64> {
     let cutoff = now - chrono::Duration::days(7);

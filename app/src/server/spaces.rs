@@ -5,6 +5,7 @@ use super::{
     accounts::random_code,
     error::{ServerResult, is_unique_violation},
     policy::{self, Standing},
+    realtime::Subscriptions,
 };
 use crate::{
     error::AppError,
@@ -118,18 +119,20 @@ pub async fn create_community(
     Ok(community.id)
 }
 
-/// Everything `user` belongs to: communities with the groups and channels they can see, DMs and group DMs.
-pub async fn my_spaces(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<MySpaces> {
+/// The communities a user is in (with their role), the groups and channels of those they can see,
+/// and the DMs and group DMs they are in: what `my_spaces` shows and what sockets subscribe to.
+struct Visible {
+    roles: HashMap<Uuid, CommunityRole>,
+    groups: Vec<group::Model>,
+    channels: Vec<channel::Model>,
+    direct_ids: Vec<Uuid>,
+}
+
+async fn visible(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<Visible> {
     let memberships =
         community_member::Entity::find().filter(community_member::Column::UserId.eq(user)).all(db).await?;
     let roles: HashMap<Uuid, CommunityRole> =
         memberships.iter().map(|m| (m.community_id, CommunityRole::from_db(m.role))).collect();
-    let ids: Vec<Uuid> = roles.keys().copied().collect();
-    let communities = community::Entity::find()
-        .filter(community::Column::Id.is_in(ids.clone()))
-        .order_by_asc(community::Column::CreatedAt)
-        .all(db)
-        .await?;
     let my_private: BTreeSet<Uuid> = group_member::Entity::find()
         .filter(group_member::Column::UserId.eq(user))
         .all(db)
@@ -138,7 +141,7 @@ pub async fn my_spaces(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<My
         .map(|g| g.group_id)
         .collect();
     let groups: Vec<group::Model> = group::Entity::find()
-        .filter(group::Column::CommunityId.is_in(ids))
+        .filter(group::Column::CommunityId.is_in(roles.keys().copied()))
         .order_by_asc(group::Column::CreatedAt)
         .all(db)
         .await?
@@ -148,6 +151,34 @@ pub async fn my_spaces(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<My
     let channels = channel::Entity::find()
         .filter(channel::Column::GroupId.is_in(groups.iter().map(|g| g.id)))
         .order_by_asc(channel::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let direct_ids: Vec<Uuid> = channel_member::Entity::find()
+        .filter(channel_member::Column::UserId.eq(user))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.channel_id)
+        .collect();
+    Ok(Visible { roles, groups, channels, direct_ids })
+}
+
+/// What a user's sockets subscribe to: every channel they may read, with its community.
+pub async fn subscriptions(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<Subscriptions> {
+    let v = visible(db, user).await?;
+    let community_of: HashMap<Uuid, Uuid> = v.groups.iter().map(|g| (g.id, g.community_id)).collect();
+    let mut channels: HashMap<Uuid, Option<Uuid>> =
+        v.channels.iter().filter_map(|c| Some((c.id, Some(*community_of.get(&c.group_id?)?)))).collect();
+    channels.extend(v.direct_ids.iter().map(|id| (*id, None)));
+    Ok(Subscriptions { channels, communities: v.roles.keys().copied().collect() })
+}
+
+/// Everything `user` belongs to: communities with the groups and channels they can see, DMs and group DMs.
+pub async fn my_spaces(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<MySpaces> {
+    let Visible { roles, groups, channels, direct_ids } = visible(db, user).await?;
+    let communities = community::Entity::find()
+        .filter(community::Column::Id.is_in(roles.keys().copied()))
+        .order_by_asc(community::Column::CreatedAt)
         .all(db)
         .await?;
 
@@ -180,13 +211,6 @@ pub async fn my_spaces(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<My
         })
         .collect();
 
-    let direct_ids: Vec<Uuid> = channel_member::Entity::find()
-        .filter(channel_member::Column::UserId.eq(user))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| m.channel_id)
-        .collect();
     let mut direct = Vec::new();
     for ch in channel::Entity::find()
         .filter(channel::Column::Id.is_in(direct_ids))
@@ -247,20 +271,24 @@ pub async fn create_group(
     Ok(GroupSummary { id: g.id, name: g.name, private: g.private, channels: vec![] })
 }
 
-/// Creates a text channel in a group (community admins and above who can see the group).
+/// Creates a text channel in a group (community admins and above who can see the group); returns it
+/// with its community.
 pub async fn create_channel(
     db: &impl ConnectionTrait,
     actor: Uuid,
     group_id: Uuid,
     name: &str,
-) -> ServerResult<ChannelSummary> {
+) -> ServerResult<(ChannelSummary, Uuid)> {
     let visible = policy::visible_group(db, group_id, actor).await?;
     if visible.role < CommunityRole::Admin {
         return Err(AppError::Forbidden.into());
     }
     let name = name_field("name", name, 64)?;
     let ch = insert_channel(db, ChannelKind::Text, Some(group_id), &name, actor).await?;
-    Ok(ChannelSummary { id: ch.id, kind: ChannelKind::Text, name: ch.name, members: vec![] })
+    Ok((
+        ChannelSummary { id: ch.id, kind: ChannelKind::Text, name: ch.name, members: vec![] },
+        visible.group.community_id,
+    ))
 }
 
 /// Adds a community member to a private group (moderators and above who are in the group).

@@ -1,6 +1,6 @@
 //! `AppState`: what every request handler and server function can reach.
 
-use super::{config::Config, keys::Keys, password::Passwords};
+use super::{config::Config, keys::Keys, password::Passwords, realtime::Realtime};
 use leptos::config::LeptosOptions;
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
@@ -12,6 +12,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub passwords: Passwords,
     pub leptos: LeptosOptions,
+    /// This node's sockets and the bus to the other nodes.
+    pub realtime: Realtime,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {

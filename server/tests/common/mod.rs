@@ -2,6 +2,8 @@
 //! is set), the real migrations, the real router, and helpers to call server functions.
 #![allow(dead_code)]
 
+pub mod live;
+
 use app::{
     model::RegistrationMode,
     server::{config::Config, keys::Keys, password::Passwords, state::AppState},
@@ -121,6 +123,8 @@ pub async fn new_user(db: &sea_orm::DatabaseConnection, name: &str) -> entity::u
         is_admin: Set(false),
         created_at: Set(chrono::Utc::now()),
         password_changed_at: Set(chrono::Utc::now()),
+        suspended_at: Set(None),
+        presence: Set(0),
     }
     .insert(db)
     .await
@@ -199,6 +203,16 @@ impl Client {
         self.send(req).await
     }
 
+    /// Calls a server function that takes a JSON body (the key directory).
+    pub async fn call_json(&mut self, endpoint: &str, body: &str) -> Reply {
+        let req = Request::post(format!("/api/v1/{endpoint}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        self.send(req).await
+    }
+
     /// Submits a form the way a browser without JavaScript does.
     pub async fn submit(&mut self, endpoint: &str, form: &[(&str, &str)], referer: &str) -> Reply {
         let body = form_encode(form);
@@ -253,5 +267,46 @@ impl Reply {
     pub fn error(&self) -> app::error::AppError {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not an AppError ({e}): {} {}", self.status, self.body))
+    }
+}
+
+/// A device's signing key, as the browser's vodozemac account will hold it.
+pub struct TestDevice {
+    pub user: uuid::Uuid,
+    pub id: String,
+    pub signing: ed25519_dalek::SigningKey,
+}
+
+impl TestDevice {
+    pub fn new(user: uuid::Uuid, id: &str) -> Self {
+        Self { user, id: id.into(), signing: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng) }
+    }
+
+    pub fn b64(bytes: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+    }
+
+    pub fn keys(&self) -> app::model::keys::DeviceKeys {
+        use ed25519_dalek::Signer;
+        let curve = Self::b64(&[9u8; 32]);
+        let ed = Self::b64(self.signing.verifying_key().as_bytes());
+        let payload = app::model::keys::device_signing_payload(self.user, &self.id, &curve, &ed);
+        let sig = self.signing.sign(payload.as_bytes());
+        app::model::keys::DeviceKeys {
+            user_id: self.user,
+            device_id: self.id.clone(),
+            curve25519: curve,
+            ed25519: ed,
+            signature: Self::b64(&sig.to_bytes()),
+        }
+    }
+
+    pub fn key(&self, key_id: &str) -> app::model::keys::SignedKey {
+        use ed25519_dalek::Signer;
+        let public = Self::b64(&[key_id.len() as u8; 32]);
+        let payload = app::model::keys::key_signing_payload(self.user, &self.id, key_id, &public);
+        let sig = self.signing.sign(payload.as_bytes());
+        app::model::keys::SignedKey { key_id: key_id.into(), public_key: public, signature: Self::b64(&sig.to_bytes()) }
     }
 }

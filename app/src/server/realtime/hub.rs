@@ -1,0 +1,559 @@
+//! The hub: this node's open sockets, indexed by user, channel and community, and the dispatch of
+//! signals to them. Dispatch never waits: each socket has a bounded queue. When a socket's queue is
+//! full, channel events for that channel are dropped and the socket is told to resync from the
+//! last sequence it was given; anything that cannot be resynced (to-device, membership changes)
+//! closes the socket instead, and the client resumes from the database. Memory stays bounded.
+
+use super::Signal;
+use crate::model::{
+    gateway::{Presence, ServerFrame},
+    messages::ChannelEvent,
+};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
+};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+/// Frames waiting for one socket. Small: a socket this far behind is told to resync.
+pub const QUEUE_CAPACITY: usize = 256;
+
+/// How long a typing indicator shows unless renewed.
+pub const TYPING_EXPIRES_MS: u32 = 6_000;
+
+/// What a socket task takes from its queue.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A channel event, serialised once for every recipient.
+    Event { channel_id: Uuid, seq: i64, text: Arc<str> },
+    /// Any other frame, serialised.
+    Frame(Arc<str>),
+    /// Membership may have changed: recompute subscriptions from the database.
+    Resubscribe,
+}
+
+/// Why the hub closed a socket (a WebSocket close code and reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl Close {
+    pub const SESSION_ENDED: Self = Self { code: 4001, reason: "session ended" };
+    pub const TOO_SLOW: Self = Self { code: 4008, reason: "too slow: reconnect and resume" };
+    pub const SHUTDOWN: Self = Self { code: 1012, reason: "server restarting" };
+}
+
+/// The channels a user may read (each with its community, `None` for DMs) and their communities.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subscriptions {
+    pub channels: HashMap<Uuid, Option<Uuid>>,
+    pub communities: HashSet<Uuid>,
+}
+
+/// What registering a socket gives its task.
+#[derive(Debug)]
+pub struct Registration {
+    pub id: u64,
+    pub rx: mpsc::Receiver<Outbound>,
+    pub closed: watch::Receiver<Option<Close>>,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    node: Uuid,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    conns: HashMap<u64, Conn>,
+    by_user: HashMap<Uuid, HashSet<u64>>,
+    by_channel: HashMap<Uuid, HashSet<u64>>,
+    by_community: HashMap<Uuid, HashSet<u64>>,
+    presence: HashMap<Uuid, UserPresence>,
+}
+
+struct Conn {
+    user: Uuid,
+    session: Uuid,
+    device: Option<String>,
+    subs: Subscriptions,
+    tx: mpsc::Sender<Outbound>,
+    closed: watch::Sender<Option<Close>>,
+    /// Channels whose events were dropped, with the last sequence this socket was given before.
+    lagging: HashMap<Uuid, i64>,
+}
+
+/// A user some node has sockets for.
+struct UserPresence {
+    chosen: Presence,
+    nodes: HashSet<Uuid>,
+    communities: Vec<Uuid>,
+    /// What others were last told.
+    shown: Presence,
+}
+
+/// Whether a frame may be dropped when the queue is full (typing, presence), or must arrive or close.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    Droppable,
+    CloseInstead,
+}
+
+fn frame(f: &ServerFrame) -> Arc<str> {
+    // Serialising these types cannot fail (no maps with non-string keys, no custom serialisers).
+    serde_json::to_string(f).unwrap_or_default().into()
+}
+
+impl Hub {
+    pub fn new(node: Uuid) -> Self {
+        Self { node, inner: Arc::default() }
+    }
+
+    /// This node's id (in presence signals).
+    pub fn node(&self) -> Uuid {
+        self.node
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the indexes half-updated in a way that matters
+        // more than refusing every socket would; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn connections(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// Adds a socket. Events for its channels queue up from now on.
+    pub fn register(&self, user: Uuid, session: Uuid, device: Option<String>, subs: Subscriptions) -> Registration {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (closed_tx, closed) = watch::channel(None);
+        inner.by_user.entry(user).or_default().insert(id);
+        index(&mut inner, id, &subs);
+        inner.conns.insert(id, Conn { user, session, device, subs, tx, closed: closed_tx, lagging: HashMap::new() });
+        Registration { id, rx, closed }
+    }
+
+    /// Removes a socket. Returns the presence signal to publish if it was its user's last one here.
+    pub fn unregister(&self, id: u64) -> Option<Signal> {
+        let mut inner = self.lock();
+        let conn = remove(&mut inner, id)?;
+        self.offline_if_last(&inner, conn.user)
+    }
+
+    fn offline_if_last(&self, inner: &Inner, user: Uuid) -> Option<Signal> {
+        if inner.by_user.contains_key(&user) {
+            return None;
+        }
+        let p = inner.presence.get(&user)?;
+        Some(Signal::Presence {
+            user_id: user,
+            node: self.node,
+            status: p.chosen,
+            connected: false,
+            communities: p.communities.clone(),
+        })
+    }
+
+    pub fn is_subscribed(&self, id: u64, channel: Uuid) -> bool {
+        self.lock().conns.get(&id).is_some_and(|c| c.subs.channels.contains_key(&channel))
+    }
+
+    /// Replaces a socket's subscriptions; returns the channels added and removed.
+    pub fn resubscribe(&self, id: u64, subs: Subscriptions) -> (Vec<Uuid>, Vec<Uuid>) {
+        let mut inner = self.lock();
+        let Some(old) = inner.conns.get(&id).map(|c| c.subs.clone()) else {
+            return (vec![], vec![]);
+        };
+        unindex(&mut inner, id, &old);
+        index(&mut inner, id, &subs);
+        let added = subs.channels.keys().filter(|c| !old.channels.contains_key(c)).copied().collect();
+        let removed = old.channels.keys().filter(|c| !subs.channels.contains_key(c)).copied().collect();
+        if let Some(conn) = inner.conns.get_mut(&id) {
+            conn.subs = subs;
+        }
+        (added, removed)
+    }
+
+    /// The channels whose events were dropped for this socket (and the last sequence it was given
+    /// in each), cleared: the socket tells its client to resync them.
+    pub fn take_lagging(&self, id: u64) -> Vec<(Uuid, i64)> {
+        self.lock().conns.get_mut(&id).map(|c| c.lagging.drain().collect()).unwrap_or_default()
+    }
+
+    /// Users present in any of `communities` (other than `me`), as others see them.
+    pub fn presence_snapshot(&self, me: Uuid, communities: &HashSet<Uuid>) -> Vec<(Uuid, Presence)> {
+        self.lock()
+            .presence
+            .iter()
+            .filter(|(user, p)| {
+                **user != me && p.shown != Presence::Offline && p.communities.iter().any(|c| communities.contains(c))
+            })
+            .map(|(user, p)| (*user, p.shown))
+            .collect()
+    }
+
+    /// Presence signals for every user with sockets on this node (`connected: false` when stopping).
+    pub fn local_presence(&self, connected: bool) -> Vec<Signal> {
+        self.local_presence_of(&self.lock(), connected)
+    }
+
+    fn local_presence_of(&self, inner: &Inner, connected: bool) -> Vec<Signal> {
+        inner
+            .by_user
+            .keys()
+            .filter_map(|user| {
+                let p = inner.presence.get(user)?;
+                Some(Signal::Presence {
+                    user_id: *user,
+                    node: self.node,
+                    status: p.chosen,
+                    connected,
+                    communities: p.communities.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Closes every socket (shutdown).
+    pub fn close_all(&self, why: Close) {
+        let mut inner = self.lock();
+        let ids: Vec<u64> = inner.conns.keys().copied().collect();
+        for id in ids {
+            if let Some(conn) = remove(&mut inner, id) {
+                conn.closed.send_replace(Some(why));
+            }
+        }
+    }
+
+    /// Hands a signal to the local sockets that may see it. Returns signals to publish in turn.
+    pub fn dispatch(&self, signal: Signal) -> Vec<Signal> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        match signal {
+            Signal::Event { event } => dispatch_event(inner, &event),
+            Signal::Typing { channel_id, user_id } => {
+                let f = frame(&ServerFrame::Typing { channel_id, user_id, expires_in_ms: TYPING_EXPIRES_MS });
+                let ids = ids_of(&inner.by_channel, [channel_id]);
+                let ids: Vec<u64> =
+                    ids.into_iter().filter(|id| inner.conns.get(id).is_some_and(|c| c.user != user_id)).collect();
+                send_all(inner, ids, &f, Loss::Droppable);
+            }
+            Signal::Presence { user_id, node, status, connected, communities } => {
+                dispatch_presence(inner, user_id, node, status, connected, communities);
+            }
+            Signal::Read { user_id, channel_id, seq } => {
+                let f = frame(&ServerFrame::Read { channel_id, seq });
+                let ids = ids_of(&inner.by_user, [user_id]);
+                send_all(inner, ids, &f, Loss::CloseInstead);
+            }
+            Signal::ToDevice { user_id, device_id, message } => {
+                let f = frame(&ServerFrame::ToDevice { message });
+                let ids: Vec<u64> = ids_of(&inner.by_user, [user_id])
+                    .into_iter()
+                    .filter(|id| inner.conns.get(id).is_some_and(|c| c.device.as_deref() == Some(device_id.as_str())))
+                    .collect();
+                send_all(inner, ids, &f, Loss::CloseInstead);
+            }
+            Signal::DeviceRemoved { user_id, device_id, channels } => {
+                let f = frame(&ServerFrame::DeviceRemoved { user_id, device_id });
+                let mut ids = ids_of(&inner.by_channel, channels);
+                ids.extend(ids_of(&inner.by_user, [user_id]));
+                send_all(inner, ids, &f, Loss::CloseInstead);
+            }
+            Signal::LeftCommunity { user_id, community_id } => {
+                for id in ids_of(&inner.by_user, [user_id]) {
+                    let Some(old) = inner.conns.get(&id).map(|c| c.subs.clone()) else { continue };
+                    let mut subs = old.clone();
+                    subs.channels.retain(|_, c| *c != Some(community_id));
+                    subs.communities.remove(&community_id);
+                    unindex(inner, id, &old);
+                    index(inner, id, &subs);
+                    let gone: Vec<Uuid> =
+                        old.channels.keys().filter(|c| !subs.channels.contains_key(c)).copied().collect();
+                    if let Some(conn) = inner.conns.get_mut(&id) {
+                        conn.subs = subs;
+                        conn.lagging.retain(|c, _| !gone.contains(c));
+                    }
+                    for channel_id in gone {
+                        send_all(inner, [id], &frame(&ServerFrame::ChannelRemoved { channel_id }), Loss::CloseInstead);
+                    }
+                }
+            }
+            Signal::Resubscribe { users } => {
+                let ids = ids_of(&inner.by_user, users);
+                resubscribe_all(inner, ids);
+            }
+            Signal::CommunityChanged { community_id } => {
+                let ids = ids_of(&inner.by_community, [community_id]);
+                resubscribe_all(inner, ids);
+            }
+            Signal::Revoke { user_id, session } => {
+                for id in ids_of(&inner.by_user, [user_id]) {
+                    if inner.conns.get(&id).is_some_and(|c| session.is_none_or(|s| c.session == s))
+                        && let Some(conn) = remove(inner, id)
+                    {
+                        conn.closed.send_replace(Some(Close::SESSION_ENDED));
+                    }
+                }
+                return self.offline_if_last(inner, user_id).into_iter().collect();
+            }
+            Signal::PresenceQuery { node } if node != self.node => return self.local_presence_of(inner, true),
+            Signal::PresenceQuery { .. } => {}
+        }
+        vec![]
+    }
+}
+
+fn ids_of(index: &HashMap<Uuid, HashSet<u64>>, keys: impl IntoIterator<Item = Uuid>) -> HashSet<u64> {
+    keys.into_iter().filter_map(|k| index.get(&k)).flatten().copied().collect()
+}
+
+fn index(inner: &mut Inner, id: u64, subs: &Subscriptions) {
+    for channel in subs.channels.keys() {
+        inner.by_channel.entry(*channel).or_default().insert(id);
+    }
+    for community in &subs.communities {
+        inner.by_community.entry(*community).or_default().insert(id);
+    }
+}
+
+fn unindex(inner: &mut Inner, id: u64, subs: &Subscriptions) {
+    fn drop_from(index: &mut HashMap<Uuid, HashSet<u64>>, key: &Uuid, id: u64) {
+        if let Some(set) = index.get_mut(key) {
+            set.remove(&id);
+            if set.is_empty() {
+                index.remove(key);
+            }
+        }
+    }
+    for channel in subs.channels.keys() {
+        drop_from(&mut inner.by_channel, channel, id);
+    }
+    for community in &subs.communities {
+        drop_from(&mut inner.by_community, community, id);
+    }
+}
+
+fn remove(inner: &mut Inner, id: u64) -> Option<Conn> {
+    let conn = inner.conns.remove(&id)?;
+    unindex(inner, id, &conn.subs);
+    if let Some(set) = inner.by_user.get_mut(&conn.user) {
+        set.remove(&id);
+        if set.is_empty() {
+            inner.by_user.remove(&conn.user);
+        }
+    }
+    Some(conn)
+}
+
+/// Queues `f` for each socket; a full queue drops it or closes the socket, as `loss` says.
+fn send_all(inner: &mut Inner, ids: impl IntoIterator<Item = u64>, f: &Arc<str>, loss: Loss) {
+    for id in ids {
+        let Some(conn) = inner.conns.get(&id) else { continue };
+        if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(Outbound::Frame(f.clone()))
+            && loss == Loss::CloseInstead
+            && let Some(conn) = remove(inner, id)
+        {
+            conn.closed.send_replace(Some(Close::TOO_SLOW));
+        }
+    }
+}
+
+fn resubscribe_all(inner: &mut Inner, ids: impl IntoIterator<Item = u64>) {
+    for id in ids {
+        let Some(conn) = inner.conns.get(&id) else { continue };
+        if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(Outbound::Resubscribe)
+            && let Some(conn) = remove(inner, id)
+        {
+            conn.closed.send_replace(Some(Close::TOO_SLOW));
+        }
+    }
+}
+
+fn dispatch_event(inner: &mut Inner, event: &ChannelEvent) {
+    let Some(ids) = inner.by_channel.get(&event.channel_id) else { return };
+    let text = frame(&ServerFrame::Event { event: event.clone() });
+    for id in ids {
+        let Some(conn) = inner.conns.get_mut(id) else { continue };
+        // Events of one channel can arrive slightly out of order (racing senders): the resync
+        // point is the lowest sequence dropped, minus one.
+        if let Some(after) = conn.lagging.get_mut(&event.channel_id) {
+            *after = (*after).min(event.seq - 1);
+            continue;
+        }
+        let out = Outbound::Event { channel_id: event.channel_id, seq: event.seq, text: text.clone() };
+        if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(out) {
+            conn.lagging.insert(event.channel_id, event.seq - 1);
+        }
+    }
+}
+
+fn dispatch_presence(
+    inner: &mut Inner,
+    user: Uuid,
+    node: Uuid,
+    chosen: Presence,
+    connected: bool,
+    communities: Vec<Uuid>,
+) {
+    let p = inner.presence.entry(user).or_insert_with(|| UserPresence {
+        chosen,
+        nodes: HashSet::new(),
+        communities: vec![],
+        shown: Presence::Offline,
+    });
+    p.chosen = chosen;
+    p.communities = communities;
+    if connected {
+        p.nodes.insert(node);
+    } else {
+        p.nodes.remove(&node);
+    }
+    let shown = if p.nodes.is_empty() { Presence::Offline } else { chosen.as_seen_by_others() };
+    let changed = shown != p.shown;
+    p.shown = shown;
+    let communities = p.communities.clone();
+    if p.nodes.is_empty() {
+        inner.presence.remove(&user);
+    }
+    let own = ids_of(&inner.by_user, [user]);
+    if connected {
+        send_all(inner, own.clone(), &frame(&ServerFrame::Presence { user_id: user, status: chosen }), Loss::Droppable);
+    }
+    if changed {
+        let others: Vec<u64> =
+            ids_of(&inner.by_community, communities).into_iter().filter(|id| !own.contains(id)).collect();
+        send_all(inner, others, &frame(&ServerFrame::Presence { user_id: user, status: shown }), Loss::Droppable);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::messages::{Ciphertext, Envelope, EventKind, MessageKind};
+
+    fn subs(channels: &[(Uuid, Option<Uuid>)]) -> Subscriptions {
+        Subscriptions {
+            channels: channels.iter().copied().collect(),
+            communities: channels.iter().filter_map(|(_, c)| *c).collect(),
+        }
+    }
+
+    fn event(channel_id: Uuid, seq: i64) -> Signal {
+        Signal::Event {
+            event: ChannelEvent {
+                channel_id,
+                seq,
+                kind: EventKind::Created,
+                message: Envelope {
+                    id: Uuid::now_v7(),
+                    channel_id,
+                    seq,
+                    sender_id: Uuid::nil(),
+                    sender_device: "d".into(),
+                    client_txn: format!("t{seq}"),
+                    kind: MessageKind::Text,
+                    reply_to: None,
+                    ciphertext: Ciphertext(vec![1]),
+                    created_at: String::new(),
+                    edited_at: None,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_events_and_asks_for_a_resync_from_the_last_one_given() {
+        let hub = Hub::new(Uuid::new_v4());
+        let (ch, community) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut reg = hub.register(Uuid::new_v4(), Uuid::new_v4(), None, subs(&[(ch, Some(community))]));
+        for seq in 1..=(QUEUE_CAPACITY as i64 + 50) {
+            hub.dispatch(event(ch, seq));
+        }
+        assert_eq!(hub.take_lagging(reg.id), vec![(ch, QUEUE_CAPACITY as i64)]);
+        let mut seen = 0;
+        while let Ok(Outbound::Event { seq, .. }) = reg.rx.try_recv() {
+            seen += 1;
+            assert_eq!(seq, seen);
+        }
+        assert_eq!(seen, QUEUE_CAPACITY as i64, "the queue is bounded");
+        assert!(reg.closed.borrow().is_none(), "lagging on events resyncs, it does not close");
+    }
+
+    #[test]
+    fn leaving_a_community_unsubscribes_at_once() {
+        let hub = Hub::new(Uuid::new_v4());
+        let (kept, lost, community) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let user = Uuid::new_v4();
+        let mut reg = hub.register(user, Uuid::new_v4(), None, subs(&[(kept, None), (lost, Some(community))]));
+        hub.dispatch(Signal::LeftCommunity { user_id: user, community_id: community });
+        hub.dispatch(event(lost, 1));
+        hub.dispatch(event(kept, 1));
+        let Outbound::Frame(text) = reg.rx.try_recv().unwrap() else { panic!("expected channel_removed") };
+        assert!(text.contains("channel_removed") && text.contains(&lost.to_string()), "{text}");
+        assert!(matches!(reg.rx.try_recv().unwrap(), Outbound::Event { channel_id, .. } if channel_id == kept));
+        assert!(reg.rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn revoking_a_session_closes_only_its_sockets_and_reports_the_user_offline() {
+        let hub = Hub::new(Uuid::new_v4());
+        let (user, s1, s2) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let a = hub.register(user, s1, None, Subscriptions::default());
+        let b = hub.register(user, s2, None, Subscriptions::default());
+        hub.dispatch(Signal::Presence {
+            user_id: user,
+            node: hub.node(),
+            status: Presence::Online,
+            connected: true,
+            communities: vec![],
+        });
+        assert!(hub.dispatch(Signal::Revoke { user_id: user, session: Some(s1) }).is_empty());
+        assert_eq!(*a.closed.borrow(), Some(Close::SESSION_ENDED));
+        assert_eq!(*b.closed.borrow(), None);
+        let after = hub.dispatch(Signal::Revoke { user_id: user, session: None });
+        assert!(matches!(after.as_slice(), [Signal::Presence { connected: false, .. }]), "{after:?}");
+        assert_eq!(hub.connections(), 0);
+    }
+
+    #[test]
+    fn invisible_users_look_offline_to_others_and_invisible_to_themselves() {
+        let hub = Hub::new(Uuid::new_v4());
+        let (me, mate, community) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut mine = hub.register(me, Uuid::new_v4(), None, subs(&[(Uuid::new_v4(), Some(community))]));
+        let mut theirs = hub.register(mate, Uuid::new_v4(), None, subs(&[(Uuid::new_v4(), Some(community))]));
+        let presence = |status, connected| Signal::Presence {
+            user_id: me,
+            node: hub.node(),
+            status,
+            connected,
+            communities: vec![community],
+        };
+        hub.dispatch(presence(Presence::Online, true));
+        hub.dispatch(presence(Presence::Invisible, true));
+        let text = |o: Outbound| match o {
+            Outbound::Frame(t) => t.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert!(text(theirs.rx.try_recv().unwrap()).contains(r#""status":"online""#));
+        assert!(text(theirs.rx.try_recv().unwrap()).contains(r#""status":"offline""#));
+        assert!(text(mine.rx.try_recv().unwrap()).contains(r#""status":"online""#));
+        assert!(text(mine.rx.try_recv().unwrap()).contains(r#""status":"invisible""#));
+        assert!(hub.presence_snapshot(mate, &HashSet::from([community])).is_empty());
+    }
+}

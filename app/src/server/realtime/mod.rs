@@ -1,0 +1,150 @@
+//! Real-time fan-out. Services persist first; then what happened is published on the [`Bus`] as a
+//! [`Signal`]. Every node receives every signal (its own included) and its [`Hub`] hands it to the
+//! local sockets that may see it. The in-process bus ([`LocalBus`]) serves one node; the NATS bus
+//! (in the `server` crate) serves several nodes sharing one database.
+
+mod hub;
+
+pub use hub::{Close, Hub, Outbound, Registration, Subscriptions};
+
+use crate::model::{gateway::Presence, keys::ToDeviceMessage, messages::ChannelEvent};
+use serde::{Deserialize, Serialize};
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
+use uuid::Uuid;
+
+/// Something that happened, as it travels between nodes. Recipients are decided by each node's
+/// hub from its own sockets' subscriptions; a signal never carries more than its recipients may see.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Signal {
+    /// A stored message event: to every socket subscribed to its channel.
+    Event {
+        event: ChannelEvent,
+    },
+    Typing {
+        channel_id: Uuid,
+        user_id: Uuid,
+    },
+    /// A user's chosen status and whether `node` has sockets of theirs; `communities` decides who may see it.
+    Presence {
+        user_id: Uuid,
+        node: Uuid,
+        status: Presence,
+        connected: bool,
+        communities: Vec<Uuid>,
+    },
+    /// A read cursor moved: to the user's own sockets.
+    Read {
+        user_id: Uuid,
+        channel_id: Uuid,
+        seq: i64,
+    },
+    ToDevice {
+        user_id: Uuid,
+        device_id: String,
+        message: ToDeviceMessage,
+    },
+    /// To everyone sharing one of `channels` with the user.
+    DeviceRemoved {
+        user_id: Uuid,
+        device_id: String,
+        channels: Vec<Uuid>,
+    },
+    /// The user left, was kicked or banned: their sockets drop the community's channels at once.
+    LeftCommunity {
+        user_id: Uuid,
+        community_id: Uuid,
+    },
+    /// These users may see new channels (joined, new DM, added to a private group): recompute.
+    Resubscribe {
+        users: Vec<Uuid>,
+    },
+    /// The community's channels changed (new group or channel): its members' sockets recompute.
+    CommunityChanged {
+        community_id: Uuid,
+    },
+    /// Sessions ended (logout: one session; password change, recovery, suspension: all): close sockets.
+    Revoke {
+        user_id: Uuid,
+        session: Option<Uuid>,
+    },
+    /// A node started and asks the others who is connected to them.
+    PresenceQuery {
+        node: Uuid,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the event bus is unavailable: {0}")]
+pub struct BusError(pub String);
+
+pub type BusFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BusError>> + Send + 'a>>;
+
+/// Carries signals to every node's hub, in the order one publisher published them. `publish`
+/// returns once the signal is on its way to every node (for NATS: flushed to the server), so a
+/// signal published after another one returned is delivered after it, whichever node sent it.
+pub trait Bus: Send + Sync + 'static {
+    fn publish(&self, signal: Signal) -> BusFuture<'_>;
+    /// A name for logs and health: "in-process" or "nats".
+    fn kind(&self) -> &'static str;
+}
+
+/// One node: publishing dispatches straight into the hub.
+pub struct LocalBus {
+    hub: Hub,
+}
+
+impl LocalBus {
+    pub fn new(hub: Hub) -> Self {
+        Self { hub }
+    }
+}
+
+impl Bus for LocalBus {
+    fn publish(&self, signal: Signal) -> BusFuture<'_> {
+        let mut queue = vec![signal];
+        while let Some(signal) = queue.pop() {
+            queue.extend(self.hub.dispatch(signal));
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn kind(&self) -> &'static str {
+        "in-process"
+    }
+}
+
+/// The hub of this node and the bus between nodes.
+#[derive(Clone)]
+pub struct Realtime {
+    pub hub: Hub,
+    pub bus: Arc<dyn Bus>,
+}
+
+impl fmt::Debug for Realtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Realtime").field("node", &self.hub.node()).field("bus", &self.bus.kind()).finish()
+    }
+}
+
+impl Realtime {
+    /// A single node with the in-process bus.
+    pub fn local() -> Self {
+        let hub = Hub::new(Uuid::new_v4());
+        Self { bus: Arc::new(LocalBus::new(hub.clone())), hub }
+    }
+
+    /// Publishes after the change is stored. A bus failure is logged, not returned: the change is
+    /// durable, and sockets that missed it catch up from the database when they resume.
+    pub async fn publish(&self, signal: Signal) {
+        if let Err(e) = self.bus.publish(signal).await {
+            tracing::warn!(error = %e, "publish failed; clients catch up on resume");
+        }
+    }
+
+    pub async fn publish_all(&self, signals: impl IntoIterator<Item = Signal>) {
+        for s in signals {
+            self.publish(s).await;
+        }
+    }
+}

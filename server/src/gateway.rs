@@ -1,0 +1,509 @@
+//! `/ws`: the real-time gateway. One task per socket: it authenticates the upgrade, waits for
+//! `hello`, subscribes the socket to what its user may read (computed here, never asked for),
+//! replays what a reconnecting client missed, then relays frames both ways until the socket, the
+//! session or the token ends. The protocol's types live in `app::model::gateway`.
+//!
+//! Ordering: a channel's events carry gap-free sequence numbers. Live events of one channel can
+//! arrive slightly out of order when two senders race; clients order by `seq`, and resume from the
+//! highest sequence below which they have everything. Events replayed on resume come first and
+//! live duplicates of them are skipped, so a resume has no gap and no duplicate.
+
+use app::{
+    error::AppError,
+    model::{
+        gateway::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION, Presence, ResumePoint, ServerFrame},
+        messages::ChannelEvent,
+    },
+    server::{
+        error::ServerError,
+        keys_directory, messages,
+        realtime::{Close, Outbound, Registration, Signal},
+        session::{self, Session, SocketAuth},
+        spaces,
+        state::AppState,
+    },
+};
+use axum::{
+    extract::{
+        Extension, State,
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+    },
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use entity::user;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+use uuid::Uuid;
+
+/// The socket layer refuses messages above this outright (closing the socket); frames between
+/// `MAX_FRAME_BYTES` and this get an error frame and the socket stays open.
+const MAX_SOCKET_MESSAGE: usize = 2 * MAX_FRAME_BYTES;
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const PING_EVERY: Duration = Duration::from_secs(25);
+/// A socket that has sent nothing (not even a pong) for this long is closed.
+const IDLE_LIMIT: Duration = Duration::from_secs(75);
+/// A client that does not take a frame within this long is too slow; it reconnects and resumes.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const TYPING_EVERY: Duration = Duration::from_secs(3);
+/// Frames per second a socket may send on average, and in a burst.
+const FRAMES_PER_SECOND: f64 = 20.0;
+const FRAME_BURST: f64 = 60.0;
+/// A client sending this many unreadable frames is closed.
+const MAX_BAD_FRAMES: u32 = 20;
+/// Replayed events are read from the database in pages of this many.
+const REPLAY_PAGE: u32 = 500;
+
+/// `GET /ws`: authenticates, then upgrades.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    refreshed: Option<Extension<Session>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !crate::http::origin_allowed(&state, &headers) {
+        return (StatusCode::FORBIDDEN, "cross-origin socket refused").into_response();
+    }
+    let auth = match session::authenticate_socket(&state, &headers, refreshed.map(|e| e.0)).await {
+        Ok(auth) => auth,
+        Err(e) => return crate::http::error_response(AppError::from(e)),
+    };
+    ws.max_message_size(MAX_SOCKET_MESSAGE).max_frame_size(MAX_SOCKET_MESSAGE).on_upgrade(move |socket| async move {
+        let user = auth.user.id;
+        if let Err(e) = Connection::run(state, auth, socket).await {
+            tracing::debug!(%user, reason = %e, "socket ended");
+        }
+    })
+}
+
+/// Why a socket task ended early (for the debug log; the client got a close frame when possible).
+#[derive(Debug, thiserror::Error)]
+enum End {
+    #[error("socket error or closed")]
+    Socket,
+    #[error("client too slow")]
+    Slow,
+    #[error("{0}")]
+    Refused(&'static str),
+}
+
+struct Connection {
+    state: AppState,
+    socket: WebSocket,
+    user: user::Model,
+    device: Option<String>,
+    id: u64,
+    /// Per channel, the highest sequence replayed from the database on resume: live copies are skipped.
+    replayed: HashMap<Uuid, i64>,
+    last_typing: HashMap<Uuid, Instant>,
+    tokens: f64,
+    refilled: Instant,
+    bad_frames: u32,
+    last_heard: Instant,
+}
+
+impl Connection {
+    async fn run(state: AppState, auth: SocketAuth, mut socket: WebSocket) -> Result<(), End> {
+        let SocketAuth { user, session, expires_at } = auth;
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+            Ok(Some(Ok(Message::Text(text)))) => ClientFrame::decode(&text),
+            Ok(Some(Ok(_))) => Err((ErrorCode::BadFrame, "the first frame must be a text hello".into())),
+            Ok(_) => return Err(End::Socket),
+            Err(_) => return close(&mut socket, 4002, "no hello in time").await,
+        };
+        let (device, resume) = match hello {
+            Ok(ClientFrame::Hello { protocol, device, resume }) if protocol == PROTOCOL_VERSION => (device, resume),
+            Ok(ClientFrame::Hello { protocol, .. }) => {
+                let message = format!("protocol {protocol} is not spoken here; this server speaks {PROTOCOL_VERSION}");
+                send_frame(&mut socket, &error(ErrorCode::UnsupportedProtocol, message, None)).await?;
+                return close(&mut socket, 4003, "unsupported protocol").await;
+            }
+            Ok(_) => {
+                send_frame(&mut socket, &error(ErrorCode::BadFrame, "the first frame must be hello".into(), None))
+                    .await?;
+                return close(&mut socket, 4004, "expected hello").await;
+            }
+            Err((code, message)) => {
+                send_frame(&mut socket, &error(code, message, None)).await?;
+                return close(&mut socket, 4004, "expected hello").await;
+            }
+        };
+        if let Some(d) = &device
+            && let Err(e) = keys_directory::own_device(&state.db, user.id, d).await
+        {
+            let e = AppError::from(e);
+            let message = format!("device {d:?} is not registered to you");
+            send_frame(&mut socket, &error(code_of(&e), message, None)).await?;
+            return close(&mut socket, 4004, "unknown device").await;
+        }
+        let subs = match spaces::subscriptions(&state.db, user.id).await {
+            Ok(s) => s,
+            Err(e) => return internal(&mut socket, e).await,
+        };
+        let communities: Vec<Uuid> = subs.communities.iter().copied().collect();
+        let snapshot = state.realtime.hub.presence_snapshot(user.id, &subs.communities);
+        let channels: Vec<Uuid> = subs.channels.keys().copied().collect();
+        let Registration { id, rx, closed } =
+            state.realtime.hub.register(user.id, session, device.clone(), subs.clone());
+        let status = presence_from_db(user.presence);
+        let mut conn = Connection {
+            state,
+            socket,
+            user,
+            device,
+            id,
+            replayed: HashMap::new(),
+            last_typing: HashMap::new(),
+            tokens: FRAME_BURST,
+            refilled: Instant::now(),
+            bad_frames: 0,
+            last_heard: Instant::now(),
+        };
+        let presence = Signal::Presence {
+            user_id: conn.user.id,
+            node: conn.state.realtime.hub.node(),
+            status,
+            connected: true,
+            communities,
+        };
+        conn.state.realtime.publish(presence).await;
+        let ended = conn.serve(rx, closed, expires_at, channels, snapshot, resume).await;
+        if let Some(offline) = conn.state.realtime.hub.unregister(conn.id) {
+            conn.state.realtime.publish(offline).await;
+        }
+        ended
+    }
+
+    async fn serve(
+        &mut self,
+        mut rx: tokio::sync::mpsc::Receiver<Outbound>,
+        mut closed: tokio::sync::watch::Receiver<Option<Close>>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        channels: Vec<Uuid>,
+        snapshot: Vec<(Uuid, Presence)>,
+        resume: Vec<ResumePoint>,
+    ) -> Result<(), End> {
+        let unread = match messages::unread_counts(&self.state.db, self.user.id).await {
+            Ok(u) => u,
+            Err(e) => return internal(&mut self.socket, e).await,
+        };
+        self.send(&ServerFrame::Ready { protocol: PROTOCOL_VERSION, user_id: self.user.id, channels, unread }).await?;
+        for (user_id, status) in snapshot {
+            self.send(&ServerFrame::Presence { user_id, status }).await?;
+        }
+        self.send(&ServerFrame::Presence { user_id: self.user.id, status: presence_from_db(self.user.presence) })
+            .await?;
+        for point in resume.into_iter().take(1000) {
+            self.replay(point).await?;
+        }
+        self.pending_to_device().await?;
+
+        let token_left = (expires_at - chrono::Utc::now()).to_std().unwrap_or_default();
+        let token_expiry = tokio::time::sleep(token_left);
+        tokio::pin!(token_expiry);
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                changed = closed.changed() => {
+                    let why = if changed.is_ok() { *closed.borrow() } else { None };
+                    let why = why.unwrap_or(Close::SHUTDOWN);
+                    return close(&mut self.socket, why.code, why.reason).await;
+                }
+                () = &mut token_expiry => return close(&mut self.socket, 4001, "token expired").await,
+                out = rx.recv() => {
+                    let Some(out) = out else { return close(&mut self.socket, 1012, "server restarting").await };
+                    self.outbound(out).await?;
+                    if rx.is_empty() {
+                        for (channel_id, after_seq) in self.state.realtime.hub.take_lagging(self.id) {
+                            self.send(&ServerFrame::Resync { channel_id, after_seq }).await?;
+                        }
+                    }
+                }
+                msg = self.socket.recv() => {
+                    self.last_heard = Instant::now();
+                    match msg {
+                        Some(Ok(Message::Text(text))) => self.frame(&text).await?,
+                        Some(Ok(Message::Binary(_))) => self.bad_frame(ErrorCode::BadFrame, "frames are JSON text".into()).await?,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_))) | None => return Ok(()),
+                        Some(Err(e)) => {
+                            // Oversized messages land here: say why before closing.
+                            let _ = close(&mut self.socket, 1009, "frame too large or malformed").await;
+                            tracing::debug!(error = %e, "socket read failed");
+                            return Err(End::Socket);
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if self.last_heard.elapsed() > IDLE_LIMIT {
+                        return close(&mut self.socket, 1001, "idle").await;
+                    }
+                    self.write(Message::Ping(Default::default())).await?;
+                }
+            }
+        }
+    }
+
+    async fn outbound(&mut self, out: Outbound) -> Result<(), End> {
+        match out {
+            Outbound::Event { channel_id, seq, text } => {
+                if self.replayed.get(&channel_id).is_some_and(|r| seq <= *r) {
+                    return Ok(());
+                }
+                self.write(Message::Text(Utf8Bytes::from(text.to_string()))).await
+            }
+            Outbound::Frame(text) => self.write(Message::Text(Utf8Bytes::from(text.to_string()))).await,
+            Outbound::Resubscribe => {
+                let subs = match spaces::subscriptions(&self.state.db, self.user.id).await {
+                    Ok(s) => s,
+                    Err(e) => return internal(&mut self.socket, e).await,
+                };
+                let (added, removed) = self.state.realtime.hub.resubscribe(self.id, subs);
+                for channel_id in removed {
+                    self.send(&ServerFrame::ChannelRemoved { channel_id }).await?;
+                }
+                for channel_id in added {
+                    self.send(&ServerFrame::ChannelAdded { channel_id }).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends every event after the client's resume point, oldest first, from the database.
+    async fn replay(&mut self, point: ResumePoint) -> Result<(), End> {
+        if !self.state.realtime.hub.is_subscribed(self.id, point.channel_id) {
+            return self.send(&ServerFrame::ChannelRemoved { channel_id: point.channel_id }).await;
+        }
+        let mut after = point.last_seq.max(0);
+        loop {
+            let page =
+                messages::events_since(&self.state.db, self.user.id, point.channel_id, after, Some(REPLAY_PAGE)).await;
+            let page: Vec<ChannelEvent> = match page {
+                Ok(p) => p,
+                Err(ServerError::App(AppError::NotFound)) => {
+                    return self.send(&ServerFrame::ChannelRemoved { channel_id: point.channel_id }).await;
+                }
+                Err(e) => return internal(&mut self.socket, e).await,
+            };
+            let full = page.len() == REPLAY_PAGE as usize;
+            for event in page {
+                after = event.seq;
+                self.send(&ServerFrame::Event { event }).await?;
+            }
+            self.replayed.insert(point.channel_id, after);
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// To-device messages that waited for this device (the oldest 100; the client fetches more after acking).
+    async fn pending_to_device(&mut self) -> Result<(), End> {
+        let Some(device) = self.device.clone() else { return Ok(()) };
+        match keys_directory::fetch_to_device(&self.state.db, self.user.id, &device).await {
+            Ok(waiting) => {
+                for message in waiting {
+                    self.send(&ServerFrame::ToDevice { message }).await?;
+                }
+                Ok(())
+            }
+            Err(e) => internal(&mut self.socket, e).await,
+        }
+    }
+
+    /// One frame from the client.
+    async fn frame(&mut self, text: &str) -> Result<(), End> {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * FRAMES_PER_SECOND).min(FRAME_BURST);
+        self.refilled = now;
+        let frame = match ClientFrame::decode(text) {
+            Ok(f) => f,
+            Err((code, message)) => return self.bad_frame(code, message).await,
+        };
+        if self.tokens < 1.0 {
+            let txn = match &frame {
+                ClientFrame::Send { client_txn, .. } => Some(client_txn.clone()),
+                _ => None,
+            };
+            return self.send(&error(ErrorCode::RateLimited, "slow down: too many frames".into(), txn)).await;
+        }
+        self.tokens -= 1.0;
+        match frame {
+            ClientFrame::Hello { .. } => self.bad_frame(ErrorCode::BadFrame, "hello was already said".into()).await,
+            ClientFrame::Send { channel_id, device, client_txn, kind, reply_to, ciphertext } => {
+                if self.device.as_ref().is_some_and(|d| *d != device) {
+                    let message = "device differs from the one this socket said hello with".into();
+                    return self.send(&error(ErrorCode::Invalid, message, Some(client_txn))).await;
+                }
+                let input =
+                    messages::Send { channel_id, device, client_txn: client_txn.clone(), kind, reply_to, ciphertext };
+                match messages::send(&self.state.db, self.user.id, input).await {
+                    Ok(stored) => {
+                        if stored.fresh {
+                            self.state.realtime.publish(Signal::Event { event: stored.event() }).await;
+                        }
+                        self.send(&ServerFrame::Sent { client_txn, message: stored.message }).await
+                    }
+                    Err(e) => self.refused(e, Some(client_txn)).await,
+                }
+            }
+            ClientFrame::Edit { message_id, ciphertext } => {
+                match messages::edit(&self.state.db, self.user.id, message_id, ciphertext).await {
+                    Ok(event) => self.publish(Signal::Event { event }).await,
+                    Err(e) => self.refused(e, None).await,
+                }
+            }
+            ClientFrame::Delete { message_id } => {
+                match messages::delete(&self.state.db, self.user.id, message_id).await {
+                    Ok(event) => self.publish(Signal::Event { event }).await,
+                    Err(e) => self.refused(e, None).await,
+                }
+            }
+            ClientFrame::Typing { channel_id } => {
+                if !self.state.realtime.hub.is_subscribed(self.id, channel_id) {
+                    return self.send(&error(ErrorCode::NotFound, "no such channel".into(), None)).await;
+                }
+                let due = self.last_typing.get(&channel_id).is_none_or(|t| t.elapsed() >= TYPING_EVERY);
+                if due {
+                    self.last_typing.insert(channel_id, Instant::now());
+                    self.state.realtime.publish(Signal::Typing { channel_id, user_id: self.user.id }).await;
+                }
+                Ok(())
+            }
+            ClientFrame::SetPresence { status } => self.set_presence(status).await,
+            ClientFrame::MarkRead { channel_id, seq } => {
+                match messages::mark_read(&self.state.db, self.user.id, channel_id, seq).await {
+                    Ok(seq) => self.publish(Signal::Read { user_id: self.user.id, channel_id, seq }).await,
+                    Err(e) => self.refused(e, None).await,
+                }
+            }
+            ClientFrame::Ping { nonce } => self.send(&ServerFrame::Pong { nonce }).await,
+        }
+    }
+
+    async fn set_presence(&mut self, status: Presence) -> Result<(), End> {
+        let stored = match status {
+            Presence::Online => 0,
+            Presence::Idle => 1,
+            Presence::Dnd => 2,
+            Presence::Invisible => 3,
+            Presence::Offline => {
+                let message = "choose invisible to appear offline".into();
+                return self.send(&error(ErrorCode::Invalid, message, None)).await;
+            }
+        };
+        let mut active = self.user.clone().into_active_model();
+        active.presence = Set(stored);
+        match active.update(&self.state.db).await {
+            Ok(user) => self.user = user,
+            Err(e) => return self.refused(e.into(), None).await,
+        }
+        let communities = match spaces::subscriptions(&self.state.db, self.user.id).await {
+            Ok(s) => s.communities.into_iter().collect(),
+            Err(e) => return self.refused(e, None).await,
+        };
+        let node = self.state.realtime.hub.node();
+        self.state
+            .realtime
+            .publish(Signal::Presence { user_id: self.user.id, node, status, connected: true, communities })
+            .await;
+        Ok(())
+    }
+
+    /// A frame the server could not read: an error frame; too many of them close the socket.
+    async fn bad_frame(&mut self, code: ErrorCode, message: String) -> Result<(), End> {
+        self.bad_frames += 1;
+        if self.bad_frames > MAX_BAD_FRAMES {
+            return close(&mut self.socket, 1008, "too many malformed frames").await;
+        }
+        self.send(&error(code, message, None)).await
+    }
+
+    /// A request the services refused: its error, as a frame.
+    async fn refused(&mut self, e: ServerError, client_txn: Option<String>) -> Result<(), End> {
+        let e = AppError::from(e);
+        let message = match &e {
+            AppError::Invalid { field, message } => format!("{field}: {message}"),
+            other => other.to_string(),
+        };
+        self.send(&error(code_of(&e), message, client_txn)).await
+    }
+
+    /// Publishes a stored change (the author's own socket sees it come back as its acknowledgement).
+    async fn publish(&mut self, signal: Signal) -> Result<(), End> {
+        self.state.realtime.publish(signal).await;
+        Ok(())
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), End> {
+        send_frame(&mut self.socket, frame).await
+    }
+
+    async fn write(&mut self, msg: Message) -> Result<(), End> {
+        write(&mut self.socket, msg).await
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // A task that ends by panic or cancellation still leaves the hub (publishing offline is
+        // then left to the next presence change: a panic is already a bug to fix).
+        let _ = self.state.realtime.hub.unregister(self.id);
+    }
+}
+
+fn error(code: ErrorCode, message: String, client_txn: Option<String>) -> ServerFrame {
+    ServerFrame::Error { code, message, client_txn }
+}
+
+fn code_of(e: &AppError) -> ErrorCode {
+    match e {
+        AppError::Invalid { .. } | AppError::BadRequest { .. } => ErrorCode::Invalid,
+        AppError::Unauthenticated => ErrorCode::Unauthenticated,
+        AppError::Forbidden => ErrorCode::Forbidden,
+        AppError::NotFound => ErrorCode::NotFound,
+        AppError::RateLimited { .. } => ErrorCode::RateLimited,
+        AppError::Internal { .. } | AppError::Network { .. } => ErrorCode::Internal,
+    }
+}
+
+fn presence_from_db(v: i16) -> Presence {
+    match v {
+        1 => Presence::Idle,
+        2 => Presence::Dnd,
+        3 => Presence::Invisible,
+        _ => Presence::Online,
+    }
+}
+
+async fn write(socket: &mut WebSocket, msg: Message) -> Result<(), End> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Socket),
+        Err(_) => Err(End::Slow),
+    }
+}
+
+async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), End> {
+    let text = serde_json::to_string(frame).map_err(|_| End::Refused("unserialisable frame"))?;
+    write(socket, Message::Text(text.into())).await
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), End> {
+    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+    let _ = write(socket, Message::Close(Some(frame))).await;
+    Err(End::Refused(reason))
+}
+
+async fn internal(socket: &mut WebSocket, e: ServerError) -> Result<(), End> {
+    let e = AppError::from(e); // logs it once with a reference id
+    let _ = send_frame(socket, &error(ErrorCode::Internal, e.to_string(), None)).await;
+    close(socket, 1011, "internal error").await
+}

@@ -1,0 +1,193 @@
+//! Two server processes on one PostgreSQL database and one NATS: a user on each, and messages,
+//! edits, typing, presence and revocations cross between them. Needs `TEST_DATABASE_URL` and
+//! `TEST_NATS_URL` (`cargo xtask test` sets the latter when NATS answers on 127.0.0.1:4222).
+
+mod common;
+
+use app::model::{
+    CommunityCreationMode, RegistrationMode,
+    gateway::{ClientFrame, Presence, ServerFrame},
+    messages::{Ciphertext, EventKind},
+};
+use common::{
+    TestDb,
+    live::{Ws, cookies_for, send_frame},
+    new_user,
+};
+use http_body_util::BodyExt;
+use std::{
+    io::Write,
+    net::{SocketAddr, TcpListener},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chatalot-server");
+
+/// A server process, killed when dropped.
+struct Node {
+    addr: SocketAddr,
+    child: Child,
+}
+
+impl Node {
+    async fn start(db: &TestDb, nats: &str) -> Self {
+        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let child = Command::new(BIN)
+            .env("LISTEN_ADDR", addr.to_string())
+            .env("DATA_DIR", &db.dir)
+            .env("DATABASE_URL", &db.url)
+            .env("NATS_URL", nats)
+            .env("REGISTRATION_MODE", "open")
+            .env("SITE_DIR", db.dir.join("site"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let node = Self { addr, child };
+        let started = Instant::now();
+        loop {
+            if let Some((200, body)) = node.request("GET", "/healthz", "", "").await {
+                assert!(body.contains(r#""bus":"nats""#), "{body}");
+                return node;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "node on {addr} did not become healthy");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A plain HTTP request to this node; `None` if it does not answer.
+    async fn request(&self, method: &str, path: &str, cookie: &str, form: &str) -> Option<(u16, String)> {
+        use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header("cookie", cookie)
+            .header("accept", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(form.to_owned()))
+            .unwrap();
+        let res = client.request(req).await.ok()?;
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await.ok()?.to_bytes();
+        Some((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_events_over_nats() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let Ok(nats) = std::env::var("TEST_NATS_URL") else {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: two nodes over NATS (set TEST_NATS_URL=nats://127.0.0.1:4222)");
+        return;
+    };
+    // The test's own state: migrations, the shared signing key in DATA_DIR, and direct setup.
+    let state = db.state(RegistrationMode::Open).await;
+    let owner = new_user(&state.db, "owner").await;
+    let bob = new_user(&state.db, "bob").await;
+    let club = app::server::spaces::create_community(&state.db, &owner, CommunityCreationMode::Open, "Club", "")
+        .await
+        .unwrap();
+    let invite = app::server::spaces::create_invite(&state.db, owner.id, club, None, None).await.unwrap();
+    app::server::spaces::join(&state.db, bob.id, &invite.code).await.unwrap();
+    let general =
+        app::server::spaces::my_spaces(&state.db, owner.id).await.unwrap().communities[0].groups[0].channels[0].id;
+
+    let a = Node::start(&db, &nats).await;
+    let b = Node::start(&db, &nats).await;
+    let owner_cookie = cookies_for(&state, owner.id).await;
+    let bob_cookie = cookies_for(&state, bob.id).await;
+    let (mut bob_ws, _) = Ws::connect(b.addr, &bob_cookie, None, vec![]).await;
+    let (mut owner_ws, channels) = Ws::connect(a.addr, &owner_cookie, None, vec![]).await;
+    assert_eq!(channels, vec![general]);
+    let presence_of = |who| {
+        move |f: ServerFrame| match f {
+            ServerFrame::Presence { user_id, status } if user_id == who => Some(status),
+            _ => None,
+        }
+    };
+
+    // Presence crosses: each sees the other online (node A learnt of bob over NATS).
+    assert_eq!(owner_ws.recv_where(presence_of(bob.id)).await, Presence::Online);
+    assert_eq!(bob_ws.recv_where(presence_of(owner.id)).await, Presence::Online);
+
+    // A message sent on A reaches B; its edit too.
+    owner_ws.send(&send_frame(general, "x1", b"\x01opaque")).await;
+    let sent = owner_ws
+        .recv_where(|f| match f {
+            ServerFrame::Sent { message, .. } => Some(message),
+            _ => None,
+        })
+        .await;
+    let got = bob_ws
+        .recv_where(|f| match f {
+            ServerFrame::Event { event } => Some(event),
+            _ => None,
+        })
+        .await;
+    assert_eq!((got.seq, got.message.id), (1, sent.id));
+    owner_ws.send(&ClientFrame::Edit { message_id: sent.id, ciphertext: Ciphertext(b"\x02edit".to_vec()) }).await;
+    let edited = bob_ws
+        .recv_where(|f| match f {
+            ServerFrame::Event { event } => Some(event),
+            _ => None,
+        })
+        .await;
+    assert_eq!((edited.seq, edited.kind), (2, EventKind::Edited));
+
+    // Typing and presence changes on B reach A.
+    bob_ws.send(&ClientFrame::Typing { channel_id: general }).await;
+    let typist = owner_ws
+        .recv_where(|f| match f {
+            ServerFrame::Typing { user_id, .. } => Some(user_id),
+            _ => None,
+        })
+        .await;
+    assert_eq!(typist, bob.id);
+    bob_ws.send(&ClientFrame::SetPresence { status: Presence::Invisible }).await;
+    assert_eq!(owner_ws.recv_where(presence_of(bob.id)).await, Presence::Offline);
+    bob_ws.send(&ClientFrame::SetPresence { status: Presence::Online }).await;
+    assert_eq!(owner_ws.recv_where(presence_of(bob.id)).await, Presence::Online);
+
+    // Logging out on A closes bob's socket on B.
+    let (status, _) = a.request("POST", "/api/v1/auth/logout", &bob_cookie, "").await.unwrap();
+    assert!(status == 200 || status == 302, "{status}");
+    assert_eq!(bob_ws.closed().await, (4001, "session ended".into()));
+    // ...and B tells A that bob is gone (nothing else connects him).
+    assert_eq!(owner_ws.recv_where(presence_of(bob.id)).await, Presence::Offline);
+    let bob_cookie = cookies_for(&state, bob.id).await;
+    let (mut bob_ws, _) = Ws::connect(b.addr, &bob_cookie, None, vec![]).await;
+    assert_eq!(owner_ws.recv_where(presence_of(bob.id)).await, Presence::Online);
+
+    // A kick on A stops bob's socket on B at once.
+    let form = format!("community_id={club}&user_id={}", bob.id);
+    let (status, body) = a.request("POST", "/api/v1/communities/kick", &owner_cookie, &form).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let removed = bob_ws
+        .recv_where(|f| match f {
+            ServerFrame::ChannelRemoved { channel_id } => Some(channel_id),
+            _ => None,
+        })
+        .await;
+    assert_eq!(removed, general);
+    owner_ws.send(&send_frame(general, "x2", b"after the kick")).await;
+    owner_ws.recv_where(|f| matches!(f, ServerFrame::Sent { .. }).then_some(())).await;
+    let leaked: Vec<ServerFrame> = bob_ws
+        .during(Duration::from_millis(800))
+        .await
+        .into_iter()
+        .filter(|f| matches!(f, ServerFrame::Event { .. } | ServerFrame::Typing { .. }))
+        .collect();
+    assert!(leaked.is_empty(), "bob's socket on B received {leaked:?} after the kick on A");
+
+    drop((a, b));
+    db.drop().await;
+}
