@@ -1,4 +1,5 @@
-//! Every server function of spaces × every role, through the real router, on both backends.
+//! Every server function of the relay (spaces, messages, keys, suspension) × every role, through the
+//! real router, on both backends.
 //! Outsiders get 404 (nothing exists for them), members without the right get 403.
 
 mod common;
@@ -7,7 +8,7 @@ use app::{
     model::{CommunityCreationMode, RegistrationMode, spaces::CommunityRole},
     server::{session, spaces, state::AppState},
 };
-use common::{Client, TestDb};
+use common::{Client, TestDb, TestDevice};
 use entity::user;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -41,6 +42,10 @@ struct World {
     dm: Uuid,
     victim: Uuid,
     banned: Uuid,
+    /// A message the member sent in the general channel.
+    message: Uuid,
+    /// The member's user id (their device `PHONE` has a fallback key).
+    member: Uuid,
 }
 
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -81,7 +86,22 @@ async fn world(state: &AppState, root: &user::Model) -> World {
     let victim = new_user(state, "victim").await;
     spaces::join(db, victim.id, &invite.code).await.unwrap();
     let banned = find(Banned);
+    let member = find(Member);
+    let send = app::server::messages::Send {
+        channel_id: general.channels[0].id,
+        device: "PHONE".into(),
+        client_txn: "hello".into(),
+        kind: app::model::messages::MessageKind::Text,
+        reply_to: None,
+        ciphertext: app::model::messages::Ciphertext(vec![1, 2, 3]),
+    };
+    let message = app::server::messages::send(db, member, send).await.unwrap().message.id;
+    let phone = TestDevice::new(member, "PHONE");
+    app::server::keys_directory::register_device(db, member, phone.keys()).await.unwrap();
+    app::server::keys_directory::upload_keys(db, member, "PHONE", vec![], Some(phone.key("fb"))).await.unwrap();
     World {
+        message,
+        member,
         state: state.clone(),
         community,
         general_group: general.id,
@@ -115,7 +135,7 @@ fn expect(statuses: [u16; 8]) -> [(Role, u16); 8] {
     std::array::from_fn(|i| (ROLES[i], statuses[i]))
 }
 
-fn cases() -> Vec<Case> {
+fn space_cases() -> Vec<Case> {
     vec![
         ("spaces/mine", |_| vec![], expect([401, 200, 200, 200, 200, 200, 200, 200])),
         (
@@ -211,35 +231,137 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-on_both_backends! {
-    async fn every_space_function_for_every_role(db: TestDb) {
-        let base = db.state(RegistrationMode::Open).await;
-        let mut config = (*base.config).clone();
-        config.community_creation_mode = CommunityCreationMode::Open;
-        let state = AppState { config: Arc::new(config), ..base };
-        let root = app::server::accounts::register(
-            &state,
-            app::server::accounts::Registration { username: "root".into(), display_name: "Root".into(), password: "root password".into(), invite_code: None },
-            &Default::default(),
-        )
-        .await
-        .unwrap()
-        .user;
-        let mut failures = Vec::new();
-        for (endpoint, form, expected) in cases() {
-            for (role, status) in expected {
-                // A fresh world per attempt: destructive calls (kick, leave, ban) must not affect the next row.
-                let w = world(&state, &root).await;
-                let mut client = client_for(&w, role).await;
-                let fields = form(&w);
-                let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let reply = client.call(endpoint, &pairs).await;
-                if reply.status != status {
-                    failures.push(format!("{endpoint} as {role:?}: expected {status}, got {} {}", reply.status, reply.body));
-                }
+fn message_key_and_admin_cases() -> Vec<Case> {
+    vec![
+        (
+            "messages/send",
+            |w| {
+                vec![
+                    ("channel_id", w.general_channel.to_string()),
+                    ("device", "D".into()),
+                    ("client_txn", "t".into()),
+                    ("ciphertext_b64", "AQID".into()),
+                ]
+            },
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        (
+            "messages/send",
+            |w| {
+                vec![
+                    ("channel_id", w.private_channel.to_string()),
+                    ("device", "D".into()),
+                    ("client_txn", "t".into()),
+                    ("ciphertext_b64", "AQID".into()),
+                ]
+            },
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            "messages/send",
+            |w| {
+                vec![
+                    ("channel_id", w.dm.to_string()),
+                    ("device", "D".into()),
+                    ("client_txn", "t".into()),
+                    ("ciphertext_b64", "AQID".into()),
+                ]
+            },
+            expect([401, 404, 200, 404, 404, 200, 404, 404]),
+        ),
+        (
+            "messages/edit",
+            |w| vec![("message_id", w.message.to_string()), ("ciphertext_b64", "BAUG".into())],
+            expect([401, 404, 403, 403, 403, 200, 404, 404]),
+        ),
+        (
+            "messages/delete",
+            |w| vec![("message_id", w.message.to_string())],
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        (
+            "messages/history",
+            |w| vec![("channel_id", w.general_channel.to_string())],
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        (
+            "messages/events",
+            |w| vec![("channel_id", w.private_channel.to_string()), ("after_seq", "0".into())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            "messages/mark_read",
+            |w| vec![("channel_id", w.general_channel.to_string()), ("seq", "1".into())],
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        ("messages/unread", |_| vec![], expect([401, 200, 200, 200, 200, 200, 200, 200])),
+        // The key directory (JSON bodies): only people who share a community or DM with the member.
+        ("devices/list", |w| vec![("user_id", w.member.to_string())], expect([401, 404, 200, 200, 200, 200, 404, 404])),
+        (
+            "keys/claim",
+            |w| vec![("user_id", w.member.to_string()), ("device_id", "PHONE".into())],
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        // Instance administration: the instance owner (and admins) only.
+        (
+            "admin/suspend",
+            |w| vec![("user_id", w.victim.to_string()), ("suspended", "true".into())],
+            expect([401, 200, 403, 403, 403, 403, 403, 403]),
+        ),
+    ]
+}
+
+/// Runs each case for each role against a fresh world and reports every mismatch at once.
+async fn check(db: TestDb, cases: Vec<Case>) {
+    let base = db.state(RegistrationMode::Open).await;
+    let mut config = (*base.config).clone();
+    config.community_creation_mode = CommunityCreationMode::Open;
+    let state = AppState { config: Arc::new(config), ..base };
+    let root = app::server::accounts::register(
+        &state,
+        app::server::accounts::Registration {
+            username: "root".into(),
+            display_name: "Root".into(),
+            password: "root password".into(),
+            invite_code: None,
+        },
+        &Default::default(),
+    )
+    .await
+    .unwrap()
+    .user;
+    let mut failures = Vec::new();
+    for (endpoint, form, expected) in cases {
+        for (role, status) in expected {
+            // A fresh world per attempt: destructive calls (kick, leave, ban) must not affect the next row.
+            let w = world(&state, &root).await;
+            let mut client = client_for(&w, role).await;
+            let fields = form(&w);
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let json = ["devices/", "keys/", "to_device/"].iter().any(|p| endpoint.starts_with(p));
+            let reply = if json {
+                let body: serde_json::Map<String, serde_json::Value> =
+                    fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone().into())).collect();
+                client.call_json(endpoint, &serde_json::Value::Object(body).to_string()).await
+            } else {
+                client.call(endpoint, &pairs).await
+            };
+            if reply.status != status {
+                failures
+                    .push(format!("{endpoint} as {role:?}: expected {status}, got {} {}", reply.status, reply.body));
             }
         }
-        assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+on_both_backends! {
+    async fn every_space_function_for_every_role(db: TestDb) {
+        check(db, space_cases()).await;
+    }
+
+    async fn every_message_key_and_admin_function_for_every_role(db: TestDb) {
+        check(db, message_key_and_admin_cases()).await;
     }
 
     async fn outsiders_learn_no_names(db: TestDb) {
