@@ -42,6 +42,7 @@ use uuid::Uuid;
 /// The socket layer refuses messages above this outright (closing the socket); frames between
 /// `MAX_FRAME_BYTES` and this get an error frame and the socket stays open.
 const MAX_SOCKET_MESSAGE: usize = 2 * MAX_FRAME_BYTES;
+const READ_BUFFER: usize = 4 * 1024;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(25);
 /// A socket that has sent nothing (not even a pong) for this long is closed.
@@ -71,7 +72,10 @@ pub async fn upgrade(
         Ok(auth) => auth,
         Err(e) => return crate::http::error_response(AppError::from(e)),
     };
-    ws.max_message_size(MAX_SOCKET_MESSAGE).max_frame_size(MAX_SOCKET_MESSAGE).on_upgrade(move |socket| async move {
+    // tungstenite reads in 128 KiB chunks by default: most of an idle socket's memory. Client frames
+    // are small; a large one still arrives whole, over several reads.
+    let ws = ws.max_message_size(MAX_SOCKET_MESSAGE).max_frame_size(MAX_SOCKET_MESSAGE).read_buffer_size(READ_BUFFER);
+    ws.on_upgrade(move |socket| async move {
         let user = auth.user.id;
         if let Err(e) = Connection::run(state, auth, socket).await {
             tracing::debug!(%user, reason = %e, "socket ended");
@@ -208,7 +212,6 @@ impl Connection {
         ping.tick().await;
         loop {
             tokio::select! {
-                biased;
                 changed = closed.changed() => {
                     let why = if changed.is_ok() { *closed.borrow() } else { None };
                     let why = why.unwrap_or(Close::SHUTDOWN);
@@ -216,7 +219,11 @@ impl Connection {
                 }
                 () = &mut token_expiry => return close(&mut self.socket, 4001, "token expired").await,
                 out = rx.recv() => {
-                    let Some(out) = out else { return close(&mut self.socket, 1012, "server restarting").await };
+                    let Some(out) = out else {
+                        // The hub dropped this socket; the reason is in `closed` (set first).
+                        let why = (*closed.borrow()).unwrap_or(Close::SHUTDOWN);
+                        return close(&mut self.socket, why.code, why.reason).await;
+                    };
                     self.outbound(out).await?;
                     if rx.is_empty() {
                         for (channel_id, after_seq) in self.state.realtime.hub.take_lagging(self.id) {
@@ -255,9 +262,9 @@ impl Connection {
                 if self.replayed.get(&channel_id).is_some_and(|r| seq <= *r) {
                     return Ok(());
                 }
-                self.write(Message::Text(Utf8Bytes::from(text.to_string()))).await
+                self.write_json(text).await
             }
-            Outbound::Frame(text) => self.write(Message::Text(Utf8Bytes::from(text.to_string()))).await,
+            Outbound::Frame(text) => self.write_json(text).await,
             Outbound::Resubscribe => {
                 let subs = match spaces::subscriptions(&self.state.db, self.user.id).await {
                     Ok(s) => s,
@@ -448,6 +455,14 @@ impl Connection {
 
     async fn write(&mut self, msg: Message) -> Result<(), End> {
         write(&mut self.socket, msg).await
+    }
+
+    /// A frame the hub serialised (shared by every recipient, not copied).
+    async fn write_json(&mut self, text: axum::body::Bytes) -> Result<(), End> {
+        match Utf8Bytes::try_from(text) {
+            Ok(text) => self.write(Message::Text(text)).await,
+            Err(_) => Err(End::Refused("a frame that is not UTF-8")),
+        }
     }
 }
 

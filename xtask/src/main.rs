@@ -373,7 +373,7 @@ fn test() -> Result {
 /// The gateway load generator against the release server; prints figures, never fails on time.
 fn bench(args: &[String]) -> Result {
     stage("build: release server and bench", || {
-        status(cargo().args(["build", "--release", "-p", "server", "--bin", "chatalot-server", "-p", "bench"]))
+        status(cargo().args(["build", "--release", "-p", "server", "-p", "bench", "--bins"]))
     })?;
     let dir = target_dir().join("release");
     stage("bench", || {

@@ -9,6 +9,7 @@ use crate::model::{
     gateway::{Presence, ServerFrame},
     messages::ChannelEvent,
 };
+use axum::body::Bytes;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
@@ -25,10 +26,10 @@ pub const TYPING_EXPIRES_MS: u32 = 6_000;
 /// What a socket task takes from its queue.
 #[derive(Debug)]
 pub enum Outbound {
-    /// A channel event, serialised once for every recipient.
-    Event { channel_id: Uuid, seq: i64, text: Arc<str> },
-    /// Any other frame, serialised.
-    Frame(Arc<str>),
+    /// A channel event, serialised once and shared by every recipient (UTF-8 JSON).
+    Event { channel_id: Uuid, seq: i64, text: Bytes },
+    /// Any other frame, serialised (UTF-8 JSON).
+    Frame(Bytes),
     /// Membership may have changed: recompute subscriptions from the database.
     Resubscribe,
 }
@@ -110,9 +111,9 @@ enum Loss {
     CloseInstead,
 }
 
-fn frame(f: &ServerFrame) -> Arc<str> {
+fn frame(f: &ServerFrame) -> Bytes {
     // Serialising these types cannot fail (no maps with non-string keys, no custom serialisers).
-    serde_json::to_string(f).unwrap_or_default().into()
+    Bytes::from(serde_json::to_string(f).unwrap_or_default())
 }
 
 impl Hub {
@@ -362,7 +363,7 @@ fn remove(inner: &mut Inner, id: u64) -> Option<Conn> {
 }
 
 /// Queues `f` for each socket; a full queue drops it or closes the socket, as `loss` says.
-fn send_all(inner: &mut Inner, ids: impl IntoIterator<Item = u64>, f: &Arc<str>, loss: Loss) {
+fn send_all(inner: &mut Inner, ids: impl IntoIterator<Item = u64>, f: &Bytes, loss: Loss) {
     for id in ids {
         let Some(conn) = inner.conns.get(&id) else { continue };
         if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(Outbound::Frame(f.clone()))
@@ -505,6 +506,7 @@ mod tests {
         hub.dispatch(event(lost, 1));
         hub.dispatch(event(kept, 1));
         let Outbound::Frame(text) = reg.rx.try_recv().unwrap() else { panic!("expected channel_removed") };
+        let text = String::from_utf8_lossy(&text);
         assert!(text.contains("channel_removed") && text.contains(&lost.to_string()), "{text}");
         assert!(matches!(reg.rx.try_recv().unwrap(), Outbound::Event { channel_id, .. } if channel_id == kept));
         assert!(reg.rx.try_recv().is_err());
@@ -547,7 +549,7 @@ mod tests {
         hub.dispatch(presence(Presence::Online, true));
         hub.dispatch(presence(Presence::Invisible, true));
         let text = |o: Outbound| match o {
-            Outbound::Frame(t) => t.to_string(),
+            Outbound::Frame(t) => String::from_utf8_lossy(&t).into_owned(),
             other => panic!("{other:?}"),
         };
         assert!(text(theirs.rx.try_recv().unwrap()).contains(r#""status":"online""#));
