@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod components;
+#[cfg(feature = "e2ee")]
+pub mod crypto;
 pub mod error;
 pub mod model;
 pub mod pages;

@@ -298,6 +298,16 @@ fn message_key_and_admin_cases() -> Vec<Case> {
         // The key directory (JSON bodies): only people who share a community or DM with the member.
         ("devices/list", |w| vec![("user_id", w.member.to_string())], expect([401, 404, 200, 200, 200, 200, 404, 404])),
         (
+            "devices/of_channel",
+            |w| vec![("channel_id", w.private_channel.to_string())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            "devices/of_channel",
+            |w| vec![("channel_id", w.dm.to_string())],
+            expect([401, 404, 200, 404, 404, 200, 404, 404]),
+        ),
+        (
             "keys/claim",
             |w| vec![("user_id", w.member.to_string()), ("device_id", "PHONE".into())],
             expect([401, 404, 200, 200, 200, 200, 404, 404]),

@@ -25,6 +25,13 @@ pub async fn list_devices(user_id: Uuid) -> Result<Vec<DeviceKeys>, AppError> {
     Ok(keys::list_devices(&state.db, me.id, user_id).await?)
 }
 
+/// Every device of every member of a channel: whom to share the channel's room keys with.
+#[server(prefix = "/api/v1", endpoint = "devices/of_channel", input = Json)]
+pub async fn channel_devices(channel_id: Uuid) -> Result<Vec<DeviceKeys>, AppError> {
+    let (state, me) = actor().await?;
+    Ok(keys::channel_devices(&state.db, me.id, channel_id).await?)
+}
+
 #[server(prefix = "/api/v1", endpoint = "devices/remove", input = Json)]
 pub async fn remove_device(device_id: String) -> Result<(), AppError> {
     let (state, me) = actor().await?;

@@ -135,6 +135,23 @@ pub async fn list_devices(db: &impl ConnectionTrait, actor: Uuid, user: Uuid) ->
     Ok(rows.iter().map(to_wire).collect())
 }
 
+/// Every device of every member of a channel (the actor must be a member): the recipients of the
+/// channel's room keys. Clients check each device's signature before using it.
+pub async fn channel_devices(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    channel_id: Uuid,
+) -> ServerResult<Vec<DeviceKeys>> {
+    let members = super::spaces::channel_members(db, actor, channel_id).await?;
+    let rows = device::Entity::find()
+        .filter(device::Column::UserId.is_in(members))
+        .order_by_asc(device::Column::UserId)
+        .order_by_asc(device::Column::CreatedAt)
+        .all(db)
+        .await?;
+    Ok(rows.iter().map(to_wire).collect())
+}
+
 /// Removes one of the actor's devices with its keys and its undelivered messages.
 pub async fn remove_device(db: &impl ConnectionTrait, actor: Uuid, device_id: &str) -> ServerResult<()> {
     own_device(db, actor, device_id).await?;

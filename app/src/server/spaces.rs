@@ -163,6 +163,41 @@ async fn visible(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<Visible>
     Ok(Visible { roles, groups, channels, direct_ids })
 }
 
+/// Everyone who may read a channel (the actor must be one of them): a public group's channel is
+/// read by the whole community, a private group's by its members, a DM or group DM by its members.
+/// Senders encrypt every message to exactly these users' devices.
+pub async fn channel_members(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid) -> ServerResult<Vec<Uuid>> {
+    let visible = policy::visible_channel(db, channel_id, actor).await?;
+    let group = match visible.channel.group_id {
+        Some(id) => group::Entity::find_by_id(id).one(db).await?,
+        None => None,
+    };
+    let users = match group {
+        Some(g) if !g.private => community_member::Entity::find()
+            .filter(community_member::Column::CommunityId.eq(g.community_id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect(),
+        Some(g) => group_member::Entity::find()
+            .filter(group_member::Column::GroupId.eq(g.id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect(),
+        None => channel_member::Entity::find()
+            .filter(channel_member::Column::ChannelId.eq(channel_id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect(),
+    };
+    Ok(users)
+}
+
 /// What a user's sockets subscribe to: every channel they may read, with its community.
 pub async fn subscriptions(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<Subscriptions> {
     let v = visible(db, user).await?;

@@ -1,0 +1,193 @@
+//! The persistence boundary. Crypto state is sealed into strings under a 32-byte store key that
+//! never leaves the browser (vodozemac's pickle encryption: AES-256-CBC + HMAC-SHA-256 per
+//! record), then handed to a [`CryptoStore`]: in memory for tests, IndexedDB in the browser.
+//!
+//! Callers write state *before* sending what it produced (a reused ratchet state would reuse
+//! message keys) and after every decryption.
+
+use super::{
+    CryptoError, CryptoResult,
+    channel::{Channels, Inbound, Outbound},
+    device::{Device, VerifiedDevice},
+};
+use serde::{Deserialize, Serialize};
+use std::{cell::RefCell, collections::HashMap, future::Future};
+use uuid::Uuid;
+use vodozemac::{
+    megolm::{GroupSession, GroupSessionPickle, InboundGroupSession, InboundGroupSessionPickle},
+    olm::{Account, AccountPickle, Session, SessionPickle},
+};
+
+/// The key that seals local crypto state.
+pub struct StoreKey(pub [u8; 32]);
+
+impl std::fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreKey(..)")
+    }
+}
+
+/// Where sealed records live. Async because IndexedDB is.
+pub trait CryptoStore {
+    fn load(&self, name: &str) -> impl Future<Output = CryptoResult<Option<String>>>;
+    fn save(&self, name: &str, sealed: String) -> impl Future<Output = CryptoResult<()>>;
+}
+
+/// A store for tests (and for a device that must not persist).
+#[derive(Debug, Default)]
+pub struct MemoryStore(RefCell<HashMap<String, String>>);
+
+impl CryptoStore for MemoryStore {
+    async fn load(&self, name: &str) -> CryptoResult<Option<String>> {
+        Ok(self.0.borrow().get(name).cloned())
+    }
+
+    async fn save(&self, name: &str, sealed: String) -> CryptoResult<()> {
+        self.0.borrow_mut().insert(name.to_owned(), sealed);
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Every sealed record (tests look for leaked secrets in them).
+    pub fn dump(&self) -> String {
+        self.0.borrow().values().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+fn store_error(e: impl std::fmt::Display) -> CryptoError {
+    CryptoError::Store(e.to_string())
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeviceRecord {
+    user: Uuid,
+    device_id: String,
+    account: String,
+    sessions: HashMap<String, Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OutboundRecord {
+    channel: Uuid,
+    session: String,
+    created_ms: u64,
+    sent: u32,
+    shared_with: Vec<VerifiedDevice>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InboundRecord {
+    channel: Uuid,
+    sender: VerifiedDevice,
+    session: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChannelsRecord {
+    outbound: Vec<OutboundRecord>,
+    inbound: Vec<InboundRecord>,
+    seen: Vec<(String, u32, Uuid)>,
+}
+
+/// Seals the device (account and Olm sessions).
+pub fn seal_device(device: &Device, key: &StoreKey) -> CryptoResult<String> {
+    let record = DeviceRecord {
+        user: device.user,
+        device_id: device.device_id.clone(),
+        account: device.account.pickle().encrypt(&key.0),
+        sessions: device
+            .sessions
+            .iter()
+            .map(|(peer, sessions)| (peer.clone(), sessions.iter().map(|s| s.pickle().encrypt(&key.0)).collect()))
+            .collect(),
+    };
+    serde_json::to_string(&record).map_err(store_error)
+}
+
+pub fn open_device(sealed: &str, key: &StoreKey) -> CryptoResult<Device> {
+    let record: DeviceRecord = serde_json::from_str(sealed).map_err(store_error)?;
+    let account = Account::from_pickle(AccountPickle::from_encrypted(&record.account, &key.0).map_err(store_error)?);
+    let mut sessions = HashMap::new();
+    for (peer, pickles) in record.sessions {
+        let opened: CryptoResult<Vec<Session>> = pickles
+            .iter()
+            .map(|p| Ok(Session::from_pickle(SessionPickle::from_encrypted(p, &key.0).map_err(store_error)?)))
+            .collect();
+        sessions.insert(peer, opened?);
+    }
+    Ok(Device { user: record.user, device_id: record.device_id, account, sessions })
+}
+
+/// Seals the Megolm state (outbound and inbound sessions, replay bookkeeping).
+pub fn seal_channels(channels: &Channels, key: &StoreKey) -> CryptoResult<String> {
+    let record = ChannelsRecord {
+        outbound: channels
+            .outbound
+            .iter()
+            .map(|(channel, o)| OutboundRecord {
+                channel: *channel,
+                session: o.session.pickle().encrypt(&key.0),
+                created_ms: o.created_ms,
+                sent: o.sent,
+                shared_with: o.shared_with.iter().cloned().collect(),
+            })
+            .collect(),
+        inbound: channels
+            .inbound
+            .iter()
+            .map(|((channel, _, _), i)| InboundRecord {
+                channel: *channel,
+                sender: i.sender.clone(),
+                session: i.session.pickle().encrypt(&key.0),
+            })
+            .collect(),
+        seen: channels.seen.iter().map(|((session, index), message)| (session.clone(), *index, *message)).collect(),
+    };
+    serde_json::to_string(&record).map_err(store_error)
+}
+
+pub fn open_channels(sealed: &str, key: &StoreKey) -> CryptoResult<Channels> {
+    let record: ChannelsRecord = serde_json::from_str(sealed).map_err(store_error)?;
+    let mut channels = Channels::default();
+    for o in record.outbound {
+        let session =
+            GroupSession::from_pickle(GroupSessionPickle::from_encrypted(&o.session, &key.0).map_err(store_error)?);
+        channels.outbound.insert(
+            o.channel,
+            Outbound {
+                session,
+                created_ms: o.created_ms,
+                sent: o.sent,
+                shared_with: o.shared_with.into_iter().collect(),
+            },
+        );
+    }
+    for i in record.inbound {
+        let pickle = InboundGroupSessionPickle::from_encrypted(&i.session, &key.0).map_err(store_error)?;
+        let session = InboundGroupSession::from_pickle(pickle);
+        channels.inbound.insert(
+            (i.channel, i.sender.curve25519.clone(), session.session_id()),
+            Inbound { session, sender: i.sender },
+        );
+    }
+    channels.seen = record.seen.into_iter().map(|(s, i, m)| ((s, i), m)).collect();
+    Ok(channels)
+}
+
+/// Saves both halves of the state under their record names.
+pub async fn save(store: &impl CryptoStore, device: &Device, channels: &Channels, key: &StoreKey) -> CryptoResult<()> {
+    store.save("device", seal_device(device, key)?).await?;
+    store.save("channels", seal_channels(channels, key)?).await
+}
+
+/// Loads the state saved by [`save`], if any.
+pub async fn load(store: &impl CryptoStore, key: &StoreKey) -> CryptoResult<Option<(Device, Channels)>> {
+    let Some(device) = store.load("device").await? else { return Ok(None) };
+    let device = open_device(&device, key)?;
+    let channels = match store.load("channels").await? {
+        Some(sealed) => open_channels(&sealed, key)?,
+        None => Channels::default(),
+    };
+    Ok(Some((device, channels)))
+}

@@ -1,0 +1,287 @@
+//! The crypto core against an untrusted "server" that is just these tests: key publication and
+//! verification, Olm envelopes with identity binding, Megolm channels with rotation and replay
+//! refusal, and sealed persistence.
+
+use super::{
+    CryptoError,
+    channel::{ChannelPlaintext, Channels, ROTATE_AFTER_MESSAGES, ROTATE_AFTER_MS},
+    device::{Device, ONE_TIME_KEY_TARGET, VerifiedDevice, verify_claimed_key, verify_device},
+    olm::ToDeviceContent,
+    store::{self, MemoryStore, StoreKey},
+};
+use crate::model::keys::ClaimedKey;
+use std::{
+    future::Future,
+    pin::pin,
+    task::{Context, Poll, Waker},
+};
+use uuid::Uuid;
+// The same tests run natively and, as WASM, in headless Chromium.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// Runs a future that never waits (the memory store's).
+fn now<T>(f: impl Future<Output = T>) -> T {
+    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the memory store never waits"),
+    }
+}
+
+struct Person {
+    device: Device,
+    channels: Channels,
+}
+
+impl Person {
+    fn new(name: &str) -> Self {
+        Self { device: Device::new(Uuid::new_v4(), name.to_uppercase()), channels: Channels::default() }
+    }
+
+    /// As another client sees this device after checking its published keys.
+    fn seen(&self) -> VerifiedDevice {
+        verify_device(&self.device.device_keys(), self.device.user()).unwrap()
+    }
+
+    /// A one-time key as the server would hand it out in a claim, checked by the claimer.
+    fn claim(&mut self) -> vodozemac::Curve25519PublicKey {
+        let key = self.device.one_time_keys_to_publish(0).remove(0);
+        self.device.mark_published();
+        let claimed =
+            ClaimedKey { user_id: self.device.user(), device_id: self.device.device_id().into(), key, fallback: false };
+        verify_claimed_key(&self.seen(), &claimed).unwrap()
+    }
+}
+
+/// `from` shares its channel keys with `to` over Olm, as the send path does.
+fn share(from: &mut Person, to: &mut Person, keys: Vec<(VerifiedDevice, ToDeviceContent)>) {
+    let to_seen = to.seen();
+    for (device, content) in keys.into_iter().filter(|(d, _)| *d == to_seen) {
+        let claimed = (!from.device.has_session_with(&device)).then(|| to.claim());
+        let sealed = from.device.encrypt_to_device(&device, claimed, content).unwrap();
+        let opened = to.device.decrypt_to_device(&from.seen(), &sealed).unwrap();
+        to.channels.add_room_key(&from.seen(), &opened).unwrap();
+    }
+}
+
+fn text(channel_id: Uuid, body: &str) -> ChannelPlaintext {
+    ChannelPlaintext { channel_id, body: body.into(), edit_of: None, sent_at_ms: 1 }
+}
+
+#[test]
+fn published_keys_verify_and_forgeries_do_not() {
+    let mut alice = Person::new("alice");
+    let keys = alice.device.device_keys();
+    let seen = verify_device(&keys, alice.device.user()).unwrap();
+    assert_eq!(
+        (seen.ed25519.as_str(), seen.curve25519.as_str()),
+        (alice.device.ed25519().as_str(), alice.device.curve25519().as_str())
+    );
+
+    // A server that lies: another Curve25519 key, another user, another device's signing key.
+    let mallory = Device::new(Uuid::new_v4(), "M");
+    let swapped = crate::model::keys::DeviceKeys { curve25519: mallory.curve25519(), ..keys.clone() };
+    assert!(matches!(verify_device(&swapped, alice.device.user()), Err(CryptoError::BadDeviceSignature(_))));
+    assert!(verify_device(&keys, Uuid::new_v4()).is_err());
+    let impostor = crate::model::keys::DeviceKeys { ed25519: mallory.ed25519(), ..keys };
+    assert!(verify_device(&impostor, alice.device.user()).is_err());
+
+    // One-time keys: topped up to the target, each signed; a forged or misattributed one is refused.
+    let otks = alice.device.one_time_keys_to_publish(0);
+    assert_eq!(otks.len(), ONE_TIME_KEY_TARGET);
+    alice.device.mark_published();
+    assert!(alice.device.one_time_keys_to_publish(ONE_TIME_KEY_TARGET as u64).is_empty());
+    assert_eq!(alice.device.one_time_keys_to_publish(20).len(), 5);
+    let alice_user = alice.device.user();
+    let claimed = |key| ClaimedKey { user_id: alice_user, device_id: "ALICE".into(), key, fallback: false };
+    assert!(verify_claimed_key(&alice.seen(), &claimed(otks[0].clone())).is_ok());
+    let mut forged = otks[1].clone();
+    forged.public_key = mallory.curve25519();
+    assert!(matches!(verify_claimed_key(&alice.seen(), &claimed(forged)), Err(CryptoError::BadKeySignature(_))));
+    let elsewhere = ClaimedKey { device_id: "OTHER".into(), ..claimed(otks[2].clone()) };
+    assert!(verify_claimed_key(&alice.seen(), &elsewhere).is_err());
+    let fallback = alice.device.fallback_key_to_publish().unwrap();
+    assert!(verify_claimed_key(&alice.seen(), &ClaimedKey { fallback: true, ..claimed(fallback) }).is_ok());
+}
+
+#[test]
+fn olm_envelopes_bind_sender_and_recipient() {
+    let (mut alice, mut bob, mut carol) = (Person::new("alice"), Person::new("bob"), Person::new("carol"));
+    let channel = Uuid::new_v4();
+    let content = ToDeviceContent::RoomKey { channel_id: channel, session_id: "s".into(), session_key: "k".into() };
+    assert_eq!(alice.device.encrypt_to_device(&bob.seen(), None, content.clone()), Err(CryptoError::NoSession));
+    let otk = bob.claim();
+    let first = alice.device.encrypt_to_device(&bob.seen(), Some(otk), content.clone()).unwrap();
+    let second = alice.device.encrypt_to_device(&bob.seen(), None, ToDeviceContent::Dummy).unwrap();
+
+    // The server hands the envelope to the wrong device, or says it came from someone else.
+    assert!(carol.device.decrypt_to_device(&alice.seen(), &first).is_err());
+    assert_eq!(bob.device.decrypt_to_device(&carol.seen(), &first), Err(CryptoError::WrongSender("Curve25519 key")));
+    assert!(matches!(
+        bob.device.decrypt_to_device(&alice.seen(), &first[..first.len() / 2]),
+        Err(CryptoError::Malformed(_))
+    ));
+
+    assert_eq!(bob.device.decrypt_to_device(&alice.seen(), &first).unwrap(), content);
+    assert_eq!(bob.device.decrypt_to_device(&alice.seen(), &second).unwrap(), ToDeviceContent::Dummy);
+    assert!(bob.device.decrypt_to_device(&alice.seen(), &first).is_err(), "an Olm message opens once");
+    let reply = bob.device.encrypt_to_device(&alice.seen(), None, ToDeviceContent::Dummy).unwrap();
+    assert_eq!(alice.device.decrypt_to_device(&bob.seen(), &reply).unwrap(), ToDeviceContent::Dummy);
+
+    // A device that lies about its identity inside the envelope: carol's session, but she claims
+    // (in the plaintext) to be alice. Bob checks the plaintext against the device he expects.
+    let otk = bob.claim();
+    let mut carol_as_alice = Device::new(alice.device.user(), "ALICE");
+    std::mem::swap(&mut carol_as_alice.account, &mut carol.device.account);
+    let lie = carol_as_alice.encrypt_to_device(&bob.seen(), Some(otk), ToDeviceContent::Dummy).unwrap();
+    let carol_keys = VerifiedDevice {
+        user: carol.device.user(),
+        device_id: "CAROL".into(),
+        ed25519: carol_as_alice.ed25519(),
+        curve25519: carol_as_alice.curve25519(),
+    };
+    assert_eq!(bob.device.decrypt_to_device(&carol_keys, &lie), Err(CryptoError::WrongSender("user or device")));
+}
+
+#[test]
+fn channel_messages_decrypt_for_members_only_and_refuse_replays() {
+    let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
+    let channel = Uuid::new_v4();
+    let keys = alice.channels.prepare(&alice.device, channel, &[alice.seen(), bob.seen()], 0);
+    assert_eq!(keys.len(), 1, "only bob needs the key; alice has her own copy");
+    share(&mut alice, &mut bob, keys);
+
+    let hello = alice.channels.encrypt(&alice.device, &text(channel, "hello bob")).unwrap();
+    let (m1, m2) = (Uuid::new_v4(), Uuid::new_v4());
+    let got = bob.channels.decrypt(channel, m1, &hello).unwrap();
+    assert_eq!((got.plaintext.body.as_str(), got.sender.user, got.index), ("hello bob", alice.device.user(), 0));
+    assert_eq!(
+        alice.channels.decrypt(channel, m1, &hello).unwrap().plaintext.body,
+        "hello bob",
+        "the author reads her own"
+    );
+    // Decrypting the same message again (a reload) is fine; the same ciphertext as another message is a replay.
+    assert!(bob.channels.decrypt(channel, m1, &hello).is_ok());
+    assert_eq!(bob.channels.decrypt(channel, m2, &hello), Err(CryptoError::Replay));
+    // Moved to another channel: no key there.
+    assert!(matches!(bob.channels.decrypt(Uuid::new_v4(), m2, &hello), Err(CryptoError::UnknownSession(_))));
+    // Tampered or truncated.
+    let mut tampered = String::from_utf8(hello.clone()).unwrap();
+    let at = tampered.find("\"body\":\"").unwrap() + 12;
+    tampered.replace_range(at..at + 1, if &tampered[at..at + 1] == "A" { "B" } else { "A" });
+    assert!(bob.channels.decrypt(channel, m2, tampered.as_bytes()).is_err());
+    assert!(matches!(bob.channels.decrypt(channel, m2, &hello[..10]), Err(CryptoError::Malformed(_))));
+
+    // Edits are messages too, pointing at what they replace.
+    let edit = ChannelPlaintext { edit_of: Some(m1), ..text(channel, "hello, bob!") };
+    let sealed = alice.channels.encrypt(&alice.device, &edit).unwrap();
+    assert_eq!(bob.channels.decrypt(channel, m1, &sealed).unwrap().plaintext.edit_of, Some(m1));
+}
+
+#[test]
+fn a_ciphertext_claiming_another_channel_is_refused() {
+    let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
+    let (real, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let keys = alice.channels.prepare(&alice.device, real, &[bob.seen()], 0);
+    // A malicious sender announces the session as belonging to `other`.
+    let relabelled: Vec<_> = keys
+        .into_iter()
+        .map(|(d, c)| match c {
+            ToDeviceContent::RoomKey { session_id, session_key, .. } => {
+                (d, ToDeviceContent::RoomKey { channel_id: other, session_id, session_key })
+            }
+            c => (d, c),
+        })
+        .collect();
+    share(&mut alice, &mut bob, relabelled);
+    let sealed = alice.channels.encrypt(&alice.device, &text(real, "for the real channel")).unwrap();
+    assert_eq!(bob.channels.decrypt(other, Uuid::new_v4(), &sealed), Err(CryptoError::WrongChannel));
+}
+
+#[test]
+fn sessions_rotate_on_removal_age_and_count_and_newcomers_read_from_joining() {
+    let (mut alice, mut bob, mut carol, mut dave) =
+        (Person::new("alice"), Person::new("bob"), Person::new("carol"), Person::new("dave"));
+    let channel = Uuid::new_v4();
+    let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen(), carol.seen()], 0);
+    share(&mut alice, &mut bob, keys.clone());
+    share(&mut alice, &mut carol, keys);
+    let before = alice.channels.encrypt(&alice.device, &text(channel, "before")).unwrap();
+    assert!(carol.channels.decrypt(channel, Uuid::new_v4(), &before).is_ok());
+
+    // Carol is removed: the next prepare rotates, and only bob gets the new key.
+    let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen()], 1);
+    assert_eq!(keys.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(), vec![bob.seen()]);
+    share(&mut alice, &mut bob, keys);
+    let after = alice.channels.encrypt(&alice.device, &text(channel, "after carol left")).unwrap();
+    assert!(matches!(carol.channels.decrypt(channel, Uuid::new_v4(), &after), Err(CryptoError::UnknownSession(_))));
+    assert_eq!(bob.channels.decrypt(channel, Uuid::new_v4(), &after).unwrap().plaintext.body, "after carol left");
+
+    // Dave joins: he gets the session at its current index, so earlier messages stay closed to him.
+    let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen(), dave.seen()], 2);
+    assert_eq!(keys.len(), 1, "no rotation for a newcomer, just his key");
+    share(&mut alice, &mut dave, keys);
+    assert!(dave.channels.decrypt(channel, Uuid::new_v4(), &after).is_err(), "sent before dave joined");
+    let welcome = alice.channels.encrypt(&alice.device, &text(channel, "welcome dave")).unwrap();
+    assert!(dave.channels.decrypt(channel, Uuid::new_v4(), &welcome).is_ok());
+
+    // Bob's device changes keys (a new Curve25519 key under the same id): rotation.
+    let session_of = |p: &Person| p.channels.outbound[&channel].session.session_id();
+    let current = session_of(&alice);
+    let mut bob_again = Person::new("bob");
+    bob_again.device = Device::new(bob.device.user(), "BOB");
+    alice.channels.prepare(&alice.device, channel, &[bob_again.seen(), dave.seen()], 3);
+    assert_ne!(session_of(&alice), current, "a changed device key rotates");
+
+    // Count and age.
+    let current = session_of(&alice);
+    for i in 0..ROTATE_AFTER_MESSAGES {
+        alice.channels.prepare(&alice.device, channel, &[bob_again.seen(), dave.seen()], 4);
+        alice.channels.encrypt(&alice.device, &text(channel, &format!("m{i}"))).unwrap();
+    }
+    alice.channels.prepare(&alice.device, channel, &[bob_again.seen(), dave.seen()], 5);
+    assert_ne!(session_of(&alice), current, "rotated after 100 messages");
+    let current = session_of(&alice);
+    alice.channels.prepare(&alice.device, channel, &[bob_again.seen(), dave.seen()], 5 + ROTATE_AFTER_MS);
+    assert_ne!(session_of(&alice), current, "rotated after 7 days");
+}
+
+#[test]
+fn state_survives_a_reload_sealed_under_its_key() {
+    let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
+    let channel = Uuid::new_v4();
+    let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen()], 0);
+    share(&mut alice, &mut bob, keys);
+    let canary = "canary-5d1c0ffee";
+    let first = alice.channels.encrypt(&alice.device, &text(channel, canary)).unwrap();
+    let first_id = Uuid::new_v4();
+    bob.channels.decrypt(channel, first_id, &first).unwrap();
+
+    let key = StoreKey([7; 32]);
+    let (alice_store, bob_store) = (MemoryStore::default(), MemoryStore::default());
+    now(store::save(&alice_store, &alice.device, &alice.channels, &key)).unwrap();
+    now(store::save(&bob_store, &bob.device, &bob.channels, &key)).unwrap();
+    for dump in [alice_store.dump(), bob_store.dump()] {
+        assert!(!dump.contains(canary), "plaintext in the store");
+    }
+    assert!(matches!(now(store::load(&bob_store, &StoreKey([8; 32]))), Err(CryptoError::Store(_))), "wrong key");
+
+    let (device, channels) = now(store::load(&alice_store, &key)).unwrap().unwrap();
+    let mut alice = Person { device, channels };
+    let (device, channels) = now(store::load(&bob_store, &key)).unwrap().unwrap();
+    let mut bob = Person { device, channels };
+    assert_eq!(
+        bob.channels.decrypt(channel, Uuid::new_v4(), &first),
+        Err(CryptoError::Replay),
+        "replay memory survives"
+    );
+    // Megolm continues where it was; Olm sessions too.
+    alice.channels.prepare(&alice.device, channel, &[bob.seen()], 1);
+    let next = alice.channels.encrypt(&alice.device, &text(channel, "after reload")).unwrap();
+    let got = bob.channels.decrypt(channel, Uuid::new_v4(), &next).unwrap();
+    assert_eq!((got.plaintext.body.as_str(), got.index), ("after reload", 1));
+    let dummy = alice.device.encrypt_to_device(&bob.seen(), None, ToDeviceContent::Dummy).unwrap();
+    assert_eq!(bob.device.decrypt_to_device(&alice.seen(), &dummy).unwrap(), ToDeviceContent::Dummy);
+}
