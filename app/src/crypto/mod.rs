@@ -13,7 +13,11 @@
 //!   session per channel, rotated on membership or device changes, after 100 messages or 7 days;
 //!   inbound sessions with the channel id checked inside the plaintext and replays refused.
 //! - [`store`]: the persistence boundary: state sealed under a key that never leaves the browser.
+//! - `browser` (wasm32 only): the IndexedDB store, the store key wrapped by a non-extractable
+//!   WebCrypto key, and Web Locks (one tab at a time mutates crypto state).
 
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub mod browser;
 pub mod channel;
 pub mod device;
 pub mod olm;
