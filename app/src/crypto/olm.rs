@@ -24,6 +24,12 @@ pub enum ToDeviceContent {
     RoomKey { channel_id: Uuid, session_id: String, session_key: String },
     /// Establishes or repairs a session; carries nothing.
     Dummy,
+    /// Device verification (see `trust`): a commitment to the initiator's ephemeral key…
+    SasStart { txn: String, commitment: String },
+    /// …each side's ephemeral key…
+    SasKey { txn: String, key: String },
+    /// …and, once the people compared the codes, a MAC of each side's Ed25519 device key.
+    SasMac { txn: String, mac: String },
 }
 
 /// The signed-for-identity plaintext of an envelope.

@@ -8,6 +8,7 @@ use super::{
     device::{Device, ONE_TIME_KEY_TARGET, VerifiedDevice, verify_claimed_key, verify_device},
     olm::ToDeviceContent,
     store::{self, MemoryStore, StoreKey},
+    trust::{Seen, Trust, Verification},
 };
 use crate::model::keys::ClaimedKey;
 use std::{
@@ -284,4 +285,72 @@ fn state_survives_a_reload_sealed_under_its_key() {
     assert_eq!((got.plaintext.body.as_str(), got.index), ("after reload", 1));
     let dummy = alice.device.encrypt_to_device(&bob.seen(), None, ToDeviceContent::Dummy).unwrap();
     assert_eq!(bob.device.decrypt_to_device(&alice.seen(), &dummy).unwrap(), ToDeviceContent::Dummy);
+}
+
+#[test]
+fn trust_on_first_use_warns_when_a_key_changes() {
+    let bob = Person::new("bob");
+    let mut trust = Trust::default();
+    assert_eq!(trust.observe(&bob.seen()), Seen::New);
+    assert_eq!(trust.observe(&bob.seen()), Seen::Same);
+    let replaced = Device::new(bob.device.user(), "BOB");
+    let changed = verify_device(&replaced.device_keys(), bob.device.user()).unwrap();
+    assert_eq!(trust.observe(&changed), Seen::Changed { previous: bob.device.ed25519() });
+    assert_eq!(trust.observe(&changed), Seen::Changed { previous: bob.device.ed25519() }, "until accepted");
+    trust.accept(&changed);
+    assert_eq!(trust.observe(&changed), Seen::Same);
+    assert!(!trust.is_verified(&changed));
+}
+
+#[test]
+fn sas_verification_marks_devices_verified_and_catches_substituted_keys() {
+    let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
+    let (mut alice_trust, mut bob_trust) = (Trust::default(), Trust::default());
+    // Frames travel over Olm like every to-device payload.
+    let otk = bob.claim();
+    let (mut a, start) = Verification::start(&alice.device, &bob.seen());
+    let sealed = alice.device.encrypt_to_device(&bob.seen(), Some(otk), start).unwrap();
+    let start = bob.device.decrypt_to_device(&alice.seen(), &sealed).unwrap();
+    let (mut b, bob_key) = Verification::accept(&bob.device, &alice.seen(), &start).unwrap();
+    let (alice_key, alice_code) = a.receive_key(&bob_key).unwrap();
+    let (none, bob_code) = b.receive_key(&alice_key.unwrap()).unwrap();
+    assert!(none.is_none());
+    assert_eq!(alice_code, bob_code, "both screens show the same emoji and numbers");
+    assert!(alice_code.emoji.iter().all(|i| *i < 64));
+
+    let (alice_mac, bob_mac) = (a.confirm().unwrap(), b.confirm().unwrap());
+    assert!(b.receive_mac(&alice_mac, &mut bob_trust).unwrap());
+    assert!(a.receive_mac(&bob_mac, &mut alice_trust).unwrap());
+    assert!(alice_trust.is_verified(&bob.seen()) && bob_trust.is_verified(&alice.seen()));
+    // Their MAC again, for another transaction, is refused.
+    let (mut other, _) = Verification::start(&alice.device, &bob.seen());
+    assert!(other.receive_mac(&bob_mac, &mut alice_trust).is_err());
+
+    // A server that listed a different key for bob: the MAC of bob's real key does not match it.
+    let fake = VerifiedDevice { ed25519: Device::new(bob.device.user(), "BOB").ed25519(), ..bob.seen() };
+    let (mut a, start) = Verification::start(&alice.device, &fake);
+    let (mut b, bob_key) = Verification::accept(&bob.device, &alice.seen(), &start).unwrap();
+    let (alice_key, _) = a.receive_key(&bob_key).unwrap();
+    b.receive_key(&alice_key.unwrap()).unwrap();
+    a.confirm().unwrap();
+    let bob_mac = b.confirm().unwrap();
+    assert!(matches!(a.receive_mac(&bob_mac, &mut alice_trust), Err(CryptoError::WrongSender(_))));
+    assert!(!alice_trust.is_verified(&fake));
+
+    // A man in the middle who swaps the initiator's key after seeing the responder's breaks the commitment.
+    let (_, start) = Verification::start(&alice.device, &bob.seen());
+    let (mut b, _) = Verification::accept(&bob.device, &alice.seen(), &start).unwrap();
+    let (mut mallory, _) = Verification::start(&alice.device, &bob.seen());
+    let (_, mallory_bob_key) = Verification::accept(&bob.device, &alice.seen(), &start).unwrap();
+    let (mallory_key, _) = mallory
+        .receive_key(&match mallory_bob_key {
+            ToDeviceContent::SasKey { key, .. } => ToDeviceContent::SasKey { txn: mallory.txn().to_owned(), key },
+            other => other,
+        })
+        .unwrap();
+    let swapped = match mallory_key.unwrap() {
+        ToDeviceContent::SasKey { key, .. } => ToDeviceContent::SasKey { txn: b.txn().to_owned(), key },
+        other => other,
+    };
+    assert!(b.receive_key(&swapped).is_err(), "a key that was not committed to is refused");
 }
