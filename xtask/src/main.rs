@@ -372,28 +372,42 @@ fn test() -> Result {
         status_within(&mut cmd, std::time::Duration::from_secs(TEST_TIMEOUT_SECS))
     })?;
     stage("test: crypto core as WASM in headless Chromium", || {
-        let runner = ensure_wasm_bindgen()?.with_file_name("wasm-bindgen-test-runner");
-        let chromedriver = which("chromedriver").ok_or("chromedriver is not on PATH")?;
-        let mut cmd = cargo();
-        cmd.args(["test", "-p", "app", "--lib", "--target", "wasm32-unknown-unknown", "--features", "hydrate"])
-            .args(["--", "crypto::"])
-            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner)
-            .env("CHROMEDRIVER", chromedriver)
-            .env("WASM_BINDGEN_TEST_TIMEOUT", "300");
-        status_within(&mut cmd, std::time::Duration::from_secs(TEST_TIMEOUT_SECS))
+        status_within(&mut browser_crypto_tests("dev", "::tests::")?, std::time::Duration::from_secs(TEST_TIMEOUT_SECS))
     })?;
     println!("==> all tests passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// The gateway load generator against the release server; prints figures, never fails on time.
+/// The crypto core's wasm-bindgen tests in headless Chromium: `filter` picks them by path.
+fn browser_crypto_tests(profile: &str, filter: &str) -> Result<Command> {
+    let runner = ensure_wasm_bindgen()?.with_file_name("wasm-bindgen-test-runner");
+    let chromedriver = which("chromedriver").ok_or("chromedriver is not on PATH")?;
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "app", "--lib", "--target", "wasm32-unknown-unknown", "--features", "hydrate"])
+        .args(["--profile", profile, "--", filter])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner)
+        .env("CHROMEDRIVER", chromedriver)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "300");
+    Ok(cmd)
+}
+
+/// The gateway load generator against the release server, then the crypto figures (release WASM
+/// in headless Chromium); prints figures, never fails on time. `--crypto-only` skips the gateway.
 fn bench(args: &[String]) -> Result {
+    if args.iter().any(|a| a == "--crypto-only") {
+        return stage("bench: crypto in headless Chromium (release WASM)", || {
+            status(browser_crypto_tests("wasm-release", "figures::")?.arg("--nocapture"))
+        });
+    }
     stage("build: release server and bench", || {
         status(cargo().args(["build", "--release", "-p", "server", "-p", "bench", "--bins"]))
     })?;
     let dir = target_dir().join("release");
-    stage("bench", || {
+    stage("bench: gateway", || {
         status(Command::new(dir.join("bench")).args(args).env("CHATALOT_SERVER_BIN", dir.join("chatalot-server")))
+    })?;
+    stage("bench: crypto in headless Chromium (release WASM)", || {
+        status(browser_crypto_tests("wasm-release", "figures::")?.arg("--nocapture"))
     })
 }
 

@@ -247,3 +247,64 @@ mod tests {
         assert!(lock(&name, true).await.unwrap().is_some(), "free again after release");
     }
 }
+
+/// Figures for the note, not assertions about speed: run by `cargo xtask bench` (release WASM in
+/// headless Chromium); the test run skips them (its filter is `::tests::`).
+#[cfg(test)]
+mod figures {
+    use crate::crypto::{
+        channel::{ChannelPlaintext, Channels},
+        device::{Device, verify_device},
+    };
+    use wasm_bindgen_test::{console_log, wasm_bindgen_test as test};
+
+    fn now_ms() -> f64 {
+        web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+    }
+
+    #[test]
+    fn megolm_timings_in_the_browser() {
+        let channel = uuid::Uuid::new_v4();
+        let (alice, bob) = (Device::new(uuid::Uuid::new_v4(), "A"), Device::new(uuid::Uuid::new_v4(), "B"));
+        let bob_seen = verify_device(&bob.device_keys(), bob.user()).unwrap();
+        let alice_seen = verify_device(&alice.device_keys(), alice.user()).unwrap();
+        let (mut sending, mut receiving) = (Channels::default(), Channels::default());
+        for (device, key) in sending.prepare(&alice, channel, &[bob_seen], 0) {
+            assert_eq!(device.user, bob.user());
+            receiving.add_room_key(&alice_seen, &key).unwrap();
+        }
+        let text =
+            |n: usize| ChannelPlaintext { channel_id: channel, body: "x".repeat(n), edit_of: None, sent_at_ms: 0 };
+
+        // 1 KB messages, one at a time.
+        const ROUNDS: usize = 200;
+        let (mut enc, mut dec) = (0.0, 0.0);
+        for _ in 0..ROUNDS {
+            let started = now_ms();
+            let sealed = sending.encrypt(&alice, &text(1024)).unwrap();
+            enc += now_ms() - started;
+            let started = now_ms();
+            receiving.decrypt(channel, uuid::Uuid::new_v4(), &sealed).unwrap();
+            dec += now_ms() - started;
+            sending.outbound.get_mut(&channel).unwrap().sent = 0; // measure the cipher, not rotation
+        }
+        console_log!(
+            "Megolm 1 KB: encrypt {:.3} ms, decrypt {:.3} ms (mean of {ROUNDS})",
+            enc / ROUNDS as f64,
+            dec / ROUNDS as f64
+        );
+
+        // A 500-message backlog of short messages, decrypted in one go (as on opening a channel).
+        let backlog: Vec<Vec<u8>> = (0..500)
+            .map(|_| {
+                sending.outbound.get_mut(&channel).unwrap().sent = 0;
+                sending.encrypt(&alice, &text(200)).unwrap()
+            })
+            .collect();
+        let started = now_ms();
+        for sealed in &backlog {
+            receiving.decrypt(channel, uuid::Uuid::new_v4(), sealed).unwrap();
+        }
+        console_log!("500-message backlog (200-byte messages): decrypted in {:.1} ms", now_ms() - started);
+    }
+}
