@@ -7,14 +7,16 @@ mod common;
 
 use app::{
     crypto::{
-        channel::{ChannelPlaintext, Channels},
-        device::{Device, VerifiedDevice, verify_claimed_key, verify_device},
+        CryptoResult,
+        channel::ChannelPlaintext,
+        device::Device,
+        machine::{Machine, Relay},
     },
     model::{
         CommunityCreationMode, RegistrationMode,
         gateway::{ClientFrame, ServerFrame},
         keys::{ClaimedKey, DeviceKeys, KeyCounts, OutgoingToDevice},
-        messages::{Ciphertext, MessageKind},
+        messages::MessageKind,
     },
     server::spaces,
 };
@@ -27,11 +29,41 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 use uuid::Uuid;
 
+/// The relay as the browser reaches it: server functions over HTTP.
+struct HttpRelay(tokio::sync::Mutex<Client>);
+
+impl HttpRelay {
+    async fn call<T: serde::de::DeserializeOwned>(&self, endpoint: &str, body: serde_json::Value) -> CryptoResult<T> {
+        let reply = self.0.lock().await.call_json(endpoint, &body.to_string()).await;
+        if reply.status != 200 {
+            return Err(app::crypto::CryptoError::Store(format!("{endpoint}: {} {}", reply.status, reply.body)));
+        }
+        serde_json::from_str(&reply.body).map_err(|e| app::crypto::CryptoError::Malformed(e.to_string()))
+    }
+}
+
+impl Relay for HttpRelay {
+    async fn channel_devices(&self, channel_id: Uuid) -> CryptoResult<Vec<DeviceKeys>> {
+        self.call("devices/of_channel", json!({ "channel_id": channel_id })).await
+    }
+
+    async fn user_devices(&self, user_id: Uuid) -> CryptoResult<Vec<DeviceKeys>> {
+        self.call("devices/list", json!({ "user_id": user_id })).await
+    }
+
+    async fn claim(&self, user_id: Uuid, device_id: &str) -> CryptoResult<ClaimedKey> {
+        self.call("keys/claim", json!({ "user_id": user_id, "device_id": device_id })).await
+    }
+
+    async fn send_to_device(&self, batch: Vec<OutgoingToDevice>) -> CryptoResult<()> {
+        self.call::<usize>("to_device/send", json!({ "device_id": "WEB", "messages": batch })).await.map(|_| ())
+    }
+}
+
 /// A user with a browser-like crypto state, talking to the server over HTTP and a socket.
 struct Person {
-    device: Device,
-    channels: Channels,
-    http: Client,
+    machine: Machine,
+    relay: HttpRelay,
     ws: Ws,
 }
 
@@ -44,65 +76,27 @@ impl Person {
             http.cookies.push((n.into(), v.into()));
         }
         let mut device = Device::new(user, "WEB");
-        let reply = http.call_json("devices/register", &json!({ "keys": device.device_keys() }).to_string()).await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
+        let relay = HttpRelay(tokio::sync::Mutex::new(http));
+        let _: DeviceKeys = relay.call("devices/register", json!({ "keys": device.device_keys() })).await.unwrap();
         let upload = json!({
             "device_id": "WEB",
             "one_time_keys": device.one_time_keys_to_publish(0),
             "fallback_key": device.fallback_key_to_publish(),
         });
-        let reply = http.call_json("keys/upload", &upload.to_string()).await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        let counts: KeyCounts = serde_json::from_str(&reply.body).unwrap();
+        let counts: KeyCounts = relay.call("keys/upload", upload).await.unwrap();
         assert!(counts.one_time > 0 && counts.fallback);
         device.mark_published();
         let (ws, _) = Ws::connect(server.addr, &cookie, Some("WEB"), vec![]).await;
-        Self { device, channels: Channels::default(), http, ws }
+        Self { machine: Machine::new(device), relay, ws }
     }
 
-    /// The channel's member devices, each checked against its own signature.
-    async fn recipients(&mut self, channel: Uuid) -> Vec<VerifiedDevice> {
-        let reply = self.http.call_json("devices/of_channel", &json!({ "channel_id": channel }).to_string()).await;
-        let listed: Vec<DeviceKeys> = serde_json::from_str(&reply.body).unwrap();
-        listed.iter().map(|k| verify_device(k, k.user_id).unwrap()).collect()
-    }
-
-    async fn device_of(&mut self, user: Uuid, device_id: &str) -> VerifiedDevice {
-        let reply = self.http.call_json("devices/list", &json!({ "user_id": user }).to_string()).await;
-        let listed: Vec<DeviceKeys> = serde_json::from_str(&reply.body).unwrap();
-        let keys = listed.iter().find(|k| k.device_id == device_id).expect("listed device");
-        verify_device(keys, user).unwrap()
-    }
-
-    /// Encrypts and sends a message (sharing the room key first where needed), as the browser will.
-    async fn say(&mut self, channel: Uuid, txn: &str, plaintext: &ChannelPlaintext) {
-        let recipients = self.recipients(channel).await;
-        let keys = self.channels.prepare(&self.device, channel, &recipients, 1);
-        let mut batch = vec![];
-        for (device, content) in keys {
-            let claimed = if self.device.has_session_with(&device) {
-                None
-            } else {
-                let body = json!({ "user_id": device.user, "device_id": device.device_id }).to_string();
-                let claimed: ClaimedKey =
-                    serde_json::from_str(&self.http.call_json("keys/claim", &body).await.body).unwrap();
-                Some(verify_claimed_key(&device, &claimed).unwrap())
-            };
-            let sealed = self.device.encrypt_to_device(&device, claimed, content).unwrap();
-            batch.push(OutgoingToDevice {
-                recipient_user: device.user,
-                recipient_device: device.device_id.clone(),
-                payload: Ciphertext(sealed),
-            });
-        }
-        if !batch.is_empty() {
-            let body = json!({ "device_id": "WEB", "messages": batch }).to_string();
-            assert_eq!(self.http.call_json("to_device/send", &body).await.status, 200);
-        }
-        let ciphertext = Ciphertext(self.channels.encrypt(&self.device, plaintext).unwrap());
+    /// Encrypts and sends a message or an edit, as the browser will.
+    async fn say(&mut self, txn: &str, plaintext: &ChannelPlaintext) {
+        let ciphertext = self.machine.encrypt(&self.relay, plaintext, 1).await.unwrap();
+        let channel_id = plaintext.channel_id;
         let frame = match plaintext.edit_of {
             None => ClientFrame::Send {
-                channel_id: channel,
+                channel_id,
                 device: "WEB".into(),
                 client_txn: txn.into(),
                 kind: MessageKind::Text,
@@ -115,21 +109,22 @@ impl Person {
     }
 
     /// Takes frames until someone else's channel event decrypts (own messages echo back and are
-    /// skipped); room keys arriving meanwhile are accepted.
+    /// skipped); room keys arriving meanwhile are accepted and acknowledged.
     async fn hear(&mut self) -> (Uuid, ChannelPlaintext) {
         loop {
             match self.ws.recv().await {
                 ServerFrame::ToDevice { message } => {
-                    let sender = self.device_of(message.sender_user, &message.sender_device).await;
-                    let content = self.device.decrypt_to_device(&sender, &message.payload.0).unwrap();
-                    self.channels.add_room_key(&sender, &content).unwrap();
-                    let ack = json!({ "device_id": "WEB", "up_to": message.id }).to_string();
-                    assert_eq!(self.http.call_json("to_device/ack", &ack).await.status, 200);
+                    assert_eq!(self.machine.receive_to_device(&self.relay, &message).await.unwrap(), None);
+                    let _: u64 = self
+                        .relay
+                        .call("to_device/ack", json!({ "device_id": "WEB", "up_to": message.id }))
+                        .await
+                        .unwrap();
                 }
                 ServerFrame::Event { event } => {
                     let got =
-                        self.channels.decrypt(event.channel_id, event.message.id, &event.message.ciphertext.0).unwrap();
-                    if got.sender.user != self.device.user() {
+                        self.machine.decrypt(event.channel_id, event.message.id, &event.message.ciphertext).unwrap();
+                    if got.sender.user != self.machine.device.user() {
                         return (event.message.id, got.plaintext);
                     }
                 }
@@ -152,12 +147,12 @@ on_both_backends! {
 
         let canary = format!("canary-{}", Uuid::new_v4().simple());
         let say = |body: &str, edit_of| ChannelPlaintext { channel_id: general, body: body.into(), edit_of, sent_at_ms: 1 };
-        alice.say(general, "a1", &say(&format!("hello {canary}"), None)).await;
+        alice.say("a1", &say(&format!("hello {canary}"), None)).await;
         let (first, heard) = bob.hear().await;
         assert_eq!(heard.body, format!("hello {canary}"));
-        bob.say(general, "b1", &say(&format!("hi back {canary}"), None)).await;
+        bob.say("b1", &say(&format!("hi back {canary}"), None)).await;
         assert_eq!(alice.hear().await.1.body, format!("hi back {canary}"));
-        alice.say(general, "a2", &say(&format!("hello, edited {canary}"), Some(first))).await;
+        alice.say("a2", &say(&format!("hello, edited {canary}"), Some(first))).await;
         let edited = loop {
             let (_, p) = bob.hear().await;
             if p.edit_of == Some(first) {

@@ -12,6 +12,8 @@
 //! - [`channel`]: Megolm for every channel message (DMs and group DMs included): one outbound
 //!   session per channel, rotated on membership or device changes, after 100 messages or 7 days;
 //!   inbound sessions with the channel id checked inside the plaintext and replays refused.
+//! - [`machine`]: the send and receive flows over a [`machine::Relay`] (the server's key directory
+//!   and to-device queue), checking every listed device and warning about forged or changed keys.
 //! - [`trust`]: trust on first use with key-change warnings, and SAS verification (emoji/numbers).
 //! - [`store`]: the persistence boundary: state sealed under a key that never leaves the browser.
 //! - `browser` (wasm32 only): the IndexedDB store, the store key wrapped by a non-extractable
@@ -21,6 +23,7 @@
 pub mod browser;
 pub mod channel;
 pub mod device;
+pub mod machine;
 pub mod olm;
 pub mod store;
 pub mod trust;

@@ -10,7 +10,10 @@ use super::{
     store::{self, MemoryStore, StoreKey},
     trust::{Seen, Trust, Verification},
 };
+use crate::crypto::machine::{KeyWarning, Machine, Relay};
 use crate::model::keys::ClaimedKey;
+use crate::model::keys::{DeviceKeys, OutgoingToDevice};
+use std::cell::RefCell;
 use std::{
     future::Future,
     pin::pin,
@@ -353,4 +356,79 @@ fn sas_verification_marks_devices_verified_and_catches_substituted_keys() {
         other => other,
     };
     assert!(b.receive_key(&swapped).is_err(), "a key that was not committed to is refused");
+}
+
+/// A relay that says whatever the test wants (a lying server).
+struct FakeRelay {
+    listed: Vec<DeviceKeys>,
+    claims: RefCell<Vec<ClaimedKey>>,
+    sent: RefCell<Vec<OutgoingToDevice>>,
+}
+
+impl Relay for FakeRelay {
+    async fn channel_devices(&self, _: Uuid) -> super::CryptoResult<Vec<DeviceKeys>> {
+        Ok(self.listed.clone())
+    }
+
+    async fn user_devices(&self, user: Uuid) -> super::CryptoResult<Vec<DeviceKeys>> {
+        Ok(self.listed.iter().filter(|k| k.user_id == user).cloned().collect())
+    }
+
+    async fn claim(&self, user: Uuid, device_id: &str) -> super::CryptoResult<ClaimedKey> {
+        let mut claims = self.claims.borrow_mut();
+        let at =
+            claims.iter().position(|c| c.user_id == user && c.device_id == device_id).ok_or(CryptoError::NoSession)?;
+        Ok(claims.remove(at))
+    }
+
+    async fn send_to_device(&self, batch: Vec<OutgoingToDevice>) -> super::CryptoResult<()> {
+        self.sent.borrow_mut().extend(batch);
+        Ok(())
+    }
+}
+
+#[test]
+fn the_send_flow_skips_forged_devices_and_checks_senders() {
+    let mut alice = Machine::new(Device::new(Uuid::new_v4(), "ALICE"));
+    let mut bob = Person::new("bob");
+    let mallory = Device::new(Uuid::new_v4(), "M");
+    // The server lists bob, and a "device of bob" whose keys mallory made up.
+    let forged =
+        DeviceKeys { device_id: "EXTRA".into(), ..DeviceKeys { user_id: bob.device.user(), ..mallory.device_keys() } };
+    let otk = bob.device.one_time_keys_to_publish(0).remove(0);
+    bob.device.mark_published();
+    let relay = FakeRelay {
+        listed: vec![alice.device.device_keys(), bob.device.device_keys(), forged],
+        claims: RefCell::new(vec![ClaimedKey {
+            user_id: bob.device.user(),
+            device_id: "BOB".into(),
+            key: otk,
+            fallback: false,
+        }]),
+        sent: RefCell::default(),
+    };
+    let channel = Uuid::new_v4();
+    let sealed = now(alice.encrypt(&relay, &text(channel, "only for bob"), 0)).unwrap();
+    let sent = relay.sent.borrow().clone();
+    assert_eq!(
+        sent.iter().map(|m| m.recipient_device.as_str()).collect::<Vec<_>>(),
+        vec!["BOB"],
+        "the forged device got nothing"
+    );
+    assert!(matches!(alice.warnings.as_slice(), [KeyWarning::Forged { device_id, .. }] if device_id == "EXTRA"));
+
+    // Bob opens the room key (the sender is checked against the directory) and the message.
+    let mut bob_machine = Machine::new(bob.device);
+    let message = crate::model::keys::ToDeviceMessage {
+        id: Uuid::now_v7(),
+        sender_user: alice.device.user(),
+        sender_device: "ALICE".into(),
+        payload: sent[0].payload.clone(),
+    };
+    assert_eq!(now(bob_machine.receive_to_device(&relay, &message)).unwrap(), None);
+    let got = bob_machine.decrypt(channel, Uuid::new_v4(), &sealed).unwrap();
+    assert_eq!(got.plaintext.body, "only for bob");
+    // The same payload claimed to come from another of alice's devices is refused.
+    let lying = crate::model::keys::ToDeviceMessage { sender_device: "NOPE".into(), ..message };
+    assert!(now(bob_machine.receive_to_device(&relay, &lying)).is_err());
 }
