@@ -208,7 +208,7 @@ pub async fn lock(name: &str, wait: bool) -> CryptoResult<Option<TabLock>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{channel::Channels, device::Device, store};
+    use crate::crypto::{device::Device, machine::Machine, store};
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn fresh_name() -> String {
@@ -222,15 +222,15 @@ mod tests {
         let key = store_key(&store).await.unwrap();
         let device = Device::new(uuid::Uuid::new_v4(), "WEB");
         let identity = device.ed25519();
-        store::save(&store, &device, &Channels::default(), &key).await.unwrap();
+        store::save(&store, &Machine::new(device), &key).await.unwrap();
         drop(store);
 
         // A reload: a new connection, the same wrapped key, the same device.
         let store = IdbStore::open(&name).await.unwrap();
         let again = store_key(&store).await.unwrap();
         assert_eq!(again.0, key.0, "the store key is stable across reloads");
-        let (device, _) = store::load(&store, &again).await.unwrap().expect("saved state");
-        assert_eq!(device.ed25519(), identity);
+        let machine = store::load(&store, &again).await.unwrap().expect("saved state");
+        assert_eq!(machine.device.ed25519(), identity);
         // What IndexedDB holds for the key is not the key.
         let sealed = Uint8Array::new(&store.get(KEYS, "store-key").await.unwrap()).to_vec();
         assert!(!sealed.windows(32).any(|w| w == key.0), "the store key is kept wrapped");

@@ -127,7 +127,17 @@ impl Machine {
             .ok_or(CryptoError::WrongSender("device not listed"))?;
         let sender =
             self.check(std::slice::from_ref(keys)).pop().ok_or(CryptoError::WrongSender("forged device keys"))?;
-        let content = self.device.decrypt_to_device(&sender, &message.payload.0)?;
+        let content = match self.device.decrypt_to_device(&sender, &message.payload.0) {
+            Ok(content) => content,
+            Err(CryptoError::Decrypt(reason)) => {
+                // The Olm session with this device is wedged (state lost or restored from an old
+                // copy, or too many skipped messages): open a new one and tell the sender with a
+                // dummy, so that what it sends next gets through. This message stays unreadable.
+                self.restart_session(relay, &sender).await?;
+                return Err(CryptoError::Decrypt(reason));
+            }
+            Err(e) => return Err(e),
+        };
         match content {
             ToDeviceContent::RoomKey { .. } => {
                 self.channels.add_room_key(&sender, &content)?;
@@ -136,6 +146,19 @@ impl Machine {
             ToDeviceContent::Dummy => Ok(None),
             other => Ok(Some((sender, other))),
         }
+    }
+
+    async fn restart_session(&mut self, relay: &impl Relay, peer: &VerifiedDevice) -> CryptoResult<()> {
+        let claimed = relay.claim(peer.user, &peer.device_id).await?;
+        self.device.restart_session(peer, verify_claimed_key(peer, &claimed)?)?;
+        let payload = Ciphertext(self.device.encrypt_to_device(peer, None, ToDeviceContent::Dummy)?);
+        relay
+            .send_to_device(vec![OutgoingToDevice {
+                recipient_user: peer.user,
+                recipient_device: peer.device_id.clone(),
+                payload,
+            }])
+            .await
     }
 
     /// Decrypts a channel message (`message_id` is the server's id for it: replay bookkeeping).

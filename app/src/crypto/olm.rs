@@ -95,6 +95,17 @@ impl Device {
         serde_json::to_vec(&envelope).map_err(|e| CryptoError::Malformed(e.to_string()))
     }
 
+    /// Starts a new Olm session with `peer` (from a freshly claimed one-time key) and makes it the
+    /// one used for sending: the repair for a session the other side can no longer decrypt.
+    pub fn restart_session(&mut self, peer: &VerifiedDevice, one_time: Curve25519PublicKey) -> CryptoResult<()> {
+        let session = self
+            .account
+            .create_outbound_session(SessionConfig::version_1(), peer.curve25519_key()?, one_time)
+            .map_err(|e| CryptoError::BadKey(e.to_string()))?;
+        self.sessions.entry(peer.curve25519.clone()).or_default().insert(0, session);
+        Ok(())
+    }
+
     /// Opens an envelope from `sender` (a device verified from the key directory, looked up by the
     /// sender user and device the server reported) and checks who it names.
     pub fn decrypt_to_device(&mut self, sender: &VerifiedDevice, bytes: &[u8]) -> CryptoResult<ToDeviceContent> {

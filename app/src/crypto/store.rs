@@ -9,6 +9,7 @@ use super::{
     CryptoError, CryptoResult,
     channel::{Channels, Inbound, Outbound},
     device::{Device, VerifiedDevice},
+    machine::Machine,
 };
 use serde::{Deserialize, Serialize};
 use std::{cell::RefCell, collections::HashMap, future::Future};
@@ -175,19 +176,23 @@ pub fn open_channels(sealed: &str, key: &StoreKey) -> CryptoResult<Channels> {
     Ok(channels)
 }
 
-/// Saves both halves of the state under their record names.
-pub async fn save(store: &impl CryptoStore, device: &Device, channels: &Channels, key: &StoreKey) -> CryptoResult<()> {
-    store.save("device", seal_device(device, key)?).await?;
-    store.save("channels", seal_channels(channels, key)?).await
+/// Saves the whole state (account and Olm sessions, Megolm sessions, remembered devices).
+pub async fn save(store: &impl CryptoStore, machine: &Machine, key: &StoreKey) -> CryptoResult<()> {
+    store.save("device", seal_device(&machine.device, key)?).await?;
+    store.save("channels", seal_channels(&machine.channels, key)?).await?;
+    // Public keys and verification marks: nothing secret (integrity rests on the browser profile).
+    store.save("trust", serde_json::to_string(&machine.trust).map_err(store_error)?).await
 }
 
 /// Loads the state saved by [`save`], if any.
-pub async fn load(store: &impl CryptoStore, key: &StoreKey) -> CryptoResult<Option<(Device, Channels)>> {
+pub async fn load(store: &impl CryptoStore, key: &StoreKey) -> CryptoResult<Option<Machine>> {
     let Some(device) = store.load("device").await? else { return Ok(None) };
-    let device = open_device(&device, key)?;
-    let channels = match store.load("channels").await? {
-        Some(sealed) => open_channels(&sealed, key)?,
-        None => Channels::default(),
-    };
-    Ok(Some((device, channels)))
+    let mut machine = Machine::new(open_device(&device, key)?);
+    if let Some(sealed) = store.load("channels").await? {
+        machine.channels = open_channels(&sealed, key)?;
+    }
+    if let Some(trust) = store.load("trust").await? {
+        machine.trust = serde_json::from_str(&trust).map_err(store_error)?;
+    }
+    Ok(Some(machine))
 }

@@ -265,17 +265,25 @@ fn state_survives_a_reload_sealed_under_its_key() {
 
     let key = StoreKey([7; 32]);
     let (alice_store, bob_store) = (MemoryStore::default(), MemoryStore::default());
-    now(store::save(&alice_store, &alice.device, &alice.channels, &key)).unwrap();
-    now(store::save(&bob_store, &bob.device, &bob.channels, &key)).unwrap();
+    let as_machine = |p: Person| {
+        let mut m = Machine::new(p.device);
+        m.channels = p.channels;
+        m
+    };
+    let (alice_state, mut bob_state) = (as_machine(alice), as_machine(bob));
+    bob_state.trust.observe(&alice_state.device.as_verified());
+    now(store::save(&alice_store, &alice_state, &key)).unwrap();
+    now(store::save(&bob_store, &bob_state, &key)).unwrap();
     for dump in [alice_store.dump(), bob_store.dump()] {
         assert!(!dump.contains(canary), "plaintext in the store");
     }
     assert!(matches!(now(store::load(&bob_store, &StoreKey([8; 32]))), Err(CryptoError::Store(_))), "wrong key");
 
-    let (device, channels) = now(store::load(&alice_store, &key)).unwrap().unwrap();
-    let mut alice = Person { device, channels };
-    let (device, channels) = now(store::load(&bob_store, &key)).unwrap().unwrap();
-    let mut bob = Person { device, channels };
+    let restored = now(store::load(&alice_store, &key)).unwrap().unwrap();
+    let mut alice = Person { device: restored.device, channels: restored.channels };
+    let restored = now(store::load(&bob_store, &key)).unwrap().unwrap();
+    assert_eq!(restored.trust, bob_state.trust, "remembered devices survive");
+    let mut bob = Person { device: restored.device, channels: restored.channels };
     assert_eq!(
         bob.channels.decrypt(channel, Uuid::new_v4(), &first),
         Err(CryptoError::Replay),
@@ -431,4 +439,46 @@ fn the_send_flow_skips_forged_devices_and_checks_senders() {
     // The same payload claimed to come from another of alice's devices is refused.
     let lying = crate::model::keys::ToDeviceMessage { sender_device: "NOPE".into(), ..message };
     assert!(now(bob_machine.receive_to_device(&relay, &lying)).is_err());
+}
+
+#[test]
+fn a_wedged_olm_session_is_replaced() {
+    let mut alice = Machine::new(Device::new(Uuid::new_v4(), "ALICE"));
+    let mut bob = Machine::new(Device::new(Uuid::new_v4(), "BOB"));
+    let otk = |m: &mut Machine| {
+        let key = m.device.one_time_keys_to_publish(0).remove(0);
+        m.device.mark_published();
+        ClaimedKey { user_id: m.device.user(), device_id: m.device.device_id().into(), key, fallback: false }
+    };
+    let relay = FakeRelay {
+        listed: vec![alice.device.device_keys(), bob.device.device_keys()],
+        claims: RefCell::new(vec![otk(&mut bob), otk(&mut alice)]),
+        sent: RefCell::default(),
+    };
+    let deliver = |from: &Machine, to: &mut Machine, payload: Vec<u8>| {
+        let message = crate::model::keys::ToDeviceMessage {
+            id: Uuid::now_v7(),
+            sender_user: from.device.user(),
+            sender_device: from.device.device_id().into(),
+            payload: crate::model::messages::Ciphertext(payload),
+        };
+        now(to.receive_to_device(&relay, &message))
+    };
+    // A session in both directions.
+    let channel = Uuid::new_v4();
+    now(alice.encrypt(&relay, &text(channel, "hi"), 0)).unwrap();
+    let first = relay.sent.borrow_mut().remove(0).payload.0;
+    deliver(&alice, &mut bob, first).unwrap();
+    let reply = bob.device.encrypt_to_device(&alice.device.as_verified(), None, ToDeviceContent::Dummy).unwrap();
+    deliver(&bob, &mut alice, reply).unwrap();
+
+    // Bob loses his Olm state; alice's next envelope cannot be opened.
+    bob.device.sessions.clear();
+    let stuck = alice.device.encrypt_to_device(&bob.device.as_verified(), None, ToDeviceContent::Dummy).unwrap();
+    assert!(matches!(deliver(&alice, &mut bob, stuck), Err(CryptoError::Decrypt(_))));
+    // Bob opened a new session and sent a dummy over it; once alice has it, she uses it.
+    let dummy = relay.sent.borrow_mut().remove(0).payload.0;
+    deliver(&bob, &mut alice, dummy).unwrap();
+    let after = alice.device.encrypt_to_device(&bob.device.as_verified(), None, ToDeviceContent::Dummy).unwrap();
+    assert_eq!(deliver(&alice, &mut bob, after).unwrap(), None, "messages get through again");
 }

@@ -42,13 +42,18 @@ pub enum Seen {
 /// Remembered devices (persist it with the rest of the crypto state).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trust {
-    known: BTreeMap<(Uuid, String), Known>,
+    /// By `user/device` (a string key, so that the map serialises as a JSON object).
+    known: BTreeMap<String, Known>,
+}
+
+fn device_key(device: &VerifiedDevice) -> String {
+    format!("{}/{}", device.user, device.device_id)
 }
 
 impl Trust {
     /// Records a device on first sight; reports a key change without accepting it.
     pub fn observe(&mut self, device: &VerifiedDevice) -> Seen {
-        let key = (device.user, device.device_id.clone());
+        let key = device_key(device);
         match self.known.get(&key) {
             None => {
                 self.known.insert(key, Known { ed25519: device.ed25519.clone(), verified: false });
@@ -61,22 +66,16 @@ impl Trust {
 
     /// The user saw the warning and accepts the new key (unverified).
     pub fn accept(&mut self, device: &VerifiedDevice) {
-        self.known.insert(
-            (device.user, device.device_id.clone()),
-            Known { ed25519: device.ed25519.clone(), verified: false },
-        );
+        self.known.insert(device_key(device), Known { ed25519: device.ed25519.clone(), verified: false });
     }
 
     /// Whether this exact key was verified.
     pub fn is_verified(&self, device: &VerifiedDevice) -> bool {
-        self.known
-            .get(&(device.user, device.device_id.clone()))
-            .is_some_and(|k| k.verified && k.ed25519 == device.ed25519)
+        self.known.get(&device_key(device)).is_some_and(|k| k.verified && k.ed25519 == device.ed25519)
     }
 
     fn mark_verified(&mut self, device: &VerifiedDevice) {
-        self.known
-            .insert((device.user, device.device_id.clone()), Known { ed25519: device.ed25519.clone(), verified: true });
+        self.known.insert(device_key(device), Known { ed25519: device.ed25519.clone(), verified: true });
     }
 }
 
