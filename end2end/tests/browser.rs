@@ -260,6 +260,16 @@ async fn accounts_work_without_javascript() {
         submit(&c, "login-form").await;
         wait_path(&c, "/").await;
         assert_eq!(text(&c, "[data-testid=display-name]").await, "No Script");
+
+        // The sidebar lists what the user belongs to; forms work without JavaScript, errors included.
+        find(&c, "[data-testid=no-spaces]").await;
+        fill(&c, "code", "NOPE-NOPE-NOPE").await;
+        submit(&c, "join-form").await;
+        wait_text(&c, "[data-error-for=code]", "This invite code is not valid (unknown, used up or expired).").await;
+        fill(&c, "name", "Book club").await;
+        submit(&c, "create-community-form").await;
+        wait_text(&c, "[data-testid=community] h2", "Book club").await;
+        assert!(text(&c, "[data-testid=channel]").await.contains("# general"));
         screenshot(&c, "shell-desktop-nojs").await;
     })
     .await;
@@ -322,6 +332,11 @@ async fn accounts_work_hydrated_without_reloads() {
             Some("true")
         );
         assert_eq!(text(&c, "[data-testid=display-name]").await, "Hydra");
+        // Creating a community updates the sidebar in place.
+        fill(&c, "name", "Hydra club").await;
+        submit(&c, "create-community-form").await;
+        wait_text(&c, "[data-testid=community] h2", "Hydra club").await;
+        assert_eq!(marker(&c).await, json!("still here"), "creating a community reloaded the page");
         screenshot(&c, "shell-mobile-menu").await;
 
         submit(&c, "logout-form").await;

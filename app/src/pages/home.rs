@@ -5,10 +5,15 @@ use crate::{
     api::{
         auth::Logout,
         invites::{CreateInvite, list_invites},
+        messages::unread_counts,
+        spaces::{CreateCommunity, JoinCommunity, list_my_spaces},
     },
-    components::form::{BUTTON, ErrorBanner, Field},
+    components::{
+        form::{BUTTON, ErrorBanner, Field},
+        sidebar::{SpaceForms, SpaceList},
+    },
     error::AppError,
-    model::{Invite, Me},
+    model::{Invite, Me, messages::Unread, spaces::MySpaces},
 };
 use leptos::{form::ActionForm, prelude::*};
 use leptos_meta::Title;
@@ -21,12 +26,16 @@ pub fn HomePage() -> impl IntoView {
     let user = user_resource();
     let create_invite = ServerAction::<CreateInvite>::new();
     let invites = Resource::new(move || create_invite.version().get(), |_| list_invites());
+    let (join, create) = (ServerAction::<JoinCommunity>::new(), ServerAction::<CreateCommunity>::new());
+    let changed = move || (join.version().get(), create.version().get());
+    let spaces = Resource::new(changed, |_| list_my_spaces());
+    let unread = Resource::new(changed, |_| unread_counts());
     view! {
         <Title text="" />
         <Suspense fallback=|| view! { <p class="p-4">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match user.await {
-                    Ok(Some(me)) => view! { <Shell me create_invite invites /> }.into_any(),
+                    Ok(Some(me)) => view! { <Shell me create_invite invites spaces unread join create /> }.into_any(),
                     Ok(None) => view! { <Redirect path="/login" /> }.into_any(),
                     Err(e) => view! { <div class="p-4"><ErrorBanner error=Signal::stored(Some(e)) /></div> }.into_any(),
                 }
@@ -40,6 +49,10 @@ fn Shell(
     me: Me,
     create_invite: ServerAction<CreateInvite>,
     invites: Resource<Result<Vec<Invite>, AppError>>,
+    spaces: Resource<Result<MySpaces, AppError>>,
+    unread: Resource<Result<Vec<Unread>, AppError>>,
+    join: ServerAction<JoinCommunity>,
+    create: ServerAction<CreateCommunity>,
 ) -> impl IntoView {
     let sidebar_open = RwSignal::new(false);
     let logout = ServerAction::<Logout>::new();
@@ -69,9 +82,10 @@ fn Shell(
                 )
             >
                 <div class="hidden px-4 py-3 text-lg font-bold text-indigo-600 md:block dark:text-indigo-400">"Chatalot"</div>
-                <div class="flex-1 overflow-y-auto px-4 py-2 text-sm text-slate-500 dark:text-slate-400" data-testid="sidebar-placeholder">
-                    "Your communities, channels and direct messages will appear here."
+                <div class="flex-1 overflow-y-auto">
+                    <SpaceList spaces unread />
                 </div>
+                <SpaceForms join create can_create=is_manager />
                 <div class="flex items-center justify-between gap-2 border-t border-slate-200 px-4 py-3 dark:border-slate-800">
                     <div class="min-w-0">
                         <p class="truncate text-sm font-semibold" data-testid="display-name">{me.display_name.clone()}</p>

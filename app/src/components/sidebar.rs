@@ -1,0 +1,117 @@
+//! The sidebar's list of spaces: communities with their groups and channels, then DMs and group
+//! DMs, each with its unread count; and the forms to create or join a community.
+
+use crate::{
+    api::spaces::{CreateCommunity, JoinCommunity},
+    components::form::{ErrorBanner, Field},
+    error::AppError,
+    model::{
+        messages::Unread,
+        spaces::{ChannelSummary, MySpaces},
+    },
+};
+use leptos::{form::ActionForm, prelude::*};
+use uuid::Uuid;
+
+const SMALL_BUTTON: &str = "shrink-0 rounded-lg bg-indigo-600 px-3 py-2 text-sm font-semibold text-white \
+    hover:bg-indigo-500 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400";
+
+fn unread_of(unread: &[Unread], channel: Uuid) -> u64 {
+    unread.iter().find(|u| u.channel_id == channel).map_or(0, |u| u.count)
+}
+
+fn channel_row(ch: ChannelSummary, label: String, unread: u64) -> impl IntoView {
+    let title = if unread > 0 { format!("{label}, {unread} unread") } else { label.clone() };
+    view! {
+        <li class="flex items-center justify-between rounded-md px-2 py-1 hover:bg-slate-100 dark:hover:bg-slate-800" data-testid="channel" data-channel-id=ch.id.to_string() title=title>
+            <span class="truncate">{label}</span>
+            {(unread > 0).then(|| view! {
+                <span class="ml-2 rounded-full bg-indigo-600 px-2 text-xs font-semibold text-white" data-testid="unread-badge">{unread}</span>
+            })}
+        </li>
+    }
+}
+
+/// What the user belongs to, from the server (rendered on the server for a fast first paint).
+#[component]
+pub fn SpaceList(
+    spaces: Resource<Result<MySpaces, AppError>>,
+    unread: Resource<Result<Vec<Unread>, AppError>>,
+) -> impl IntoView {
+    view! {
+        <Transition fallback=|| view! { <p class="px-4 py-2 text-sm text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let unread = unread.await.unwrap_or_default();
+                match spaces.await {
+                    Ok(s) if s.communities.is_empty() && s.direct.is_empty() => view! {
+                        <p class="px-4 py-2 text-sm text-slate-500 dark:text-slate-400" data-testid="no-spaces">
+                            "You are not in any community yet. Join one with an invite code."
+                        </p>
+                    }.into_any(),
+                    Ok(s) => view! {
+                        <div class="space-y-4 px-2 py-2 text-sm" data-testid="space-list">
+                            {s.communities.into_iter().map(|c| view! {
+                                <section aria-label=c.name.clone() data-testid="community">
+                                    <h2 class="px-2 font-semibold">{c.name.clone()}</h2>
+                                    {c.groups.into_iter().map(|g| view! {
+                                        <h3 class="mt-2 px-2 text-xs font-semibold uppercase tracking-wide text-slate-500 dark:text-slate-400">
+                                            {g.name.clone()}{g.private.then_some(" · private")}
+                                        </h3>
+                                        <ul>
+                                            {g.channels.into_iter().map(|ch| {
+                                                let label = format!("# {}", ch.name);
+                                                let count = unread_of(&unread, ch.id);
+                                                channel_row(ch, label, count)
+                                            }).collect_view()}
+                                        </ul>
+                                    }).collect_view()}
+                                </section>
+                            }).collect_view()}
+                            {(!s.direct.is_empty()).then(|| view! {
+                                <section aria-label="Direct messages">
+                                    <h2 class="px-2 font-semibold">"Direct messages"</h2>
+                                    <ul>
+                                        {s.direct.into_iter().map(|ch| {
+                                            let names: Vec<String> = ch.members.iter().map(|m| m.display_name.clone()).collect();
+                                            let label = names.join(", ");
+                                            let count = unread_of(&unread, ch.id);
+                                            channel_row(ch, label, count)
+                                        }).collect_view()}
+                                    </ul>
+                                </section>
+                            })}
+                        </div>
+                    }.into_any(),
+                    Err(e) => view! { <div class="px-2"><ErrorBanner error=Signal::stored(Some(e)) /></div> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// Join a community with its invite code; instance managers can also create one.
+#[component]
+pub fn SpaceForms(
+    join: ServerAction<JoinCommunity>,
+    create: ServerAction<CreateCommunity>,
+    can_create: bool,
+) -> impl IntoView {
+    let join_error = Signal::derive(move || join.value().get().and_then(Result::err));
+    let create_error = Signal::derive(move || create.value().get().and_then(Result::err));
+    view! {
+        <div class="space-y-3 border-t border-slate-200 px-4 py-3 dark:border-slate-800">
+            <ActionForm action=join attr:id="join-form" attr:class="space-y-2">
+                <Field name="code" label="Join with an invite code" autocomplete="off" error=join_error />
+                <button type="submit" class=SMALL_BUTTON>"Join"</button>
+            </ActionForm>
+            <ErrorBanner error=join_error />
+            {can_create.then(|| view! {
+                <ActionForm action=create attr:id="create-community-form" attr:class="space-y-2">
+                    <Field name="name" label="New community" autocomplete="off" error=create_error />
+                    <button type="submit" class=SMALL_BUTTON>"Create"</button>
+                </ActionForm>
+                <ErrorBanner error=create_error />
+            })}
+        </div>
+    }
+}
