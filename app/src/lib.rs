@@ -4,6 +4,8 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+pub mod client;
 pub mod components;
 #[cfg(feature = "e2ee")]
 pub mod crypto;

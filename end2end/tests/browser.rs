@@ -173,8 +173,20 @@ async fn find(c: &Client, css: &str) -> Element {
         .unwrap_or_else(|e| panic!("no element {css:?}: {e}"))
 }
 
+/// The element's text. A page that navigates between finding and reading (a form post without
+/// JavaScript) leaves a stale element: look it up again.
 async fn text(c: &Client, css: &str) -> String {
-    find(c, css).await.text().await.unwrap()
+    let mut tries = 0;
+    loop {
+        match find(c, css).await.text().await {
+            Ok(text) => return text,
+            Err(e) if tries < 20 && e.to_string().contains("stale element") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("reading {css:?}: {e}"),
+        }
+    }
 }
 
 /// Waits until the element's text is `expected` (errors appear after an asynchronous round trip).
@@ -187,6 +199,19 @@ async fn wait_text(c: &Client, css: &str, expected: &str) {
         }
         assert!(started.elapsed() < Duration::from_secs(15), "{css}: expected {expected:?}, got {now:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the element's text starts with `prefix`; returns the text.
+async fn wait_prefix(c: &Client, css: &str, prefix: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let now = text(c, css).await;
+        if now.starts_with(prefix) {
+            return now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{css}: expected {prefix:?}…, got {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -332,6 +357,8 @@ async fn accounts_work_hydrated_without_reloads() {
             Some("true")
         );
         assert_eq!(text(&c, "[data-testid=display-name]").await, "Hydra");
+        // This browser became an encryption device: keys made here, registered with the server.
+        let device = wait_prefix(&c, "[data-testid=device-status]", "This device: ").await;
         // Creating a community updates the sidebar in place.
         fill(&c, "name", "Hydra club").await;
         submit(&c, "create-community-form").await;
@@ -350,6 +377,9 @@ async fn accounts_work_hydrated_without_reloads() {
         wait_path(&c, "/").await;
         find(&c, "[data-testid=app-shell]").await;
         assert_eq!(marker(&c).await, json!("still here"), "sign out / sign in reloaded the page");
+        // A full reload restores the same device from IndexedDB instead of making a new identity.
+        c.refresh().await.unwrap();
+        assert_eq!(wait_prefix(&c, "[data-testid=device-status]", "This device: ").await, device);
     })
     .await;
 }

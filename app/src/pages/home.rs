@@ -101,9 +101,34 @@ fn Shell(
             <main class="flex-1 overflow-y-auto p-4 md:p-8">
                 <h1 class="text-2xl font-semibold">"Welcome, " {me.display_name.clone()}</h1>
                 <p class="mt-2 text-slate-600 dark:text-slate-400">"Pick a conversation from the sidebar. Messages you send are end-to-end encrypted."</p>
+                <DeviceBadge user=me.id />
                 {is_manager.then(|| view! { <InvitePanel create=create_invite invites /> })}
             </main>
         </div>
+    }
+}
+
+/// This browser's encryption device: set up after hydration (keys never exist on the server).
+#[component]
+fn DeviceBadge(user: uuid::Uuid) -> impl IntoView {
+    let status = RwSignal::new(None::<Result<(String, String), String>>);
+    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+    Effect::new(move |_| {
+        leptos::task::spawn_local(async move {
+            let result = crate::client::ensure_device(user).await.map(|s| (s.device_id, s.fingerprint));
+            status.set(Some(result));
+        });
+    });
+    #[cfg(not(all(feature = "hydrate", target_arch = "wasm32")))]
+    let _ = user;
+    view! {
+        <p class="mt-4 text-sm text-slate-600 dark:text-slate-400" data-testid="device-status">
+            {move || match status.get() {
+                None => "End-to-end encryption starts once the app has loaded in this browser (it needs JavaScript).".to_owned(),
+                Some(Ok((id, fingerprint))) => format!("This device: {id} · key {fingerprint}"),
+                Some(Err(e)) => format!("Encryption is unavailable in this browser: {e}"),
+            }}
+        </p>
     }
 }
 
