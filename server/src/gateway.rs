@@ -152,7 +152,7 @@ impl Connection {
         let channels: Vec<Uuid> = subs.channels.keys().copied().collect();
         let Registration { id, rx, closed } =
             state.realtime.hub.register(user.id, session, device.clone(), subs.clone());
-        let status = presence_from_db(user.presence);
+        let status = Presence::from_db(user.presence);
         let mut conn = Connection {
             state,
             socket,
@@ -198,7 +198,7 @@ impl Connection {
         for (user_id, status) in snapshot {
             self.send(&ServerFrame::Presence { user_id, status }).await?;
         }
-        self.send(&ServerFrame::Presence { user_id: self.user.id, status: presence_from_db(self.user.presence) })
+        self.send(&ServerFrame::Presence { user_id: self.user.id, status: Presence::from_db(self.user.presence) })
             .await?;
         for point in resume.into_iter().take(1000) {
             self.replay(point).await?;
@@ -396,15 +396,9 @@ impl Connection {
     }
 
     async fn set_presence(&mut self, status: Presence) -> Result<(), End> {
-        let stored = match status {
-            Presence::Online => 0,
-            Presence::Idle => 1,
-            Presence::Dnd => 2,
-            Presence::Invisible => 3,
-            Presence::Offline => {
-                let message = "choose invisible to appear offline".into();
-                return self.send(&error(ErrorCode::Invalid, message, None)).await;
-            }
+        let Some(stored) = status.to_db() else {
+            let message = "choose invisible to appear offline".into();
+            return self.send(&error(ErrorCode::Invalid, message, None)).await;
         };
         let mut active = self.user.clone().into_active_model();
         active.presence = Set(stored);
@@ -412,10 +406,8 @@ impl Connection {
             Ok(user) => self.user = user,
             Err(e) => return self.refused(e.into(), None).await,
         }
-        let communities = match spaces::subscriptions(&self.state.db, self.user.id).await {
-            Ok(s) => s.communities.into_iter().collect(),
-            Err(e) => return self.refused(e, None).await,
-        };
+        // Who may see it: the communities this socket is subscribed to (kept current by the hub).
+        let communities = self.state.realtime.hub.communities_of(self.id);
         let node = self.state.realtime.hub.node();
         self.state
             .realtime
@@ -486,15 +478,6 @@ fn code_of(e: &AppError) -> ErrorCode {
         AppError::NotFound => ErrorCode::NotFound,
         AppError::RateLimited { .. } => ErrorCode::RateLimited,
         AppError::Internal { .. } | AppError::Network { .. } => ErrorCode::Internal,
-    }
-}
-
-fn presence_from_db(v: i16) -> Presence {
-    match v {
-        1 => Presence::Idle,
-        2 => Presence::Dnd,
-        3 => Presence::Invisible,
-        _ => Presence::Online,
     }
 }
 

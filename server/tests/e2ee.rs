@@ -22,7 +22,7 @@ use app::{
 };
 use common::{
     Client, TestDb,
-    live::{TestServer, Ws, cookies_for},
+    live::{TestServer, Ws, client_with, cookies_for},
     new_user,
 };
 use sea_orm::ConnectionTrait;
@@ -70,11 +70,7 @@ struct Person {
 impl Person {
     async fn join(server: &TestServer, user: Uuid) -> Self {
         let cookie = cookies_for(&server.state, user).await;
-        let mut http = Client::new(&server.state);
-        for pair in cookie.split("; ") {
-            let (n, v) = pair.split_once('=').unwrap();
-            http.cookies.push((n.into(), v.into()));
-        }
+        let http = client_with(&server.state, &cookie);
         let mut device = Device::new(user, "WEB");
         let relay = HttpRelay(tokio::sync::Mutex::new(http));
         let _: DeviceKeys = relay.call("devices/register", json!({ "keys": device.device_keys() })).await.unwrap();

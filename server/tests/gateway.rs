@@ -15,7 +15,7 @@ use app::{
 };
 use common::{
     Client, TestDb, TestDevice,
-    live::{Got, TestServer, Ws, cookies_for, send_frame},
+    live::{Got, TestServer, Ws, client_with, cookies_for, send_frame},
     new_user,
 };
 use entity::user;
@@ -46,12 +46,7 @@ fn event_of(f: ServerFrame) -> Option<app::model::messages::ChannelEvent> {
 
 /// A signed-in HTTP client (server functions) over the same state as the server.
 async fn client_for(server: &TestServer, user: Uuid) -> Client {
-    let mut client = Client::new(&server.state);
-    for pair in cookies_for(&server.state, user).await.split("; ") {
-        let (n, v) = pair.split_once('=').unwrap();
-        client.cookies.push((n.into(), v.into()));
-    }
-    client
+    client_with(&server.state, &cookies_for(&server.state, user).await)
 }
 
 on_both_backends! {
@@ -234,11 +229,7 @@ on_both_backends! {
         let laptop = cookies_for(&server.state, bob.id).await;
         let (mut on_laptop, _) = Ws::connect(server.addr, &laptop, None, vec![]).await;
         let (mut on_phone, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
-        let mut http = Client::new(&server.state);
-        for pair in laptop.split("; ") {
-            let (n, v) = pair.split_once('=').unwrap();
-            http.cookies.push((n.into(), v.into()));
-        }
+        let mut http = client_with(&server.state, &laptop);
         http.call("auth/logout", &[]).await;
         assert_eq!(on_laptop.closed().await, (4001, "session ended".into()));
         assert!(on_phone.during(QUIET).await.iter().all(|f| !matches!(f, ServerFrame::ChannelRemoved { .. })));

@@ -43,6 +43,26 @@ impl Presence {
     pub fn as_seen_by_others(self) -> Self {
         if self == Self::Invisible { Self::Offline } else { self }
     }
+
+    /// The stored form of a chosen status (`users.presence`); `None` for `Offline`, which is not a choice.
+    pub fn to_db(self) -> Option<i16> {
+        match self {
+            Self::Online => Some(0),
+            Self::Idle => Some(1),
+            Self::Dnd => Some(2),
+            Self::Invisible => Some(3),
+            Self::Offline => None,
+        }
+    }
+
+    pub fn from_db(v: i16) -> Self {
+        match v {
+            1 => Self::Idle,
+            2 => Self::Dnd,
+            3 => Self::Invisible,
+            _ => Self::Online,
+        }
+    }
 }
 
 /// Client → server.
@@ -215,6 +235,10 @@ mod tests {
 
     #[test]
     fn invisible_looks_offline_to_others() {
+        for p in [Presence::Online, Presence::Idle, Presence::Dnd, Presence::Invisible] {
+            assert_eq!(Presence::from_db(p.to_db().unwrap()), p);
+        }
+        assert_eq!(Presence::Offline.to_db(), None);
         assert_eq!(Presence::Invisible.as_seen_by_others(), Presence::Offline);
         assert_eq!(Presence::Dnd.as_seen_by_others(), Presence::Dnd);
     }

@@ -54,6 +54,16 @@ pub async fn cookies_for(state: &AppState, user: Uuid) -> String {
         .join("; ")
 }
 
+/// A signed-in HTTP client (server functions) carrying a `Cookie` header value from [`cookies_for`].
+pub fn client_with(state: &AppState, cookie: &str) -> super::Client {
+    let mut client = super::Client::new(state);
+    for pair in cookie.split("; ") {
+        let (name, value) = pair.split_once('=').expect("name=value");
+        client.cookies.push((name.into(), value.into()));
+    }
+    client
+}
+
 /// What the socket produced next. (Short-lived test values: boxing the frame would only make matching clumsy.)
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]

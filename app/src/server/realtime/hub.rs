@@ -170,6 +170,11 @@ impl Hub {
         })
     }
 
+    /// The communities a socket's user is in, as of its last subscription update.
+    pub fn communities_of(&self, id: u64) -> Vec<Uuid> {
+        self.lock().conns.get(&id).map(|c| c.subs.communities.iter().copied().collect()).unwrap_or_default()
+    }
+
     pub fn is_subscribed(&self, id: u64, channel: Uuid) -> bool {
         self.lock().conns.get(&id).is_some_and(|c| c.subs.channels.contains_key(&channel))
     }
