@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod chat;
 #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
 pub mod client;
 pub mod components;

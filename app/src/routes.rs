@@ -1,14 +1,14 @@
 //! The one route table, and the HTML shell the server renders around it.
 
 use crate::pages::{
-    home::HomePage, login::LoginPage, not_found::NotFound, recover::RecoverPage, register::RegisterPage,
-    welcome::WelcomePage,
+    channel::ChannelPage, home::HomePage, login::LoginPage, not_found::NotFound, recover::RecoverPage,
+    register::RegisterPage, signed_in::SignedIn, welcome::WelcomePage,
 };
 use leptos::prelude::*;
 use leptos_meta::{Title, provide_meta_context};
 use leptos_router::{
     SsrMode,
-    components::{Route, Router, Routes},
+    components::{ParentRoute, Route, Router, Routes},
     path,
 };
 
@@ -54,7 +54,11 @@ pub fn App() -> impl IntoView {
         <Title formatter=|page: String| if page.is_empty() { "Chatalot".to_owned() } else { format!("{page} · Chatalot") } />
         <Router>
             <Routes fallback=NotFound>
-                <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
+                // The signed-in frame (sidebar, live connection) stays while its pages change.
+                <ParentRoute path=path!("") view=SignedIn ssr=SsrMode::Async>
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/c/:id") view=ChannelPage ssr=SsrMode::Async />
+                </ParentRoute>
                 <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                 <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async />
                 <Route path=path!("/recover") view=RecoverPage ssr=SsrMode::Async />

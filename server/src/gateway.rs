@@ -34,7 +34,7 @@ use axum::{
 use entity::user;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     time::{Duration, Instant},
 };
 use uuid::Uuid;
@@ -270,12 +270,27 @@ impl Connection {
                     Ok(s) => s,
                     Err(e) => return internal(&mut self.socket, e).await,
                 };
-                let (added, removed) = self.state.realtime.hub.resubscribe(self.id, subs);
+                let hub = &self.state.realtime.hub;
+                let before: HashSet<Uuid> = hub.communities_of(self.id).into_iter().collect();
+                let joined: HashSet<Uuid> = subs.communities.difference(&before).copied().collect();
+                let communities: Vec<Uuid> = subs.communities.iter().copied().collect();
+                let (added, removed) = hub.resubscribe(self.id, subs);
                 for channel_id in removed {
                     self.send(&ServerFrame::ChannelRemoved { channel_id }).await?;
                 }
                 for channel_id in added {
                     self.send(&ServerFrame::ChannelAdded { channel_id }).await?;
+                }
+                if !joined.is_empty() {
+                    // A new community: who is online there, and its members learn about this user.
+                    for (user_id, status) in self.state.realtime.hub.presence_snapshot(self.user.id, &joined) {
+                        self.send(&ServerFrame::Presence { user_id, status }).await?;
+                    }
+                    if let Some(status) = self.state.realtime.hub.chosen_presence(self.user.id) {
+                        let node = self.state.realtime.hub.node();
+                        let user_id = self.user.id;
+                        self.publish(Signal::Presence { user_id, node, status, connected: true, communities }).await?;
+                    }
                 }
                 Ok(())
             }

@@ -215,6 +215,16 @@ fn space_cases() -> Vec<Case> {
             |_| vec![("channel_id", Uuid::now_v7().to_string())],
             expect([401, 404, 404, 404, 404, 404, 404, 404]),
         ),
+        (
+            "channels/members",
+            |w| vec![("channel_id", w.private_channel.to_string())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            "channels/members",
+            |w| vec![("channel_id", w.dm.to_string())],
+            expect([401, 404, 200, 404, 404, 200, 404, 404]),
+        ),
         ("dms/open", |w| vec![("user_id", w.victim.to_string())], expect([401, 404, 200, 200, 200, 200, 404, 404])),
         (
             "dms/create_group",

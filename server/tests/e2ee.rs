@@ -36,7 +36,7 @@ impl HttpRelay {
     async fn call<T: serde::de::DeserializeOwned>(&self, endpoint: &str, body: serde_json::Value) -> CryptoResult<T> {
         let reply = self.0.lock().await.call_json(endpoint, &body.to_string()).await;
         if reply.status != 200 {
-            return Err(app::crypto::CryptoError::Store(format!("{endpoint}: {} {}", reply.status, reply.body)));
+            return Err(app::crypto::CryptoError::Relay(format!("{endpoint}: {} {}", reply.status, reply.body)));
         }
         serde_json::from_str(&reply.body).map_err(|e| app::crypto::CryptoError::Malformed(e.to_string()))
     }

@@ -131,6 +131,13 @@ pub async fn get_channel(channel_id: Uuid) -> Result<ChannelSummary, AppError> {
     Ok(spaces::channel_summary(&state.db, me.id, channel_id).await?)
 }
 
+/// Everyone who reads a channel (the member list beside a conversation).
+#[server(prefix = "/api/v1", endpoint = "channels/members")]
+pub async fn channel_member_list(channel_id: Uuid) -> Result<Vec<Member>, AppError> {
+    let (state, me) = actor().await?;
+    Ok(spaces::channel_member_list(&state.db, me.id, channel_id).await?)
+}
+
 #[server(prefix = "/api/v1", endpoint = "dms/open")]
 pub async fn open_dm(user_id: Uuid) -> Result<ChannelSummary, AppError> {
     let (state, me) = actor().await?;

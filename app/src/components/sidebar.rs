@@ -3,6 +3,7 @@
 
 use crate::{
     api::spaces::{CreateCommunity, JoinCommunity},
+    chat::Chat,
     components::form::{ErrorBanner, Field},
     error::AppError,
     model::{
@@ -20,16 +21,48 @@ fn unread_of(unread: &[Unread], channel: Uuid) -> u64 {
     unread.iter().find(|u| u.channel_id == channel).map_or(0, |u| u.count)
 }
 
-fn channel_row(ch: ChannelSummary, label: String, unread: u64) -> impl IntoView {
-    let title = if unread > 0 { format!("{label}, {unread} unread") } else { label.clone() };
+/// One conversation: a link with its unread count (live once the app is connected, the
+/// server-rendered count before).
+fn channel_row(ch: ChannelSummary, label: String, rendered_unread: u64) -> impl IntoView {
+    let chat = use_context::<Chat>();
+    let id = ch.id;
+    let unread = move || {
+        chat.and_then(|c| c.unread.with(|u| u.as_ref().map(|u| u.get(&id).map_or(0, |u| u.count))))
+            .unwrap_or(rendered_unread)
+    };
+    let current = move || chat.is_some_and(|c| c.viewing.get() == Some(id));
+    let title = {
+        let label = label.clone();
+        move || match unread() {
+            0 => label.clone(),
+            n => format!("{label}, {n} unread"),
+        }
+    };
     view! {
-        <li class="flex items-center justify-between rounded-md px-2 py-1 hover:bg-slate-100 dark:hover:bg-slate-800" data-testid="channel" data-channel-id=ch.id.to_string() title=title>
-            <span class="truncate">{label}</span>
-            {(unread > 0).then(|| view! {
-                <span class="ml-2 rounded-full bg-indigo-600 px-2 text-xs font-semibold text-white" data-testid="unread-badge">{unread}</span>
-            })}
+        <li data-testid="channel" data-channel-id=id.to_string()>
+            <a
+                href=format!("/c/{id}")
+                class=move || format!(
+                    "flex items-center justify-between rounded-md px-2 py-1 hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400 dark:hover:bg-slate-800 {}",
+                    if current() { "bg-slate-100 font-semibold dark:bg-slate-800" } else { "" },
+                )
+                aria-current=move || current().then_some("page")
+                title=title
+            >
+                <span class="truncate">{label}</span>
+                {move || (unread() > 0).then(|| view! {
+                    <span class="ml-2 rounded-full bg-indigo-600 px-2 text-xs font-semibold text-white" data-testid="unread-badge">{unread()}</span>
+                })}
+            </a>
         </li>
     }
+}
+
+/// A DM or group DM is named after the other people in it.
+pub fn direct_label(ch: &ChannelSummary, me: Uuid) -> String {
+    let mut others: Vec<&str> = ch.members.iter().filter(|m| m.id != me).map(|m| m.display_name.as_str()).collect();
+    others.sort_unstable();
+    if others.is_empty() { "Only you".to_owned() } else { others.join(", ") }
 }
 
 /// What the user belongs to, from the server (rendered on the server for a fast first paint).
@@ -37,6 +70,7 @@ fn channel_row(ch: ChannelSummary, label: String, unread: u64) -> impl IntoView 
 pub fn SpaceList(
     spaces: Resource<Result<MySpaces, AppError>>,
     unread: Resource<Result<Vec<Unread>, AppError>>,
+    me: Uuid,
 ) -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="px-4 py-2 text-sm text-slate-500">"Loading…"</p> }>
@@ -72,8 +106,7 @@ pub fn SpaceList(
                                     <h2 class="px-2 font-semibold">"Direct messages"</h2>
                                     <ul>
                                         {s.direct.into_iter().map(|ch| {
-                                            let names: Vec<String> = ch.members.iter().map(|m| m.display_name.clone()).collect();
-                                            let label = names.join(", ");
+                                            let label = direct_label(&ch, me);
                                             let count = unread_of(&unread, ch.id);
                                             channel_row(ch, label, count)
                                         }).collect_view()}

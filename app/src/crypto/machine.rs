@@ -11,7 +11,7 @@ use super::{
     trust::{Seen, Trust},
 };
 use crate::model::keys::{ClaimedKey, DeviceKeys, OutgoingToDevice, ToDeviceMessage};
-use crate::model::messages::Ciphertext;
+use crate::model::messages::{Ciphertext, Envelope};
 use std::future::Future;
 use uuid::Uuid;
 
@@ -151,7 +151,22 @@ impl Machine {
     async fn restart_session(&mut self, relay: &impl Relay, peer: &VerifiedDevice) -> CryptoResult<()> {
         let claimed = relay.claim(peer.user, &peer.device_id).await?;
         self.device.restart_session(peer, verify_claimed_key(peer, &claimed)?)?;
-        let payload = Ciphertext(self.device.encrypt_to_device(peer, None, ToDeviceContent::Dummy)?);
+        self.send_to(relay, peer, ToDeviceContent::Dummy).await
+    }
+
+    /// Sends one payload to one device over Olm (claiming a one-time key if there is no session).
+    pub async fn send_to(
+        &mut self,
+        relay: &impl Relay,
+        peer: &VerifiedDevice,
+        content: ToDeviceContent,
+    ) -> CryptoResult<()> {
+        let claimed = if self.device.has_session_with(peer) {
+            None
+        } else {
+            Some(verify_claimed_key(peer, &relay.claim(peer.user, &peer.device_id).await?)?)
+        };
+        let payload = Ciphertext(self.device.encrypt_to_device(peer, claimed, content)?);
         relay
             .send_to_device(vec![OutgoingToDevice {
                 recipient_user: peer.user,
@@ -161,8 +176,47 @@ impl Machine {
             .await
     }
 
+    /// The checked devices of a user (forged ones dropped with a warning).
+    pub async fn devices_of(&mut self, relay: &impl Relay, user: Uuid) -> CryptoResult<Vec<VerifiedDevice>> {
+        let listed = relay.user_devices(user).await?;
+        Ok(self.check(&listed))
+    }
+
     /// Decrypts a channel message (`message_id` is the server's id for it: replay bookkeeping).
     pub fn decrypt(&mut self, channel_id: Uuid, message_id: Uuid, ciphertext: &Ciphertext) -> CryptoResult<Decrypted> {
         self.channels.decrypt(channel_id, message_id, &ciphertext.0)
+    }
+
+    /// Opens a message as the server delivered it, for display: decrypted, and checked against
+    /// what the server claims about it (see [`check_envelope`]).
+    pub fn open(&mut self, envelope: &Envelope) -> CryptoResult<Opened> {
+        let decrypted = self.decrypt(envelope.channel_id, envelope.id, &envelope.ciphertext)?;
+        check_envelope(&decrypted, envelope)?;
+        let verified = self.trust.is_verified(&decrypted.sender);
+        Ok(Opened { body: decrypted.plaintext.body, verified })
+    }
+}
+
+/// A message ready to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub body: String,
+    /// The author's device was verified by the user (SAS); otherwise it is trusted on first use.
+    pub verified: bool,
+}
+
+/// The server's envelope must agree with what the ciphertext proves: the author is the device whose
+/// room key decrypted it (any of the author's devices for an edit), and an edit names this message.
+/// A server relabelling a message as someone else's, or moving an edit onto another message, fails.
+pub fn check_envelope(decrypted: &Decrypted, envelope: &Envelope) -> CryptoResult<()> {
+    if decrypted.sender.user != envelope.sender_id {
+        return Err(CryptoError::WrongSender("the author is someone else"));
+    }
+    match decrypted.plaintext.edit_of {
+        None if decrypted.sender.device_id != envelope.sender_device => {
+            Err(CryptoError::WrongSender("the author's device is another"))
+        }
+        Some(of) if of != envelope.id => Err(CryptoError::Malformed("an edit of another message".into())),
+        _ => Ok(()),
     }
 }

@@ -57,6 +57,8 @@ pub enum CryptoError {
     NoSession,
     #[error("decryption failed: {0}")]
     Decrypt(String),
+    #[error("the server could not be asked: {0}")]
+    Relay(String),
     #[error("the local key store could not be opened: {0}")]
     Store(String),
 }

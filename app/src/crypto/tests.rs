@@ -185,6 +185,45 @@ fn channel_messages_decrypt_for_members_only_and_refuse_replays() {
 }
 
 #[test]
+fn envelopes_must_agree_with_the_ciphertext_about_author_and_edits() {
+    use crate::crypto::machine::check_envelope;
+    use crate::model::messages::{Ciphertext, Envelope, MessageKind};
+    let (mut alice, mut bob, carol) = (Person::new("alice"), Person::new("bob"), Person::new("carol"));
+    let channel = Uuid::new_v4();
+    let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen()], 0);
+    share(&mut alice, &mut bob, keys);
+    let id = Uuid::new_v4();
+    let envelope = |sealed: Vec<u8>, sender: &Person| Envelope {
+        id,
+        channel_id: channel,
+        seq: 1,
+        sender_id: sender.device.user(),
+        sender_device: sender.device.device_id().into(),
+        client_txn: "t".into(),
+        kind: MessageKind::Text,
+        reply_to: None,
+        ciphertext: Ciphertext(sealed),
+        created_at: String::new(),
+        edited_at: None,
+    };
+    let sealed = alice.channels.encrypt(&alice.device, &text(channel, "mine")).unwrap();
+    let honest = envelope(sealed.clone(), &alice);
+    check_envelope(&bob.channels.decrypt(channel, id, &sealed).unwrap(), &honest).unwrap();
+    // The server relabels alice's message as carol's, or as another device of alice's.
+    let relabelled = envelope(sealed.clone(), &carol);
+    let got = bob.channels.decrypt(channel, id, &sealed).unwrap();
+    assert!(matches!(check_envelope(&got, &relabelled), Err(CryptoError::WrongSender(_))));
+    let other_device = Envelope { sender_device: "ELSEWHERE".into(), ..honest.clone() };
+    assert!(matches!(check_envelope(&got, &other_device), Err(CryptoError::WrongSender(_))));
+    // An edit of message `id` moved onto another message is refused; on its own message it passes.
+    let edit = alice.channels.encrypt(&alice.device, &ChannelPlaintext { edit_of: Some(id), ..text(channel, "x") });
+    let edit = edit.unwrap();
+    let moved = Envelope { id: Uuid::new_v4(), ..envelope(edit.clone(), &alice) };
+    let got = bob.channels.decrypt(channel, moved.id, &edit).unwrap();
+    assert!(matches!(check_envelope(&got, &moved), Err(CryptoError::Malformed(_))));
+}
+
+#[test]
 fn a_ciphertext_claiming_another_channel_is_refused() {
     let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
     let (real, other) = (Uuid::new_v4(), Uuid::new_v4());

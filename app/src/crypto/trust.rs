@@ -74,10 +74,87 @@ impl Trust {
         self.known.get(&device_key(device)).is_some_and(|k| k.verified && k.ed25519 == device.ed25519)
     }
 
+    /// Users with at least one device verified at its current key.
+    pub fn verified_users(&self) -> std::collections::BTreeSet<Uuid> {
+        self.known
+            .iter()
+            .filter(|(_, k)| k.verified)
+            .filter_map(|(key, _)| key.split('/').next().and_then(|u| Uuid::parse_str(u).ok()))
+            .collect()
+    }
+
     fn mark_verified(&mut self, device: &VerifiedDevice) {
         self.known.insert(device_key(device), Known { ed25519: device.ed25519.clone(), verified: true });
     }
 }
+
+/// The 64 SAS emoji and their names (the table Matrix clients use, so people recognise them).
+pub const SAS_EMOJI: [(&str, &str); 64] = [
+    ("🐶", "Dog"),
+    ("🐱", "Cat"),
+    ("🦁", "Lion"),
+    ("🐎", "Horse"),
+    ("🦄", "Unicorn"),
+    ("🐷", "Pig"),
+    ("🐘", "Elephant"),
+    ("🐰", "Rabbit"),
+    ("🐼", "Panda"),
+    ("🐓", "Rooster"),
+    ("🐧", "Penguin"),
+    ("🐢", "Turtle"),
+    ("🐟", "Fish"),
+    ("🐙", "Octopus"),
+    ("🦋", "Butterfly"),
+    ("🌷", "Flower"),
+    ("🌳", "Tree"),
+    ("🌵", "Cactus"),
+    ("🍄", "Mushroom"),
+    ("🌏", "Globe"),
+    ("🌙", "Moon"),
+    ("☁️", "Cloud"),
+    ("🔥", "Fire"),
+    ("🍌", "Banana"),
+    ("🍎", "Apple"),
+    ("🍓", "Strawberry"),
+    ("🌽", "Corn"),
+    ("🍕", "Pizza"),
+    ("🎂", "Cake"),
+    ("❤️", "Heart"),
+    ("😀", "Smiley"),
+    ("🤖", "Robot"),
+    ("🎩", "Hat"),
+    ("👓", "Glasses"),
+    ("🔧", "Spanner"),
+    ("🎅", "Santa"),
+    ("👍", "Thumbs Up"),
+    ("☂️", "Umbrella"),
+    ("⌛", "Hourglass"),
+    ("⏰", "Clock"),
+    ("🎁", "Gift"),
+    ("💡", "Light Bulb"),
+    ("📕", "Book"),
+    ("✏️", "Pencil"),
+    ("📎", "Paperclip"),
+    ("✂️", "Scissors"),
+    ("🔒", "Lock"),
+    ("🔑", "Key"),
+    ("🔨", "Hammer"),
+    ("☎️", "Telephone"),
+    ("🏁", "Flag"),
+    ("🚂", "Train"),
+    ("🚲", "Bicycle"),
+    ("✈️", "Aeroplane"),
+    ("🚀", "Rocket"),
+    ("🏆", "Trophy"),
+    ("⚽", "Ball"),
+    ("🎸", "Guitar"),
+    ("🎺", "Trumpet"),
+    ("🔔", "Bell"),
+    ("⚓", "Anchor"),
+    ("🎧", "Headphones"),
+    ("📁", "Folder"),
+    ("📌", "Pin"),
+];
 
 /// What both screens show: 7 emoji (indices into the SAS emoji table) and 3 numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,10 +1,12 @@
 //! One module per page.
 
+pub mod channel;
 pub mod home;
 pub mod login;
 pub mod not_found;
 pub mod recover;
 pub mod register;
+pub mod signed_in;
 pub mod welcome;
 
 use crate::{api::auth::current_user, error::AppError, model::Me};

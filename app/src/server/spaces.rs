@@ -566,6 +566,41 @@ pub async fn members(db: &impl ConnectionTrait, actor: Uuid, community_id: Uuid)
     Ok(users.iter().map(|u| Member { user: user_ref(u), role: roles[&u.id] }).collect())
 }
 
+/// Everyone who reads a channel, with their community role (`Member` in DMs and group DMs): the
+/// member list beside a conversation. Same visibility as [`channel_members`].
+pub async fn channel_member_list(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    channel_id: Uuid,
+) -> ServerResult<Vec<Member>> {
+    let ids = channel_members(db, actor, channel_id).await?;
+    let visible = policy::visible_channel(db, channel_id, actor).await?;
+    let community = match visible.channel.group_id {
+        Some(id) => group::Entity::find_by_id(id).one(db).await?.map(|g| g.community_id),
+        None => None,
+    };
+    let roles: HashMap<Uuid, CommunityRole> = match community {
+        Some(c) => community_member::Entity::find()
+            .filter(community_member::Column::CommunityId.eq(c))
+            .filter(community_member::Column::UserId.is_in(ids.iter().copied()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| (m.user_id, CommunityRole::from_db(m.role)))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let users = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .order_by_asc(user::Column::UsernameKey)
+        .all(db)
+        .await?;
+    Ok(users
+        .iter()
+        .map(|u| Member { user: user_ref(u), role: roles.get(&u.id).copied().unwrap_or(CommunityRole::Member) })
+        .collect())
+}
+
 /// Whether two users share at least one community (one query: b's memberships among a's communities).
 pub async fn share_a_community(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResult<bool> {
     let of_a = sea_orm::sea_query::Query::select()

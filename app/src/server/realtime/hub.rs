@@ -170,6 +170,11 @@ impl Hub {
         })
     }
 
+    /// The status a user chose, while they are connected anywhere.
+    pub fn chosen_presence(&self, user: Uuid) -> Option<Presence> {
+        self.lock().presence.get(&user).map(|p| p.chosen)
+    }
+
     /// The communities a socket's user is in, as of its last subscription update.
     pub fn communities_of(&self, id: u64) -> Vec<Uuid> {
         self.lock().conns.get(&id).map(|c| c.subs.communities.iter().copied().collect()).unwrap_or_default()
@@ -424,6 +429,8 @@ fn dispatch_presence(
         shown: Presence::Offline,
     });
     p.chosen = chosen;
+    // Communities the user just joined: their members learn the user's status even if unchanged.
+    let joined: Vec<Uuid> = communities.iter().filter(|c| !p.communities.contains(c)).copied().collect();
     p.communities = communities;
     if connected {
         p.nodes.insert(node);
@@ -441,9 +448,16 @@ fn dispatch_presence(
     if connected {
         send_all(inner, own.clone(), &frame(&ServerFrame::Presence { user_id: user, status: chosen }), Loss::Droppable);
     }
-    if changed {
+    let audience = if changed {
+        communities
+    } else if shown != Presence::Offline {
+        joined
+    } else {
+        vec![]
+    };
+    if !audience.is_empty() {
         let others: Vec<u64> =
-            ids_of(&inner.by_community, communities).into_iter().filter(|id| !own.contains(id)).collect();
+            ids_of(&inner.by_community, audience).into_iter().filter(|id| !own.contains(id)).collect();
         send_all(inner, others, &frame(&ServerFrame::Presence { user_id: user, status: shown }), Loss::Droppable);
     }
 }

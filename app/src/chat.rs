@@ -1,0 +1,302 @@
+//! What the conversation UI shows, as reactive state: filled in the browser by the runtime
+//! (`client`), read by the components. On the server it stays empty: message bodies exist only in
+//! the browser, after decryption.
+
+use crate::model::{
+    gateway::Presence,
+    messages::{Envelope, Unread},
+};
+use leptos::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// How a message's encryption is shown next to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// Decrypted; its author's device was verified (SAS).
+    Verified,
+    /// Decrypted; its author's device is trusted on first use.
+    Encrypted,
+    /// Not readable (see the reason).
+    Failed,
+    /// Being encrypted and sent.
+    Sending,
+}
+
+/// One message as shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub id: Uuid,
+    /// The sequence number that created it (its place in the channel).
+    pub seq: i64,
+    pub sender: Uuid,
+    /// RFC 3339, from the server.
+    pub created_at: String,
+    pub edited: bool,
+    pub deleted: bool,
+    pub reply_to: Option<Uuid>,
+    /// The text, or why it cannot be read. Never ciphertext.
+    pub body: Result<String, String>,
+    pub lock: Lock,
+}
+
+impl Line {
+    /// A message as shown after trying to open its envelope.
+    pub fn new(envelope: &Envelope, deleted: bool, opened: Result<(String, bool), String>) -> Self {
+        let lock = match &opened {
+            _ if deleted => Lock::Encrypted,
+            Ok((_, true)) => Lock::Verified,
+            Ok((_, false)) => Lock::Encrypted,
+            Err(_) => Lock::Failed,
+        };
+        Self {
+            id: envelope.id,
+            seq: envelope.seq,
+            sender: envelope.sender_id,
+            created_at: envelope.created_at.clone(),
+            edited: envelope.edited_at.is_some(),
+            deleted,
+            reply_to: envelope.reply_to,
+            body: if deleted { Ok(String::new()) } else { opened.map(|(body, _)| body) },
+            lock,
+        }
+    }
+}
+
+/// One channel's messages, as far as they are loaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// By the sequence number that created each message.
+    pub lines: BTreeMap<i64, Line>,
+    /// Where the next older page starts; `None` once the beginning is loaded (or before the first).
+    pub next_before: Option<i64>,
+    /// The first page has arrived.
+    pub loaded: bool,
+    pub at_start: bool,
+    pub loading: bool,
+    /// The highest event sequence number seen: where a reconnect resumes.
+    pub last_seq: i64,
+    /// The read cursor when the channel was opened: the "new messages" divider goes after it.
+    pub read_seq: Option<i64>,
+    /// The user can no longer read this channel (left, kicked, banned).
+    pub removed: bool,
+    pub error: Option<String>,
+    /// Messages whose room key has not arrived yet: tried again when keys come in.
+    pub undecrypted: BTreeMap<i64, Envelope>,
+}
+
+impl Timeline {
+    /// The message with this id, if loaded.
+    pub fn find(&self, id: Uuid) -> Option<&Line> {
+        self.lines.values().find(|l| l.id == id)
+    }
+}
+
+/// The gateway connection as the user sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Before the app has loaded (and on the server).
+    Starting,
+    Connecting,
+    Online,
+    /// Retrying after a failure (the reason is shown).
+    Offline(String),
+}
+
+/// This browser's encryption device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceStatus {
+    pub device_id: String,
+    /// The Ed25519 key, grouped for reading aloud when comparing.
+    pub fingerprint: String,
+}
+
+/// Where a device verification (SAS) stands, as the dialog shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyStep {
+    /// The other person asked to verify; accept or decline.
+    Incoming,
+    /// Waiting for the other side.
+    Waiting,
+    /// Compare these on both screens: emoji (symbol, name) and three numbers.
+    Compare {
+        emoji: Vec<(String, String)>,
+        numbers: (u16, u16, u16),
+    },
+    /// We said they match; waiting for the other side to say so too.
+    Confirmed,
+    Done,
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verify {
+    pub txn: String,
+    pub user: Uuid,
+    pub device_id: String,
+    pub step: VerifyStep,
+}
+
+/// Everything the conversation UI reads, provided as context by the signed-in layout.
+#[derive(Clone, Copy)]
+pub struct Chat {
+    pub me: StoredValue<Uuid>,
+    pub device: RwSignal<Option<Result<DeviceStatus, String>>>,
+    pub connection: RwSignal<Connection>,
+    /// Timelines of the channels opened in this tab (reference-counted: they outlive the views).
+    pub timelines: StoredValue<HashMap<Uuid, ArcRwSignal<Timeline>>>,
+    /// Who is typing where, with the time (ms since the epoch) the indicator expires.
+    pub typing: RwSignal<HashMap<Uuid, BTreeMap<Uuid, f64>>>,
+    pub presence: RwSignal<HashMap<Uuid, Presence>>,
+    /// Live unread counts once the gateway said `ready` (before that, the server-rendered ones).
+    pub unread: RwSignal<Option<HashMap<Uuid, Unread>>>,
+    /// Bumped when the list of channels changed (joined, added, removed): the sidebar reloads.
+    pub spaces_changed: RwSignal<u32>,
+    /// The channel on screen, if any.
+    pub viewing: RwSignal<Option<Uuid>>,
+    /// Key warnings not dismissed yet (a changed or forged device key).
+    pub warnings: RwSignal<Vec<String>>,
+    /// The verification in progress, if any.
+    pub verify: RwSignal<Option<Verify>>,
+    /// Users with a device this user verified.
+    pub verified: RwSignal<std::collections::BTreeSet<Uuid>>,
+}
+
+impl Default for Chat {
+    /// Empty state; the signed-in frame sets `me` once it knows the user.
+    fn default() -> Self {
+        Self {
+            me: StoredValue::new(Uuid::nil()),
+            device: RwSignal::new(None),
+            connection: RwSignal::new(Connection::Starting),
+            timelines: StoredValue::new(HashMap::new()),
+            typing: RwSignal::new(HashMap::new()),
+            presence: RwSignal::new(HashMap::new()),
+            unread: RwSignal::new(None),
+            spaces_changed: RwSignal::new(0),
+            viewing: RwSignal::new(None),
+            warnings: RwSignal::new(vec![]),
+            verify: RwSignal::new(None),
+            verified: RwSignal::new(Default::default()),
+        }
+    }
+}
+
+impl Chat {
+    /// The timeline of a channel, created empty on first use.
+    pub fn timeline(&self, channel_id: Uuid) -> ArcRwSignal<Timeline> {
+        if let Some(t) = self.timelines.with_value(|m| m.get(&channel_id).cloned()) {
+            return t;
+        }
+        let t = ArcRwSignal::new(Timeline::default());
+        self.timelines.update_value(|m| {
+            m.insert(channel_id, t.clone());
+        });
+        t
+    }
+
+    /// The timeline of a channel if it was opened in this tab.
+    pub fn opened(&self, channel_id: Uuid) -> Option<ArcRwSignal<Timeline>> {
+        self.timelines.with_value(|m| m.get(&channel_id).cloned())
+    }
+}
+
+/// The calendar day and the time of day of an RFC 3339 timestamp, in the browser's time zone
+/// (UTC on the server, which never renders message times).
+pub fn day_and_time(rfc3339: &str) -> (String, String) {
+    #[cfg(all(target_arch = "wasm32", feature = "hydrate"))]
+    {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(rfc3339));
+        if !date.get_time().is_nan() {
+            let day = format!("{:04}-{:02}-{:02}", date.get_full_year(), date.get_month() + 1, date.get_date());
+            return (day, format!("{:02}:{:02}", date.get_hours(), date.get_minutes()));
+        }
+    }
+    let day = rfc3339.get(..10).unwrap_or_default().to_owned();
+    let time = rfc3339.get(11..16).unwrap_or_default().to_owned();
+    (day, time)
+}
+
+/// Whether two messages are shown as one group (same author, same day, less than 5 minutes apart).
+pub fn same_group(prev: &Line, next: &Line) -> bool {
+    if prev.sender != next.sender {
+        return false;
+    }
+    let minutes = |l: &Line| {
+        let (day, time) = day_and_time(&l.created_at);
+        let hm: Vec<i64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
+        (day, hm.first().copied().unwrap_or(0) * 60 + hm.get(1).copied().unwrap_or(0))
+    };
+    let ((d1, m1), (d2, m2)) = (minutes(prev), minutes(next));
+    d1 == d2 && (m2 - m1).abs() < 5
+}
+
+/// What the conversation UI asks of the browser runtime. On the server these are never called
+/// (effects and event handlers run only in the browser); they exist so components compile there.
+pub mod act {
+    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+    pub use crate::client::{
+        close_channel, delete, edit, load_older, open_channel, send, typing,
+        verification::{
+            accept as accept_verification, confirm as confirm_verification, decline as decline_verification,
+            start as start_verification,
+        },
+    };
+
+    #[cfg(not(all(feature = "hydrate", target_arch = "wasm32")))]
+    mod server_side {
+        use uuid::Uuid;
+        const BROWSER_ONLY: &str = "messages are encrypted in the browser";
+        pub fn open_channel(_: Uuid) {}
+        pub fn close_channel(_: Uuid) {}
+        pub fn load_older(_: Uuid) {}
+        pub fn typing(_: Uuid) {}
+        pub async fn send(_: Uuid, _: String, _: Option<Uuid>) -> Result<(), String> {
+            Err(BROWSER_ONLY.into())
+        }
+        pub async fn edit(_: Uuid, _: Uuid, _: String) -> Result<(), String> {
+            Err(BROWSER_ONLY.into())
+        }
+        pub async fn delete(_: Uuid, _: Uuid) -> Result<(), String> {
+            Err(BROWSER_ONLY.into())
+        }
+        pub async fn start_verification(_: Uuid) -> Result<(), String> {
+            Err(BROWSER_ONLY.into())
+        }
+        pub async fn accept_verification() {}
+        pub fn decline_verification() {}
+        pub async fn confirm_verification(_: bool) {}
+    }
+    #[cfg(not(all(feature = "hydrate", target_arch = "wasm32")))]
+    pub use server_side::*;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(sender: Uuid, at: &str) -> Line {
+        Line {
+            id: Uuid::new_v4(),
+            seq: 1,
+            sender,
+            created_at: at.into(),
+            edited: false,
+            deleted: false,
+            reply_to: None,
+            body: Ok("x".into()),
+            lock: Lock::Encrypted,
+        }
+    }
+
+    #[test]
+    fn consecutive_messages_group_by_author_day_and_minutes() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let first = line(a, "2026-11-25T10:00:00Z");
+        assert!(same_group(&first, &line(a, "2026-11-25T10:04:00Z")));
+        assert!(!same_group(&first, &line(a, "2026-11-25T10:05:00Z")));
+        assert!(!same_group(&first, &line(b, "2026-11-25T10:01:00Z")));
+        assert!(!same_group(&first, &line(a, "2026-11-26T10:00:00Z")));
+        assert_eq!(day_and_time("2026-11-25T10:04:59.123Z"), ("2026-11-25".into(), "10:04".into()));
+    }
+}

@@ -1,0 +1,424 @@
+//! The browser runtime (hydrated build only): this profile's encryption device ([`vault`]), the
+//! gateway connection ([`gateway`]) and the operations the conversation UI calls: open a channel
+//! (history, decrypted here), send, edit, delete, typing, read cursors. Results land in the
+//! reactive [`Chat`] state the components read.
+//!
+//! One runtime per signed-in page load; it stops when the signed-in layout goes away (sign out).
+
+mod gateway;
+mod vault;
+pub mod verification;
+
+use crate::{
+    api::messages::{delete_message, edit_message, message_history, send_message, unread_counts},
+    chat::{Chat, Line, Timeline},
+    crypto::{
+        CryptoError,
+        channel::ChannelPlaintext,
+        machine::{KeyWarning, Machine},
+    },
+    model::{
+        gateway::ClientFrame,
+        messages::{Envelope, EventKind},
+    },
+};
+use futures::channel::mpsc::UnboundedSender;
+use leptos::prelude::*;
+use std::{cell::RefCell, rc::Rc};
+use uuid::Uuid;
+use vault::Vault;
+
+thread_local! {
+    static RUNTIME: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
+}
+
+pub(crate) struct Runtime {
+    chat: Chat,
+    vault: Vault,
+    /// Frames for the current socket (`None` while disconnected).
+    outbox: RefCell<Option<UnboundedSender<ClientFrame>>>,
+    /// When this tab last said "typing" per channel (ms), to say it at most every 3 s.
+    typing_sent: RefCell<std::collections::HashMap<Uuid, f64>>,
+    flows: RefCell<verification::Flows>,
+    /// Held by the one tab of this profile that receives to-device messages (room keys, SAS): two
+    /// tabs decrypting the same Olm message would each see the other's copy as a replay.
+    leader: RefCell<Option<crate::crypto::browser::TabLock>>,
+}
+
+fn current() -> Option<Rc<Runtime>> {
+    RUNTIME.with_borrow(Clone::clone)
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Starts the runtime for the signed-in user of `chat` (once per signed-in layout).
+pub fn start(chat: Chat) {
+    leptos::task::spawn_local(async move {
+        match Vault::open(chat.me.get_value()).await {
+            Ok((vault, status)) => {
+                let runtime = Rc::new(Runtime {
+                    chat,
+                    vault,
+                    outbox: RefCell::new(None),
+                    typing_sent: Default::default(),
+                    flows: Default::default(),
+                    leader: RefCell::new(None),
+                });
+                RUNTIME.set(Some(runtime.clone()));
+                // Views waiting for the runtime (an open channel after a reload) start now.
+                chat.device.set(Some(Ok(status)));
+                runtime.lead().await;
+                verification::refresh_verified(&runtime).await;
+                gateway::run(runtime).await;
+            }
+            Err(e) => chat.device.set(Some(Err(e))),
+        }
+    });
+}
+
+/// Stops the runtime (sign out): the socket closes, nothing more is decrypted.
+pub fn stop() {
+    if let Some(runtime) = RUNTIME.take() {
+        runtime.outbox.borrow_mut().take();
+        runtime.leader.borrow_mut().take();
+    }
+}
+
+impl Runtime {
+    /// Becomes the tab that receives to-device messages if no other tab is; otherwise waits in
+    /// the background to take over when that tab closes (then reconnects as the leader).
+    async fn lead(self: &Rc<Self>) {
+        let name = format!("chatalot-leader-{}", self.chat.me.get_value());
+        if let Ok(Some(held)) = crate::crypto::browser::lock(&name, false).await {
+            *self.leader.borrow_mut() = Some(held);
+            return;
+        }
+        let rt = self.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(Some(held)) = crate::crypto::browser::lock(&name, true).await
+                && rt.is_current()
+            {
+                *rt.leader.borrow_mut() = Some(held);
+                // Dropping the outbox ends the current connection; the loop reconnects.
+                rt.outbox.borrow_mut().take();
+            }
+        });
+    }
+
+    fn is_leader(&self) -> bool {
+        self.leader.borrow().is_some()
+    }
+
+    fn is_current(self: &Rc<Self>) -> bool {
+        current().is_some_and(|c| Rc::ptr_eq(&c, self))
+    }
+
+    fn send_frame(&self, frame: ClientFrame) {
+        if let Some(out) = self.outbox.borrow().as_ref() {
+            let _ = out.unbounded_send(frame);
+        }
+    }
+
+    /// Shows the key warnings the last operation raised.
+    fn take_warnings(&self, machine: &mut Machine) {
+        for w in machine.warnings.drain(..) {
+            let text = match w {
+                KeyWarning::Forged { device_id, reason, .. } => {
+                    format!(
+                        "The server lists keys for device {device_id} that it did not sign ({reason}). Nothing is encrypted to it."
+                    )
+                }
+                KeyWarning::Changed { device_id, .. } => format!(
+                    "The key of device {device_id} changed since you last saw it. If its owner did not set up that device again, someone may be listening in: verify them."
+                ),
+            };
+            self.chat.warnings.update(|all| {
+                if !all.contains(&text) {
+                    all.push(text)
+                }
+            });
+        }
+    }
+
+    /// Decrypts envelopes (one lock for the batch) into lines, deleted ones without decrypting.
+    async fn open_all(&self, envelopes: Vec<(Envelope, bool)>) -> Vec<(Line, Option<Envelope>)> {
+        let result = self
+            .vault
+            .with(async |m: &mut Machine, _| {
+                envelopes
+                    .into_iter()
+                    .map(|(e, deleted)| {
+                        if deleted {
+                            return (Line::new(&e, true, Ok((String::new(), false))), None);
+                        }
+                        match m.open(&e) {
+                            Ok(o) => (Line::new(&e, false, Ok((o.body, o.verified))), None),
+                            Err(err) => {
+                                let retry = matches!(err, CryptoError::UnknownSession(_)).then(|| e.clone());
+                                (Line::new(&e, false, Err(err.to_string())), retry)
+                            }
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await;
+        match result {
+            Ok(lines) => lines,
+            Err(e) => vec![(
+                Line {
+                    id: Uuid::nil(),
+                    seq: i64::MIN,
+                    sender: Uuid::nil(),
+                    created_at: String::new(),
+                    edited: false,
+                    deleted: false,
+                    reply_to: None,
+                    body: Err(e.to_string()),
+                    lock: crate::chat::Lock::Failed,
+                },
+                None,
+            )],
+        }
+    }
+
+    /// Puts opened lines into the channel's timeline (replacing older versions of the same message).
+    /// `live`: events, not a history page (edits of messages above the loaded pages are skipped).
+    fn upsert(&self, channel_id: Uuid, lines: Vec<(Line, Option<Envelope>)>, live: bool) {
+        let Some(timeline) = self.chat.opened(channel_id) else { return };
+        timeline.update(|t| {
+            for (line, retry) in lines {
+                if line.id.is_nil() {
+                    t.error = line.body.err();
+                    continue;
+                }
+                // An edit or delete of a message older than the loaded pages: shown when scrolled to.
+                let oldest = t.lines.keys().next().copied();
+                if live && !t.lines.contains_key(&line.seq) && !t.at_start && oldest.is_some_and(|o| line.seq < o) {
+                    continue;
+                }
+                match retry {
+                    Some(e) => {
+                        t.undecrypted.insert(line.seq, e);
+                    }
+                    None => {
+                        t.undecrypted.remove(&line.seq);
+                    }
+                }
+                t.lines.insert(line.seq, line);
+            }
+        });
+    }
+
+    /// New events of a channel (live, or replayed after a reconnect).
+    async fn apply_events(&self, channel_id: Uuid, events: Vec<crate::model::messages::ChannelEvent>) {
+        let me = self.chat.me.get_value();
+        let viewing = self.chat.viewing.get_untracked() == Some(channel_id);
+        let mut newest = 0;
+        let mut fresh_from_others = 0;
+        for e in &events {
+            newest = newest.max(e.seq);
+            if e.kind == EventKind::Created && e.message.sender_id != me {
+                fresh_from_others += 1;
+            }
+        }
+        // Someone's message ends their "typing".
+        self.chat.typing.update(|all| {
+            if let Some(typing) = all.get_mut(&channel_id) {
+                for e in &events {
+                    typing.remove(&e.message.sender_id);
+                }
+            }
+        });
+        if let Some(timeline) = self.chat.opened(channel_id) {
+            let envelopes: Vec<(Envelope, bool)> =
+                events.into_iter().map(|e| (e.message, e.kind == EventKind::Deleted)).collect();
+            let lines = self.open_all(envelopes).await;
+            self.upsert(channel_id, lines, true);
+            timeline.update(|t| t.last_seq = t.last_seq.max(newest));
+            if !self.is_leader() {
+                // Another tab receives the room keys; they are in the shared store by now.
+                self.retry_undecrypted().await;
+            }
+        }
+        if viewing {
+            self.mark_read(channel_id, newest);
+        } else if fresh_from_others > 0 {
+            self.chat.unread.update(|u| {
+                if let Some(u) = u.as_mut() {
+                    let entry = u.entry(channel_id).or_insert(crate::model::messages::Unread {
+                        channel_id,
+                        count: 0,
+                        last_read_seq: 0,
+                    });
+                    entry.count += fresh_from_others;
+                }
+            });
+        }
+    }
+
+    /// Tries again the messages whose room key had not arrived.
+    async fn retry_undecrypted(&self) {
+        let opened: Vec<(Uuid, ArcRwSignal<Timeline>)> =
+            self.chat.timelines.with_value(|m| m.iter().map(|(k, v)| (*k, v.clone())).collect());
+        for (channel_id, timeline) in opened {
+            let pending: Vec<(Envelope, bool)> =
+                timeline.with_untracked(|t| t.undecrypted.values().map(|e| (e.clone(), false)).collect());
+            if !pending.is_empty() {
+                let lines = self.open_all(pending).await;
+                self.upsert(channel_id, lines, true);
+            }
+        }
+    }
+
+    fn mark_read(&self, channel_id: Uuid, seq: i64) {
+        if seq <= 0 {
+            return;
+        }
+        self.chat.unread.update(|u| {
+            if let Some(entry) = u.as_mut().and_then(|u| u.get_mut(&channel_id)) {
+                entry.count = 0;
+                entry.last_read_seq = entry.last_read_seq.max(seq);
+            }
+        });
+        self.send_frame(ClientFrame::MarkRead { channel_id, seq });
+    }
+}
+
+fn runtime() -> Result<Rc<Runtime>, String> {
+    current().ok_or_else(|| "encryption is still starting in this browser; try again in a moment".to_owned())
+}
+
+/// Shows a channel: loads (and decrypts) its newest page the first time, marks it read.
+pub fn open_channel(channel_id: Uuid) {
+    let Some(rt) = current() else { return };
+    let timeline = rt.chat.timeline(channel_id);
+    rt.chat.viewing.set(Some(channel_id));
+    if timeline.with_untracked(|t| t.loaded || t.loading) {
+        let last = timeline.with_untracked(|t| t.last_seq);
+        rt.mark_read(channel_id, last);
+        return;
+    }
+    timeline.update(|t| t.loading = true);
+    leptos::task::spawn_local(async move {
+        let read_seq = match rt.chat.unread.with_untracked(|u| u.as_ref().map(|u| u.get(&channel_id).copied())) {
+            Some(found) => found.map(|u| u.last_read_seq),
+            None => unread_counts()
+                .await
+                .ok()
+                .and_then(|all| all.into_iter().find(|u| u.channel_id == channel_id).map(|u| u.last_read_seq)),
+        };
+        load_page(&rt, channel_id, None).await;
+        timeline.update(|t| t.read_seq = read_seq.or(Some(0)));
+        let last = timeline.with_untracked(|t| t.last_seq);
+        if rt.chat.viewing.get_untracked() == Some(channel_id) {
+            rt.mark_read(channel_id, last);
+        }
+    });
+}
+
+async fn load_page(rt: &Runtime, channel_id: Uuid, before: Option<i64>) {
+    let timeline = rt.chat.timeline(channel_id);
+    match message_history(channel_id, before, None).await {
+        Ok(page) => {
+            let newest = page.messages.first().map_or(0, |m| m.seq);
+            let envelopes = page.messages.into_iter().map(|m| (m, false)).collect();
+            let lines = rt.open_all(envelopes).await;
+            rt.upsert(channel_id, lines, false);
+            timeline.update(|t| {
+                t.loading = false;
+                t.loaded = true;
+                t.next_before = page.next_before;
+                t.at_start = page.next_before.is_none();
+                if before.is_none() {
+                    t.last_seq = t.last_seq.max(newest);
+                }
+            });
+        }
+        Err(e) => timeline.update(|t| {
+            t.loading = false;
+            t.error = Some(format!("Could not load messages: {e}"));
+        }),
+    }
+}
+
+/// Loads the next older page (infinite scroll upward).
+pub fn load_older(channel_id: Uuid) {
+    let Some(rt) = current() else { return };
+    let timeline = rt.chat.timeline(channel_id);
+    let Some(before) = timeline.with_untracked(|t| (!t.loading && t.loaded).then_some(t.next_before).flatten()) else {
+        return;
+    };
+    timeline.update(|t| t.loading = true);
+    leptos::task::spawn_local(async move { load_page(&rt, channel_id, Some(before)).await });
+}
+
+/// The user left the channel view.
+pub fn close_channel(channel_id: Uuid) {
+    if let Some(rt) = current()
+        && rt.chat.viewing.get_untracked() == Some(channel_id)
+    {
+        rt.chat.viewing.set(None);
+    }
+}
+
+async fn encrypt(rt: &Runtime, plaintext: ChannelPlaintext) -> Result<String, String> {
+    let sealed = rt
+        .vault
+        .with(async |m: &mut Machine, relay| {
+            let out = m.encrypt(relay, &plaintext, now_ms() as u64).await;
+            rt.take_warnings(m);
+            out
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(sealed.to_base64())
+}
+
+/// Encrypts and sends a message; returns once the server stored it.
+pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Result<(), String> {
+    let rt = runtime()?;
+    let plaintext = ChannelPlaintext { channel_id, body, edit_of: None, sent_at_ms: now_ms() as u64 };
+    let sealed = encrypt(&rt, plaintext).await?;
+    let txn = Uuid::new_v4().simple().to_string();
+    let device = rt.vault.device_id().to_owned();
+    let stored =
+        send_message(channel_id, device, txn, String::new(), reply_to, sealed).await.map_err(|e| e.to_string())?;
+    // The message ended "typing" for the others; the next keystroke says it again.
+    rt.typing_sent.borrow_mut().remove(&channel_id);
+    // Shown at once (the socket's copy of the event replaces it with the same content).
+    let lines = rt.open_all(vec![(stored.clone(), false)]).await;
+    rt.upsert(channel_id, lines, true);
+    Ok(())
+}
+
+/// Replaces a message's text (encrypted like a new message, naming the one it edits).
+pub async fn edit(channel_id: Uuid, message_id: Uuid, body: String) -> Result<(), String> {
+    let rt = runtime()?;
+    let plaintext = ChannelPlaintext { channel_id, body, edit_of: Some(message_id), sent_at_ms: now_ms() as u64 };
+    let sealed = encrypt(&rt, plaintext).await?;
+    let event = edit_message(message_id, sealed).await.map_err(|e| e.to_string())?;
+    rt.apply_events(channel_id, vec![event]).await;
+    Ok(())
+}
+
+pub async fn delete(channel_id: Uuid, message_id: Uuid) -> Result<(), String> {
+    let rt = runtime()?;
+    let event = delete_message(message_id).await.map_err(|e| e.to_string())?;
+    rt.apply_events(channel_id, vec![event]).await;
+    Ok(())
+}
+
+/// Tells the others this user is typing (at most every 3 s per channel).
+pub fn typing(channel_id: Uuid) {
+    let Some(rt) = current() else { return };
+    let now = now_ms();
+    let due = rt.typing_sent.borrow().get(&channel_id).is_none_or(|at| now - at > 3000.0);
+    if due {
+        rt.typing_sent.borrow_mut().insert(channel_id, now);
+        rt.send_frame(ClientFrame::Typing { channel_id });
+    }
+}

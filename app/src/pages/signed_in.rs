@@ -1,0 +1,267 @@
+//! The signed-in frame around every app page: sidebar (spaces, forms, account) and the page in the
+//! main pane (`<Outlet/>`). It owns every resource the app pages use — a resource created by a page
+//! rendered inside this frame's `<Suspense>` could keep server-side rendering waiting forever
+//! (leptos#4866) — and hands them down as [`ShellData`]. It also starts the browser runtime.
+
+use super::user_resource;
+use crate::{
+    api::{
+        auth::Logout,
+        invites::{CreateInvite, list_invites},
+        messages::unread_counts,
+        spaces::{CreateCommunity, JoinCommunity, channel_member_list, list_my_spaces},
+    },
+    chat::{Chat, Connection, VerifyStep, act},
+    components::{
+        form::ErrorBanner,
+        sidebar::{SpaceForms, SpaceList},
+    },
+    error::AppError,
+    model::{
+        Invite, Me,
+        messages::Unread,
+        spaces::{Member, MySpaces},
+    },
+};
+use leptos::{form::ActionForm, prelude::*};
+use leptos_router::{components::Outlet, components::Redirect, hooks::use_location};
+use uuid::Uuid;
+
+/// What the app pages read from the frame.
+#[derive(Clone, Copy)]
+pub struct ShellData {
+    pub me: StoredValue<Me>,
+    pub spaces: Resource<Result<MySpaces, AppError>>,
+    pub unread: Resource<Result<Vec<Unread>, AppError>>,
+    /// The members of the channel in the address bar (`None` elsewhere).
+    pub members: Resource<Result<Option<Vec<Member>>, AppError>>,
+    pub create_invite: ServerAction<CreateInvite>,
+    pub invites: Resource<Result<Vec<Invite>, AppError>>,
+    /// Bump to reload the member list (after a kick).
+    pub members_changed: RwSignal<u32>,
+}
+
+/// The channel id in a `/c/{id}` path.
+pub fn channel_in_path(path: &str) -> Option<Uuid> {
+    path.strip_prefix("/c/").and_then(|rest| rest.split('/').next()).and_then(|id| Uuid::parse_str(id).ok())
+}
+
+#[component]
+pub fn SignedIn() -> impl IntoView {
+    let user = user_resource();
+    let chat = Chat::default();
+    provide_context(chat);
+    let create_invite = ServerAction::<CreateInvite>::new();
+    let invites = Resource::new(move || create_invite.version().get(), |_| list_invites());
+    let (join, create) = (ServerAction::<JoinCommunity>::new(), ServerAction::<CreateCommunity>::new());
+    let changed = move || (join.version().get(), create.version().get(), chat.spaces_changed.get());
+    let spaces = Resource::new(changed, |_| list_my_spaces());
+    let unread = Resource::new(changed, |_| unread_counts());
+    let location = use_location();
+    let members_changed = RwSignal::new(0u32);
+    let members = Resource::new(
+        move || (location.pathname.with(|p| channel_in_path(p)), members_changed.get(), chat.spaces_changed.get()),
+        |(channel, _, _)| async move {
+            match channel {
+                Some(id) => channel_member_list(id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="p-4">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(me)) => {
+                        let data = ShellData {
+                            me: StoredValue::new(me),
+                            spaces,
+                            unread,
+                            members,
+                            create_invite,
+                            invites,
+                            members_changed,
+                        };
+                        view! { <Shell data join create /> }.into_any()
+                    }
+                    Ok(None) => view! { <Redirect path="/login" /> }.into_any(),
+                    Err(e) => view! { <div class="p-4"><ErrorBanner error=Signal::stored(Some(e)) /></div> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerAction<CreateCommunity>) -> impl IntoView {
+    provide_context(data);
+    let chat = expect_context::<Chat>();
+    let me = data.me.get_value();
+    chat.me.set_value(me.id);
+    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+    {
+        Effect::new(move |started: Option<()>| {
+            if started.is_none() {
+                crate::client::start(chat);
+            }
+        });
+        on_cleanup(crate::client::stop);
+    }
+    let sidebar_open = RwSignal::new(false);
+    // Following a link in the folded (mobile) sidebar shows the page.
+    let location = use_location();
+    Effect::new(move |_| {
+        location.pathname.track();
+        sidebar_open.set(false);
+    });
+    let logout = ServerAction::<Logout>::new();
+    let is_manager = me.is_owner || me.is_admin;
+    view! {
+        <div class="flex h-screen flex-col md:flex-row" data-testid="app-shell">
+            // Top bar on small screens; the menu button needs the hydrated app.
+            <header class="flex items-center justify-between border-b border-slate-200 bg-white px-4 py-2 md:hidden dark:border-slate-800 dark:bg-slate-900">
+                <button
+                    type="button"
+                    data-testid="menu-button"
+                    class="rounded-md px-2 py-1 text-sm font-medium hover:bg-slate-100 dark:hover:bg-slate-800"
+                    aria-controls="sidebar"
+                    aria-expanded=move || sidebar_open.get().to_string()
+                    on:click=move |_| sidebar_open.update(|o| *o = !*o)
+                >
+                    "☰ Menu"
+                </button>
+                <span class="font-bold text-indigo-600 dark:text-indigo-400">"Chatalot"</span>
+            </header>
+            <nav
+                id="sidebar"
+                aria-label="Communities and conversations"
+                class=move || format!(
+                    "{} w-full shrink-0 flex-col border-r border-slate-200 bg-white md:flex md:w-72 dark:border-slate-800 dark:bg-slate-900",
+                    if sidebar_open.get() { "flex" } else { "hidden" },
+                )
+            >
+                <a href="/" class="hidden px-4 py-3 text-lg font-bold text-indigo-600 md:block dark:text-indigo-400">"Chatalot"</a>
+                <div class="flex-1 overflow-y-auto">
+                    <SpaceList spaces=data.spaces unread=data.unread me=me.id />
+                </div>
+                <SpaceForms join create can_create=is_manager />
+                <div class="flex items-center justify-between gap-2 border-t border-slate-200 px-4 py-3 dark:border-slate-800">
+                    <div class="min-w-0">
+                        <p class="truncate text-sm font-semibold" data-testid="display-name">{me.display_name.clone()}</p>
+                        <p class="truncate text-xs text-slate-500 dark:text-slate-400">"@"{me.username.clone()}</p>
+                        <ConnectionStatus />
+                    </div>
+                    <ActionForm action=logout attr:id="logout-form">
+                        <button type="submit" class="rounded-md px-2 py-1 text-sm text-slate-600 hover:bg-slate-100 dark:text-slate-300 dark:hover:bg-slate-800">
+                            "Sign out"
+                        </button>
+                    </ActionForm>
+                </div>
+            </nav>
+            <div class="flex min-h-0 min-w-0 flex-1 flex-col">
+                <KeyWarnings />
+                <VerifyDialog />
+                <Outlet />
+            </div>
+        </div>
+    }
+}
+
+/// Whether live updates are flowing.
+#[component]
+fn ConnectionStatus() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    view! {
+        <p class="truncate text-xs text-slate-500 dark:text-slate-400" data-testid="connection" role="status">
+            {move || match chat.connection.get() {
+                Connection::Starting => "Starting…".to_owned(),
+                Connection::Connecting => "Connecting…".to_owned(),
+                Connection::Online => "● Connected".to_owned(),
+                Connection::Offline(reason) => reason,
+            }}
+        </p>
+    }
+}
+
+/// Key-change and forged-key warnings, until dismissed.
+#[component]
+fn KeyWarnings() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    view! {
+        <For each=move || chat.warnings.get() key=|w| w.clone() let:warning>
+            <div role="alert" data-testid="key-warning" class="flex items-start justify-between gap-2 border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-100">
+                <span>"⚠ " {warning.clone()}</span>
+                <button
+                    type="button"
+                    class="shrink-0 rounded px-2 font-semibold hover:bg-amber-100 dark:hover:bg-amber-900"
+                    on:click=move |_| chat.warnings.update(|all| all.retain(|w| *w != warning))
+                >
+                    "Dismiss"
+                </button>
+            </div>
+        </For>
+    }
+}
+
+/// The device verification in progress (SAS): request, codes to compare, outcome.
+#[component]
+fn VerifyDialog() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let data = expect_context::<ShellData>();
+    const BUTTON: &str = "rounded-lg px-3 py-2 text-sm font-semibold focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400";
+    let name = move |user: Uuid| {
+        data.members
+            .get()
+            .and_then(Result::ok)
+            .flatten()
+            .and_then(|list| list.into_iter().find(|m| m.user.id == user).map(|m| m.user.display_name))
+            .unwrap_or_else(|| "Someone".to_owned())
+    };
+    move || {
+        chat.verify.get().map(|v| {
+            let who = name(v.user);
+            let body = match v.step {
+                VerifyStep::Incoming => view! {
+                    <p>{format!("{who} wants to verify this device with you. Do it when you can both see each other's screen (or talk on a call).")}</p>
+                    <div class="mt-3 flex gap-2">
+                        <button type="button" class=format!("{BUTTON} bg-indigo-600 text-white") data-testid="verify-accept"
+                            on:click=move |_| leptos::task::spawn_local(act::accept_verification())>"Start"</button>
+                        <button type="button" class=BUTTON on:click=move |_| act::decline_verification()>"Not now"</button>
+                    </div>
+                }.into_any(),
+                VerifyStep::Waiting => view! { <p>{format!("Waiting for {who}…")}</p> }.into_any(),
+                VerifyStep::Compare { emoji, numbers } => view! {
+                    <p>{format!("Check that {who} sees the same emoji, in the same order:")}</p>
+                    <ol class="mt-3 flex flex-wrap gap-3" data-testid="sas-emoji">
+                        {emoji.into_iter().map(|(e, n)| view! {
+                            <li class="flex w-16 flex-col items-center text-center"><span class="text-3xl" aria-hidden="true">{e}</span><span class="text-xs">{n}</span></li>
+                        }).collect_view()}
+                    </ol>
+                    <p class="mt-2 text-sm">"Or compare the numbers: " <span class="font-mono" data-testid="sas-numbers">{format!("{} {} {}", numbers.0, numbers.1, numbers.2)}</span></p>
+                    <div class="mt-3 flex gap-2">
+                        <button type="button" class=format!("{BUTTON} bg-green-600 text-white") data-testid="sas-match"
+                            on:click=move |_| leptos::task::spawn_local(act::confirm_verification(true))>"They match"</button>
+                        <button type="button" class=format!("{BUTTON} bg-red-600 text-white") data-testid="sas-mismatch"
+                            on:click=move |_| leptos::task::spawn_local(act::confirm_verification(false))>"They differ"</button>
+                    </div>
+                }.into_any(),
+                VerifyStep::Confirmed => view! { <p>{format!("Waiting for {who} to confirm…")}</p> }.into_any(),
+                VerifyStep::Done => view! {
+                    <p data-testid="verify-done">{format!("✓ {who}'s device is verified. Their messages now show a verified lock.")}</p>
+                    <button type="button" class=format!("{BUTTON} mt-3") on:click=move |_| act::decline_verification()>"Close"</button>
+                }.into_any(),
+                VerifyStep::Failed(why) => view! {
+                    <p role="alert" class="text-red-700 dark:text-red-300" data-testid="verify-failed">{format!("Verification failed: {why}")}</p>
+                    <button type="button" class=format!("{BUTTON} mt-3") on:click=move |_| act::decline_verification()>"Close"</button>
+                }.into_any(),
+            };
+            view! {
+                <section role="dialog" aria-label="Verify a device" data-testid="verify-dialog"
+                    class="border-b border-indigo-300 bg-indigo-50 px-4 py-3 text-sm dark:border-indigo-800 dark:bg-indigo-950">
+                    <h2 class="font-semibold">"Verify device " {v.device_id.clone()}</h2>
+                    {body}
+                </section>
+            }
+        })
+    }
+}
