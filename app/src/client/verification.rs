@@ -25,6 +25,36 @@ pub(crate) struct Flows {
     active: std::collections::HashMap<String, (Verification, VerifiedDevice)>,
     /// Requests not answered yet.
     incoming: std::collections::HashMap<String, (VerifiedDevice, ToDeviceContent)>,
+    /// Messages that arrived while their flow was busy (mid-send): handled when it is back.
+    parked: std::collections::HashMap<String, Vec<(VerifiedDevice, ToDeviceContent)>>,
+}
+
+/// Puts a flow back and handles what arrived for it meanwhile.
+fn put_back(rt: &Rc<Runtime>, txn: String, flow: Verification, peer: VerifiedDevice) {
+    let parked = {
+        let mut flows = rt.flows.borrow_mut();
+        flows.active.insert(txn.clone(), (flow, peer));
+        flows.parked.remove(&txn).unwrap_or_default()
+    };
+    for (sender, content) in parked {
+        let rt = rt.clone();
+        leptos::task::spawn_local(async move { receive(&rt, sender, content).await });
+    }
+}
+
+/// Takes a flow out to work on it, or parks the message if the flow is busy.
+fn take(
+    rt: &Runtime,
+    txn: &str,
+    sender: &VerifiedDevice,
+    content: &ToDeviceContent,
+) -> Option<(Verification, VerifiedDevice)> {
+    let mut flows = rt.flows.borrow_mut();
+    let taken = flows.active.remove(txn);
+    if taken.is_none() {
+        flows.parked.entry(txn.to_owned()).or_default().push((sender.clone(), content.clone()));
+    }
+    taken
 }
 
 fn show(rt: &Runtime, txn: &str, peer: &VerifiedDevice, step: VerifyStep) {
@@ -76,7 +106,7 @@ pub async fn start(user: Uuid) -> Result<(), String> {
     })?;
     let txn = flow.txn().to_owned();
     show(&rt, &txn, &peer, VerifyStep::Waiting);
-    rt.flows.borrow_mut().active.insert(txn, (flow, peer));
+    put_back(&rt, txn, flow, peer);
     Ok(())
 }
 
@@ -96,7 +126,7 @@ pub async fn accept() {
     match accepted {
         Ok(Ok(flow)) => {
             show(&rt, &txn, &peer, VerifyStep::Waiting);
-            rt.flows.borrow_mut().active.insert(txn, (flow, peer));
+            put_back(&rt, txn, flow, peer);
         }
         Ok(Err(e)) => fail(&rt, &txn, &peer, e.to_string()),
         Err(e) => fail(&rt, &txn, &peer, e.to_string()),
@@ -145,7 +175,7 @@ pub async fn confirm(matches: bool) {
         }
         Ok(Ok(false)) => {
             show(&rt, &txn, &peer, VerifyStep::Confirmed);
-            rt.flows.borrow_mut().active.insert(txn, (flow, peer));
+            put_back(&rt, txn, flow, peer);
         }
         Ok(Err(e)) => fail(&rt, &txn, &peer, e.to_string()),
         Err(e) => fail(&rt, &txn, &peer, e.to_string()),
@@ -162,7 +192,7 @@ pub(crate) async fn receive(rt: &Rc<Runtime>, sender: VerifiedDevice, content: T
         }
         ToDeviceContent::SasKey { txn, .. } => {
             let txn = txn.clone();
-            let Some((mut flow, peer)) = rt.flows.borrow_mut().active.remove(&txn) else { return };
+            let Some((mut flow, peer)) = take(rt, &txn, &sender, &content) else { return };
             if peer != sender {
                 return fail(rt, &txn, &peer, "a verification message came from another device".into());
             }
@@ -179,7 +209,7 @@ pub(crate) async fn receive(rt: &Rc<Runtime>, sender: VerifiedDevice, content: T
             match outcome {
                 Ok(Ok(code)) => {
                     show(rt, &txn, &peer, compare(code));
-                    rt.flows.borrow_mut().active.insert(txn, (flow, peer));
+                    put_back(rt, txn, flow, peer);
                 }
                 Ok(Err(e)) => fail(rt, &txn, &peer, e.to_string()),
                 Err(e) => fail(rt, &txn, &peer, e.to_string()),
@@ -198,9 +228,7 @@ pub(crate) async fn receive(rt: &Rc<Runtime>, sender: VerifiedDevice, content: T
                     refresh_verified(rt).await;
                 }
                 // Their half is done; ours when the person confirms.
-                Ok(Ok(false)) => {
-                    rt.flows.borrow_mut().active.insert(txn, (flow, peer));
-                }
+                Ok(Ok(false)) => put_back(rt, txn, flow, peer),
                 Ok(Err(e)) => fail(rt, &txn, &peer, e.to_string()),
                 Err(e) => fail(rt, &txn, &peer, e.to_string()),
             }
