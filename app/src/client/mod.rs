@@ -39,7 +39,7 @@ pub(crate) struct Runtime {
     outbox: RefCell<Option<UnboundedSender<ClientFrame>>>,
     /// When this tab last said "typing" per channel (ms), to say it at most every 3 s.
     typing_sent: RefCell<std::collections::HashMap<Uuid, f64>>,
-    flows: RefCell<verification::Flows>,
+    flows: verification::Flows,
     /// Held by the one tab of this profile that receives to-device messages (room keys, SAS): two
     /// tabs decrypting the same Olm message would each see the other's copy as a replay.
     leader: RefCell<Option<crate::crypto::browser::TabLock>>,

@@ -19,42 +19,16 @@ use leptos::prelude::*;
 use std::rc::Rc;
 use uuid::Uuid;
 
-/// Flows of this tab, by transaction id.
+/// Flows of this tab, by transaction id. Every step (a message received, the person accepting or
+/// confirming) holds the lock from start to end, so a message that arrives while this side is
+/// still sending waits for it instead of finding the flow missing.
+pub(crate) type Flows = futures::lock::Mutex<FlowTable>;
+
 #[derive(Default)]
-pub(crate) struct Flows {
+pub(crate) struct FlowTable {
     active: std::collections::HashMap<String, (Verification, VerifiedDevice)>,
     /// Requests not answered yet.
     incoming: std::collections::HashMap<String, (VerifiedDevice, ToDeviceContent)>,
-    /// Messages that arrived while their flow was busy (mid-send): handled when it is back.
-    parked: std::collections::HashMap<String, Vec<(VerifiedDevice, ToDeviceContent)>>,
-}
-
-/// Puts a flow back and handles what arrived for it meanwhile.
-fn put_back(rt: &Rc<Runtime>, txn: String, flow: Verification, peer: VerifiedDevice) {
-    let parked = {
-        let mut flows = rt.flows.borrow_mut();
-        flows.active.insert(txn.clone(), (flow, peer));
-        flows.parked.remove(&txn).unwrap_or_default()
-    };
-    for (sender, content) in parked {
-        let rt = rt.clone();
-        leptos::task::spawn_local(async move { receive(&rt, sender, content).await });
-    }
-}
-
-/// Takes a flow out to work on it, or parks the message if the flow is busy.
-fn take(
-    rt: &Runtime,
-    txn: &str,
-    sender: &VerifiedDevice,
-    content: &ToDeviceContent,
-) -> Option<(Verification, VerifiedDevice)> {
-    let mut flows = rt.flows.borrow_mut();
-    let taken = flows.active.remove(txn);
-    if taken.is_none() {
-        flows.parked.entry(txn.to_owned()).or_default().push((sender.clone(), content.clone()));
-    }
-    taken
 }
 
 fn show(rt: &Runtime, txn: &str, peer: &VerifiedDevice, step: VerifyStep) {
@@ -62,7 +36,6 @@ fn show(rt: &Runtime, txn: &str, peer: &VerifiedDevice, step: VerifyStep) {
 }
 
 fn fail(rt: &Runtime, txn: &str, peer: &VerifiedDevice, why: String) {
-    rt.flows.borrow_mut().active.remove(txn);
     show(rt, txn, peer, VerifyStep::Failed(why));
 }
 
@@ -88,6 +61,7 @@ pub(crate) async fn refresh_verified(rt: &Runtime) {
 /// Starts verifying `user` (their first listed device).
 pub async fn start(user: Uuid) -> Result<(), String> {
     let rt = runtime()?;
+    let mut flows = rt.flows.lock().await;
     let started = rt
         .vault
         .with(async |m: &mut Machine, relay| {
@@ -106,15 +80,21 @@ pub async fn start(user: Uuid) -> Result<(), String> {
     })?;
     let txn = flow.txn().to_owned();
     show(&rt, &txn, &peer, VerifyStep::Waiting);
-    put_back(&rt, txn, flow, peer);
+    flows.active.insert(txn, (flow, peer));
     Ok(())
+}
+
+/// The transaction on screen.
+fn on_screen(rt: &Runtime) -> Option<String> {
+    rt.chat.verify.with_untracked(|v| v.as_ref().map(|v| v.txn.clone()))
 }
 
 /// Accepts the request on screen.
 pub async fn accept() {
     let Some(rt) = current() else { return };
-    let Some(txn) = rt.chat.verify.with_untracked(|v| v.as_ref().map(|v| v.txn.clone())) else { return };
-    let Some((peer, start)) = rt.flows.borrow_mut().incoming.remove(&txn) else { return };
+    let mut flows = rt.flows.lock().await;
+    let Some(txn) = on_screen(&rt) else { return };
+    let Some((peer, start)) = flows.incoming.remove(&txn) else { return };
     let accepted = rt
         .vault
         .with(async |m: &mut Machine, relay| {
@@ -126,7 +106,7 @@ pub async fn accept() {
     match accepted {
         Ok(Ok(flow)) => {
             show(&rt, &txn, &peer, VerifyStep::Waiting);
-            put_back(&rt, txn, flow, peer);
+            flows.active.insert(txn, (flow, peer));
         }
         Ok(Err(e)) => fail(&rt, &txn, &peer, e.to_string()),
         Err(e) => fail(&rt, &txn, &peer, e.to_string()),
@@ -136,19 +116,21 @@ pub async fn accept() {
 /// Declines the request on screen, or closes the dialog.
 pub fn decline() {
     let Some(rt) = current() else { return };
-    if let Some(txn) = rt.chat.verify.with_untracked(|v| v.as_ref().map(|v| v.txn.clone())) {
-        let mut flows = rt.flows.borrow_mut();
+    let Some(txn) = on_screen(&rt) else { return };
+    rt.chat.verify.set(None);
+    leptos::task::spawn_local(async move {
+        let mut flows = rt.flows.lock().await;
         flows.incoming.remove(&txn);
         flows.active.remove(&txn);
-    }
-    rt.chat.verify.set(None);
+    });
 }
 
 /// The person compared the codes: `matches` or not.
 pub async fn confirm(matches: bool) {
     let Some(rt) = current() else { return };
-    let Some(txn) = rt.chat.verify.with_untracked(|v| v.as_ref().map(|v| v.txn.clone())) else { return };
-    let Some((mut flow, peer)) = rt.flows.borrow_mut().active.remove(&txn) else { return };
+    let mut flows = rt.flows.lock().await;
+    let Some(txn) = on_screen(&rt) else { return };
+    let Some((mut flow, peer)) = flows.active.remove(&txn) else { return };
     if !matches {
         show(
             &rt,
@@ -171,11 +153,12 @@ pub async fn confirm(matches: bool) {
     match outcome {
         Ok(Ok(true)) => {
             show(&rt, &txn, &peer, VerifyStep::Done);
+            drop(flows);
             refresh_verified(&rt).await;
         }
         Ok(Ok(false)) => {
             show(&rt, &txn, &peer, VerifyStep::Confirmed);
-            put_back(&rt, txn, flow, peer);
+            flows.active.insert(txn, (flow, peer));
         }
         Ok(Err(e)) => fail(&rt, &txn, &peer, e.to_string()),
         Err(e) => fail(&rt, &txn, &peer, e.to_string()),
@@ -184,55 +167,49 @@ pub async fn confirm(matches: bool) {
 
 /// A verification message from `sender` (already decrypted and checked by the Olm layer).
 pub(crate) async fn receive(rt: &Rc<Runtime>, sender: VerifiedDevice, content: ToDeviceContent) {
-    match &content {
+    let mut flows = rt.flows.lock().await;
+    let txn = match &content {
         ToDeviceContent::SasStart { txn, .. } => {
             let txn = txn.clone();
             show(rt, &txn, &sender, VerifyStep::Incoming);
-            rt.flows.borrow_mut().incoming.insert(txn, (sender, content));
+            flows.incoming.insert(txn, (sender, content));
+            return;
         }
-        ToDeviceContent::SasKey { txn, .. } => {
-            let txn = txn.clone();
-            let Some((mut flow, peer)) = take(rt, &txn, &sender, &content) else { return };
-            if peer != sender {
-                return fail(rt, &txn, &peer, "a verification message came from another device".into());
+        ToDeviceContent::SasKey { txn, .. } | ToDeviceContent::SasMac { txn, .. } => txn.clone(),
+        ToDeviceContent::RoomKey { .. } | ToDeviceContent::Dummy => return,
+    };
+    // A flow this tab does not know (cancelled, or from before a reload) is ignored.
+    let Some((mut flow, peer)) = flows.active.remove(&txn) else { return };
+    if peer != sender {
+        return fail(rt, &txn, &peer, "a verification message came from another device".into());
+    }
+    let outcome = rt
+        .vault
+        .with(async |m: &mut Machine, relay| {
+            if let ToDeviceContent::SasMac { .. } = content {
+                return Ok(flow.receive_mac(&content, &mut m.trust)?.then_some(VerifyStep::Done));
             }
-            let outcome = rt
-                .vault
-                .with(async |m: &mut Machine, relay| {
-                    let (reply, code) = flow.receive_key(&content)?;
-                    if let Some(reply) = reply {
-                        m.send_to(relay, &peer, reply).await?;
-                    }
-                    Ok::<_, crate::crypto::CryptoError>(code)
-                })
-                .await;
-            match outcome {
-                Ok(Ok(code)) => {
-                    show(rt, &txn, &peer, compare(code));
-                    put_back(rt, txn, flow, peer);
-                }
-                Ok(Err(e)) => fail(rt, &txn, &peer, e.to_string()),
-                Err(e) => fail(rt, &txn, &peer, e.to_string()),
+            let (reply, code) = flow.receive_key(&content)?;
+            if let Some(reply) = reply {
+                m.send_to(relay, &peer, reply).await?;
             }
+            Ok::<_, crate::crypto::CryptoError>(Some(compare(code)))
+        })
+        .await;
+    match outcome {
+        Ok(Ok(Some(VerifyStep::Done))) => {
+            show(rt, &txn, &peer, VerifyStep::Done);
+            drop(flows);
+            refresh_verified(rt).await;
         }
-        ToDeviceContent::SasMac { txn, .. } => {
-            let txn = txn.clone();
-            let Some((mut flow, peer)) = rt.flows.borrow_mut().active.remove(&txn) else { return };
-            if peer != sender {
-                return fail(rt, &txn, &peer, "a verification message came from another device".into());
+        Ok(Ok(step)) => {
+            // After their MAC, our half waits for the person to confirm.
+            if let Some(step) = step {
+                show(rt, &txn, &peer, step);
             }
-            let outcome = rt.vault.with(async |m: &mut Machine, _| flow.receive_mac(&content, &mut m.trust)).await;
-            match outcome {
-                Ok(Ok(true)) => {
-                    show(rt, &txn, &peer, VerifyStep::Done);
-                    refresh_verified(rt).await;
-                }
-                // Their half is done; ours when the person confirms.
-                Ok(Ok(false)) => put_back(rt, txn, flow, peer),
-                Ok(Err(e)) => fail(rt, &txn, &peer, e.to_string()),
-                Err(e) => fail(rt, &txn, &peer, e.to_string()),
-            }
+            flows.active.insert(txn, (flow, peer));
         }
-        ToDeviceContent::RoomKey { .. } | ToDeviceContent::Dummy => {}
+        Ok(Err(e)) => fail(rt, &txn, &peer, e.to_string()),
+        Err(e) => fail(rt, &txn, &peer, e.to_string()),
     }
 }
