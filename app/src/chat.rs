@@ -160,6 +160,9 @@ pub struct Chat {
     pub verify: RwSignal<Option<Verify>>,
     /// Users with a device this user verified.
     pub verified: RwSignal<std::collections::BTreeSet<Uuid>>,
+    /// What is typed but not sent, per channel: kept when the view is rebuilt or another channel
+    /// is opened, lost only with the tab.
+    pub drafts: StoredValue<HashMap<Uuid, String>>,
 }
 
 impl Default for Chat {
@@ -178,6 +181,7 @@ impl Default for Chat {
             warnings: RwSignal::new(vec![]),
             verify: RwSignal::new(None),
             verified: RwSignal::new(Default::default()),
+            drafts: StoredValue::new(HashMap::new()),
         }
     }
 }

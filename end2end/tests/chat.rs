@@ -8,129 +8,8 @@
 mod common;
 
 use common::*;
-use fantoccini::Client;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-/// Keys as WebDriver spells them.
-const ENTER: &str = "\u{E007}";
-const SHIFT: &str = "\u{E008}";
-const RELEASE: &str = "\u{E000}";
-
-async fn register(c: &Client, url: &str, username: &str, display_name: &str) {
-    c.goto(&format!("{url}/register")).await.unwrap();
-    hydrated(c).await;
-    fill(c, "username", username).await;
-    fill(c, "display_name", display_name).await;
-    fill(c, "password", PASSWORD).await;
-    submit(c, "register-form").await;
-    wait_path(c, "/welcome").await;
-    find(c, "[data-testid=continue]").await.click().await.unwrap();
-    wait_path(c, "/").await;
-    // The browser became an encryption device before anyone shares keys with it.
-    wait_prefix(c, "[data-testid=device-status]", "This device: ").await;
-}
-
-/// The text of every element matching `css`.
-async fn texts(c: &Client, css: &str) -> Vec<String> {
-    let found: Value = c
-        .execute("return [...document.querySelectorAll(arguments[0])].map(e => e.textContent);", vec![json!(css)])
-        .await
-        .unwrap();
-    found.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
-}
-
-/// Waits until some element matching `css` contains `needle`.
-async fn wait_contains(c: &Client, css: &str, needle: &str) {
-    let started = Instant::now();
-    loop {
-        let now = texts(c, css).await;
-        if now.iter().any(|t| t.contains(needle)) {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "{css}: nothing contains {needle:?}; have {now:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Opens a conversation from the sidebar (on a phone, through the menu).
-async fn open_conversation(c: &Client, label: &str) {
-    let narrow: Value = c.execute("return window.innerWidth < 768;", vec![]).await.unwrap();
-    if narrow == json!(true) {
-        find(c, "[data-testid=menu-button]").await.click().await.unwrap();
-    }
-    let started = Instant::now();
-    loop {
-        // The label exactly (the link's text also holds its unread count).
-        let clicked: Value = c
-            .execute(
-                "const s = [...document.querySelectorAll('[data-testid=channel] a > span:first-child')]                    .find(s => s.textContent.trim() === arguments[0]); if (s) s.closest('a').click(); return !!s;",
-                vec![json!(label)],
-            )
-            .await
-            .unwrap();
-        if clicked == json!(true) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "no conversation {label:?} in the sidebar");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    wait_text(c, "[data-testid=channel-title]", label).await;
-}
-
-async fn composer_ready(c: &Client) -> fantoccini::elements::Element {
-    let started = Instant::now();
-    loop {
-        let box_ = find(c, "[data-testid=composer]").await;
-        if box_.prop("disabled").await.unwrap().as_deref() == Some("false") {
-            return box_;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "the composer never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Types a message and presses Enter.
-async fn say(c: &Client, text: &str) {
-    composer_ready(c).await.send_keys(&format!("{text}{ENTER}")).await.unwrap();
-    wait_contains(c, "[data-testid=message-body]", text).await;
-}
-
-async fn bodies(c: &Client) -> Vec<String> {
-    texts(c, "[data-testid=message-body]").await
-}
-
-/// The message row (as found by its text) and clicks one of its buttons.
-async fn act_on(c: &Client, message: &str, button: &str) {
-    let clicked: Value = c
-        .execute(
-            "const row = [...document.querySelectorAll('[data-testid=message]')] \
-               .find(r => r.querySelector('[data-testid=message-body]')?.textContent.includes(arguments[0])); \
-             const b = row && row.querySelector(`[data-testid=${arguments[1]}]`); if (b) b.click(); return !!b;",
-            vec![json!(message), json!(button)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(clicked, json!(true), "no {button} button on {message:?}");
-}
-
-/// Every file under `dir`, with its path.
-fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = vec![];
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            out.push((path, bytes));
-        }
-    }
-    out
-}
-
-fn occurs(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_people_talk_end_to_end_encrypted() {
@@ -148,19 +27,7 @@ async fn three_people_talk_end_to_end_encrypted() {
         register(&c, &url, "carol", "Carol").await;
 
         // Alice creates a community and an invite; Bob and Carol join with the code.
-        fill(&a, "name", "Canary Club").await;
-        submit(&a, "create-community-form").await;
-        open_conversation(&a, "# general").await;
-        find(&a, "#community-invite-form button").await.click().await.unwrap();
-        let code = text(&a, "[data-testid=community-invite-code]").await;
-        for who in [&b, &c] {
-            if who.execute("return window.innerWidth < 768;", vec![]).await.unwrap() == json!(true) {
-                find(who, "[data-testid=menu-button]").await.click().await.unwrap();
-            }
-            fill(who, "code", &code).await;
-            submit(who, "join-form").await;
-            wait_contains(who, "[data-testid=community] h2", "Canary Club").await;
-        }
+        create_community(&a, "Canary Club", &[&b, &c]).await;
         open_conversation(&b, "# general").await;
         open_conversation(&c, "# general").await;
 

@@ -38,6 +38,7 @@ on_both_backends! {
         spaces::join(db, bob.id, &open.code).await.unwrap();
         spaces::set_role(db, owner.id, club, bob.id, app::model::spaces::CommunityRole::Moderator).await.unwrap();
         let staff = spaces::create_group(db, owner.id, club, "Staff", true).await.unwrap();
+        assert_eq!(staff.channels.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["general"]);
         spaces::add_group_member(db, owner.id, staff.id, bob.id).await.unwrap();
         let (plans, _) = spaces::create_channel(db, owner.id, staff.id, "plans").await.unwrap();
         spaces::channel_summary(db, bob.id, plans.id).await.unwrap();

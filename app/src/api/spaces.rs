@@ -3,7 +3,7 @@
 
 use crate::{
     error::AppError,
-    model::spaces::{ChannelSummary, CommunityInvite, Member, MySpaces},
+    model::spaces::{ChannelSummary, CommunityInvite, GroupSummary, Member, MySpaces},
 };
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -102,11 +102,11 @@ pub async fn create_group(
     community_id: Uuid,
     name: String,
     #[server(default)] private: bool,
-) -> Result<Uuid, AppError> {
+) -> Result<GroupSummary, AppError> {
     let (state, me) = actor().await?;
     let group = spaces::create_group(&state.db, me.id, community_id, &name, private).await?;
     state.realtime.publish(Signal::CommunityChanged { community_id }).await;
-    Ok(group.id)
+    Ok(group)
 }
 
 #[server(prefix = "/api/v1", endpoint = "groups/add_member")]

@@ -40,6 +40,9 @@ pub(crate) struct Runtime {
     /// When this tab last said "typing" per channel (ms), to say it at most every 3 s.
     typing_sent: RefCell<std::collections::HashMap<Uuid, f64>>,
     flows: verification::Flows,
+    /// The end of the queue of sends: each waits for the one before, so messages typed in quick
+    /// succession are stored in the order they were written.
+    last_send: RefCell<Option<futures::channel::oneshot::Receiver<()>>>,
     /// Held by the one tab of this profile that receives to-device messages (room keys, SAS): two
     /// tabs decrypting the same Olm message would each see the other's copy as a replay.
     leader: RefCell<Option<crate::crypto::browser::TabLock>>,
@@ -65,6 +68,7 @@ pub fn start(chat: Chat) {
                     outbox: RefCell::new(None),
                     typing_sent: Default::default(),
                     flows: Default::default(),
+                    last_send: RefCell::new(None),
                     leader: RefCell::new(None),
                 });
                 RUNTIME.set(Some(runtime.clone()));
@@ -381,6 +385,11 @@ async fn encrypt(rt: &Runtime, plaintext: ChannelPlaintext) -> Result<String, St
 /// Encrypts and sends a message; returns once the server stored it.
 pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Result<(), String> {
     let rt = runtime()?;
+    // Dropped when this send ends (however it ends): the next one goes.
+    let (_turn_done, turn) = futures::channel::oneshot::channel::<()>();
+    if let Some(before) = rt.last_send.replace(Some(turn)) {
+        let _ = before.await;
+    }
     let plaintext = ChannelPlaintext { channel_id, body, edit_of: None, sent_at_ms: now_ms() as u64 };
     let sealed = encrypt(&rt, plaintext).await?;
     let txn = Uuid::new_v4().simple().to_string();

@@ -29,9 +29,12 @@ pub fn Field(
     #[prop(optional)] hint: &'static str,
     #[prop(optional_no_strip)] value: Option<String>,
     #[prop(default = true)] required: bool,
+    /// The input's HTML id when one page has two fields of the same name (`field-{name}` otherwise).
+    #[prop(optional)]
+    id: &'static str,
     #[prop(into)] error: LastError,
 ) -> impl IntoView {
-    let id = format!("field-{name}");
+    let id = if id.is_empty() { format!("field-{name}") } else { id.to_owned() };
     let error_id = format!("{id}-error");
     let message = move || error.get().and_then(|e| e.for_field(name));
     // After a rejected submission without JavaScript, the server sends the values back in the query.

@@ -138,6 +138,14 @@ impl Channels {
             .collect()
     }
 
+    /// Counts `device` as not having the current session of a channel (its room key could not be
+    /// sent): the next `prepare` offers it again.
+    pub fn unshare(&mut self, channel_id: Uuid, device: &VerifiedDevice) {
+        if let Some(out) = self.outbound.get_mut(&channel_id) {
+            out.shared_with.remove(device);
+        }
+    }
+
     /// Forgets the outbound session of a channel: the next message starts a new one. Call when a
     /// member leaves or is removed (`prepare` also notices from the recipient list).
     pub fn rotate(&mut self, channel_id: Uuid) {

@@ -93,6 +93,17 @@ impl Machine {
             } else {
                 match relay.claim(device.user, &device.device_id).await.and_then(|c| verify_claimed_key(&device, &c)) {
                     Ok(key) => Some(key),
+                    // The server handed out a key the device did not sign: that device gets
+                    // nothing (and is asked again next time); everyone else still gets the message.
+                    Err(e @ (CryptoError::BadKeySignature(_) | CryptoError::BadKey(_))) => {
+                        self.channels.unshare(plaintext.channel_id, &device);
+                        self.warnings.push(KeyWarning::Forged {
+                            user: device.user,
+                            device_id: device.device_id.clone(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
                     Err(e) => {
                         // A device without a usable key cannot read this session; it must not be
                         // counted as having it, so the next send tries again with a fresh session.

@@ -481,6 +481,37 @@ fn the_send_flow_skips_forged_devices_and_checks_senders() {
 }
 
 #[test]
+fn a_device_whose_one_time_key_is_forged_is_skipped_and_the_rest_still_get_the_message() {
+    let mut alice = Machine::new(Device::new(Uuid::new_v4(), "ALICE"));
+    let mut bob = Person::new("bob");
+    let bob2 = Device::new(bob.device.user(), "BOB2");
+    let mut claim = |device_id: &str| {
+        let key = bob.device.one_time_keys_to_publish(0).remove(0);
+        bob.device.mark_published();
+        ClaimedKey { user_id: bob.device.user(), device_id: device_id.into(), key, fallback: false }
+    };
+    // BOB2's "one-time key" is one of BOB's: signed, but not by BOB2.
+    let (for_bob, for_bob2) = (claim("BOB"), claim("BOB2"));
+    let relay = FakeRelay {
+        listed: vec![alice.device.device_keys(), bob.device.device_keys(), bob2.device_keys()],
+        claims: RefCell::new(vec![for_bob, for_bob2]),
+        sent: RefCell::default(),
+    };
+    let channel = Uuid::new_v4();
+    now(alice.encrypt(&relay, &text(channel, "first"), 0)).unwrap();
+    let recipients: Vec<String> = relay.sent.borrow().iter().map(|m| m.recipient_device.clone()).collect();
+    assert_eq!(recipients, ["BOB"], "the message went out; BOB2 got nothing");
+    assert!(matches!(
+        alice.warnings.as_slice(),
+        [KeyWarning::Forged { device_id, reason, .. }] if device_id == "BOB2" && reason.contains("not signed")
+    ));
+    // BOB2 does not count as having the session: the next send asks for its key again.
+    alice.warnings.clear();
+    relay.sent.borrow_mut().clear();
+    assert!(now(alice.encrypt(&relay, &text(channel, "second"), 0)).is_err(), "no key left to claim for BOB2");
+}
+
+#[test]
 fn a_wedged_olm_session_is_replaced() {
     let mut alice = Machine::new(Device::new(Uuid::new_v4(), "ALICE"));
     let mut bob = Machine::new(Device::new(Uuid::new_v4(), "BOB"));

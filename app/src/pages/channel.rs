@@ -5,7 +5,7 @@
 
 use super::signed_in::ShellData;
 use crate::{
-    api::spaces::{CreateChannel, CreateCommunityInvite, create_group_dm, kick_member, open_dm},
+    api::spaces::{CreateChannel, CreateCommunityInvite, CreateGroup, create_group_dm, kick_member, open_dm},
     chat::{Chat, Line, Lock, Timeline, act, day_and_time, same_group},
     components::{
         form::{ErrorBanner, Field},
@@ -81,16 +81,17 @@ fn Conversation(id: Uuid) -> impl IntoView {
     on_cleanup(move || act::close_channel(id));
     // Names of everyone in the channel, for authors and typing.
     let names = Signal::derive(move || {
-        data.members
+        data.members_now
             .get()
-            .and_then(Result::ok)
-            .flatten()
-            .map(|list| list.into_iter().map(|m| (m.user.id, m.user.display_name)).collect::<HashMap<_, _>>())
+            .filter(|(channel, _)| *channel == id)
+            .map(|(_, list)| list.into_iter().map(|m| (m.user.id, m.user.display_name)).collect::<HashMap<_, _>>())
             .unwrap_or_default()
     });
     // Someone typing or writing here who is not in the member list joined since it loaded.
     Effect::new(move |asked: Option<std::collections::BTreeSet<Uuid>>| {
-        let Some(known) = data.members.get().and_then(Result::ok).flatten() else { return asked.unwrap_or_default() };
+        let Some(known) = data.members_now.get().filter(|(channel, _)| *channel == id).map(|(_, list)| list) else {
+            return asked.unwrap_or_default();
+        };
         let known: HashSet<Uuid> = known.iter().map(|m| m.user.id).collect();
         let mut active: std::collections::BTreeSet<Uuid> =
             chat.typing.with(|t| t.get(&id).map(|m| m.keys().copied().collect()).unwrap_or_default());
@@ -105,6 +106,22 @@ fn Conversation(id: Uuid) -> impl IntoView {
     });
     let replying = RwSignal::new(None::<Uuid>);
     let members_open = RwSignal::new(false);
+    // A conversation chosen in the sidebar takes the focus (its link may be rebuilt and the focus
+    // would fall back to the page start): the next Tab goes on from the heading. Focus elsewhere,
+    // such as the composer while the view is rebuilt, stays where it is.
+    let heading = NodeRef::<leptos::html::H1>::new();
+    Effect::new(move |_| {
+        let Some(h) = heading.get() else { return };
+        // After this render is in the document.
+        request_animation_frame(move || {
+            let lost = document()
+                .active_element()
+                .is_none_or(|e| e.tag_name() == "BODY" || e.closest("[data-testid=channel]").ok().flatten().is_some());
+            if lost && h.is_connected() {
+                let _ = h.focus();
+            }
+        });
+    });
     view! {
         <Transition fallback=|| view! { <p class="p-4">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -128,7 +145,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
                             <main class="flex min-h-0 flex-1 flex-col" aria-labelledby="channel-title">
                                 <header class="flex items-center justify-between gap-2 border-b border-slate-200 bg-white px-4 py-2 dark:border-slate-800 dark:bg-slate-900">
                                     <div class="min-w-0">
-                                        <h1 id="channel-title" class="truncate font-semibold" data-testid="channel-title">{title}</h1>
+                                        <h1 id="channel-title" class="truncate font-semibold focus:outline-none" data-testid="channel-title" tabindex="-1" node_ref=heading>{title}</h1>
                                         <p class="text-xs text-slate-500 dark:text-slate-400">"🔒 End-to-end encrypted: the server cannot read these messages."</p>
                                     </div>
                                     <button
@@ -232,16 +249,6 @@ fn TimelineView(
     // messages are added above.
     let stick = StoredValue::new(true);
     let height_before = StoredValue::new(None::<(i32, i32)>);
-    Effect::new(move |_| {
-        all_rows.track();
-        let Some(el) = scroller.get() else { return };
-        if let Some((height, top)) = height_before.get_value() {
-            height_before.set_value(None);
-            el.set_scroll_top(el.scroll_height() - height + top);
-        } else if stick.get_value() {
-            el.set_scroll_top(el.scroll_height());
-        }
-    });
     let older = {
         let timeline = timeline.clone();
         move || {
@@ -252,6 +259,32 @@ fn TimelineView(
             act::load_older(channel);
         }
     };
+    Effect::new({
+        let older = older.clone();
+        let timeline = timeline.clone();
+        move |_| {
+            all_rows.track();
+            let Some(el) = scroller.get() else { return };
+            let (older, timeline) = (older.clone(), timeline.clone());
+            // Once the new rows are laid out.
+            request_animation_frame(move || {
+                if let Some((height, top)) = height_before.get_value() {
+                    height_before.set_value(None);
+                    el.set_scroll_top(el.scroll_height() - height + top);
+                } else if stick.get_value() {
+                    el.set_scroll_top(el.scroll_height());
+                }
+                // Still near the top with more history (a page shorter than the screen, or the
+                // reader got there while it loaded): no scroll will come, so load the next page.
+                if el.is_connected()
+                    && el.scroll_top() < 200
+                    && timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading)
+                {
+                    older();
+                }
+            });
+        }
+    });
     let on_scroll = {
         let older = older.clone();
         let timeline = timeline.clone();
@@ -505,7 +538,17 @@ fn TypingLine(channel: Uuid, names: Signal<HashMap<Uuid, String>>) -> impl IntoV
 fn Composer(channel: Uuid, names: Signal<HashMap<Uuid, String>>, replying: RwSignal<Option<Uuid>>) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let timeline = chat.timeline(channel);
-    let draft = RwSignal::new(String::new());
+    let draft = RwSignal::new(chat.drafts.with_value(|d| d.get(&channel).cloned()).unwrap_or_default());
+    Effect::new(move |_| {
+        let text = draft.get();
+        chat.drafts.update_value(|d| {
+            if text.is_empty() {
+                d.remove(&channel);
+            } else {
+                d.insert(channel, text);
+            }
+        });
+    });
     let error = RwSignal::new(None::<String>);
     let ready = move || matches!(chat.device.get(), Some(Ok(_)));
     let removed = Signal::derive(move || timeline.with(|t| t.removed));
@@ -689,7 +732,7 @@ fn MemberPanel(
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match data.members.await {
-                        Ok(Some(list)) => view! { <ul class="mt-2">{list.into_iter().map(row).collect_view()}</ul> }.into_any(),
+                        Ok(Some((_, list))) => view! { <ul class="mt-2">{list.into_iter().map(row).collect_view()}</ul> }.into_any(),
                         Ok(None) => ().into_any(),
                         Err(e) => view! { <ErrorBanner error=Signal::stored(Some(e)) /> }.into_any(),
                     }
@@ -707,19 +750,31 @@ fn MemberPanel(
     .into_any()
 }
 
-/// Invites and new channels, for community admins.
+/// Invites, new channels and new groups, for community admins.
 #[component]
 fn ManageCommunity(community: Option<(Uuid, CommunityRole)>, group_id: Option<Uuid>) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let invite = ServerAction::<CreateCommunityInvite>::new();
     let new_channel = ServerAction::<CreateChannel>::new();
+    let new_group = ServerAction::<CreateGroup>::new();
+    let navigate = use_navigate();
+    // The sidebar lists the new channel or group; a new group opens at its "general" channel.
     Effect::new(move |_| {
         if matches!(new_channel.value().get(), Some(Ok(_))) {
             chat.spaces_changed.update(|n| *n += 1);
         }
     });
+    Effect::new(move |_| {
+        if let Some(Ok(group)) = new_group.value().get() {
+            chat.spaces_changed.update(|n| *n += 1);
+            if let Some(general) = group.channels.first() {
+                navigate(&format!("/c/{}", general.id), Default::default());
+            }
+        }
+    });
     let invite_error = Signal::derive(move || invite.value().get().and_then(Result::err));
     let channel_error = Signal::derive(move || new_channel.value().get().and_then(Result::err));
+    let group_error = Signal::derive(move || new_group.value().get().and_then(Result::err));
     let (Some((community_id, role)), Some(group_id)) = (community, group_id) else { return ().into_any() };
     if role < CommunityRole::Admin {
         return ().into_any();
@@ -737,10 +792,20 @@ fn ManageCommunity(community: Option<(Uuid, CommunityRole)>, group_id: Option<Uu
             <ErrorBanner error=invite_error />
             <ActionForm action=new_channel attr:id="create-channel-form" attr:class="space-y-2">
                 <input type="hidden" name="group_id" value=group_id.to_string() />
-                <Field name="name" label="New channel in this group" autocomplete="off" error=channel_error />
+                <Field name="name" id="new-channel-name" label="New channel in this group" autocomplete="off" error=channel_error />
                 <button type="submit" class=PRIMARY>"Create channel"</button>
             </ActionForm>
             <ErrorBanner error=channel_error />
+            <ActionForm action=new_group attr:id="create-group-form" attr:class="space-y-2">
+                <input type="hidden" name="community_id" value=community_id.to_string() />
+                <Field name="name" id="new-group-name" label="New group in this community" autocomplete="off" error=group_error />
+                <label class="flex items-center gap-2 text-sm">
+                    <input type="checkbox" name="private" value="true" class="h-4 w-4" data-testid="group-private" />
+                    "Private (only people you add)"
+                </label>
+                <button type="submit" class=PRIMARY>"Create group"</button>
+            </ActionForm>
+            <ErrorBanner error=group_error />
         </div>
     }
     .into_any()

@@ -27,6 +27,9 @@ use leptos::{form::ActionForm, prelude::*};
 use leptos_router::{components::Outlet, components::Redirect, hooks::use_location};
 use uuid::Uuid;
 
+/// The members of the channel in the address bar, with its id (`None` elsewhere).
+pub type ChannelMembers = Option<(Uuid, Vec<Member>)>;
+
 /// What the app pages read from the frame.
 #[derive(Clone, Copy)]
 pub struct ShellData {
@@ -34,7 +37,11 @@ pub struct ShellData {
     pub spaces: Resource<Result<MySpaces, AppError>>,
     pub unread: Resource<Result<Vec<Unread>, AppError>>,
     /// The members of the channel in the address bar (`None` elsewhere).
-    pub members: Resource<Result<Option<Vec<Member>>, AppError>>,
+    pub members: Resource<Result<ChannelMembers, AppError>>,
+    /// The last member list loaded, for reading without waiting. Reading `members` outside a
+    /// `<Transition>` would make the frame's `<Suspense>` wait for every reload (each channel
+    /// switch), unmounting the whole page, focus included.
+    pub members_now: RwSignal<ChannelMembers>,
     pub create_invite: ServerAction<CreateInvite>,
     pub invites: Resource<Result<Vec<Invite>, AppError>>,
     /// Bump to reload the member list (after a kick).
@@ -63,11 +70,18 @@ pub fn SignedIn() -> impl IntoView {
         move || (location.pathname.with(|p| channel_in_path(p)), members_changed.get(), chat.spaces_changed.get()),
         |(channel, _, _)| async move {
             match channel {
-                Some(id) => channel_member_list(id).await.map(Some),
+                Some(id) => channel_member_list(id).await.map(|list| Some((id, list))),
                 None => Ok(None),
             }
         },
     );
+    // Outside the <Suspense> below: this read does not make it wait.
+    let members_now = RwSignal::new(None);
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = members.get() {
+            members_now.set(list);
+        }
+    });
     view! {
         <Suspense fallback=|| view! { <p class="p-4">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -78,6 +92,7 @@ pub fn SignedIn() -> impl IntoView {
                             spaces,
                             unread,
                             members,
+                            members_now,
                             create_invite,
                             invites,
                             members_changed,
@@ -210,11 +225,11 @@ fn VerifyDialog() -> impl IntoView {
     let data = expect_context::<ShellData>();
     const BUTTON: &str = "rounded-lg px-3 py-2 text-sm font-semibold focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400";
     let name = move |user: Uuid| {
-        data.members
-            .get()
-            .and_then(Result::ok)
-            .flatten()
-            .and_then(|list| list.into_iter().find(|m| m.user.id == user).map(|m| m.user.display_name))
+        data.members_now
+            .with(|now| {
+                now.as_ref()
+                    .and_then(|(_, l)| l.iter().find(|m| m.user.id == user).map(|m| m.user.display_name.clone()))
+            })
             .unwrap_or_else(|| "Someone".to_owned())
     };
     move || {

@@ -279,9 +279,10 @@ async fn direct_summary(db: &impl ConnectionTrait, ch: &channel::Model) -> Serve
     })
 }
 
-/// Creates a group (community admins and above). A private group starts with its creator as its only member.
+/// Creates a group (community admins and above) with a "general" channel. A private group starts
+/// with its creator as its only member.
 pub async fn create_group(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     actor: Uuid,
     community_id: Uuid,
     name: &str,
@@ -290,6 +291,7 @@ pub async fn create_group(
     policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Admin)?;
     let name = name_field("name", name, 64)?;
     let now = Utc::now();
+    let txn = db.begin().await?;
     let g = group::ActiveModel {
         id: Set(Uuid::now_v7()),
         community_id: Set(community_id),
@@ -298,12 +300,15 @@ pub async fn create_group(
         created_by: Set(actor),
         created_at: Set(now),
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
     if private {
-        group_member::ActiveModel { group_id: Set(g.id), user_id: Set(actor), added_at: Set(now) }.insert(db).await?;
+        group_member::ActiveModel { group_id: Set(g.id), user_id: Set(actor), added_at: Set(now) }.insert(&txn).await?;
     }
-    Ok(GroupSummary { id: g.id, name: g.name, private: g.private, channels: vec![] })
+    let general = insert_channel(&txn, ChannelKind::Text, Some(g.id), "general", actor).await?;
+    txn.commit().await?;
+    let general = ChannelSummary { id: general.id, kind: ChannelKind::Text, name: general.name, members: vec![] };
+    Ok(GroupSummary { id: g.id, name: g.name, private: g.private, channels: vec![general] })
 }
 
 /// Creates a text channel in a group (community admins and above who can see the group); returns it

@@ -51,16 +51,25 @@ impl Drop for Server {
 }
 
 pub async fn start_server() -> Server {
+    start_server_on(None).await
+}
+
+/// The server on `database` (a `postgres://` URL), or on SQLite in its data directory.
+pub async fn start_server_on(database: Option<&str>) -> Server {
     let bin = env_path("CHATALOT_SERVER_BIN");
     let site = env_path("CHATALOT_SITE_DIR");
     let port = free_port();
     let data = std::env::temp_dir().join(format!("chatalot-e2e-{port}-{}", std::process::id()));
-    let process = Command::new(bin)
+    let mut command = Command::new(bin);
+    match database {
+        Some(url) => command.env("DATABASE_URL", url),
+        None => command.env_remove("DATABASE_URL"),
+    };
+    let process = command
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("DATA_DIR", &data)
         .env("SITE_DIR", site)
         .env("REGISTRATION_MODE", "open")
-        .env_remove("DATABASE_URL")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -81,6 +90,40 @@ pub async fn start_server() -> Server {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Server { url, _process: Guard(process), data }
+}
+
+/// A fresh PostgreSQL database for one test, dropped at the end; `None` (said loudly on stderr)
+/// when `TEST_DATABASE_URL` is not set.
+pub struct PgDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> Option<Self> {
+        use sea_orm::ConnectionTrait;
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!(
+                "SKIPPED: PostgreSQL (set TEST_DATABASE_URL=postgres://… to run this browser test on PostgreSQL)"
+            );
+            return None;
+        };
+        let name = format!("chatalot_e2e_{}_{}", std::process::id(), free_port());
+        let admin = sea_orm::Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        admin.close().await.ok();
+        let (base, _) = admin_url.rsplit_once('/').expect("TEST_DATABASE_URL ends with /<database>");
+        Some(Self { url: format!("{base}/{name}"), admin_url, name })
+    }
+
+    pub async fn drop(self) {
+        use sea_orm::ConnectionTrait;
+        if let Ok(admin) = sea_orm::Database::connect(&self.admin_url).await {
+            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+            admin.close().await.ok();
+        }
+    }
 }
 
 pub fn start_chromedriver() -> (Guard, u16) {
@@ -281,4 +324,142 @@ pub async fn background_brightness(c: &Client) -> i64 {
         .await
         .unwrap();
     rgb.as_i64().unwrap()
+}
+
+/// Keys as WebDriver spells them.
+pub const ENTER: &str = "\u{E007}";
+pub const SHIFT: &str = "\u{E008}";
+pub const RELEASE: &str = "\u{E000}";
+
+pub async fn register(c: &Client, url: &str, username: &str, display_name: &str) {
+    c.goto(&format!("{url}/register")).await.unwrap();
+    hydrated(c).await;
+    fill(c, "username", username).await;
+    fill(c, "display_name", display_name).await;
+    fill(c, "password", PASSWORD).await;
+    submit(c, "register-form").await;
+    wait_path(c, "/welcome").await;
+    find(c, "[data-testid=continue]").await.click().await.unwrap();
+    wait_path(c, "/").await;
+    // The browser became an encryption device before anyone shares keys with it.
+    wait_prefix(c, "[data-testid=device-status]", "This device: ").await;
+}
+
+/// The text of every element matching `css`.
+pub async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let found: Value = c
+        .execute("return [...document.querySelectorAll(arguments[0])].map(e => e.textContent);", vec![json!(css)])
+        .await
+        .unwrap();
+    found.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// Waits until some element matching `css` contains `needle`.
+pub async fn wait_contains(c: &Client, css: &str, needle: &str) {
+    let started = Instant::now();
+    loop {
+        let now = texts(c, css).await;
+        if now.iter().any(|t| t.contains(needle)) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{css}: nothing contains {needle:?}; have {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Opens a conversation from the sidebar (on a phone, through the menu).
+pub async fn open_conversation(c: &Client, label: &str) {
+    let narrow: Value = c.execute("return window.innerWidth < 768;", vec![]).await.unwrap();
+    if narrow == json!(true) {
+        find(c, "[data-testid=menu-button]").await.click().await.unwrap();
+    }
+    let started = Instant::now();
+    loop {
+        // The label exactly (the link's text also holds its unread count).
+        let clicked: Value = c
+            .execute(
+                "const s = [...document.querySelectorAll('[data-testid=channel] a > span:first-child')]                    .find(s => s.textContent.trim() === arguments[0]); if (s) s.closest('a').click(); return !!s;",
+                vec![json!(label)],
+            )
+            .await
+            .unwrap();
+        if clicked == json!(true) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no conversation {label:?} in the sidebar");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_text(c, "[data-testid=channel-title]", label).await;
+}
+
+pub async fn composer_ready(c: &Client) -> fantoccini::elements::Element {
+    let started = Instant::now();
+    loop {
+        let box_ = find(c, "[data-testid=composer]").await;
+        if box_.prop("disabled").await.unwrap().as_deref() == Some("false") {
+            return box_;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the composer never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Types a message and presses Enter.
+pub async fn say(c: &Client, text: &str) {
+    composer_ready(c).await.send_keys(&format!("{text}{ENTER}")).await.unwrap();
+    wait_contains(c, "[data-testid=message-body]", text).await;
+}
+
+pub async fn bodies(c: &Client) -> Vec<String> {
+    texts(c, "[data-testid=message-body]").await
+}
+
+/// The message row (as found by its text) and clicks one of its buttons.
+pub async fn act_on(c: &Client, message: &str, button: &str) {
+    let clicked: Value = c
+        .execute(
+            "const row = [...document.querySelectorAll('[data-testid=message]')] \
+               .find(r => r.querySelector('[data-testid=message-body]')?.textContent.includes(arguments[0])); \
+             const b = row && row.querySelector(`[data-testid=${arguments[1]}]`); if (b) b.click(); return !!b;",
+            vec![json!(message), json!(button)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(clicked, json!(true), "no {button} button on {message:?}");
+}
+
+/// Every file under `dir`, with its path.
+pub fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+pub fn occurs(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Alice (`owner`) creates a community and an invite; everyone in `joiners` joins with the code.
+/// Leaves the owner in its "# general" channel.
+pub async fn create_community(owner: &Client, name: &str, joiners: &[&Client]) {
+    fill(owner, "name", name).await;
+    submit(owner, "create-community-form").await;
+    open_conversation(owner, "# general").await;
+    find(owner, "#community-invite-form button").await.click().await.unwrap();
+    let code = text(owner, "[data-testid=community-invite-code]").await;
+    for who in joiners {
+        if who.execute("return window.innerWidth < 768;", vec![]).await.unwrap() == json!(true) {
+            find(who, "[data-testid=menu-button]").await.click().await.unwrap();
+        }
+        fill(who, "code", &code).await;
+        submit(who, "join-form").await;
+        wait_contains(who, "[data-testid=community] h2", name).await;
+    }
 }
