@@ -209,6 +209,17 @@ async fn history_groups_forgeries_and_key_changes() {
         find(&b, "[data-testid=members-button]").await.click().await.unwrap();
         assert!(!find(&b, "[data-testid=member-panel]").await.is_displayed().await.unwrap());
 
+        // What Bob typed but did not send waits for him in that conversation.
+        composer_ready(&b).await.send_keys("canary-quebec half a thought").await.unwrap();
+        open_conversation(&b, "# general").await;
+        assert_eq!(composer_ready(&b).await.prop("value").await.unwrap().as_deref(), Some(""));
+        b.back().await.unwrap();
+        wait_text(&b, "[data-testid=channel-title]", "# general").await;
+        assert_eq!(path(&b).await, night);
+        let draft = composer_ready(&b).await;
+        assert_eq!(draft.prop("value").await.unwrap().as_deref(), Some("canary-quebec half a thought"));
+        draft.clear().await.unwrap();
+
         // Ciphertext that is not what its sender wrote: a genuine message of #general posted into
         // Night Shift, the same with bytes changed, and cut short. Each shows as "could not
         // decrypt" with its reason, the genuine text is never shown, and later messages still work.

@@ -159,7 +159,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
                                         "Members"
                                     </button>
                                 </header>
-                                <div class="flex min-h-0 flex-1">
+                                <div class="relative flex min-h-0 flex-1">
                                     <section class="flex min-w-0 flex-1 flex-col" aria-label="Messages">
                                         <TimelineView channel=id names replying />
                                         <TypingLine channel=id names />
@@ -408,7 +408,7 @@ fn MessageRow(
         (_, true) => view! { <p class="italic text-slate-500" data-testid="message-body">"Message deleted"</p> }.into_any(),
         (Ok(text), false) => view! { <p class="whitespace-pre-wrap break-words" data-testid="message-body">{text}</p> }.into_any(),
         (Err(reason), false) => view! {
-            <p class="italic text-red-700 dark:text-red-300" data-testid="message-body">{format!("Could not decrypt: {reason}")}</p>
+            <p class="break-words italic text-red-700 dark:text-red-300" data-testid="message-body">{format!("Could not decrypt: {reason}")}</p>
         }.into_any(),
     }
     };
@@ -723,7 +723,7 @@ fn MemberPanel(
             id="member-panel"
             aria-label="Members"
             class=move || format!(
-                "{} w-full shrink-0 flex-col overflow-y-auto border-l border-slate-200 bg-white p-3 text-sm md:static md:flex md:w-64 dark:border-slate-800 dark:bg-slate-900 absolute inset-x-0 bottom-0 top-24 z-10",
+                "{} w-full shrink-0 flex-col overflow-y-auto border-l border-slate-200 bg-white p-3 text-sm md:static md:flex md:w-64 dark:border-slate-800 dark:bg-slate-900 absolute inset-0 z-10",
                 if open.get() { "flex" } else { "hidden" },
             )
             data-testid="member-panel"
