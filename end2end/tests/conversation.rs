@@ -2,7 +2,8 @@
 //! chat test covers SQLite): a group made from the UI, a long history paged by scrolling up on a
 //! 360 px phone, the member panel there, altered / truncated / moved ciphertext shown as
 //! "could not decrypt" with a reason, a server that swaps a device's keys (the warning), and a
-//! keyboard-only pass. Afterwards none of the message text is in the database or the data directory.
+//! keyboard-only pass. Afterwards none of the message text (edits included) is in the database or the
+//! data directory.
 //!
 //! Run by `cargo xtask test` (it builds the server and the site and sets the paths).
 
@@ -271,6 +272,11 @@ async fn history_groups_forgeries_and_key_changes() {
         wait_contains(&b, "[data-testid=message-body]", "canary-lima only for general").await;
         say(&b, "canary-november still fine").await;
         wait_contains(&a, "[data-testid=message-body]", "canary-november still fine").await;
+        act_on(&b, "canary-november still fine", "edit").await;
+        let edit = find(&b, "[data-testid=edit-box]").await;
+        edit.clear().await.unwrap();
+        edit.send_keys(&format!("canary-romeo edited{ENTER}")).await.unwrap();
+        wait_contains(&a, "[data-testid=message-body]", "canary-romeo edited").await;
 
         // The server now lists other keys for Bob's device. The next time Alice's browser looks at
         // Bob's devices (to send), it warns, names the device, and sends nothing to the new key.
@@ -312,6 +318,9 @@ async fn history_groups_forgeries_and_key_changes() {
     if let Some(p) = &postgres {
         let db = Database::connect(&p.url).await.unwrap();
         assert!(!postgres_hits(&db, "Lantern Club").await.is_empty(), "positive control not found in PostgreSQL");
+        // Byte columns are searched too: the envelope's field names are there, its text is not.
+        let envelopes = postgres_hits(&db, "session_id").await;
+        assert!(envelopes.contains(&"messages.ciphertext".to_owned()), "byte search control: {envelopes:?}");
         assert_eq!(postgres_hits(&db, "canary-").await, Vec::<String>::new(), "message text in PostgreSQL");
         db.close().await.ok();
     } else {
