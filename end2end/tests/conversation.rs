@@ -221,6 +221,28 @@ async fn history_groups_forgeries_and_key_changes() {
         assert_eq!(draft.prop("value").await.unwrap().as_deref(), Some("canary-quebec half a thought"));
         draft.clear().await.unwrap();
 
+        // Bob is editing a message when the community changes (Alice adds a channel): his sidebar
+        // shows it, and the edit stays open with his text and the focus.
+        say(&b, "canary-sierra first try").await;
+        act_on(&b, "canary-sierra first try", "edit").await;
+        let edit = find(&b, "[data-testid=edit-box]").await;
+        edit.clear().await.unwrap();
+        edit.send_keys("canary-tango second").await.unwrap();
+        fill_id(&a, "new-channel-name", "later").await;
+        submit(&a, "create-channel-form").await;
+        wait_contains(&b, "[data-testid=channel]", "# later").await;
+        let kept: Value = b
+            .execute(
+                "const e = document.querySelector('[data-testid=edit-box]'); \
+                 return [!!e && document.activeElement === e, e && e.value];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept, json!([true, "canary-tango second"]), "the edit in progress survived");
+        b.active_element().await.unwrap().send_keys(&format!(" thoughts{ENTER}")).await.unwrap();
+        wait_contains(&a, "[data-testid=message-body]", "canary-tango second thoughts").await;
+
         // Ciphertext that is not what its sender wrote: a genuine message of #general posted into
         // Night Shift, the same with bytes changed, and cut short. Each shows as "could not
         // decrypt" with its reason, the genuine text is never shown, and later messages still work.

@@ -122,57 +122,64 @@ fn Conversation(id: Uuid) -> impl IntoView {
             }
         });
     });
+    // The body lives outside the <Transition>: a reload of the sidebar's data (after every
+    // reconnect) re-renders the header only, while the timeline (scroll position, an edit in
+    // progress) and the composer (focus, draft) stay. It is drawn in the browser only, where the
+    // messages are decrypted anyway, and again only when the channel's place changes.
+    let me = data.me.get_value().id;
+    let shown = Memo::new(move |_| data.spaces_now.with(|s| s.as_ref().and_then(|s| place(s, id, me))));
+    let body = move || {
+        shown.get().map(|place| {
+            view! {
+                <div class="relative flex min-h-0 flex-1">
+                    <section class="flex min-w-0 flex-1 flex-col" aria-label="Messages">
+                        <TimelineView channel=id names replying />
+                        <TypingLine channel=id names />
+                        <Composer channel=id names replying />
+                    </section>
+                    <MemberPanel community=place.community group_id=place.group_id kind=place.kind open=members_open />
+                </div>
+            }
+        })
+    };
     view! {
-        <Transition fallback=|| view! { <p class="p-4">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                let spaces = data.spaces.await;
-                let found = spaces.as_ref().ok().and_then(|s| place(s, id, data.me.get_value().id));
-                match (spaces, found) {
-                    (Err(e), _) => view! { <div class="p-4"><ErrorBanner error=Signal::stored(Some(e)) /></div> }.into_any(),
-                    (Ok(_), None) => view! {
-                        <main class="p-4 md:p-8" data-testid="no-channel">
-                            <Title text="Not found" />
-                            <h1 class="text-xl font-semibold">"This conversation is not available"</h1>
-                            <p class="mt-2 text-slate-600 dark:text-slate-400">"It does not exist, or you are no longer in it."</p>
-                        </main>
-                    }.into_any(),
-                    (Ok(_), Some(place)) => {
-                        let title = place.title.clone();
-                        let community = place.community;
-                        let group_id = place.group_id;
-                        view! {
-                            <Title text=title.clone() />
-                            <main class="flex min-h-0 flex-1 flex-col" aria-labelledby="channel-title">
-                                <header class="flex items-center justify-between gap-2 border-b border-slate-200 bg-white px-4 py-2 dark:border-slate-800 dark:bg-slate-900">
-                                    <div class="min-w-0">
-                                        <h1 id="channel-title" class="truncate font-semibold focus:outline-none" data-testid="channel-title" tabindex="-1" node_ref=heading>{title}</h1>
-                                        <p class="text-xs text-slate-500 dark:text-slate-400">"🔒 End-to-end encrypted: the server cannot read these messages."</p>
-                                    </div>
-                                    <button
-                                        type="button"
-                                        class=SMALL
-                                        data-testid="members-button"
-                                        aria-controls="member-panel"
-                                        aria-expanded=move || members_open.get().to_string()
-                                        on:click=move |_| members_open.update(|o| *o = !*o)
-                                    >
-                                        "Members"
-                                    </button>
-                                </header>
-                                <div class="relative flex min-h-0 flex-1">
-                                    <section class="flex min-w-0 flex-1 flex-col" aria-label="Messages">
-                                        <TimelineView channel=id names replying />
-                                        <TypingLine channel=id names />
-                                        <Composer channel=id names replying />
-                                    </section>
-                                    <MemberPanel community group_id kind=place.kind open=members_open />
+        <main class="flex min-h-0 flex-1 flex-col" aria-labelledby="channel-title">
+            <Transition fallback=|| view! { <p class="p-4">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let spaces = data.spaces.await;
+                    match spaces.as_ref().map(|s| place(s, id, me)) {
+                        Err(e) => view! { <div class="p-4"><ErrorBanner error=Signal::stored(Some(e.clone())) /></div> }.into_any(),
+                        Ok(None) => view! {
+                            <div class="p-4 md:p-8" data-testid="no-channel">
+                                <Title text="Not found" />
+                                <h1 class="text-xl font-semibold">"This conversation is not available"</h1>
+                                <p class="mt-2 text-slate-600 dark:text-slate-400">"It does not exist, or you are no longer in it."</p>
+                            </div>
+                        }.into_any(),
+                        Ok(Some(place)) => view! {
+                            <Title text=place.title.clone() />
+                            <header class="flex items-center justify-between gap-2 border-b border-slate-200 bg-white px-4 py-2 dark:border-slate-800 dark:bg-slate-900">
+                                <div class="min-w-0">
+                                    <h1 id="channel-title" class="truncate font-semibold focus:outline-none" data-testid="channel-title" tabindex="-1" node_ref=heading>{place.title}</h1>
+                                    <p class="text-xs text-slate-500 dark:text-slate-400">"🔒 End-to-end encrypted: the server cannot read these messages."</p>
                                 </div>
-                            </main>
-                        }.into_any()
+                                <button
+                                    type="button"
+                                    class=SMALL
+                                    data-testid="members-button"
+                                    aria-controls="member-panel"
+                                    aria-expanded=move || members_open.get().to_string()
+                                    on:click=move |_| members_open.update(|o| *o = !*o)
+                                >
+                                    "Members"
+                                </button>
+                            </header>
+                        }.into_any(),
                     }
-                }
-            })}
-        </Transition>
+                })}
+            </Transition>
+            {body}
+        </main>
         {move || chat.device.with(|d| matches!(d, Some(Err(_)))).then(|| view! {
             <p role="alert" class="p-4 text-sm text-red-700 dark:text-red-300">
                 {move || chat.device.get().and_then(Result::err).map(|e| format!("Encryption is unavailable in this browser: {e}"))}

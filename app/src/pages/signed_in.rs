@@ -42,6 +42,8 @@ pub struct ShellData {
     /// `<Transition>` would make the frame's `<Suspense>` wait for every reload (each channel
     /// switch), unmounting the whole page, focus included.
     pub members_now: RwSignal<ChannelMembers>,
+    /// The last `spaces` loaded (`None` until then, and on the server), likewise.
+    pub spaces_now: RwSignal<Option<MySpaces>>,
     pub create_invite: ServerAction<CreateInvite>,
     pub invites: Resource<Result<Vec<Invite>, AppError>>,
     /// Bump to reload the member list (after a kick).
@@ -75,11 +77,17 @@ pub fn SignedIn() -> impl IntoView {
             }
         },
     );
-    // Outside the <Suspense> below: this read does not make it wait.
+    // Outside the <Suspense> below: these reads do not make it wait.
     let members_now = RwSignal::new(None);
     Effect::new(move |_| {
         if let Some(Ok(list)) = members.get() {
             members_now.set(list);
+        }
+    });
+    let spaces_now = RwSignal::new(None);
+    Effect::new(move |_| {
+        if let Some(Ok(s)) = spaces.get() {
+            spaces_now.set(Some(s));
         }
     });
     view! {
@@ -93,6 +101,7 @@ pub fn SignedIn() -> impl IntoView {
                             unread,
                             members,
                             members_now,
+                            spaces_now,
                             create_invite,
                             invites,
                             members_changed,
