@@ -7,8 +7,10 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let app_src = root.join("app/src");
     let main_css = root.join("style/main.css");
-    println!("cargo:rerun-if-changed={}", app_src.display());
-    println!("cargo:rerun-if-changed={}", main_css.display());
+    // Relative to this package: two checkouts sharing one target directory (a clone run by CI on
+    // a developer's machine) must each watch their own sources.
+    println!("cargo:rerun-if-changed=../app/src");
+    println!("cargo:rerun-if-changed=../style/main.css");
 
     let mut sources = String::new();
     collect(&app_src, &mut sources);

@@ -114,6 +114,8 @@ pub struct DeviceStatus {
 /// Where a device verification (SAS) stands, as the dialog shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VerifyStep {
+    /// The other person has several devices: which one is in front of them?
+    Choose(Vec<DeviceChoice>),
     /// The other person asked to verify; accept or decline.
     Incoming,
     /// Waiting for the other side.
@@ -127,6 +129,15 @@ pub enum VerifyStep {
     Confirmed,
     Done,
     Failed(String),
+}
+
+/// One of a person's devices, to pick for verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceChoice {
+    pub device_id: String,
+    /// Its key, grouped for reading aloud (as "This device" shows it on its own screen).
+    pub fingerprint: String,
+    pub verified: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,8 +253,8 @@ pub mod act {
     pub use crate::client::{
         close_channel, delete, edit, load_older, open_channel, send, typing,
         verification::{
-            accept as accept_verification, confirm as confirm_verification, decline as decline_verification,
-            start as start_verification,
+            accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
+            decline as decline_verification, start as start_verification,
         },
     };
 
@@ -267,6 +278,7 @@ pub mod act {
         pub async fn start_verification(_: Uuid) -> Result<(), String> {
             Err(BROWSER_ONLY.into())
         }
+        pub async fn choose_verification(_: String) {}
         pub async fn accept_verification() {}
         pub fn decline_verification() {}
         pub async fn confirm_verification(_: bool) {}

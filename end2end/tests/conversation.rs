@@ -136,14 +136,18 @@ async fn history_groups_forgeries_and_key_changes() {
     let (_driver, port) = start_chromedriver();
     let alice = browser(port, true, 1280, false).await;
     let bob = browser(port, true, 360, false).await;
+    // Bob's second device, signed in later.
+    let bob_desk = browser(port, true, 1280, false).await;
     let url = server.url.clone();
-    let (a, b) = (alice.clone(), bob.clone());
+    let (a, b, b2) = (alice.clone(), bob.clone(), bob_desk.clone());
     let db_url = database_url.clone();
     let outcome = tokio::spawn(async move {
         register(&a, &url, "alice", "Alice").await;
         register(&b, &url, "bob", "Bob").await;
         create_community(&a, "Lantern Club", &[&b]).await;
         let general = path(&a).await;
+        let leftover = find(&a, "#create-community-form input[name=name]").await.prop("value").await.unwrap();
+        assert_eq!(leftover.as_deref(), Some(""), "a form that succeeded starts blank again");
 
         // Alice makes a group from the member panel; it opens at its own "general" channel, and it
         // appears in Bob's sidebar without a reload.
@@ -231,6 +235,7 @@ async fn history_groups_forgeries_and_key_changes() {
         fill_id(&a, "new-channel-name", "later").await;
         submit(&a, "create-channel-form").await;
         wait_contains(&b, "[data-testid=channel]", "# later").await;
+        assert_eq!(find(&a, "#new-channel-name").await.prop("value").await.unwrap().as_deref(), Some(""));
         let kept: Value = b
             .execute(
                 "const e = document.querySelector('[data-testid=edit-box]'); \
@@ -300,6 +305,35 @@ async fn history_groups_forgeries_and_key_changes() {
         edit.send_keys(&format!("canary-romeo edited{ENTER}")).await.unwrap();
         wait_contains(&a, "[data-testid=message-body]", "canary-romeo edited").await;
 
+        // Bob signs in on a second browser: with two devices, verifying him starts with picking the
+        // one in front of him (each shows its id on its home page). Only that one is asked.
+        b2.goto(&format!("{url}/login")).await.unwrap();
+        hydrated(&b2).await;
+        fill(&b2, "username", "bob").await;
+        fill(&b2, "password", PASSWORD).await;
+        submit(&b2, "login-form").await;
+        wait_path(&b2, "/").await;
+        let status = wait_prefix(&b2, "[data-testid=device-status]", "This device: ").await;
+        let second = status.trim_start_matches("This device: ").split(' ').next().unwrap().to_owned();
+        a.execute(
+            "const m = [...document.querySelectorAll('[data-testid=member]')].find(m => m.textContent.includes('Bob')); \
+             m.querySelector('[data-testid=verify]').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let pick = find(&a, &format!("[data-testid=verify-device][data-device='{second}']")).await;
+        assert_eq!(texts(&a, "[data-testid=verify-device]").await.len(), 2, "both of Bob's devices are offered");
+        screenshot(&a, "verify-choose").await;
+        pick.click().await.unwrap();
+        find(&b2, "[data-testid=verify-accept]").await.click().await.unwrap();
+        assert_eq!(text(&a, "[data-testid=sas-numbers]").await, text(&b2, "[data-testid=sas-numbers]").await);
+        find(&a, "[data-testid=sas-match]").await.click().await.unwrap();
+        find(&b2, "[data-testid=sas-match]").await.click().await.unwrap();
+        find(&a, "[data-testid=verify-done]").await;
+        find(&b2, "[data-testid=verify-done]").await;
+        assert!(b.find(Locator::Css("[data-testid=verify-dialog]")).await.is_err(), "Bob's phone was not asked");
+
         // The server now lists other keys for Bob's device. The next time Alice's browser looks at
         // Bob's devices (to send), it warns, names the device, and sends nothing to the new key.
         let db = Database::connect(&db_url).await.unwrap();
@@ -324,7 +358,7 @@ async fn history_groups_forgeries_and_key_changes() {
         assert!(unmarked.is_empty(), "focus is invisible on: {unmarked:?}");
     })
     .await;
-    for browser in [alice, bob] {
+    for browser in [alice, bob, bob_desk] {
         let _ = browser.close().await;
     }
     if let Err(e) = outcome {

@@ -48,7 +48,7 @@ impl Relay for ServerRelay {
     }
 }
 
-fn fingerprint(ed25519: &str) -> String {
+pub(crate) fn fingerprint(ed25519: &str) -> String {
     ed25519.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
 }
 

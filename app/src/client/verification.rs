@@ -7,7 +7,7 @@
 
 use super::{Runtime, current, runtime};
 use crate::{
-    chat::{Verify, VerifyStep},
+    chat::{DeviceChoice, Verify, VerifyStep},
     crypto::{
         device::VerifiedDevice,
         machine::Machine,
@@ -29,7 +29,12 @@ pub(crate) struct FlowTable {
     active: std::collections::HashMap<String, (Verification, VerifiedDevice)>,
     /// Requests not answered yet.
     incoming: std::collections::HashMap<String, (VerifiedDevice, ToDeviceContent)>,
+    /// The devices on screen to choose from (someone with several).
+    choosing: Vec<VerifiedDevice>,
 }
+
+/// The transaction id shown while the person picks a device (no flow exists yet).
+const CHOOSING: &str = "";
 
 fn show(rt: &Runtime, txn: &str, peer: &VerifiedDevice, step: VerifyStep) {
     rt.chat.verify.set(Some(Verify { txn: txn.to_owned(), user: peer.user, device_id: peer.device_id.clone(), step }));
@@ -58,28 +63,67 @@ pub(crate) async fn refresh_verified(rt: &Runtime) {
     }
 }
 
-/// Starts verifying `user` (their first listed device).
+/// Starts verifying `user`: at once if they have one device, else after the person picked one.
 pub async fn start(user: Uuid) -> Result<(), String> {
     let rt = runtime()?;
     let mut flows = rt.flows.lock().await;
-    let started = rt
+    let devices = rt
         .vault
         .with(async |m: &mut Machine, relay| {
-            let devices = m.devices_of(relay, user).await?;
+            let devices = m.devices_of(relay, user).await;
             rt.take_warnings(m);
-            let peer = devices.into_iter().next().ok_or(crate::crypto::CryptoError::NoSession)?;
-            let (flow, content) = Verification::start(&m.device, &peer);
-            m.send_to(relay, &peer, content).await?;
-            Ok::<_, crate::crypto::CryptoError>((flow, peer))
+            devices.map(|all| all.into_iter().map(|d| (m.trust.is_verified(&d), d)).collect::<Vec<_>>())
         })
         .await
+        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let (flow, peer) = started.map_err(|e| match e {
-        crate::crypto::CryptoError::NoSession => "they have no device that can be verified yet".to_owned(),
-        e => e.to_string(),
-    })?;
+    match devices.as_slice() {
+        [] => Err("they have no device that can be verified yet".to_owned()),
+        [(_, only)] => begin(&rt, &mut flows, only.clone()).await,
+        several => {
+            let choices = several
+                .iter()
+                .map(|(verified, d)| DeviceChoice {
+                    device_id: d.device_id.clone(),
+                    fingerprint: super::vault::fingerprint(&d.ed25519),
+                    verified: *verified,
+                })
+                .collect();
+            flows.choosing = several.iter().map(|(_, d)| d.clone()).collect();
+            rt.chat.verify.set(Some(Verify {
+                txn: CHOOSING.to_owned(),
+                user,
+                device_id: String::new(),
+                step: VerifyStep::Choose(choices),
+            }));
+            Ok(())
+        }
+    }
+}
+
+/// The person picked `device_id` from the list on screen.
+pub async fn choose(device_id: String) {
+    let Some(rt) = current() else { return };
+    let mut flows = rt.flows.lock().await;
+    let Some(peer) = std::mem::take(&mut flows.choosing).into_iter().find(|d| d.device_id == device_id) else { return };
+    if let Err(e) = begin(&rt, &mut flows, peer.clone()).await {
+        fail(&rt, CHOOSING, &peer, e);
+    }
+}
+
+/// Sends the request to `peer` and waits for its answer.
+async fn begin(rt: &Runtime, flows: &mut FlowTable, peer: VerifiedDevice) -> Result<(), String> {
+    let flow = rt
+        .vault
+        .with(async |m: &mut Machine, relay| {
+            let (flow, content) = Verification::start(&m.device, &peer);
+            m.send_to(relay, &peer, content).await.map(|()| flow)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let txn = flow.txn().to_owned();
-    show(&rt, &txn, &peer, VerifyStep::Waiting);
+    show(rt, &txn, &peer, VerifyStep::Waiting);
     flows.active.insert(txn, (flow, peer));
     Ok(())
 }
@@ -122,6 +166,7 @@ pub fn decline() {
         let mut flows = rt.flows.lock().await;
         flows.incoming.remove(&txn);
         flows.active.remove(&txn);
+        flows.choosing.clear();
     });
 }
 

@@ -143,3 +143,15 @@ fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
+
+/// Empties `form` each time `succeeded` turns true (after a successful submission), so the next
+/// entry starts blank; a failed one keeps what was typed.
+pub fn reset_after(form: NodeRef<leptos::html::Form>, succeeded: impl Fn() -> bool + 'static) {
+    Effect::new(move |_| {
+        if succeeded()
+            && let Some(form) = form.get_untracked()
+        {
+            form.reset();
+        }
+    });
+}

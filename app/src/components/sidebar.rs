@@ -4,7 +4,7 @@
 use crate::{
     api::spaces::{CreateCommunity, JoinCommunity},
     chat::Chat,
-    components::form::{ErrorBanner, Field},
+    components::form::{ErrorBanner, Field, reset_after},
     error::AppError,
     model::{
         messages::Unread,
@@ -131,15 +131,18 @@ pub fn SpaceForms(
 ) -> impl IntoView {
     let join_error = Signal::derive(move || join.value().get().and_then(Result::err));
     let create_error = Signal::derive(move || create.value().get().and_then(Result::err));
+    let (join_form, create_form) = (NodeRef::new(), NodeRef::new());
+    reset_after(join_form, move || matches!(join.value().get(), Some(Ok(_))));
+    reset_after(create_form, move || matches!(create.value().get(), Some(Ok(_))));
     view! {
         <div class="space-y-3 border-t border-slate-200 px-4 py-3 dark:border-slate-800">
-            <ActionForm action=join attr:id="join-form" attr:class="space-y-2">
+            <ActionForm action=join node_ref=join_form attr:id="join-form" attr:class="space-y-2">
                 <Field name="code" label="Join with an invite code" autocomplete="off" error=join_error />
                 <button type="submit" class=SMALL_BUTTON>"Join"</button>
             </ActionForm>
             <ErrorBanner error=join_error />
             {can_create.then(|| view! {
-                <ActionForm action=create attr:id="create-community-form" attr:class="space-y-2">
+                <ActionForm action=create node_ref=create_form attr:id="create-community-form" attr:class="space-y-2">
                     <Field name="name" label="New community" autocomplete="off" error=create_error />
                     <button type="submit" class=SMALL_BUTTON>"Create"</button>
                 </ActionForm>

@@ -8,7 +8,7 @@ use crate::{
     api::spaces::{CreateChannel, CreateCommunityInvite, CreateGroup, create_group_dm, kick_member, open_dm},
     chat::{Chat, Line, Lock, Timeline, act, day_and_time, same_group},
     components::{
-        form::{ErrorBanner, Field},
+        form::{ErrorBanner, Field, reset_after},
         sidebar::direct_label,
     },
     model::{
@@ -782,6 +782,8 @@ fn ManageCommunity(community: Option<(Uuid, CommunityRole)>, group_id: Option<Uu
     let invite_error = Signal::derive(move || invite.value().get().and_then(Result::err));
     let channel_error = Signal::derive(move || new_channel.value().get().and_then(Result::err));
     let group_error = Signal::derive(move || new_group.value().get().and_then(Result::err));
+    let channel_form = NodeRef::new();
+    reset_after(channel_form, move || matches!(new_channel.value().get(), Some(Ok(_))));
     let (Some((community_id, role)), Some(group_id)) = (community, group_id) else { return ().into_any() };
     if role < CommunityRole::Admin {
         return ().into_any();
@@ -797,7 +799,7 @@ fn ManageCommunity(community: Option<(Uuid, CommunityRole)>, group_id: Option<Uu
                 <p class="text-sm">"Share this code: " <code class="font-mono font-semibold" data-testid="community-invite-code">{i.code}</code></p>
             })}
             <ErrorBanner error=invite_error />
-            <ActionForm action=new_channel attr:id="create-channel-form" attr:class="space-y-2">
+            <ActionForm action=new_channel node_ref=channel_form attr:id="create-channel-form" attr:class="space-y-2">
                 <input type="hidden" name="group_id" value=group_id.to_string() />
                 <Field name="name" id="new-channel-name" label="New channel in this group" autocomplete="off" error=channel_error />
                 <button type="submit" class=PRIMARY>"Create channel"</button>

@@ -245,6 +245,26 @@ fn VerifyDialog() -> impl IntoView {
         chat.verify.get().map(|v| {
             let who = name(v.user);
             let body = match v.step {
+                VerifyStep::Choose(devices) => view! {
+                    <p>{format!("{who} has several devices. Ask which one they are holding: each shows its name and key on its home page (\"This device\").")}</p>
+                    <ul class="mt-3 space-y-2">
+                        {devices.into_iter().map(|d| {
+                            let id = d.device_id.clone();
+                            view! {
+                                <li>
+                                    <button type="button" class=format!("{BUTTON} w-full text-left ring-1 ring-indigo-200 hover:bg-indigo-100 dark:ring-indigo-800 dark:hover:bg-indigo-900")
+                                        data-testid="verify-device" data-device=d.device_id.clone()
+                                        on:click=move |_| leptos::task::spawn_local(act::choose_verification(id.clone()))>
+                                        <span class="font-mono">{d.device_id.clone()}</span>
+                                        {d.verified.then_some(" · already verified")}
+                                        <span class="block truncate font-mono text-xs font-normal">{format!("key {}", d.fingerprint)}</span>
+                                    </button>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                    <button type="button" class=format!("{BUTTON} mt-3") on:click=move |_| act::decline_verification()>"Cancel"</button>
+                }.into_any(),
                 VerifyStep::Incoming => view! {
                     <p>{format!("{who} wants to verify this device with you. Do it when you can both see each other's screen (or talk on a call).")}</p>
                     <div class="mt-3 flex gap-2">
@@ -282,7 +302,9 @@ fn VerifyDialog() -> impl IntoView {
             view! {
                 <section role="dialog" aria-label="Verify a device" data-testid="verify-dialog"
                     class="border-b border-indigo-300 bg-indigo-50 px-4 py-3 text-sm dark:border-indigo-800 dark:bg-indigo-950">
-                    <h2 class="font-semibold">"Verify device " {v.device_id.clone()}</h2>
+                    <h2 class="font-semibold">
+                        {if v.device_id.is_empty() { format!("Verify {who}") } else { format!("Verify device {}", v.device_id) }}
+                    </h2>
                     {body}
                 </section>
             }
