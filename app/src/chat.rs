@@ -38,6 +38,9 @@ pub struct Line {
     /// The text, or why it cannot be read. Never ciphertext.
     pub body: Result<String, String>,
     pub lock: Lock,
+    /// The Ed25519 key of the device that wrote it, once opened: verifying that device later
+    /// turns its lock to verified.
+    pub sender_key: Option<String>,
 }
 
 impl Line {
@@ -59,6 +62,7 @@ impl Line {
             reply_to: envelope.reply_to,
             body: if deleted { Ok(String::new()) } else { opened.map(|(body, _)| body) },
             lock,
+            sender_key: None,
         }
     }
 }
@@ -214,6 +218,17 @@ impl Chat {
     pub fn opened(&self, channel_id: Uuid) -> Option<ArcRwSignal<Timeline>> {
         self.timelines.with_value(|m| m.get(&channel_id).cloned())
     }
+
+    /// The device with Ed25519 key `key` was just verified: its messages on screen say so.
+    pub fn mark_verified(&self, key: &str) {
+        let timelines: Vec<ArcRwSignal<Timeline>> = self.timelines.with_value(|m| m.values().cloned().collect());
+        for t in timelines {
+            let mine = |l: &Line| l.lock == Lock::Encrypted && l.sender_key.as_deref() == Some(key);
+            if t.with_untracked(|t| t.lines.values().any(mine)) {
+                t.update(|t| t.lines.values_mut().filter(|l| mine(l)).for_each(|l| l.lock = Lock::Verified));
+            }
+        }
+    }
 }
 
 /// The calendar day and the time of day of an RFC 3339 timestamp, in the browser's time zone
@@ -302,6 +317,7 @@ mod tests {
             reply_to: None,
             body: Ok("x".into()),
             lock: Lock::Encrypted,
+            sender_key: None,
         }
     }
 

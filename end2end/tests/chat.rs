@@ -154,6 +154,16 @@ async fn three_people_talk_end_to_end_encrypted() {
         find(&a, "[data-testid=verify-done]").await;
         find(&b, "[data-testid=verify-done]").await;
         wait_contains(&a, "[data-testid=member]", "✓ verified").await;
+        // What Bob's device wrote before is shown as verified too, without a reload.
+        let earlier: Value = a
+            .execute(
+                "const r = [...document.querySelectorAll('[data-testid=message]')].find(r => r.textContent.includes('canary-charlie')); \
+                 return r.dataset.lock;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(earlier, json!("verified"));
         say(&b, "canary-kilo from a verified device").await;
         wait_contains(&a, "[data-testid=message-body]", "canary-kilo").await;
         let lock: Value = a

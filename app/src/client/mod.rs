@@ -159,7 +159,10 @@ impl Runtime {
                             return (Line::new(&e, true, Ok((String::new(), false))), None);
                         }
                         match m.open(&e) {
-                            Ok(o) => (Line::new(&e, false, Ok((o.body, o.verified))), None),
+                            Ok(o) => {
+                                let line = Line::new(&e, false, Ok((o.body, o.verified)));
+                                (Line { sender_key: Some(o.sender_key), ..line }, None)
+                            }
                             Err(err) => {
                                 let retry = matches!(err, CryptoError::UnknownSession(_)).then(|| e.clone());
                                 (Line::new(&e, false, Err(err.to_string())), retry)
@@ -182,6 +185,7 @@ impl Runtime {
                     reply_to: None,
                     body: Err(e.to_string()),
                     lock: crate::chat::Lock::Failed,
+                    sender_key: None,
                 },
                 None,
             )],

@@ -198,6 +198,7 @@ pub async fn confirm(matches: bool) {
     match outcome {
         Ok(Ok(true)) => {
             show(&rt, &txn, &peer, VerifyStep::Done);
+            rt.chat.mark_verified(&peer.ed25519);
             drop(flows);
             refresh_verified(&rt).await;
         }
@@ -244,6 +245,7 @@ pub(crate) async fn receive(rt: &Rc<Runtime>, sender: VerifiedDevice, content: T
     match outcome {
         Ok(Ok(Some(VerifyStep::Done))) => {
             show(rt, &txn, &peer, VerifyStep::Done);
+            rt.chat.mark_verified(&peer.ed25519);
             drop(flows);
             refresh_verified(rt).await;
         }

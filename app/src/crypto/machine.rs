@@ -204,7 +204,7 @@ impl Machine {
         let decrypted = self.decrypt(envelope.channel_id, envelope.id, &envelope.ciphertext)?;
         check_envelope(&decrypted, envelope)?;
         let verified = self.trust.is_verified(&decrypted.sender);
-        Ok(Opened { body: decrypted.plaintext.body, verified })
+        Ok(Opened { body: decrypted.plaintext.body, verified, sender_key: decrypted.sender.ed25519 })
     }
 }
 
@@ -214,6 +214,8 @@ pub struct Opened {
     pub body: String,
     /// The author's device was verified by the user (SAS); otherwise it is trusted on first use.
     pub verified: bool,
+    /// The Ed25519 key of the device that wrote it.
+    pub sender_key: String,
 }
 
 /// The server's envelope must agree with what the ciphertext proves: the author is the device whose
