@@ -88,7 +88,42 @@ struct InboundRecord {
 struct ChannelsRecord {
     outbound: Vec<OutboundRecord>,
     inbound: Vec<InboundRecord>,
+    /// Replay memory as first written, an entry per message: still read, no longer written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     seen: Vec<(String, u32, Uuid)>,
+    /// Replay memory per session: base64 of 20-byte entries (message index as u32 little-endian,
+    /// then the message id), a fifth of the size of the form above. Every operation of the
+    /// browser runtime writes this record, so its size is the cost of a long history.
+    #[serde(default)]
+    seen_packed: Vec<(String, String)>,
+}
+
+fn pack_seen(seen: &HashMap<(String, u32), Uuid>) -> Vec<(String, String)> {
+    use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
+    let mut by_session: std::collections::BTreeMap<&str, Vec<u8>> = std::collections::BTreeMap::new();
+    for ((session, index), message) in seen {
+        let bytes = by_session.entry(session).or_default();
+        bytes.extend_from_slice(&index.to_le_bytes());
+        bytes.extend_from_slice(message.as_bytes());
+    }
+    by_session.into_iter().map(|(session, bytes)| (session.to_owned(), STANDARD_NO_PAD.encode(bytes))).collect()
+}
+
+fn unpack_seen(packed: Vec<(String, String)>, into: &mut HashMap<(String, u32), Uuid>) -> CryptoResult<()> {
+    use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
+    for (session, encoded) in packed {
+        let bytes = STANDARD_NO_PAD.decode(encoded).map_err(store_error)?;
+        if bytes.len() % 20 != 0 {
+            return Err(CryptoError::Store("damaged replay memory".into()));
+        }
+        for entry in bytes.chunks_exact(20) {
+            let (index, message) = entry.split_at(4);
+            let index = u32::from_le_bytes(index.try_into().map_err(store_error)?);
+            let message = Uuid::from_slice(message).map_err(store_error)?;
+            into.insert((session.clone(), index), message);
+        }
+    }
+    Ok(())
 }
 
 /// Seals the device (account and Olm sessions).
@@ -143,7 +178,8 @@ pub fn seal_channels(channels: &Channels, key: &StoreKey) -> CryptoResult<String
                 session: i.session.pickle().encrypt(&key.0),
             })
             .collect(),
-        seen: channels.seen.iter().map(|((session, index), message)| (session.clone(), *index, *message)).collect(),
+        seen: vec![],
+        seen_packed: pack_seen(&channels.seen),
     };
     serde_json::to_string(&record).map_err(store_error)
 }
@@ -173,6 +209,7 @@ pub fn open_channels(sealed: &str, key: &StoreKey) -> CryptoResult<Channels> {
         );
     }
     channels.seen = record.seen.into_iter().map(|(s, i, m)| ((s, i), m)).collect();
+    unpack_seen(record.seen_packed, &mut channels.seen)?;
     Ok(channels)
 }
 

@@ -328,6 +328,7 @@ fn state_survives_a_reload_sealed_under_its_key() {
         Err(CryptoError::Replay),
         "replay memory survives"
     );
+    assert!(bob.channels.decrypt(channel, first_id, &first).is_ok(), "the same message opens again");
     // Megolm continues where it was; Olm sessions too.
     alice.channels.prepare(&alice.device, channel, &[bob.seen()], 1);
     let next = alice.channels.encrypt(&alice.device, &text(channel, "after reload")).unwrap();
@@ -551,4 +552,17 @@ fn a_wedged_olm_session_is_replaced() {
     deliver(&bob, &mut alice, dummy).unwrap();
     let after = alice.device.encrypt_to_device(&bob.device.as_verified(), None, ToDeviceContent::Dummy).unwrap();
     assert_eq!(deliver(&alice, &mut bob, after).unwrap(), None, "messages get through again");
+}
+
+#[test]
+fn replay_memory_in_the_first_format_still_loads() {
+    let message = Uuid::new_v4();
+    let old = format!(r#"{{"outbound":[],"inbound":[],"seen":[["S1",3,"{message}"]]}}"#);
+    let channels = store::open_channels(&old, &StoreKey([7; 32])).unwrap();
+    assert_eq!(channels.seen.get(&("S1".to_owned(), 3)), Some(&message));
+    // Written back in the packed form, and read again.
+    let sealed = store::seal_channels(&channels, &StoreKey([7; 32])).unwrap();
+    assert!(!sealed.contains(&message.to_string()), "no longer one entry per message");
+    let again = store::open_channels(&sealed, &StoreKey([7; 32])).unwrap();
+    assert_eq!(again.seen, channels.seen);
 }
