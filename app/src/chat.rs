@@ -144,6 +144,14 @@ pub struct DeviceChoice {
     pub verified: bool,
 }
 
+/// A key warning on screen until dismissed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyNotice {
+    pub text: String,
+    /// For a changed key: the device (user, device id) and the new key the person may accept.
+    pub accept: Option<(Uuid, String, String)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verify {
     pub txn: String,
@@ -170,7 +178,7 @@ pub struct Chat {
     /// The channel on screen, if any.
     pub viewing: RwSignal<Option<Uuid>>,
     /// Key warnings not dismissed yet (a changed or forged device key).
-    pub warnings: RwSignal<Vec<String>>,
+    pub warnings: RwSignal<Vec<KeyNotice>>,
     /// The verification in progress, if any.
     pub verify: RwSignal<Option<Verify>>,
     /// Users with a device this user verified.
@@ -266,7 +274,7 @@ pub fn same_group(prev: &Line, next: &Line) -> bool {
 pub mod act {
     #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
     pub use crate::client::{
-        close_channel, delete, edit, load_older, open_channel, send, typing,
+        accept_key, close_channel, delete, edit, load_older, open_channel, send, typing,
         verification::{
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
             decline as decline_verification, start as start_verification,
@@ -294,6 +302,7 @@ pub mod act {
             Err(BROWSER_ONLY.into())
         }
         pub async fn choose_verification(_: String) {}
+        pub async fn accept_key(_: Uuid, _: String, _: String) {}
         pub async fn accept_verification() {}
         pub fn decline_verification() {}
         pub async fn confirm_verification(_: bool) {}

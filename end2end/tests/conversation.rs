@@ -15,7 +15,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use fantoccini::{Client, Locator};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, IntoActiveModel,
-    QueryFilter, Set, Statement,
+    QueryFilter, QueryOrder, Set, Statement,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -46,8 +46,10 @@ async fn swap_device_keys(db: &DatabaseConnection, username: &str) -> String {
         .await
         .unwrap()
         .expect("user exists");
+    // Their first device.
     let device = entity::device::Entity::find()
         .filter(entity::device::Column::UserId.eq(user.id))
+        .order_by_asc(entity::device::Column::CreatedAt)
         .one(db)
         .await
         .unwrap()
@@ -334,15 +336,32 @@ async fn history_groups_forgeries_and_key_changes() {
         find(&b2, "[data-testid=verify-done]").await;
         assert!(b.find(Locator::Css("[data-testid=verify-dialog]")).await.is_err(), "Bob's phone was not asked");
 
-        // The server now lists other keys for Bob's device. The next time Alice's browser looks at
-        // Bob's devices (to send), it warns, names the device, and sends nothing to the new key.
+        // The server now lists other keys for Bob's phone. The next time Alice's browser looks at
+        // Bob's devices (to send), it warns, names the device, and sends the room key only to
+        // Bob's other device: the message goes out, the phone (whose real key Alice no longer
+        // believes) cannot open it, and neither could whoever holds the new key.
         let db = Database::connect(&db_url).await.unwrap();
         let device_id = swap_device_keys(&db, "bob").await;
         db.close().await.ok();
-        composer_ready(&a).await.send_keys(&format!("canary-oscar after the swap{ENTER}")).await.unwrap();
+        say(&a, "canary-oscar after the swap").await;
         wait_contains(&a, "[data-testid=key-warning]", &device_id).await;
         wait_contains(&a, "[data-testid=key-warning]", "changed").await;
         screenshot(&a, "key-warning").await;
+        b2.goto(&format!("{url}{general}")).await.unwrap();
+        wait_contains(&b2, "[data-testid=message-body]", "canary-oscar after the swap").await;
+        wait_contains(&b, "[data-testid=message-body]", "Could not decrypt").await;
+        assert!(!bodies(&b).await.iter().any(|t| t.contains("canary-oscar")));
+        // Accepting the new key (as if Bob had set his phone up again) ends the warning; the
+        // made-up key's one-time keys are not signed by it, so it still gets nothing.
+        find(&a, "[data-testid=accept-key]").await.click().await.unwrap();
+        let started = Instant::now();
+        while a.find(Locator::Css("[data-testid=accept-key]")).await.is_ok() {
+            assert!(started.elapsed() < Duration::from_secs(10), "the warning stayed after accepting");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        say(&a, "canary-uniform after accepting").await;
+        wait_contains(&a, "[data-testid=key-warning]", "did not sign").await;
+        wait_contains(&b2, "[data-testid=message-body]", "canary-uniform after accepting").await;
 
         // Keyboard only: from a fresh load, Tab reaches the sidebar, Enter opens a conversation,
         // Tab reaches the composer, Enter sends; every stop on the way shows where the focus is.

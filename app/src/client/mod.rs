@@ -11,7 +11,7 @@ pub mod verification;
 
 use crate::{
     api::messages::{delete_message, edit_message, message_history, send_message, unread_counts},
-    chat::{Chat, Line, Timeline},
+    chat::{Chat, KeyNotice, Line, Timeline},
     crypto::{
         CryptoError,
         channel::ChannelPlaintext,
@@ -129,19 +129,25 @@ impl Runtime {
     /// Shows the key warnings the last operation raised.
     fn take_warnings(&self, machine: &mut Machine) {
         for w in machine.warnings.drain(..) {
-            let text = match w {
-                KeyWarning::Forged { device_id, reason, .. } => {
-                    format!(
+            let notice = match w {
+                KeyWarning::Forged { device_id, reason, .. } => KeyNotice {
+                    text: format!(
                         "The server lists keys for device {device_id} that it did not sign ({reason}). Nothing is encrypted to it."
-                    )
-                }
-                KeyWarning::Changed { device_id, .. } => format!(
-                    "The key of device {device_id} changed since you last saw it. If its owner did not set up that device again, someone may be listening in: verify them."
-                ),
+                    ),
+                    accept: None,
+                },
+                KeyWarning::Changed { user, device_id, now, .. } => KeyNotice {
+                    text: format!(
+                        "The key of device {device_id} changed since you last saw it. Nothing is sent to that device \
+                         until you accept the new key or verify its owner. If they did not set that device up again, \
+                         someone may be listening in."
+                    ),
+                    accept: Some((user, device_id, now)),
+                },
             };
             self.chat.warnings.update(|all| {
-                if !all.contains(&text) {
-                    all.push(text)
+                if !all.contains(&notice) {
+                    all.push(notice)
                 }
             });
         }
@@ -423,6 +429,17 @@ pub async fn delete(channel_id: Uuid, message_id: Uuid) -> Result<(), String> {
     let event = delete_message(message_id).await.map_err(|e| e.to_string())?;
     rt.apply_events(channel_id, vec![event]).await;
     Ok(())
+}
+
+/// The person accepts a changed device key (unverified): that device gets room keys again.
+pub async fn accept_key(user: Uuid, device_id: String, ed25519: String) {
+    let Some(rt) = current() else { return };
+    let accepted = rt.vault.with(async |m: &mut Machine, _| m.trust.accept_key(user, &device_id, &ed25519)).await;
+    if accepted.is_ok() {
+        rt.chat
+            .warnings
+            .update(|all| all.retain(|n| n.accept.as_ref().is_none_or(|(_, d, k)| *d != device_id || *k != ed25519)));
+    }
 }
 
 /// Tells the others this user is typing (at most every 3 s per channel).

@@ -48,8 +48,11 @@ impl Machine {
         Self { device, channels: Channels::default(), trust: Trust::default(), warnings: vec![] }
     }
 
-    /// Checks listed devices: forged ones are dropped with a warning, changed keys warn.
-    fn check(&mut self, listed: &[DeviceKeys]) -> Vec<VerifiedDevice> {
+    /// Checks listed devices: forged ones are dropped with a warning; one whose key changed since
+    /// it was first seen warns and is dropped too until the user accepts the new key or verifies
+    /// it (a server that made up keys for a known device must not receive room keys), unless
+    /// `with_changed` (to pick it for verification).
+    fn check(&mut self, listed: &[DeviceKeys], with_changed: bool) -> Vec<VerifiedDevice> {
         let mut good = Vec::with_capacity(listed.len());
         for keys in listed {
             match verify_device(keys, keys.user_id) {
@@ -61,6 +64,9 @@ impl Machine {
                             previous,
                             now: device.ed25519.clone(),
                         });
+                        if !with_changed {
+                            continue;
+                        }
                     }
                     good.push(device);
                 }
@@ -84,7 +90,7 @@ impl Machine {
         now_ms: u64,
     ) -> CryptoResult<Ciphertext> {
         let listed = relay.channel_devices(plaintext.channel_id).await?;
-        let recipients = self.check(&listed);
+        let recipients = self.check(&listed, false);
         let keys = self.channels.prepare(&self.device, plaintext.channel_id, &recipients, now_ms);
         let mut batch = Vec::with_capacity(keys.len());
         for (device, content) in keys {
@@ -136,8 +142,10 @@ impl Machine {
             .iter()
             .find(|k| k.device_id == message.sender_device)
             .ok_or(CryptoError::WrongSender("device not listed"))?;
-        let sender =
-            self.check(std::slice::from_ref(keys)).pop().ok_or(CryptoError::WrongSender("forged device keys"))?;
+        let sender = self
+            .check(std::slice::from_ref(keys), false)
+            .pop()
+            .ok_or(CryptoError::WrongSender("forged device keys"))?;
         let content = match self.device.decrypt_to_device(&sender, &message.payload.0) {
             Ok(content) => content,
             Err(CryptoError::Decrypt(reason)) => {
@@ -187,10 +195,11 @@ impl Machine {
             .await
     }
 
-    /// The checked devices of a user (forged ones dropped with a warning).
+    /// The checked devices of a user, to verify (forged ones dropped with a warning; changed ones
+    /// kept, with a warning: verifying is how the new key becomes trusted).
     pub async fn devices_of(&mut self, relay: &impl Relay, user: Uuid) -> CryptoResult<Vec<VerifiedDevice>> {
         let listed = relay.user_devices(user).await?;
-        Ok(self.check(&listed))
+        Ok(self.check(&listed, true))
     }
 
     /// Decrypts a channel message (`message_id` is the server's id for it: replay bookkeeping).

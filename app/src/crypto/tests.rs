@@ -566,3 +566,40 @@ fn replay_memory_in_the_first_format_still_loads() {
     let again = store::open_channels(&sealed, &StoreKey([7; 32])).unwrap();
     assert_eq!(again.seen, channels.seen);
 }
+
+#[test]
+fn a_device_whose_key_changed_gets_nothing_until_the_new_key_is_accepted() {
+    let mut alice = Machine::new(Device::new(Uuid::new_v4(), "ALICE"));
+    let mut bob = Person::new("bob");
+    let channel = Uuid::new_v4();
+    let relay = |listed: Vec<DeviceKeys>, claims: Vec<ClaimedKey>| FakeRelay {
+        listed,
+        claims: RefCell::new(claims),
+        sent: RefCell::default(),
+    };
+    let key = bob.device.one_time_keys_to_publish(0).remove(0);
+    bob.device.mark_published();
+    let bobs = ClaimedKey { user_id: bob.device.user(), device_id: "BOB".into(), key, fallback: false };
+    let first = relay(vec![alice.device.device_keys(), bob.device.device_keys()], vec![bobs]);
+    now(alice.encrypt(&first, &text(channel, "hello"), 0)).unwrap();
+    assert_eq!(first.sent.borrow().len(), 1, "bob's device got the room key");
+
+    // The server now lists other keys, validly self-signed, under bob's device id.
+    let mut impostor = Device::new(bob.device.user(), "BOB");
+    let key = impostor.one_time_keys_to_publish(0).remove(0);
+    impostor.mark_published();
+    let lying = relay(
+        vec![alice.device.device_keys(), impostor.device_keys()],
+        vec![ClaimedKey { user_id: impostor.user(), device_id: "BOB".into(), key, fallback: false }],
+    );
+    now(alice.encrypt(&lying, &text(channel, "not for the impostor"), 0)).unwrap();
+    assert!(lying.sent.borrow().is_empty(), "no room key went to the new key");
+    assert!(matches!(alice.warnings.as_slice(), [KeyWarning::Changed { device_id, .. }] if device_id == "BOB"));
+
+    // Accepted (the person knows bob set that device up again): it gets the next one.
+    alice.warnings.clear();
+    alice.trust.accept_key(impostor.user(), "BOB", &impostor.ed25519());
+    now(alice.encrypt(&lying, &text(channel, "welcome back"), 0)).unwrap();
+    assert_eq!(lying.sent.borrow().len(), 1);
+    assert!(alice.warnings.is_empty());
+}

@@ -66,7 +66,12 @@ impl Trust {
 
     /// The user saw the warning and accepts the new key (unverified).
     pub fn accept(&mut self, device: &VerifiedDevice) {
-        self.known.insert(device_key(device), Known { ed25519: device.ed25519.clone(), verified: false });
+        self.accept_key(device.user, &device.device_id, &device.ed25519);
+    }
+
+    /// [`Trust::accept`] by the parts the warning names.
+    pub fn accept_key(&mut self, user: Uuid, device_id: &str, ed25519: &str) {
+        self.known.insert(format!("{user}/{device_id}"), Known { ed25519: ed25519.to_owned(), verified: false });
     }
 
     /// Whether this exact key was verified.

@@ -207,21 +207,36 @@ fn ConnectionStatus() -> impl IntoView {
     }
 }
 
-/// Key-change and forged-key warnings, until dismissed.
+const WARNING_BUTTON: &str = "rounded px-2 font-semibold hover:bg-amber-100 focus:outline-none focus-visible:ring-2 \
+    focus-visible:ring-amber-500 dark:hover:bg-amber-900";
+
+/// Key-change and forged-key warnings, until dismissed (a changed key can be accepted there).
 #[component]
 fn KeyWarnings() -> impl IntoView {
     let chat = expect_context::<Chat>();
     view! {
-        <For each=move || chat.warnings.get() key=|w| w.clone() let:warning>
+        <For each=move || chat.warnings.get() key=|w| w.text.clone() let:warning>
             <div role="alert" data-testid="key-warning" class="flex items-start justify-between gap-2 border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-100">
-                <span>"⚠ " {warning.clone()}</span>
-                <button
-                    type="button"
-                    class="shrink-0 rounded px-2 font-semibold hover:bg-amber-100 dark:hover:bg-amber-900"
-                    on:click=move |_| chat.warnings.update(|all| all.retain(|w| *w != warning))
-                >
-                    "Dismiss"
-                </button>
+                <span>"⚠ " {warning.text.clone()}</span>
+                <span class="flex shrink-0 gap-1">
+                    {warning.accept.clone().map(|(user, device_id, key)| view! {
+                        <button
+                            type="button"
+                            class=WARNING_BUTTON
+                            data-testid="accept-key"
+                            on:click=move |_| leptos::task::spawn_local(act::accept_key(user, device_id.clone(), key.clone()))
+                        >
+                            "Accept new key"
+                        </button>
+                    })}
+                    <button
+                        type="button"
+                        class=WARNING_BUTTON
+                        on:click=move |_| chat.warnings.update(|all| all.retain(|w| *w != warning))
+                    >
+                        "Dismiss"
+                    </button>
+                </span>
             </div>
         </For>
     }
