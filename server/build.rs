@@ -4,7 +4,10 @@
 use std::{env, fs, path::Path};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Read at run time, not baked in with `env!`: a build script compiled in another checkout
+    // sharing this target directory would otherwise read that checkout's sources.
+    let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("..");
     let app_src = root.join("app/src");
     let main_css = root.join("style/main.css");
     // Relative to this package: two checkouts sharing one target directory (a clone run by CI on

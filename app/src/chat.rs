@@ -186,6 +186,8 @@ pub struct Chat {
     /// What is typed but not sent, per channel: kept when the view is rebuilt or another channel
     /// is opened, lost only with the tab.
     pub drafts: StoredValue<HashMap<Uuid, String>>,
+    /// The page changed in the browser since it loaded (a link followed, not a fresh load).
+    pub navigated: StoredValue<bool>,
 }
 
 impl Default for Chat {
@@ -205,6 +207,7 @@ impl Default for Chat {
             verify: RwSignal::new(None),
             verified: RwSignal::new(Default::default()),
             drafts: StoredValue::new(HashMap::new()),
+            navigated: StoredValue::new(false),
         }
     }
 }

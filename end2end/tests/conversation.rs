@@ -336,6 +336,39 @@ async fn history_groups_forgeries_and_key_changes() {
         find(&b2, "[data-testid=verify-done]").await;
         assert!(b.find(Locator::Css("[data-testid=verify-dialog]")).await.is_err(), "Bob's phone was not asked");
 
+        // A private group: Alice makes it (only she is in), adds Bob from its member panel, and
+        // Bob, who could not see it before, reads what is said there from then on.
+        fill_id(&a, "new-group-name", "Staff").await;
+        find(&a, "#create-group-form [data-testid=group-private]").await.click().await.unwrap();
+        submit(&a, "create-group-form").await;
+        wait_contains(&a, "[data-testid=community]", "Staff · private").await;
+        let staff = {
+            let started = Instant::now();
+            loop {
+                let now = path(&a).await;
+                if now != general {
+                    break now;
+                }
+                assert!(started.elapsed() < Duration::from_secs(15), "the private group did not open");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        assert!(!texts(&b, "[data-testid=community]").await.concat().contains("Staff"), "Bob cannot see it yet");
+        find(&a, "[data-testid=add-people]").await.click().await.unwrap();
+        find(&a, "[data-testid=add-member-choice]").await.select_by_label("Bob").await.unwrap();
+        find(&a, "[data-testid=add-member]").await.click().await.unwrap();
+        wait_contains(&a, "[data-testid=member]", "Bob").await;
+        wait_contains(&b, "[data-testid=community]", "Staff").await;
+        say(&a, "canary-victor staff only").await;
+        b.goto(&format!("{url}{staff}")).await.unwrap();
+        wait_contains(&b, "[data-testid=message-body]", "canary-victor staff only").await;
+        for who in [&a, &b] {
+            who.goto(&format!("{url}{general}")).await.unwrap();
+            wait_text(who, "[data-testid=channel-title]", "# general").await;
+            // Started: the device is registered (before the server's lie below).
+            composer_ready(who).await;
+        }
+
         // The server now lists other keys for Bob's phone. The next time Alice's browser looks at
         // Bob's devices (to send), it warns, names the device, and sends the room key only to
         // Bob's other device: the message goes out, the phone (whose real key Alice no longer
@@ -351,6 +384,11 @@ async fn history_groups_forgeries_and_key_changes() {
         wait_contains(&b2, "[data-testid=message-body]", "canary-oscar after the swap").await;
         wait_contains(&b, "[data-testid=message-body]", "Could not decrypt").await;
         assert!(!bodies(&b).await.iter().any(|t| t.contains("canary-oscar")));
+        // The phone, reloaded, finds the server listing other keys for itself: it says so, and
+        // sends nothing.
+        b.refresh().await.unwrap();
+        wait_contains(&b, "[role=alert]", "other keys for this very device").await;
+        assert_eq!(find(&b, "[data-testid=composer]").await.prop("disabled").await.unwrap().as_deref(), Some("true"));
         // Accepting the new key (as if Bob had set his phone up again) ends the warning; the
         // made-up key's one-time keys are not signed by it, so it still gets nothing.
         find(&a, "[data-testid=accept-key]").await.click().await.unwrap();

@@ -76,7 +76,13 @@ impl Vault {
                 machine
             }
         };
-        register_device(machine.device.device_keys()).await.map_err(|e| e.to_string())?;
+        register_device(machine.device.device_keys()).await.map_err(|e| match e.for_field("device_id") {
+            // This browser's own device, listed by the server with keys it never had.
+            Some(_) => "the server lists other keys for this very device. It may have been tampered with; \
+                        nothing is sent from this browser"
+                .to_owned(),
+            None => e.to_string(),
+        })?;
         let device_id = machine.device.device_id().to_owned();
         let vault = Self { idb, key, relay: ServerRelay { device_id: device_id.clone() } };
         vault.top_up(&mut machine).await.map_err(text)?;

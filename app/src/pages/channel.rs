@@ -5,10 +5,13 @@
 
 use super::signed_in::ShellData;
 use crate::{
-    api::spaces::{CreateChannel, CreateCommunityInvite, CreateGroup, create_group_dm, kick_member, open_dm},
+    api::spaces::{
+        CreateChannel, CreateCommunityInvite, CreateGroup, add_group_member, community_members, create_group_dm,
+        kick_member, open_dm,
+    },
     chat::{Chat, Line, Lock, Timeline, act, day_and_time, same_group},
     components::{
-        form::{ErrorBanner, Field, reset_after},
+        form::{ErrorBanner, Field, INPUT, reset_after},
         sidebar::direct_label,
     },
     model::{
@@ -32,6 +35,8 @@ const PRIMARY: &str = "shrink-0 rounded-lg bg-indigo-600 px-3 py-2 text-sm font-
 struct Place {
     title: String,
     kind: ChannelKind,
+    /// In a private group (invite only).
+    private: bool,
     /// The community and the user's role in it (community channels only).
     community: Option<(Uuid, CommunityRole)>,
     group_id: Option<Uuid>,
@@ -44,6 +49,7 @@ fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
                 return Some(Place {
                     title: format!("# {}", ch.name),
                     kind: ch.kind,
+                    private: g.private,
                     community: Some((c.id, c.my_role)),
                     group_id: Some(g.id),
                 });
@@ -53,6 +59,7 @@ fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
     spaces.direct.iter().find(|ch| ch.id == channel).map(|ch| Place {
         title: direct_label(ch, me),
         kind: ch.kind,
+        private: false,
         community: None,
         group_id: None,
     })
@@ -117,7 +124,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
             let lost = document()
                 .active_element()
                 .is_none_or(|e| e.tag_name() == "BODY" || e.closest("[data-testid=channel]").ok().flatten().is_some());
-            if lost && h.is_connected() {
+            if lost && chat.navigated.get_value() && h.is_connected() {
                 let _ = h.focus();
             }
         });
@@ -137,7 +144,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
                         <TypingLine channel=id names />
                         <Composer channel=id names replying />
                     </section>
-                    <MemberPanel community=place.community group_id=place.group_id kind=place.kind open=members_open />
+                    <MemberPanel community=place.community group_id=place.group_id private=place.private kind=place.kind open=members_open />
                 </div>
             }
         })
@@ -255,6 +262,8 @@ fn TimelineView(
     // Follow new messages while the view is at the bottom; keep the reading position when older
     // messages are added above.
     let stick = StoredValue::new(true);
+    // Scroll events before the first rows were put in place are layout, not the reader.
+    let positioned = StoredValue::new(false);
     let height_before = StoredValue::new(None::<(i32, i32)>);
     let older = {
         let timeline = timeline.clone();
@@ -281,12 +290,15 @@ fn TimelineView(
                 } else if stick.get_value() {
                     el.set_scroll_top(el.scroll_height());
                 }
-                // Still near the top with more history (a page shorter than the screen, or the
-                // reader got there while it loaded): no scroll will come, so load the next page.
-                if el.is_connected()
-                    && el.scroll_top() < 200
-                    && timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading)
-                {
+                let more = timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading);
+                if timeline.with_untracked(|t| t.loaded) {
+                    positioned.set_value(true);
+                }
+                // No scroll will come when the page is shorter than the screen, or when the
+                // reader scrolled up to the top while it loaded: load the next page now.
+                let short = el.scroll_height() <= el.client_height() + 1;
+                let waiting_at_top = !stick.get_value() && el.scroll_top() < 200;
+                if el.is_connected() && more && (short || waiting_at_top) {
                     older();
                 }
             });
@@ -297,6 +309,9 @@ fn TimelineView(
         let timeline = timeline.clone();
         move |_| {
             let Some(el) = scroller.get_untracked() else { return };
+            if !positioned.get_value() {
+                return;
+            }
             stick.set_value(el.scroll_height() - el.scroll_top() - el.client_height() < 80);
             if el.scroll_top() < 200 && timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading) {
                 older();
@@ -637,6 +652,7 @@ fn presence_dot(p: Presence) -> (&'static str, &'static str) {
 fn MemberPanel(
     community: Option<(Uuid, CommunityRole)>,
     group_id: Option<Uuid>,
+    private: bool,
     kind: ChannelKind,
     open: RwSignal<bool>,
 ) -> impl IntoView {
@@ -751,7 +767,7 @@ fn MemberPanel(
                 </button>
             })}
             {move || error.get().map(|e| view! { <p role="alert" class="mt-2 text-red-700 dark:text-red-300">{e}</p> })}
-            {(kind == ChannelKind::Text).then(|| view! { <ManageCommunity community group_id /> })}
+            {(kind == ChannelKind::Text).then(|| view! { <ManageCommunity community group_id private /> })}
         </aside>
     }
     .into_any()
@@ -759,7 +775,7 @@ fn MemberPanel(
 
 /// Invites, new channels and new groups, for community admins.
 #[component]
-fn ManageCommunity(community: Option<(Uuid, CommunityRole)>, group_id: Option<Uuid>) -> impl IntoView {
+fn ManageCommunity(community: Option<(Uuid, CommunityRole)>, group_id: Option<Uuid>, private: bool) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let invite = ServerAction::<CreateCommunityInvite>::new();
     let new_channel = ServerAction::<CreateChannel>::new();
@@ -815,6 +831,74 @@ fn ManageCommunity(community: Option<(Uuid, CommunityRole)>, group_id: Option<Uu
                 <button type="submit" class=PRIMARY>"Create group"</button>
             </ActionForm>
             <ErrorBanner error=group_error />
+            {private.then(|| view! { <AddToGroup community_id group_id /> })}
+        </div>
+    }
+    .into_any()
+}
+
+/// Adds community members to a private group (its channels' member lists show who is in).
+#[component]
+fn AddToGroup(community_id: Uuid, group_id: Uuid) -> impl IntoView {
+    let data = expect_context::<ShellData>();
+    // Loaded on demand (a click), not as a resource: this view renders inside the frame's Suspense.
+    let candidates = RwSignal::new(None::<Result<Vec<Member>, crate::error::AppError>>);
+    let chosen = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let load =
+        move |_| leptos::task::spawn_local(async move { candidates.set(Some(community_members(community_id).await)) });
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Ok(user) = Uuid::parse_str(&chosen.get_untracked()) else {
+            error.set(Some("Choose someone to add.".into()));
+            return;
+        };
+        leptos::task::spawn_local(async move {
+            match add_group_member(group_id, user).await {
+                Ok(()) => {
+                    error.set(None);
+                    chosen.set(String::new());
+                    candidates.set(None);
+                    data.members_changed.update(|n| *n += 1);
+                }
+                Err(e) => error.set(Some(format!("Not added: {e}"))),
+            }
+        });
+    };
+    let picker = move || {
+        match candidates.get() {
+        None => view! {
+            <button type="button" class=PRIMARY data-testid="add-people" on:click=load>"Add people to this group"</button>
+        }
+        .into_any(),
+        Some(Err(e)) => view! { <ErrorBanner error=Signal::stored(Some(e)) /> }.into_any(),
+        Some(Ok(all)) => {
+            let present: HashSet<Uuid> =
+                data.members_now.with(|m| m.as_ref().map(|(_, l)| l.iter().map(|m| m.user.id).collect()).unwrap_or_default());
+            let others: Vec<Member> = all.into_iter().filter(|m| !present.contains(&m.user.id)).collect();
+            if others.is_empty() {
+                return view! { <p class="text-sm text-slate-600 dark:text-slate-400">"Everyone in the community is in this group."</p> }
+                    .into_any();
+            }
+            view! {
+                <form class="space-y-2" on:submit=add>
+                    <label for="add-to-group" class="block text-sm font-medium">"Add to this private group"</label>
+                    <select id="add-to-group" class=INPUT data-testid="add-member-choice"
+                        on:change=move |ev| chosen.set(event_target_value(&ev))>
+                        <option value="">"Choose someone…"</option>
+                        {others.into_iter().map(|m| view! { <option value=m.user.id.to_string()>{m.user.display_name}</option> }).collect_view()}
+                    </select>
+                    <button type="submit" class=PRIMARY data-testid="add-member">"Add"</button>
+                </form>
+            }
+            .into_any()
+        }
+    }
+    };
+    view! {
+        <div class="space-y-2" data-testid="add-to-group">
+            {picker}
+            {move || error.get().map(|e| view! { <p role="alert" class="text-sm text-red-700 dark:text-red-300">{e}</p> })}
         </div>
     }
     .into_any()

@@ -134,9 +134,12 @@ fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerActio
     let sidebar_open = RwSignal::new(false);
     // Following a link in the folded (mobile) sidebar shows the page.
     let location = use_location();
-    Effect::new(move |_| {
+    Effect::new(move |first: Option<()>| {
         location.pathname.track();
         sidebar_open.set(false);
+        if first.is_some() {
+            chat.navigated.set_value(true);
+        }
     });
     let logout = ServerAction::<Logout>::new();
     let is_manager = me.is_owner || me.is_admin;
