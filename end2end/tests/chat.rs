@@ -78,10 +78,7 @@ async fn three_people_talk_end_to_end_encrypted() {
         find(&b, "[data-testid=replying]").await;
         say(&b, "canary-charlie a reply").await;
         wait_contains(&a, "[data-testid=reply-quote]", "Alice: canary-alpha").await;
-        act_on(&a, "canary-alpha hello Bob", "edit").await;
-        let edit = find(&a, "[data-testid=edit-box]").await;
-        edit.clear().await.unwrap();
-        edit.send_keys(&format!("canary-delta edited hello{ENTER}")).await.unwrap();
+        start_edit(&a, "canary-alpha hello Bob", &format!("canary-delta edited hello{ENTER}")).await;
         wait_contains(&b, "[data-testid=message-body]", "canary-delta edited hello").await;
         wait_contains(&b, "[data-testid=edited]", "(edited)").await;
         say(&a, "canary-echo to be deleted").await;
@@ -99,15 +96,7 @@ async fn three_people_talk_end_to_end_encrypted() {
 
         // A DM: Alice starts it from the member list; it appears in Bob's sidebar.
         wait_contains(&a, "[data-testid=member]", "Bob").await;
-        let dm_button: Value = a
-            .execute(
-                "const m = [...document.querySelectorAll('[data-testid=member]')].find(m => m.textContent.includes('Bob')); \
-                 m.querySelector('[data-testid=message-member]').click(); return true;",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert_eq!(dm_button, json!(true));
+        member_action(&a, "Bob", "message-member").await;
         wait_contains(&a, "[data-testid=channel-title]", "Bob").await;
         say(&a, "canary-foxtrot just between us").await;
         open_conversation(&b, "Alice").await;
@@ -137,13 +126,7 @@ async fn three_people_talk_end_to_end_encrypted() {
         // Alice and Bob verify each other's devices by comparing emoji (SAS over Olm).
         open_conversation(&a, "# general").await;
         open_conversation(&b, "# general").await;
-        a.execute(
-            "const m = [...document.querySelectorAll('[data-testid=member]')].find(m => m.textContent.includes('Bob')); \
-             m.querySelector('[data-testid=verify]').click();",
-            vec![],
-        )
-        .await
-        .unwrap();
+        member_action(&a, "Bob", "verify").await;
         find(&b, "[data-testid=verify-accept]").await.click().await.unwrap();
         let (alice_sees, bob_sees) = (text(&a, "[data-testid=sas-emoji]").await, text(&b, "[data-testid=sas-emoji]").await);
         assert_eq!(alice_sees, bob_sees, "both screens show the same emoji");
@@ -155,37 +138,15 @@ async fn three_people_talk_end_to_end_encrypted() {
         find(&b, "[data-testid=verify-done]").await;
         wait_contains(&a, "[data-testid=member]", "✓ verified").await;
         // What Bob's device wrote before is shown as verified too, without a reload.
-        let earlier: Value = a
-            .execute(
-                "const r = [...document.querySelectorAll('[data-testid=message]')].find(r => r.textContent.includes('canary-charlie')); \
-                 return r.dataset.lock;",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert_eq!(earlier, json!("verified"));
+        assert_eq!(lock_of(&a, "canary-charlie").await, json!("verified"));
         say(&b, "canary-kilo from a verified device").await;
         wait_contains(&a, "[data-testid=message-body]", "canary-kilo").await;
-        let lock: Value = a
-            .execute(
-                "const r = [...document.querySelectorAll('[data-testid=message]')].find(r => r.textContent.includes('canary-kilo')); \
-                 return r.dataset.lock;",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert_eq!(lock, json!("verified"));
+        assert_eq!(lock_of(&a, "canary-kilo").await, json!("verified"));
 
         // Alice kicks Carol: Carol's open channel says so, and nothing sent afterwards reaches her.
         open_conversation(&c, "# general").await;
         open_conversation(&a, "# general").await;
-        a.execute(
-            "const m = [...document.querySelectorAll('[data-testid=member]')].find(m => m.textContent.includes('Carol')); \
-             m.querySelector('[data-testid=kick]').click();",
-            vec![],
-        )
-        .await
-        .unwrap();
+        member_action(&a, "Carol", "kick").await;
         // The open channel says so (then the sidebar drops it and the page says it is gone).
         find(&c, "[data-testid=removed], [data-testid=no-channel]").await;
         say(&a, "canary-juliet after the kick").await;

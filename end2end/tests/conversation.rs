@@ -155,13 +155,8 @@ async fn history_groups_forgeries_and_key_changes() {
         // appears in Bob's sidebar without a reload.
         fill_id(&a, "new-group-name", "Night Shift").await;
         submit(&a, "create-group-form").await;
-        let started = Instant::now();
-        while path(&a).await == general {
-            assert!(started.elapsed() < Duration::from_secs(15), "the new group did not open");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let night = wait_path_change(&a, &general).await;
         wait_text(&a, "[data-testid=channel-title]", "# general").await;
-        let night = path(&a).await;
         assert!(night.starts_with("/c/"), "{night}");
         wait_contains(&b, "[data-testid=community]", "Night Shift").await;
 
@@ -230,10 +225,7 @@ async fn history_groups_forgeries_and_key_changes() {
         // Bob is editing a message when the community changes (Alice adds a channel): his sidebar
         // shows it, and the edit stays open with his text and the focus.
         say(&b, "canary-sierra first try").await;
-        act_on(&b, "canary-sierra first try", "edit").await;
-        let edit = find(&b, "[data-testid=edit-box]").await;
-        edit.clear().await.unwrap();
-        edit.send_keys("canary-tango second").await.unwrap();
+        start_edit(&b, "canary-sierra first try", "canary-tango second").await;
         fill_id(&a, "new-channel-name", "later").await;
         submit(&a, "create-channel-form").await;
         wait_contains(&b, "[data-testid=channel]", "# later").await;
@@ -301,10 +293,7 @@ async fn history_groups_forgeries_and_key_changes() {
         wait_contains(&b, "[data-testid=message-body]", "canary-lima only for general").await;
         say(&b, "canary-november still fine").await;
         wait_contains(&a, "[data-testid=message-body]", "canary-november still fine").await;
-        act_on(&b, "canary-november still fine", "edit").await;
-        let edit = find(&b, "[data-testid=edit-box]").await;
-        edit.clear().await.unwrap();
-        edit.send_keys(&format!("canary-romeo edited{ENTER}")).await.unwrap();
+        start_edit(&b, "canary-november still fine", &format!("canary-romeo edited{ENTER}")).await;
         wait_contains(&a, "[data-testid=message-body]", "canary-romeo edited").await;
 
         // Bob signs in on a second browser: with two devices, verifying him starts with picking the
@@ -317,13 +306,7 @@ async fn history_groups_forgeries_and_key_changes() {
         wait_path(&b2, "/").await;
         let status = wait_prefix(&b2, "[data-testid=device-status]", "This device: ").await;
         let second = status.trim_start_matches("This device: ").split(' ').next().unwrap().to_owned();
-        a.execute(
-            "const m = [...document.querySelectorAll('[data-testid=member]')].find(m => m.textContent.includes('Bob')); \
-             m.querySelector('[data-testid=verify]').click();",
-            vec![],
-        )
-        .await
-        .unwrap();
+        member_action(&a, "Bob", "verify").await;
         let pick = find(&a, &format!("[data-testid=verify-device][data-device='{second}']")).await;
         assert_eq!(texts(&a, "[data-testid=verify-device]").await.len(), 2, "both of Bob's devices are offered");
         screenshot(&a, "verify-choose").await;
@@ -342,17 +325,7 @@ async fn history_groups_forgeries_and_key_changes() {
         find(&a, "#create-group-form [data-testid=group-private]").await.click().await.unwrap();
         submit(&a, "create-group-form").await;
         wait_contains(&a, "[data-testid=community]", "Staff · private").await;
-        let staff = {
-            let started = Instant::now();
-            loop {
-                let now = path(&a).await;
-                if now != general {
-                    break now;
-                }
-                assert!(started.elapsed() < Duration::from_secs(15), "the private group did not open");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
+        let staff = wait_path_change(&a, &general).await;
         assert!(!texts(&b, "[data-testid=community]").await.concat().contains("Staff"), "Bob cannot see it yet");
         find(&a, "[data-testid=add-people]").await.click().await.unwrap();
         find(&a, "[data-testid=add-member-choice]").await.select_by_label("Bob").await.unwrap();
@@ -446,11 +419,4 @@ async fn history_groups_forgeries_and_key_changes() {
     if let Some(p) = postgres {
         p.drop().await;
     }
-}
-
-/// Fills the input with HTML id `id`.
-async fn fill_id(c: &Client, id: &str, value: &str) {
-    let field = find(c, &format!("#{id}")).await;
-    field.clear().await.unwrap();
-    field.send_keys(value).await.unwrap();
 }

@@ -463,3 +463,57 @@ pub async fn create_community(owner: &Client, name: &str, joiners: &[&Client]) {
         wait_contains(who, "[data-testid=community] h2", name).await;
     }
 }
+
+/// Fills the input with HTML id `id` (for pages with two fields of the same name).
+pub async fn fill_id(c: &Client, id: &str, value: &str) {
+    let field = find(c, &format!("#{id}")).await;
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+/// Clicks the button `button` (a `data-testid`) in the member list row of `name`.
+pub async fn member_action(c: &Client, name: &str, button: &str) {
+    let clicked: Value = c
+        .execute(
+            "const m = [...document.querySelectorAll('[data-testid=member]')].find(m => m.textContent.includes(arguments[0])); \
+             const b = m && m.querySelector(`[data-testid=${arguments[1]}]`); if (b) b.click(); return !!b;",
+            vec![json!(name), json!(button)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(clicked, json!(true), "no {button} button for {name:?}");
+}
+
+/// The lock state (`data-lock`) of the message containing `text`.
+pub async fn lock_of(c: &Client, text: &str) -> Value {
+    c.execute(
+        "const r = [...document.querySelectorAll('[data-testid=message]')].find(r => r.textContent.includes(arguments[0])); \
+         return r && r.dataset.lock;",
+        vec![json!(text)],
+    )
+    .await
+    .unwrap()
+}
+
+/// Opens the edit box of the message containing `message` and replaces its text with `typed`
+/// (add ENTER to save); returns the box.
+pub async fn start_edit(c: &Client, message: &str, typed: &str) -> Element {
+    act_on(c, message, "edit").await;
+    let edit = find(c, "[data-testid=edit-box]").await;
+    edit.clear().await.unwrap();
+    edit.send_keys(typed).await.unwrap();
+    edit
+}
+
+/// Waits until the page has left `from` (a path); returns the new path.
+pub async fn wait_path_change(c: &Client, from: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let now = c.current_url().await.unwrap().path().to_owned();
+        if now != from {
+            return now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "still at {from}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
