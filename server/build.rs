@@ -1,6 +1,8 @@
 //! Compiles the stylesheet: Tailwind-style utility classes found in `app/src` (by encre-css, pure
 //! Rust, offline) followed by `style/main.css`. The result is embedded in the binary.
 
+#![allow(clippy::expect_used)] // a build script reports failure by panicking
+
 use std::{env, fs, path::Path};
 
 fn main() {

@@ -10,14 +10,13 @@ pub mod client;
 pub mod components;
 #[cfg(feature = "e2ee")]
 pub mod crypto;
-pub mod error;
-pub mod model;
 pub mod pages;
 pub mod routes;
-pub mod validation;
-
 #[cfg(feature = "ssr")]
-pub mod server;
+pub mod web;
+
+/// The wire types, the error type and the input rules live in `protocol`, shared with the domain.
+pub use protocol::{error, model, validation};
 
 pub use routes::App;
 

@@ -5,15 +5,13 @@
 //!
 //! `cargo xtask bench [-- --sizes 100,1000 --idle 5000 --rate 20 --seconds 10 --database-url postgres://…]`
 
-use app::{
-    model::{
-        CommunityCreationMode,
-        gateway::{ClientFrame, PROTOCOL_VERSION, ServerFrame},
-        messages::{Ciphertext, MessageKind},
-    },
-    server::{config::Config, session, spaces, state::AppState},
-};
+use domain::{Core, config::Config, session, spaces};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use protocol::model::{
+    CommunityCreationMode,
+    gateway::{ClientFrame, PROTOCOL_VERSION, ServerFrame},
+    messages::{Ciphertext, MessageKind},
+};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use std::{
     net::SocketAddr,
@@ -95,7 +93,7 @@ fn server_binary() -> Result<PathBuf> {
 struct Node {
     child: Child,
     addr: SocketAddr,
-    state: AppState,
+    state: Core,
     dir: PathBuf,
 }
 
@@ -150,24 +148,24 @@ impl Node {
     /// `users` members of one community; returns its first channel and a session cookie per user.
     async fn members(&self, users: usize) -> Result<(Uuid, Vec<String>)> {
         let db = &self.state.db;
-        let e = |e: app::server::error::ServerError| format!("{:?}", app::error::AppError::from(e));
+        let core = &self.state;
+        let e = |e: domain::ServerError| format!("{:?}", protocol::AppError::from(e));
         let mut ids = Vec::with_capacity(users);
         for i in 0..users {
             ids.push(new_user(db, &format!("user{i}")).await?);
         }
         let owner = entity::user::Entity::find_by_id(ids[0]).one(db).await.map_err(|e| e.to_string())?;
         let owner = owner.ok_or("the first user vanished")?;
-        let club = spaces::create_community(db, &owner, CommunityCreationMode::Open, "Bench", "").await.map_err(e)?;
-        let invite = spaces::create_invite(db, owner.id, club, None, None).await.map_err(e)?;
+        let club = spaces::create_community(core, &owner, CommunityCreationMode::Open, "Bench", "").await.map_err(e)?;
+        let invite = spaces::create_invite(core, owner.id, club, None, None).await.map_err(e)?;
         for id in &ids[1..] {
-            spaces::join(db, *id, &invite.code).await.map_err(e)?;
+            spaces::join(core, *id, &invite.code).await.map_err(e)?;
         }
-        let channel = spaces::my_spaces(db, owner.id).await.map_err(e)?.communities[0].groups[0].channels[0].id;
+        let channel = spaces::my_spaces(core, owner.id).await.map_err(e)?.communities[0].groups[0].channels[0].id;
         let mut cookies = Vec::with_capacity(users);
         for id in &ids {
-            let set = session::start(&self.state, *id, None).await.map_err(e)?;
-            let pairs: Vec<&str> = set.iter().filter_map(|v| v.to_str().ok()?.split(';').next()).collect();
-            cookies.push(pairs.join("; "));
+            let issued = session::start(core, *id, None).await.map_err(e)?;
+            cookies.push(format!("chatalot_at={}; chatalot_rt={}", issued.access, issued.refresh));
         }
         Ok((channel, cookies))
     }
@@ -206,7 +204,20 @@ async fn new_user(db: &sea_orm::DatabaseConnection, name: &str) -> Result<Uuid> 
         suspended_at: Set(None),
         presence: Set(0),
     };
-    Ok(user.insert(db).await.map_err(|e| e.to_string())?.id)
+    let id = user.insert(db).await.map_err(|e| e.to_string())?.id;
+    // Messages come from registered devices. The bench never decrypts, so the keys are placeholders.
+    entity::device::ActiveModel {
+        user_id: Set(id),
+        device_id: Set("BENCH".into()),
+        curve25519: Set("-".into()),
+        ed25519: Set("-".into()),
+        signature: Set("-".into()),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(id)
 }
 
 /// Opens a socket and waits for `ready`.

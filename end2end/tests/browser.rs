@@ -5,6 +5,8 @@
 //! Run by `cargo xtask test`, which builds the server and the site and sets
 //! `CHATALOT_SERVER_BIN` and `CHATALOT_SITE_DIR`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

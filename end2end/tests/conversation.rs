@@ -7,6 +7,8 @@
 //!
 //! Run by `cargo xtask test` (it builds the server and the site and sets the paths).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};

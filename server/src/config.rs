@@ -1,6 +1,6 @@
-//! Loading `app::server::config::Config`: defaults → optional TOML file → environment variables.
+//! Loading `domain::config::Config`: defaults → optional TOML file → environment variables.
 
-use app::server::config::{Config, ENV_VARS};
+use domain::config::{Config, env_vars};
 use figment::{
     Figment,
     providers::{Env, Format, Toml},
@@ -16,7 +16,7 @@ pub fn load(file: Option<&Path>) -> Result<Config, String> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::raw().only(ENV_VARS));
+    figment = figment.merge(Env::raw().only(&env_vars().collect::<Vec<_>>()));
     let config: Config = figment.extract().map_err(|e| one_line(&e))?;
     config.validate()?;
     Ok(config)
@@ -45,10 +45,10 @@ mod tests {
             jail.set_env("NATS_URL", "nats://127.0.0.1:4222");
             let c = load(Some(Path::new("chatalot.toml"))).map_err(figment::Error::from)?;
             assert_eq!(c.listen_addr.to_string(), "0.0.0.0:9000");
-            assert_eq!(c.registration_mode, app::model::RegistrationMode::Closed);
+            assert_eq!(c.registration_mode, protocol::model::RegistrationMode::Closed);
             assert_eq!(c.data_dir, Path::new("/srv/chat"));
             assert!(c.database_url.is_none());
-            assert_eq!(c.community_creation_mode, app::model::CommunityCreationMode::Open);
+            assert_eq!(c.community_creation_mode, protocol::model::CommunityCreationMode::Open);
             assert!(c.nats_url.is_some());
             Ok(())
         });

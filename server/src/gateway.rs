@@ -1,28 +1,14 @@
 //! `/ws`: the real-time gateway. One task per socket: it authenticates the upgrade, waits for
 //! `hello`, subscribes the socket to what its user may read (computed here, never asked for),
 //! replays what a reconnecting client missed, then relays frames both ways until the socket, the
-//! session or the token ends. The protocol's types live in `app::model::gateway`.
+//! session or the token ends. The protocol's types live in `protocol::model::gateway`.
 //!
 //! Ordering: a channel's events carry gap-free sequence numbers. Live events of one channel can
 //! arrive slightly out of order when two senders race; clients order by `seq`, and resume from the
 //! highest sequence below which they have everything. Events replayed on resume come first and
 //! live duplicates of them are skipped, so a resume has no gap and no duplicate.
 
-use app::{
-    error::AppError,
-    model::{
-        gateway::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION, Presence, ResumePoint, ServerFrame},
-        messages::ChannelEvent,
-    },
-    server::{
-        error::ServerError,
-        keys_directory, messages,
-        realtime::{Close, Outbound, Registration, Signal},
-        session::{self, Session, SocketAuth},
-        spaces,
-        state::AppState,
-    },
-};
+use app::web::cookies::socket_token;
 use axum::{
     extract::{
         Extension, State,
@@ -31,8 +17,22 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
+use domain::{
+    Core,
+    error::ServerError,
+    keys_directory, messages, presence,
+    realtime::{Close, Outbound, Registration},
+    session::{self, Session, SocketAuth},
+    spaces,
+};
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+use protocol::{
+    AppError,
+    model::{
+        gateway::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION, Presence, ResumePoint, ServerFrame},
+        messages::ChannelEvent,
+    },
+};
 use std::{
     collections::{HashMap, HashSet},
     time::{Duration, Instant},
@@ -60,7 +60,7 @@ const REPLAY_PAGE: u32 = 500;
 
 /// `GET /ws`: authenticates, then upgrades.
 pub async fn upgrade(
-    State(state): State<AppState>,
+    State(state): State<Core>,
     headers: HeaderMap,
     refreshed: Option<Extension<Session>>,
     ws: WebSocketUpgrade,
@@ -68,7 +68,8 @@ pub async fn upgrade(
     if !crate::http::origin_allowed(&state, &headers) {
         return (StatusCode::FORBIDDEN, "cross-origin socket refused").into_response();
     }
-    let auth = match session::authenticate_socket(&state, &headers, refreshed.map(|e| e.0)).await {
+    let token = socket_token(&headers);
+    let auth = match session::authenticate_socket(&state, token.as_deref(), refreshed.map(|e| e.0)).await {
         Ok(auth) => auth,
         Err(e) => return crate::http::error_response(AppError::from(e)),
     };
@@ -95,7 +96,7 @@ enum End {
 }
 
 struct Connection {
-    state: AppState,
+    state: Core,
     socket: WebSocket,
     user: user::Model,
     device: Option<String>,
@@ -110,7 +111,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(state: AppState, auth: SocketAuth, mut socket: WebSocket) -> Result<(), End> {
+    async fn run(state: Core, auth: SocketAuth, mut socket: WebSocket) -> Result<(), End> {
         let SocketAuth { user, session, expires_at } = auth;
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
             Ok(Some(Ok(Message::Text(text)))) => ClientFrame::decode(&text),
@@ -166,18 +167,9 @@ impl Connection {
             bad_frames: 0,
             last_heard: Instant::now(),
         };
-        let presence = Signal::Presence {
-            user_id: conn.user.id,
-            node: conn.state.realtime.hub.node(),
-            status,
-            connected: true,
-            communities,
-        };
-        conn.state.realtime.publish(presence).await;
+        presence::connected(&conn.state, conn.user.id, status, communities).await;
         let ended = conn.serve(rx, closed, expires_at, channels, snapshot, resume).await;
-        if let Some(offline) = conn.state.realtime.hub.unregister(conn.id) {
-            conn.state.realtime.publish(offline).await;
-        }
+        presence::disconnected(&conn.state, conn.id).await;
         ended
     }
 
@@ -190,7 +182,7 @@ impl Connection {
         snapshot: Vec<(Uuid, Presence)>,
         resume: Vec<ResumePoint>,
     ) -> Result<(), End> {
-        let unread = match messages::unread_counts(&self.state.db, self.user.id).await {
+        let unread = match messages::unread_counts(&self.state, self.user.id).await {
             Ok(u) => u,
             Err(e) => return internal(&mut self.socket, e).await,
         };
@@ -287,9 +279,7 @@ impl Connection {
                         self.send(&ServerFrame::Presence { user_id, status }).await?;
                     }
                     if let Some(status) = self.state.realtime.hub.chosen_presence(self.user.id) {
-                        let node = self.state.realtime.hub.node();
-                        let user_id = self.user.id;
-                        self.publish(Signal::Presence { user_id, node, status, connected: true, communities }).await?;
+                        presence::connected(&self.state, self.user.id, status, communities).await;
                     }
                 }
                 Ok(())
@@ -305,7 +295,7 @@ impl Connection {
         let mut after = point.last_seq.max(0);
         loop {
             let page =
-                messages::events_since(&self.state.db, self.user.id, point.channel_id, after, Some(REPLAY_PAGE)).await;
+                messages::events_since(&self.state, self.user.id, point.channel_id, after, Some(REPLAY_PAGE)).await;
             let page: Vec<ChannelEvent> = match page {
                 Ok(p) => p,
                 Err(ServerError::App(AppError::NotFound)) => {
@@ -328,7 +318,7 @@ impl Connection {
     /// To-device messages that waited for this device (the oldest 100; the client fetches more after acking).
     async fn pending_to_device(&mut self) -> Result<(), End> {
         let Some(device) = self.device.clone() else { return Ok(()) };
-        match keys_directory::fetch_to_device(&self.state.db, self.user.id, &device).await {
+        match keys_directory::fetch_to_device(&self.state, self.user.id, &device).await {
             Ok(waiting) => {
                 for message in waiting {
                     self.send(&ServerFrame::ToDevice { message }).await?;
@@ -366,69 +356,44 @@ impl Connection {
                 }
                 let input =
                     messages::Send { channel_id, device, client_txn: client_txn.clone(), kind, reply_to, ciphertext };
-                match messages::send(&self.state.db, self.user.id, input).await {
-                    Ok(stored) => {
-                        if stored.fresh {
-                            self.state.realtime.publish(Signal::Event { event: stored.event() }).await;
-                        }
-                        self.send(&ServerFrame::Sent { client_txn, message: stored.message }).await
-                    }
+                match messages::send(&self.state, self.user.id, input).await {
+                    Ok(stored) => self.send(&ServerFrame::Sent { client_txn, message: stored.message }).await,
                     Err(e) => self.refused(e, Some(client_txn)).await,
                 }
             }
             ClientFrame::Edit { message_id, ciphertext } => {
-                match messages::edit(&self.state.db, self.user.id, message_id, ciphertext).await {
-                    Ok(event) => self.publish(Signal::Event { event }).await,
-                    Err(e) => self.refused(e, None).await,
-                }
+                let edited = messages::edit(&self.state, self.user.id, message_id, ciphertext).await;
+                self.answer(edited.map(drop)).await
             }
             ClientFrame::Delete { message_id } => {
-                match messages::delete(&self.state.db, self.user.id, message_id).await {
-                    Ok(event) => self.publish(Signal::Event { event }).await,
-                    Err(e) => self.refused(e, None).await,
-                }
+                let deleted = messages::delete(&self.state, self.user.id, message_id).await;
+                self.answer(deleted.map(drop)).await
             }
             ClientFrame::Typing { channel_id } => {
-                if !self.state.realtime.hub.is_subscribed(self.id, channel_id) {
-                    return self.send(&error(ErrorCode::NotFound, "no such channel".into(), None)).await;
+                // The socket's own throttle: a client renews "typing" every few seconds at most.
+                if self.last_typing.get(&channel_id).is_some_and(|t| t.elapsed() < TYPING_EVERY) {
+                    return Ok(());
                 }
-                let due = self.last_typing.get(&channel_id).is_none_or(|t| t.elapsed() >= TYPING_EVERY);
-                if due {
-                    self.last_typing.insert(channel_id, Instant::now());
-                    self.state.realtime.publish(Signal::Typing { channel_id, user_id: self.user.id }).await;
-                }
-                Ok(())
+                self.last_typing.insert(channel_id, Instant::now());
+                let typing = presence::typing(&self.state, self.user.id, channel_id).await;
+                self.answer(typing).await
             }
-            ClientFrame::SetPresence { status } => self.set_presence(status).await,
-            ClientFrame::MarkRead { channel_id, seq } => {
-                match messages::mark_read(&self.state.db, self.user.id, channel_id, seq).await {
-                    Ok(seq) => self.publish(Signal::Read { user_id: self.user.id, channel_id, seq }).await,
+            ClientFrame::SetPresence { status } => {
+                let communities = self.state.realtime.hub.communities_of(self.id);
+                match presence::set(&self.state, &self.user, status, communities).await {
+                    Ok(user) => {
+                        self.user = user;
+                        Ok(())
+                    }
                     Err(e) => self.refused(e, None).await,
                 }
+            }
+            ClientFrame::MarkRead { channel_id, seq } => {
+                let read = messages::mark_read(&self.state, self.user.id, channel_id, seq).await;
+                self.answer(read.map(drop)).await
             }
             ClientFrame::Ping { nonce } => self.send(&ServerFrame::Pong { nonce }).await,
         }
-    }
-
-    async fn set_presence(&mut self, status: Presence) -> Result<(), End> {
-        let Some(stored) = status.to_db() else {
-            let message = "choose invisible to appear offline".into();
-            return self.send(&error(ErrorCode::Invalid, message, None)).await;
-        };
-        let mut active = self.user.clone().into_active_model();
-        active.presence = Set(stored);
-        match active.update(&self.state.db).await {
-            Ok(user) => self.user = user,
-            Err(e) => return self.refused(e.into(), None).await,
-        }
-        // Who may see it: the communities this socket is subscribed to (kept current by the hub).
-        let communities = self.state.realtime.hub.communities_of(self.id);
-        let node = self.state.realtime.hub.node();
-        self.state
-            .realtime
-            .publish(Signal::Presence { user_id: self.user.id, node, status, connected: true, communities })
-            .await;
-        Ok(())
     }
 
     /// A frame the server could not read: an error frame; too many of them close the socket.
@@ -450,10 +415,13 @@ impl Connection {
         self.send(&error(code_of(&e), message, client_txn)).await
     }
 
-    /// Publishes a stored change (the author's own socket sees it come back as its acknowledgement).
-    async fn publish(&mut self, signal: Signal) -> Result<(), End> {
-        self.state.realtime.publish(signal).await;
-        Ok(())
+    /// Nothing to say when a command succeeded (its signal comes back to this socket too); its
+    /// error otherwise.
+    async fn answer(&mut self, done: Result<(), ServerError>) -> Result<(), End> {
+        match done {
+            Ok(()) => Ok(()),
+            Err(e) => self.refused(e, None).await,
+        }
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), End> {

@@ -1,29 +1,24 @@
 //! The HTTP surface: pages and server functions (leptos_axum), static assets, health, and the
 //! middleware every response passes through (security headers, sessions, error statuses).
 
-use app::{
-    App,
-    error::AppError,
-    routes::OUTPUT_NAME,
-    server::{
-        error::new_ref_id,
-        session::{self, Session},
-        state::AppState,
-    },
-    shell,
-};
+use app::{App, routes::OUTPUT_NAME, shell, web::cookies};
 use axum::{
     Json, Router,
     body::{Body, to_bytes},
-    extract::{Request, State},
+    extract::{FromRef, Request, State},
     handler::Handler,
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
-use leptos::prelude::provide_context;
+use domain::{Core, config::Config, error::new_ref_id, session::Session};
+use leptos::{
+    config::{Env, LeptosOptions},
+    prelude::provide_context,
+};
 use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_route_list};
+use protocol::AppError;
 use std::path::Path;
 use tower_http::{
     limit::RequestBodyLimitLayer,
@@ -43,19 +38,59 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 const APP_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/app.css"));
 const APP_CSS_ETAG: &str = env!("CHATALOT_CSS_ETAG");
 
+/// What the router's handlers can reach: the domain, and Leptos's options (derived from the
+/// configuration) for rendering pages.
+#[derive(Clone, Debug)]
+pub struct Web {
+    pub core: Core,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<Web> for LeptosOptions {
+    fn from_ref(web: &Web) -> Self {
+        web.leptos.clone()
+    }
+}
+
+impl FromRef<Web> for Core {
+    fn from_ref(web: &Web) -> Self {
+        web.core.clone()
+    }
+}
+
+/// Where the built web assets are: configured, or `../site` relative to the binary (the layout
+/// `cargo xtask build` produces: `<target>/<profile>/chatalot-server` and `<target>/site`).
+pub fn site_dir(config: &Config) -> std::path::PathBuf {
+    if let Some(dir) = &config.site_dir {
+        return dir.clone();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(|p| p.parent()).map(|p| p.join("site")))
+        .unwrap_or_else(|| std::path::PathBuf::from("site"))
+}
+
+/// Leptos's options for this configuration.
+pub fn leptos_options(config: &Config) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_root(site_dir(config).to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .env(Env::PROD)
+        .site_addr(config.listen_addr)
+        .build()
+}
+
 /// The whole application.
-pub fn router(state: AppState) -> Router {
+pub fn router(core: Core) -> Router {
+    let state = Web { leptos: leptos_options(&core.config), core: core.clone() };
     let routes = generate_route_list(App);
-    let context = {
-        let state = state.clone();
-        move || provide_context(state.clone())
-    };
+    let context = move || provide_context(core.clone());
     let render = {
         let options = state.leptos.clone();
         move || shell(options.clone())
     };
-    let not_found =
-        file_and_error_handler_with_context::<AppState, _>(context.clone(), shell).with_state(state.clone());
+    let not_found = file_and_error_handler_with_context::<Web, _>(context.clone(), shell).with_state(state.clone());
     let assets = ServeDir::new(Path::new(&*state.leptos.site_root)).precompressed_gzip().fallback(not_found);
 
     Router::new()
@@ -65,14 +100,14 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("/pkg/{OUTPUT_NAME}.css"), get(stylesheet))
         .leptos_routes_with_context(&state, routes, context, render)
         .fallback_service(assets)
-        .layer(middleware::from_fn_with_state(state.clone(), resolve_session))
+        .layer(middleware::from_fn_with_state(state.core.clone(), resolve_session))
         .layer(middleware::from_fn(error_status))
         .layer(middleware::from_fn(keep_form_values))
-        .layer(middleware::from_fn_with_state(state.clone(), same_origin_posts))
+        .layer(middleware::from_fn_with_state(state.core.clone(), same_origin_posts))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // A request that takes longer than this (a stuck database, a slow client) gets 408 and frees its task.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
+        .layer(middleware::from_fn_with_state(state.core.clone(), security_headers))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -84,7 +119,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Adds the headers every response carries (a page's own CSP, with its nonce, is kept).
-async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn security_headers(State(state): State<Core>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY)
@@ -108,18 +143,18 @@ async fn security_headers(State(state): State<AppState>, req: Request, next: Nex
 
 /// Resolves the session cookies to a [`Session`] in the request extensions, rotating an expired
 /// access token; the rotated cookies are added to the response unless the handler set its own.
-async fn resolve_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+async fn resolve_session(State(state): State<Core>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let skip = path.starts_with("/pkg/") || path == "/healthz" || path == "/favicon.svg";
-    let resolved = if skip {
-        session::Resolved::default()
+    let (session, set_cookies) = if skip {
+        (None, vec![])
     } else {
-        match session::resolve(&state, req.headers()).await {
+        match cookies::resolve(&state, req.headers()).await {
             Ok(r) => r,
             Err(e) => return error_response(AppError::from(e)),
         }
     };
-    if let Some(s) = resolved.session {
+    if let Some(s) = session {
         req.extensions_mut().insert::<Session>(s);
     }
     let mut res = next.run(req).await;
@@ -131,7 +166,7 @@ async fn resolve_session(State(state): State<AppState>, mut req: Request, next: 
         .filter_map(|v| v.split('=').next())
         .map(str::to_owned)
         .collect();
-    for cookie in resolved.set_cookies {
+    for cookie in set_cookies {
         let name = cookie.to_str().ok().and_then(|v| v.split('=').next()).unwrap_or_default().to_owned();
         if !handler_cookies.contains(&name) {
             res.headers_mut().append(header::SET_COOKIE, cookie);
@@ -197,7 +232,7 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, needle: &str) -> bo
 
 /// Refuses state-changing requests whose `Origin` is another site (defence in depth on top of
 /// SameSite cookies, e.g. against login CSRF).
-async fn same_origin_posts(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn same_origin_posts(State(state): State<Core>, req: Request, next: Next) -> Response {
     if req.method() == Method::POST && !origin_allowed(&state, req.headers()) {
         return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
     }
@@ -205,7 +240,7 @@ async fn same_origin_posts(State(state): State<AppState>, req: Request, next: Ne
 }
 
 /// Whether the request's `Origin` (if it names one) is this site: its `Host`, or `PUBLIC_URL`.
-pub(crate) fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+pub(crate) fn origin_allowed(state: &Core, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
@@ -230,8 +265,8 @@ struct Health {
 }
 
 /// `GET /healthz`: 200 when the database answers, 503 when it does not.
-async fn health(State(state): State<AppState>) -> Response {
-    let db_ok = tokio::time::timeout(std::time::Duration::from_secs(3), state.db.ping()).await.is_ok_and(|r| r.is_ok());
+async fn health(State(state): State<Core>) -> Response {
+    let db_ok = state.database_ok().await;
     let body = Health {
         status: if db_ok { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),

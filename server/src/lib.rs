@@ -4,7 +4,6 @@
 //! `tower::ServiceExt::oneshot`; `main.rs` only parses the command line and calls [`run`].
 
 pub mod config;
-pub mod db;
 pub mod gateway;
 pub mod http;
 pub mod nats;

@@ -3,22 +3,21 @@
 use clap::Parser;
 use std::{path::PathBuf, process::ExitCode};
 
-const ENV_HELP: &str = "\
-Configuration (defaults → --config file → environment variables):
-  LISTEN_ADDR        address to listen on                 [default: 127.0.0.1:8080]
-  DATA_DIR           SQLite database, signing key, state  [default: ./data]
-  DATABASE_URL       postgres://user:pass@host/db for PostgreSQL [default: SQLite in DATA_DIR]
-  REGISTRATION_MODE  open | invite_only | closed          [default: invite_only]
-  COMMUNITY_CREATION_MODE  admin_only | open            [default: admin_only]
-  PUBLIC_URL         e.g. https://chat.example.com (https: Secure cookies + HSTS)
-  TRUSTED_PROXIES    comma-separated proxy IPs whose X-Forwarded-For is believed
-  SITE_DIR           built web assets                     [default: <binary dir>/../site]
-  RUST_LOG           log filter                           [default: info]
-The same keys, in lower case, may be set in the TOML file.";
+/// The configuration part of `--help`, written from the one list of settings.
+fn env_help() -> String {
+    let mut help = String::from("Configuration (defaults → --config file → environment variables):\n");
+    let width = domain::config::SETTINGS.iter().map(|s| s.env.len()).max().unwrap_or(0);
+    for s in domain::config::SETTINGS {
+        help.push_str(&format!("  {:width$}  {} [default: {}]\n", s.env, s.help, s.default));
+    }
+    help.push_str(&format!("  {:width$}  log filter [default: info]\n", "RUST_LOG"));
+    help.push_str("The same keys, in lower case, may be set in the TOML file.");
+    help
+}
 
 /// Chatalot: a self-hosted, end-to-end-encrypted chat server.
 #[derive(Parser, Debug)]
-#[command(name = "chatalot-server", version, after_help = ENV_HELP)]
+#[command(name = "chatalot-server", version, after_help = env_help())]
 struct Cli {
     /// Read settings from this TOML file (environment variables still override it).
     #[arg(long, short, value_name = "FILE", env = "CHATALOT_CONFIG")]

@@ -7,8 +7,8 @@
 //! gone. So when the connection comes back, every local socket is closed with "reconnect": clients
 //! resume from the database, which has everything.
 
-use app::server::realtime::{Bus, BusError, BusFuture, Close, Hub, Realtime, Signal};
 use async_nats::{ConnectOptions, Event};
+use domain::realtime::{Bus, BusError, BusFuture, Close, Hub, Realtime, Signal};
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::{

@@ -1,19 +1,16 @@
 //! Start-up: data directory, signing key, database, state, listener, graceful shutdown.
 
-use crate::{db, http::router};
-use app::{
-    routes::OUTPUT_NAME,
-    server::{
-        config::Config,
-        keys::Keys,
-        password::Passwords,
-        realtime::{Close, Hub, Realtime},
-        session,
-        state::AppState,
-        throttle,
-    },
+use crate::http::{router, site_dir};
+use app::routes::OUTPUT_NAME;
+use domain::{
+    Core,
+    config::Config,
+    db,
+    keys::Keys,
+    password::Passwords,
+    realtime::{Close, Hub, Realtime},
+    session, throttle,
 };
-use leptos::config::{Env, LeptosOptions};
 use secrecy::ExposeSecret;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -37,20 +34,8 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
-/// Where the built web assets are: configured, or `../site` relative to the binary (the layout
-/// `cargo xtask build` produces: `<target>/<profile>/chatalot-server` and `<target>/site`).
-pub fn site_dir(config: &Config) -> PathBuf {
-    if let Some(dir) = &config.site_dir {
-        return dir.clone();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().and_then(|p| p.parent()).map(|p| p.join("site")))
-        .unwrap_or_else(|| PathBuf::from("site"))
-}
-
-/// Everything up to a ready `AppState`: data directory, key, database with migrations applied.
-pub async fn prepare(config: Config) -> Result<AppState, StartError> {
+/// Everything up to a ready `Core`: data directory, key, database with migrations applied, bus.
+pub async fn prepare(config: Config) -> Result<Core, StartError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
     let keys = Keys::load_or_create(&config.data_dir)
@@ -62,25 +47,11 @@ pub async fn prepare(config: Config) -> Result<AppState, StartError> {
     if !site.join("pkg").join(format!("{OUTPUT_NAME}.js")).is_file() {
         tracing::warn!(site = %site.display(), "web assets not found: pages render, but will not hydrate (build with `cargo xtask build`)");
     }
-    let leptos = LeptosOptions::builder()
-        .output_name(OUTPUT_NAME)
-        .site_root(site.to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
-        .env(Env::PROD)
-        .site_addr(config.listen_addr)
-        .build();
     let realtime = match config.nats_url.as_ref().filter(|u| !u.expose_secret().trim().is_empty()) {
         Some(url) => crate::nats::connect(url, Hub::new(uuid::Uuid::new_v4())).await.map_err(StartError::Bus)?,
         None => Realtime::local(),
     };
-    Ok(AppState {
-        db,
-        config: Arc::new(config),
-        keys: Arc::new(keys),
-        passwords: Passwords::default(),
-        leptos,
-        realtime,
-    })
+    Ok(Core { db, config: Arc::new(config), keys: Arc::new(keys), passwords: Passwords::default(), realtime })
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes in-flight requests and exits.
@@ -125,7 +96,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 }
 
 /// Deletes expired refresh tokens and throttle counters, hourly.
-async fn janitor(state: AppState) {
+async fn janitor(state: Core) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;

@@ -1,18 +1,17 @@
 //! Account rules on real databases: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
-use app::{
-    error::AppError,
-    model::RegistrationMode,
-    server::{
-        accounts::{self, Client, Registration},
-        invites, session,
-        tokens::{DeviceCookie, ROTATION_GRACE},
-    },
-};
+use app::{error::AppError, model::RegistrationMode};
 use chrono::{Duration, Utc};
 use common::{TestDb, with_mode};
+use domain::{
+    accounts::{self, Client, Registration},
+    invites, session,
+    tokens::{DeviceCookie, ROTATION_GRACE},
+};
 use entity::user;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
@@ -29,7 +28,7 @@ fn client(ip: &str) -> Client {
     Client { ip: Some(ip.parse().unwrap()), ..Client::default() }
 }
 
-fn app_err(e: app::server::error::ServerError) -> AppError {
+fn app_err(e: domain::error::ServerError) -> AppError {
     e.into()
 }
 
@@ -125,30 +124,30 @@ on_both_backends! {
     async fn invites_have_max_uses_and_expiry(db: TestDb) {
         let state = db.state(RegistrationMode::InviteOnly).await;
         let owner = accounts::register(&state, reg("owner", None), &client("192.0.2.6")).await.unwrap().user;
-        let once = invites::create(&state.db, &owner, Some(1), Some(24)).await.unwrap();
+        let once = invites::create(&state, &owner, Some(1), Some(24)).await.unwrap();
         assert_eq!(once.code.len(), 14);
         accounts::register(&state, reg("first_guest", Some(&once.code.to_lowercase())), &client("192.0.2.6")).await.unwrap();
         let e = app_err(accounts::register(&state, reg("second_guest", Some(&once.code)), &client("192.0.2.6")).await.err().unwrap());
         assert!(e.for_field("invite_code").is_some());
 
-        let unlimited = invites::create(&state.db, &owner, None, None).await.unwrap();
+        let unlimited = invites::create(&state, &owner, None, None).await.unwrap();
         for i in 0..3 {
             accounts::register(&state, reg(&format!("guest{i}"), Some(&unlimited.code)), &client("192.0.2.6")).await.unwrap();
         }
         // Expired: consume with a clock a day past expiry.
-        let short = invites::create(&state.db, &owner, None, Some(1)).await.unwrap();
+        let short = invites::create(&state, &owner, None, Some(1)).await.unwrap();
         assert!(!invites::consume(&state.db, &short.code, Utc::now() + Duration::hours(2)).await.unwrap());
         assert!(invites::consume(&state.db, &short.code, Utc::now()).await.unwrap());
 
-        let list = invites::list(&state.db, &owner).await.unwrap();
+        let list = invites::list(&state, &owner).await.unwrap();
         assert_eq!(list.len(), 3);
         let used_once = list.iter().find(|i| i.code == once.code).unwrap();
         assert_eq!((used_once.uses, used_once.usable), (1, false));
 
         // Only the owner and admins manage invites.
         let guest = user::Entity::find().all(&state.db).await.unwrap().into_iter().find(|u| u.username == "guest0").unwrap();
-        assert_eq!(app_err(invites::create(&state.db, &guest, None, None).await.err().unwrap()), AppError::Forbidden);
-        assert_eq!(app_err(invites::list(&state.db, &guest).await.err().unwrap()), AppError::Forbidden);
+        assert_eq!(app_err(invites::create(&state, &guest, None, None).await.err().unwrap()), AppError::Forbidden);
+        assert_eq!(app_err(invites::list(&state, &guest).await.err().unwrap()), AppError::Forbidden);
     }
 
     async fn login_checks_the_password_and_unknown_users_cost_the_same(db: TestDb) {
@@ -206,8 +205,7 @@ on_both_backends! {
     async fn refresh_tokens_rotate_and_reuse_revokes_the_family(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
         let user = accounts::register(&state, reg("heidi", None), &client("192.0.2.9")).await.unwrap().user;
-        let cookies = session::start(&state, user.id, Some("test".into())).await.unwrap();
-        let raw = cookies[1].to_str().unwrap().split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+        let raw = session::start(&state, user.id, Some("test".into())).await.unwrap().refresh;
         let now = Utc::now();
 
         let session::Refresh::Rotated { refresh: second, session: s1, .. } = session::refresh(&state.db, &state.keys, &raw, now).await.unwrap() else { panic!("first use rotates") };
@@ -222,16 +220,14 @@ on_both_backends! {
         assert!(matches!(session::refresh(&state.db, &state.keys, &third, late).await.unwrap(), session::Refresh::Invalid));
         // Garbage and expiry.
         assert!(matches!(session::refresh(&state.db, &state.keys, "garbage", now).await.unwrap(), session::Refresh::Invalid));
-        let fresh = session::start(&state, user.id, None).await.unwrap();
-        let raw2 = fresh[1].to_str().unwrap().split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+        let raw2 = session::start(&state, user.id, None).await.unwrap().refresh;
         assert!(matches!(session::refresh(&state.db, &state.keys, &raw2, now + Duration::days(31)).await.unwrap(), session::Refresh::Invalid));
     }
 
     async fn recovery_resets_the_password_and_ends_every_session(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
         let registered = accounts::register(&state, reg("ivan", None), &client("192.0.2.11")).await.unwrap();
-        let cookies = session::start(&state, registered.user.id, None).await.unwrap();
-        let raw = cookies[1].to_str().unwrap().split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+        let raw = session::start(&state, registered.user.id, None).await.unwrap().refresh;
 
         let e = app_err(accounts::recover(&state, "ivan", "AAAA-BBBB-CCCC-DDDD", "new password 1".into(), &client("192.0.2.11")).await.err().unwrap());
         assert!(e.for_field("recovery_code").is_some());
@@ -251,7 +247,7 @@ on_both_backends! {
     }
 
     async fn concurrent_failures_are_all_counted(db: TestDb) {
-        use app::server::throttle::{self, Limit};
+        use domain::throttle::{self, Limit};
         let state = db.state(RegistrationMode::Open).await;
         let limit = [Limit::new("test:key", 40, Duration::minutes(15))];
         let mut tasks = Vec::new();

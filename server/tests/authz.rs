@@ -1,14 +1,13 @@
-//! Every server function of the relay (spaces, messages, keys, suspension) × every role, through the
-//! real router, on both backends.
+//! Server functions × every role, through the real router, on both backends.
 //! Outsiders get 404 (nothing exists for them), members without the right get 403.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
-use app::{
-    model::{CommunityCreationMode, RegistrationMode, spaces::CommunityRole},
-    server::{session, spaces, state::AppState},
-};
+use app::model::{CommunityCreationMode, RegistrationMode, spaces::CommunityRole};
 use common::{Client, TestDb, TestDevice};
+use domain::{Core, spaces};
 use entity::user;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -32,7 +31,7 @@ const ROLES: [Role; 8] = [Anonymous, Root, Owner, Admin, Moderator, Member, Stra
 /// A community with one user in each role, a private group that only the owner and the moderator
 /// are in, a DM between the owner and the member, and spare members to act on.
 struct World {
-    state: AppState,
+    state: Core,
     users: Vec<(Role, user::Model)>,
     community: Uuid,
     general_group: Uuid,
@@ -50,44 +49,44 @@ struct World {
 
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-async fn new_user(state: &AppState, tag: &str) -> user::Model {
+async fn new_user(state: &Core, tag: &str) -> user::Model {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     common::new_user(&state.db, &format!("{tag}{n}")).await
 }
 
-async fn world(state: &AppState, root: &user::Model) -> World {
-    let db = &state.db;
+async fn world(state: &Core, root: &user::Model) -> World {
+    let core = state;
     let owner = new_user(state, "owner").await;
-    let community = spaces::create_community(db, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
-    let invite = spaces::create_invite(db, owner.id, community, None, None).await.unwrap();
+    let community = spaces::create_community(core, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
+    let invite = spaces::create_invite(core, owner.id, community, None, None).await.unwrap();
     let mut users = vec![(Root, root.clone()), (Owner, owner.clone())];
     for (role, tag) in
         [(Admin, "admin"), (Moderator, "mod"), (Member, "member"), (Stranger, "stranger"), (Banned, "banned")]
     {
         let u = new_user(state, tag).await;
         if role != Stranger {
-            spaces::join(db, u.id, &invite.code).await.unwrap();
+            spaces::join(core, u.id, &invite.code).await.unwrap();
         }
         match role {
-            Admin => spaces::set_role(db, owner.id, community, u.id, CommunityRole::Admin).await.unwrap(),
-            Moderator => spaces::set_role(db, owner.id, community, u.id, CommunityRole::Moderator).await.unwrap(),
-            Banned => spaces::ban(db, owner.id, community, u.id, "spam").await.unwrap(),
+            Admin => spaces::set_role(core, owner.id, community, u.id, CommunityRole::Admin).await.unwrap(),
+            Moderator => spaces::set_role(core, owner.id, community, u.id, CommunityRole::Moderator).await.unwrap(),
+            Banned => spaces::ban(core, owner.id, community, u.id, "spam").await.unwrap(),
             _ => {}
         }
         users.push((role, u));
     }
     let find = |r: Role| users.iter().find(|(x, _)| *x == r).unwrap().1.id;
-    let mine = spaces::my_spaces(db, owner.id).await.unwrap();
+    let mine = spaces::my_spaces(core, owner.id).await.unwrap();
     let general = &mine.communities[0].groups[0];
-    let private = spaces::create_group(db, owner.id, community, "Staff", true).await.unwrap();
-    spaces::add_group_member(db, owner.id, private.id, find(Moderator)).await.unwrap();
-    let (private_channel, _) = spaces::create_channel(db, owner.id, private.id, "plans").await.unwrap();
-    let dm = spaces::open_dm(db, owner.id, find(Member)).await.unwrap();
+    let private = spaces::create_group(core, owner.id, community, "Staff", true).await.unwrap();
+    spaces::add_group_member(core, owner.id, private.id, find(Moderator)).await.unwrap();
+    let private_channel = spaces::create_channel(core, owner.id, private.id, "plans").await.unwrap();
+    let dm = spaces::open_dm(core, owner.id, find(Member)).await.unwrap();
     let victim = new_user(state, "victim").await;
-    spaces::join(db, victim.id, &invite.code).await.unwrap();
+    spaces::join(core, victim.id, &invite.code).await.unwrap();
     let banned = find(Banned);
     let member = find(Member);
-    let send = app::server::messages::Send {
+    let send = domain::messages::Send {
         channel_id: general.channels[0].id,
         device: "PHONE".into(),
         client_txn: "hello".into(),
@@ -95,10 +94,16 @@ async fn world(state: &AppState, root: &user::Model) -> World {
         reply_to: None,
         ciphertext: app::model::messages::Ciphertext(vec![1, 2, 3]),
     };
-    let message = app::server::messages::send(db, member, send).await.unwrap().message.id;
     let phone = TestDevice::new(member, "PHONE");
-    app::server::keys_directory::register_device(db, member, phone.keys()).await.unwrap();
-    app::server::keys_directory::upload_keys(db, member, "PHONE", vec![], Some(phone.key("fb"))).await.unwrap();
+    domain::keys_directory::register_device(core, member, phone.keys()).await.unwrap();
+    domain::keys_directory::upload_keys(core, member, "PHONE", vec![], Some(phone.key("fb"))).await.unwrap();
+    let message = domain::messages::send(core, member, send).await.unwrap().message.id;
+    // Everyone in a role has a device "D" to send from.
+    for (_, u) in &users {
+        if domain::keys_directory::find_device(&core.db, u.id, "D").await.unwrap().is_none() {
+            common::with_device(core, u.id, "D").await;
+        }
+    }
     World {
         message,
         member,
@@ -119,8 +124,7 @@ async fn client_for(w: &World, role: Role) -> Client {
     let mut client = Client::new(&w.state);
     if role != Anonymous {
         let user = &w.users.iter().find(|(r, _)| *r == role).unwrap().1;
-        for cookie in session::start(&w.state, user.id, None).await.unwrap() {
-            let pair = cookie.to_str().unwrap().split(';').next().unwrap().to_owned();
+        for pair in common::live::cookies_for(&w.state, user.id).await.split("; ") {
             let (n, v) = pair.split_once('=').unwrap();
             client.cookies.push((n.to_owned(), v.to_owned()));
         }
@@ -280,6 +284,20 @@ fn message_key_and_admin_cases() -> Vec<Case> {
             expect([401, 404, 200, 404, 404, 200, 404, 404]),
         ),
         (
+            // A device id that is not one of the caller's (the member's phone): refused for everyone
+            // who may see the channel, whoever owns the device.
+            "messages/send",
+            |w| {
+                vec![
+                    ("channel_id", w.general_channel.to_string()),
+                    ("device", "PHONE".into()),
+                    ("client_txn", "t".into()),
+                    ("ciphertext_b64", "AQID".into()),
+                ]
+            },
+            expect([401, 404, 422, 422, 422, 200, 404, 404]),
+        ),
+        (
             "messages/edit",
             |w| vec![("message_id", w.message.to_string()), ("ciphertext_b64", "BAUG".into())],
             expect([401, 404, 403, 403, 403, 200, 404, 404]),
@@ -336,10 +354,10 @@ async fn check(db: TestDb, cases: Vec<Case>) {
     let base = db.state(RegistrationMode::Open).await;
     let mut config = (*base.config).clone();
     config.community_creation_mode = CommunityCreationMode::Open;
-    let state = AppState { config: Arc::new(config), ..base };
-    let root = app::server::accounts::register(
+    let state = Core { config: Arc::new(config), ..base };
+    let root = domain::accounts::register(
         &state,
-        app::server::accounts::Registration {
+        domain::accounts::Registration {
             username: "root".into(),
             display_name: "Root".into(),
             password: "root password".into(),
@@ -408,9 +426,9 @@ on_both_backends! {
 
     async fn admin_only_community_creation(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
-        let root = app::server::accounts::register(
+        let root = domain::accounts::register(
             &state,
-            app::server::accounts::Registration { username: "root".into(), display_name: "Root".into(), password: "root password".into(), invite_code: None },
+            domain::accounts::Registration { username: "root".into(), display_name: "Root".into(), password: "root password".into(), invite_code: None },
             &Default::default(),
         )
         .await
@@ -418,8 +436,8 @@ on_both_backends! {
         .user;
         let someone = new_user(&state, "someone").await;
         assert_eq!(state.config.community_creation_mode, CommunityCreationMode::AdminOnly);
-        let e: app::error::AppError = spaces::create_community(&state.db, &someone, state.config.community_creation_mode, "Mine", "").await.unwrap_err().into();
+        let e: app::error::AppError = spaces::create_community(&state, &someone, state.config.community_creation_mode, "Mine", "").await.unwrap_err().into();
         assert_eq!(e, app::error::AppError::Forbidden);
-        spaces::create_community(&state.db, &root, state.config.community_creation_mode, "Root's", "").await.unwrap();
+        spaces::create_community(&state, &root, state.config.community_creation_mode, "Root's", "").await.unwrap();
     }
 }

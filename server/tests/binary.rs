@@ -1,6 +1,8 @@
 //! The real binary: `--help`, configuration and start-up errors (one line, non-zero exit, no
 //! panic), health, and graceful shutdown on SIGTERM.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
@@ -40,7 +42,8 @@ fn help_lists_the_configuration() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for var in ["LISTEN_ADDR", "DATA_DIR", "DATABASE_URL", "REGISTRATION_MODE", "--config"] {
+    let settings = domain::config::SETTINGS.iter().map(|s| s.env);
+    for var in settings.chain(["RUST_LOG", "--config"]) {
         assert!(help.contains(var), "--help lacks {var}:\n{help}");
     }
 }

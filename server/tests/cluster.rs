@@ -2,6 +2,8 @@
 //! edits, typing, presence and revocations cross between them. Needs `TEST_DATABASE_URL` and
 //! `TEST_NATS_URL` (`cargo xtask test` sets the latter when NATS answers on 127.0.0.1:4222).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use app::model::{
@@ -93,16 +95,14 @@ async fn two_nodes_share_events_over_nats() {
     let state = db.state(RegistrationMode::Open).await;
     let owner = new_user(&state.db, "owner").await;
     let bob = new_user(&state.db, "bob").await;
-    let club = app::server::spaces::create_community(&state.db, &owner, CommunityCreationMode::Open, "Club", "")
-        .await
-        .unwrap();
-    let invite = app::server::spaces::create_invite(&state.db, owner.id, club, None, None).await.unwrap();
-    app::server::spaces::join(&state.db, bob.id, &invite.code).await.unwrap();
-    let general =
-        app::server::spaces::my_spaces(&state.db, owner.id).await.unwrap().communities[0].groups[0].channels[0].id;
+    let club = domain::spaces::create_community(&state, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
+    let invite = domain::spaces::create_invite(&state, owner.id, club, None, None).await.unwrap();
+    domain::spaces::join(&state, bob.id, &invite.code).await.unwrap();
+    let general = domain::spaces::my_spaces(&state, owner.id).await.unwrap().communities[0].groups[0].channels[0].id;
 
     let a = Node::start(&db, &nats).await;
     let b = Node::start(&db, &nats).await;
+    common::with_device(&state, owner.id, "DEVICE1").await;
     let owner_cookie = cookies_for(&state, owner.id).await;
     let bob_cookie = cookies_for(&state, bob.id).await;
     let (mut bob_ws, _) = Ws::connect(b.addr, &bob_cookie, None, vec![]).await;

@@ -3,6 +3,8 @@
 //! edits through the gateway. Then the whole database and data directory are searched for the
 //! plaintext: the server holds none of it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use app::{
@@ -18,13 +20,13 @@ use app::{
         keys::{ClaimedKey, DeviceKeys, KeyCounts, OutgoingToDevice},
         messages::MessageKind,
     },
-    server::spaces,
 };
 use common::{
     Client, TestDb,
     live::{TestServer, Ws, client_with, cookies_for},
     new_user,
 };
+use domain::spaces;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 use uuid::Uuid;
@@ -134,10 +136,10 @@ on_both_backends! {
     async fn the_server_relays_what_it_cannot_read(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
         let (alice_user, bob_user) = (new_user(&server.state.db, "alice").await, new_user(&server.state.db, "bob").await);
-        let club = spaces::create_community(&server.state.db, &alice_user, CommunityCreationMode::Open, "Club", "").await.unwrap();
-        let invite = spaces::create_invite(&server.state.db, alice_user.id, club, None, None).await.unwrap();
-        spaces::join(&server.state.db, bob_user.id, &invite.code).await.unwrap();
-        let general = spaces::my_spaces(&server.state.db, alice_user.id).await.unwrap().communities[0].groups[0].channels[0].id;
+        let club = spaces::create_community(&server.state, &alice_user, CommunityCreationMode::Open, "Club", "").await.unwrap();
+        let invite = spaces::create_invite(&server.state, alice_user.id, club, None, None).await.unwrap();
+        spaces::join(&server.state, bob_user.id, &invite.code).await.unwrap();
+        let general = spaces::my_spaces(&server.state, alice_user.id).await.unwrap().communities[0].groups[0].channels[0].id;
         let mut alice = Person::join(&server, alice_user.id).await;
         let mut bob = Person::join(&server, bob_user.id).await;
 
@@ -197,7 +199,7 @@ on_both_backends! {
         assert!(files >= 1, "the data directory holds at least the signing key");
         assert!(db.is_postgres() || control, "the file search finds what SQLite does store (the community's name)");
         // The stored ciphertext is really there (the search above could not pass by accident).
-        let stored = app::server::messages::history(&server.state.db, bob_user.id, general, None, None).await.unwrap();
+        let stored = domain::messages::history(&server.state, bob_user.id, general, None, None).await.unwrap();
         assert_eq!(stored.messages.len(), 2);
     }
 }

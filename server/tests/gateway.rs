@@ -3,23 +3,23 @@
 //! suspension, token expiry), resume without gap or duplicate, typing, presence, read cursors,
 //! to-device delivery, slow consumers, and bad input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
-use app::{
-    model::{
-        CommunityCreationMode, RegistrationMode,
-        gateway::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, Presence, ResumePoint, ServerFrame},
-        messages::{Ciphertext, EventKind},
-    },
-    server::{keys_directory as keys, messages, spaces, tokens},
+use app::model::{
+    CommunityCreationMode, RegistrationMode,
+    gateway::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, Presence, ResumePoint, ServerFrame},
+    messages::{Ciphertext, EventKind},
 };
 use common::{
     Client, TestDb, TestDevice,
     live::{Got, TestServer, Ws, client_with, cookies_for, send_frame},
     new_user,
 };
+use domain::Core;
+use domain::{keys_directory as keys, messages, spaces, tokens};
 use entity::user;
-use sea_orm::DatabaseConnection;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
@@ -27,13 +27,19 @@ use uuid::Uuid;
 const QUIET: Duration = Duration::from_millis(400);
 
 /// owner and bob share the club (its general channel); eve is a stranger.
-async fn people(db: &DatabaseConnection) -> (Uuid, Uuid, [user::Model; 3]) {
+async fn people(core: &Core) -> (Uuid, Uuid, [user::Model; 3]) {
+    let db = &core.db;
     let owner = new_user(db, "owner").await;
     let (bob, eve) = (new_user(db, "bob").await, new_user(db, "eve").await);
-    let club = spaces::create_community(db, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
-    let invite = spaces::create_invite(db, owner.id, club, None, None).await.unwrap();
-    spaces::join(db, bob.id, &invite.code).await.unwrap();
-    let general = spaces::my_spaces(db, owner.id).await.unwrap().communities[0].groups[0].channels[0].id;
+    let club = spaces::create_community(core, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
+    let invite = spaces::create_invite(core, owner.id, club, None, None).await.unwrap();
+    spaces::join(core, bob.id, &invite.code).await.unwrap();
+    let general = spaces::my_spaces(core, owner.id).await.unwrap().communities[0].groups[0].channels[0].id;
+    // Messages come from registered devices: each has "DEVICE1" (sockets) and "D" (direct sends).
+    for u in [&owner, &bob, &eve] {
+        common::with_device(core, u.id, "DEVICE1").await;
+        common::with_device(core, u.id, "D").await;
+    }
     (club, general, [owner, bob, eve])
 }
 
@@ -52,7 +58,7 @@ async fn client_for(server: &TestServer, user: Uuid) -> Client {
 on_both_backends! {
     async fn messages_are_stored_then_fanned_out_and_acknowledged(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
-        let (_, general, [owner, bob, eve]) = people(&server.state.db).await;
+        let (_, general, [owner, bob, eve]) = people(&server.state).await;
         let (mut o, channels) = Ws::connect(server.addr, &cookies_for(&server.state, owner.id).await, None, vec![]).await;
         assert_eq!(channels, vec![general], "subscriptions follow membership");
         let (mut b, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
@@ -63,7 +69,7 @@ on_both_backends! {
         let sent = b.recv_where(|f| match f { ServerFrame::Sent { client_txn, message } => Some((client_txn, message)), _ => None }).await;
         assert_eq!(sent.0, "t1");
         // Acknowledged means stored.
-        let stored = messages::history(&server.state.db, bob.id, general, None, None).await.unwrap();
+        let stored = messages::history(&server.state, bob.id, general, None, None).await.unwrap();
         assert_eq!(stored.messages[0].id, sent.1.id);
         let got = o.recv_where(event_of).await;
         assert_eq!((got.seq, got.kind, got.message.ciphertext.0.as_slice()), (1, EventKind::Created, &b"\x01opaque"[..]));
@@ -102,7 +108,7 @@ on_both_backends! {
 
     async fn bad_frames_get_errors_and_never_hurt_other_sockets(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
-        let (_, general, [owner, bob, _]) = people(&server.state.db).await;
+        let (_, general, [owner, bob, _]) = people(&server.state).await;
         let (mut o, _) = Ws::connect(server.addr, &cookies_for(&server.state, owner.id).await, None, vec![]).await;
         let (mut b, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
         let code = |f: ServerFrame| match f { ServerFrame::Error { code, .. } => Some(code), _ => None };
@@ -171,7 +177,7 @@ on_both_backends! {
 
     async fn a_kicked_users_open_socket_receives_nothing_after_the_kick(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
-        let (club, general, [owner, bob, eve]) = people(&server.state.db).await;
+        let (club, general, [owner, bob, eve]) = people(&server.state).await;
         let (mut o, _) = Ws::connect(server.addr, &cookies_for(&server.state, owner.id).await, None, vec![]).await;
         let (mut b, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
         o.send(&send_frame(general, "before", b"x")).await;
@@ -193,7 +199,7 @@ on_both_backends! {
         assert!(matches!(b.recv().await, ServerFrame::Error { code: ErrorCode::NotFound, .. }));
 
         // Joining again (a new invite) subscribes the open socket; a ban removes it again.
-        let invite = spaces::create_invite(&server.state.db, owner.id, club, None, None).await.unwrap();
+        let invite = spaces::create_invite(&server.state, owner.id, club, None, None).await.unwrap();
         let mut bob_http = client_for(&server, bob.id).await;
         assert_eq!(bob_http.call("communities/join", &[("code", &invite.code)]).await.status, 200);
         let added = b.recv_where(|f| match f { ServerFrame::ChannelAdded { channel_id } => Some(channel_id), _ => None }).await;
@@ -205,7 +211,7 @@ on_both_backends! {
         assert!(b.during(QUIET).await.is_empty());
 
         // Leaving works the same way, for the one who leaves.
-        spaces::join(&server.state.db, eve.id, &invite.code).await.unwrap();
+        spaces::join(&server.state, eve.id, &invite.code).await.unwrap();
         let (mut e, channels) = Ws::connect(server.addr, &cookies_for(&server.state, eve.id).await, None, vec![]).await;
         assert_eq!(channels, vec![general]);
         let mut eve_http = client_for(&server, eve.id).await;
@@ -215,7 +221,7 @@ on_both_backends! {
         assert!(e.during(QUIET).await.is_empty());
 
         // A new channel reaches members' open sockets.
-        let group = spaces::my_spaces(&server.state.db, owner.id).await.unwrap().communities[0].groups[0].id;
+        let group = spaces::my_spaces(&server.state, owner.id).await.unwrap().communities[0].groups[0].id;
         let reply = http.call("channels/create", &[("group_id", &group.to_string()), ("name", "news")]).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         o.recv_where(|f| matches!(f, ServerFrame::ChannelAdded { .. }).then_some(())).await;
@@ -223,7 +229,7 @@ on_both_backends! {
 
     async fn sessions_that_end_close_their_sockets(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
-        let (_, _, [owner, bob, eve]) = people(&server.state.db).await;
+        let (_, _, [owner, bob, eve]) = people(&server.state).await;
 
         // Logout closes that session's sockets, not the user's other sessions.
         let laptop = cookies_for(&server.state, bob.id).await;
@@ -288,7 +294,7 @@ on_both_backends! {
 
     async fn a_reconnecting_client_gets_exactly_what_it_missed(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
-        let (_, general, [owner, bob, _]) = people(&server.state.db).await;
+        let (_, general, [owner, bob, _]) = people(&server.state).await;
         let bob_cookie = cookies_for(&server.state, bob.id).await;
         let (mut b, _) = Ws::connect(server.addr, &bob_cookie, None, vec![]).await;
         let (mut o, _) = Ws::connect(server.addr, &cookies_for(&server.state, owner.id).await, None, vec![]).await;
@@ -320,8 +326,8 @@ on_both_backends! {
         assert_eq!(seen, (1..=TOTAL).collect::<Vec<_>>(), "no gap, no duplicate");
 
         // Resuming a channel one can no longer read says so instead of replaying it.
-        let stranger_channel = spaces::create_community(&server.state.db, &owner, CommunityCreationMode::Open, "Other", "").await.unwrap();
-        let other = spaces::my_spaces(&server.state.db, owner.id).await.unwrap().communities.into_iter().find(|c| c.id == stranger_channel).unwrap().groups[0].channels[0].id;
+        let stranger_channel = spaces::create_community(&server.state, &owner, CommunityCreationMode::Open, "Other", "").await.unwrap();
+        let other = spaces::my_spaces(&server.state, owner.id).await.unwrap().communities.into_iter().find(|c| c.id == stranger_channel).unwrap().groups[0].channels[0].id;
         let (mut b2, _) = Ws::connect(server.addr, &bob_cookie, None, vec![ResumePoint { channel_id: other, last_seq: 0 }]).await;
         let gone = b2.recv_where(|f| match f { ServerFrame::ChannelRemoved { channel_id } => Some(channel_id), _ => None }).await;
         assert_eq!(gone, other);
@@ -329,7 +335,7 @@ on_both_backends! {
 
     async fn typing_presence_and_read_cursors(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
-        let (_, general, [owner, bob, eve]) = people(&server.state.db).await;
+        let (_, general, [owner, bob, eve]) = people(&server.state).await;
         let (mut e, _) = Ws::connect(server.addr, &cookies_for(&server.state, eve.id).await, None, vec![]).await;
         let (mut b, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
         let owner_cookie = cookies_for(&server.state, owner.id).await;
@@ -368,7 +374,7 @@ on_both_backends! {
 
         // Read cursors move on the user's other sockets; unread counts come with ready.
         for i in 0..3 {
-            messages::send(&server.state.db, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: format!("r{i}"), kind: app::model::messages::MessageKind::Text, reply_to: None, ciphertext: Ciphertext(vec![1]) }).await.unwrap();
+            messages::send(&server.state, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: format!("r{i}"), kind: app::model::messages::MessageKind::Text, reply_to: None, ciphertext: Ciphertext(vec![1]) }).await.unwrap();
         }
         let bob_cookie = cookies_for(&server.state, bob.id).await;
         let mut b2 = Ws::open(server.addr, &[("cookie", &bob_cookie)]).await.unwrap();
@@ -382,10 +388,10 @@ on_both_backends! {
 
     async fn to_device_messages_arrive_live_or_on_reconnect(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
-        let (_, _, [owner, bob, _]) = people(&server.state.db).await;
+        let (_, _, [owner, bob, _]) = people(&server.state).await;
         let (phone, laptop) = (TestDevice::new(bob.id, "PHONE"), TestDevice::new(owner.id, "LAPTOP"));
-        keys::register_device(&server.state.db, bob.id, phone.keys()).await.unwrap();
-        keys::register_device(&server.state.db, owner.id, laptop.keys()).await.unwrap();
+        keys::register_device(&server.state, bob.id, phone.keys()).await.unwrap();
+        keys::register_device(&server.state, owner.id, laptop.keys()).await.unwrap();
         let bob_cookie = cookies_for(&server.state, bob.id).await;
         let (mut b, _) = Ws::connect(server.addr, &bob_cookie, Some("PHONE"), vec![]).await;
         let (mut other_socket, _) = Ws::connect(server.addr, &bob_cookie, None, vec![]).await;
@@ -417,13 +423,12 @@ on_both_backends! {
 
     async fn a_client_that_cannot_keep_up_is_told_to_resync(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
-        let (_, general, [owner, bob, _]) = people(&server.state.db).await;
+        let (_, general, [owner, bob, _]) = people(&server.state).await;
         let (mut b, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
         // Bob stops reading. Large events fill the socket buffers, then bob's bounded queue.
         const TOTAL: i64 = 420;
         for i in 0..TOTAL {
-            let stored = messages::send(&server.state.db, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: format!("f{i}"), kind: app::model::messages::MessageKind::Text, reply_to: None, ciphertext: Ciphertext(vec![7; 48 * 1024]) }).await.unwrap();
-            server.state.realtime.publish(app::server::realtime::Signal::Event { event: stored.event() }).await;
+            messages::send(&server.state, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: format!("f{i}"), kind: app::model::messages::MessageKind::Text, reply_to: None, ciphertext: Ciphertext(vec![7; 48 * 1024]) }).await.unwrap();
         }
         let mut given = vec![];
         let after_seq = loop {
@@ -440,10 +445,9 @@ on_both_backends! {
         assert!((given.len() as i64) < TOTAL, "the queue is bounded: {} of {TOTAL} were queued", given.len());
         assert_eq!(given, (1..=after_seq).collect::<Vec<_>>(), "events up to the resync point, in order");
         // What the resync point leaves out is in the database, and live delivery goes on.
-        let missed = messages::events_since(&server.state.db, bob.id, general, after_seq, Some(1000)).await.unwrap();
+        let missed = messages::events_since(&server.state, bob.id, general, after_seq, Some(1000)).await.unwrap();
         assert_eq!(missed.len() as i64, TOTAL - after_seq);
-        let stored = messages::send(&server.state.db, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: "later".into(), kind: app::model::messages::MessageKind::Text, reply_to: None, ciphertext: Ciphertext(vec![1]) }).await.unwrap();
-        server.state.realtime.publish(app::server::realtime::Signal::Event { event: stored.event() }).await;
+        messages::send(&server.state, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: "later".into(), kind: app::model::messages::MessageKind::Text, reply_to: None, ciphertext: Ciphertext(vec![1]) }).await.unwrap();
         assert_eq!(b.recv_where(event_of).await.seq, TOTAL + 1);
     }
 }

@@ -1,6 +1,8 @@
 //! The HTTP surface through the real router, without a socket: server functions as the hydrated
 //! app and as a plain HTML form call them, pages, headers, health and bad input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use app::model::RegistrationMode;
@@ -239,7 +241,7 @@ async fn malformed_requests_get_clear_errors() {
         browser.call("auth/register", &[("username", &long), ("display_name", "Long"), ("password", PASSWORD)]).await;
     assert_eq!(reply.status, 422);
     assert!(reply.error().for_field("username").is_some());
-    assert!(app::server::accounts::is_empty(&state).await.unwrap());
+    assert!(domain::accounts::is_empty(&state).await.unwrap());
 
     // Invalid UTF-8 and broken percent-encoding.
     let req = Request::post("/api/v1/auth/login")

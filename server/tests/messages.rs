@@ -1,6 +1,8 @@
 //! Messages as opaque envelopes on both backends: sequence numbers, idempotent sends, edits with
 //! history, deletes, pagination, catch-up, and who may do what.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use app::{
@@ -10,11 +12,12 @@ use app::{
         messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MessageKind},
         spaces::CommunityRole,
     },
-    server::{messages, spaces},
 };
 use common::{Client, TestDb, err, new_user};
+use domain::Core;
+use domain::{messages, spaces};
 use entity::user;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 fn send(channel_id: Uuid, txn: &str, bytes: &[u8]) -> messages::Send {
@@ -29,15 +32,19 @@ fn send(channel_id: Uuid, txn: &str, bytes: &[u8]) -> messages::Send {
 }
 
 /// owner (community owner), ann (moderator), bob (member), eve (stranger) and the general channel.
-async fn setup(db: &DatabaseConnection) -> (Uuid, Uuid, [user::Model; 4]) {
+async fn setup(core: &Core) -> (Uuid, Uuid, [user::Model; 4]) {
+    let db = &core.db;
     let owner = new_user(db, "owner").await;
     let (ann, bob, eve) = (new_user(db, "ann").await, new_user(db, "bob").await, new_user(db, "eve").await);
-    let club = spaces::create_community(db, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
-    let invite = spaces::create_invite(db, owner.id, club, None, None).await.unwrap();
-    spaces::join(db, ann.id, &invite.code).await.unwrap();
-    spaces::join(db, bob.id, &invite.code).await.unwrap();
-    spaces::set_role(db, owner.id, club, ann.id, CommunityRole::Moderator).await.unwrap();
-    let general = spaces::my_spaces(db, owner.id).await.unwrap().communities[0].groups[0].channels[0].id;
+    let club = spaces::create_community(core, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
+    let invite = spaces::create_invite(core, owner.id, club, None, None).await.unwrap();
+    spaces::join(core, ann.id, &invite.code).await.unwrap();
+    spaces::join(core, bob.id, &invite.code).await.unwrap();
+    spaces::set_role(core, owner.id, club, ann.id, CommunityRole::Moderator).await.unwrap();
+    let general = spaces::my_spaces(core, owner.id).await.unwrap().communities[0].groups[0].channels[0].id;
+    for u in [&owner, &ann, &bob, &eve] {
+        common::with_device(core, u.id, "DEVICE1").await;
+    }
     (club, general, [owner, ann, bob, eve])
 }
 
@@ -45,33 +52,34 @@ on_both_backends! {
     async fn sequence_numbers_idempotency_edits_and_deletes(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
         let db = &state.db;
-        let (_, general, [owner, ann, bob, eve]) = setup(db).await;
+        let core = &state;
+        let (_, general, [owner, ann, bob, eve]) = setup(core).await;
 
-        let first = messages::send(db, bob.id, send(general, "t1", b"\x01opaque")).await.unwrap();
+        let first = messages::send(core, bob.id, send(general, "t1", b"\x01opaque")).await.unwrap();
         assert!(first.fresh);
         let first = first.message;
-        let second = messages::send(db, owner.id, send(general, "t1", b"\x02opaque")).await.unwrap().message;
+        let second = messages::send(core, owner.id, send(general, "t1", b"\x02opaque")).await.unwrap().message;
         assert_eq!((first.seq, second.seq), (1, 2));
         // A retried send returns the original, never a duplicate.
-        let retry = messages::send(db, bob.id, send(general, "t1", b"\x01opaque")).await.unwrap();
+        let retry = messages::send(core, bob.id, send(general, "t1", b"\x01opaque")).await.unwrap();
         assert!(!retry.fresh);
         assert_eq!(retry.message, first);
-        assert_eq!(messages::history(db, bob.id, general, None, None).await.unwrap().messages.len(), 2);
+        assert_eq!(messages::history(core, bob.id, general, None, None).await.unwrap().messages.len(), 2);
 
         // Outsiders: not found. Bad input: clear field errors.
-        assert_eq!(err(messages::send(db, eve.id, send(general, "x", b"hi")).await.unwrap_err()), AppError::NotFound);
-        assert_eq!(err(messages::history(db, eve.id, general, None, None).await.unwrap_err()), AppError::NotFound);
+        assert_eq!(err(messages::send(core, eve.id, send(general, "x", b"hi")).await.unwrap_err()), AppError::NotFound);
+        assert_eq!(err(messages::history(core, eve.id, general, None, None).await.unwrap_err()), AppError::NotFound);
         let big = vec![7u8; MAX_CIPHERTEXT + 1];
-        assert!(err(messages::send(db, bob.id, send(general, "big", &big)).await.unwrap_err()).for_field("ciphertext").is_some());
-        assert!(err(messages::send(db, bob.id, send(general, "empty", b"")).await.unwrap_err()).for_field("ciphertext").is_some());
-        assert!(err(messages::send(db, bob.id, send(general, &"t".repeat(65), b"x")).await.unwrap_err()).for_field("client_txn").is_some());
+        assert!(err(messages::send(core, bob.id, send(general, "big", &big)).await.unwrap_err()).for_field("ciphertext").is_some());
+        assert!(err(messages::send(core, bob.id, send(general, "empty", b"")).await.unwrap_err()).for_field("ciphertext").is_some());
+        assert!(err(messages::send(core, bob.id, send(general, &"t".repeat(65), b"x")).await.unwrap_err()).for_field("client_txn").is_some());
         let mut reply = send(general, "r1", b"reply");
         reply.reply_to = Some(Uuid::now_v7());
-        assert!(err(messages::send(db, bob.id, reply).await.unwrap_err()).for_field("reply_to").is_some());
+        assert!(err(messages::send(core, bob.id, reply).await.unwrap_err()).for_field("reply_to").is_some());
 
         // Edits: the author only; the earlier version is kept.
-        assert_eq!(err(messages::edit(db, ann.id, first.id, Ciphertext(b"x".to_vec())).await.unwrap_err()), AppError::Forbidden);
-        let edited = messages::edit(db, bob.id, first.id, Ciphertext(b"\x03new".to_vec())).await.unwrap();
+        assert_eq!(err(messages::edit(core, ann.id, first.id, Ciphertext(b"x".to_vec())).await.unwrap_err()), AppError::Forbidden);
+        let edited = messages::edit(core, bob.id, first.id, Ciphertext(b"\x03new".to_vec())).await.unwrap();
         assert!(edited.message.edited_at.is_some());
         assert_eq!((edited.kind, edited.seq), (EventKind::Edited, 3));
         let kept = entity::message_edit::Entity::find().all(db).await.unwrap();
@@ -79,34 +87,34 @@ on_both_backends! {
         assert_eq!(kept[0].ciphertext, b"\x01opaque");
 
         // Deletes: the author, or a moderator; not another member.
-        assert_eq!(err(messages::delete(db, bob.id, second.id).await.unwrap_err()), AppError::Forbidden);
-        let deleted = messages::delete(db, ann.id, second.id).await.unwrap();
+        assert_eq!(err(messages::delete(core, bob.id, second.id).await.unwrap_err()), AppError::Forbidden);
+        let deleted = messages::delete(core, ann.id, second.id).await.unwrap();
         assert_eq!(deleted.kind, EventKind::Deleted);
         assert!(deleted.message.ciphertext.0.is_empty());
-        messages::delete(db, bob.id, first.id).await.unwrap();
+        messages::delete(core, bob.id, first.id).await.unwrap();
         assert!(entity::message_edit::Entity::find().all(db).await.unwrap().is_empty(), "old versions survive deletion");
-        assert!(messages::history(db, bob.id, general, None, None).await.unwrap().messages.is_empty());
+        assert!(messages::history(core, bob.id, general, None, None).await.unwrap().messages.is_empty());
 
         // The event stream: created, created, edited, deleted, deleted; no gaps.
-        let events = messages::events_since(db, bob.id, general, 0, None).await.unwrap();
+        let events = messages::events_since(core, bob.id, general, 0, None).await.unwrap();
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
         let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, vec![EventKind::Created, EventKind::Created, EventKind::Edited, EventKind::Deleted, EventKind::Deleted]);
-        assert_eq!(messages::events_since(db, bob.id, general, 3, None).await.unwrap().len(), 2);
+        assert_eq!(messages::events_since(core, bob.id, general, 3, None).await.unwrap().len(), 2);
     }
 
     async fn history_pages_newest_first(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
-        let db = &state.db;
-        let (_, general, [_, _, bob, _]) = setup(db).await;
+        let core = &state;
+        let (_, general, [_, _, bob, _]) = setup(core).await;
         for i in 0..120 {
-            messages::send(db, bob.id, send(general, &format!("m{i}"), format!("c{i}").as_bytes())).await.unwrap();
+            messages::send(core, bob.id, send(general, &format!("m{i}"), format!("c{i}").as_bytes())).await.unwrap();
         }
-        let page = messages::history(db, bob.id, general, None, None).await.unwrap();
+        let page = messages::history(core, bob.id, general, None, None).await.unwrap();
         assert_eq!(page.messages.len(), 50);
         assert_eq!((page.messages[0].seq, page.messages[49].seq), (120, 71));
-        let page2 = messages::history(db, bob.id, general, page.next_before, Some(1000)).await.unwrap();
+        let page2 = messages::history(core, bob.id, general, page.next_before, Some(1000)).await.unwrap();
         assert_eq!(page2.messages.len(), 70, "limit is capped at 100, and 70 remain");
         assert_eq!(page2.next_before, None);
         assert_eq!(page2.messages[0].seq, 70);
@@ -114,11 +122,11 @@ on_both_backends! {
 
     async fn concurrent_sends_get_distinct_consecutive_numbers(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
-        let (_, general, [owner, ann, bob, _]) = setup(&state.db).await;
+        let (_, general, [owner, ann, bob, _]) = setup(&state).await;
         let mut tasks = Vec::new();
         for (i, sender) in [owner.id, ann.id, bob.id].into_iter().cycle().take(30).enumerate() {
-            let db = state.db.clone();
-            tasks.push(tokio::spawn(async move { messages::send(&db, sender, send(general, &format!("c{i}"), b"x")).await.unwrap().message.seq }));
+            let core = state.clone();
+            tasks.push(tokio::spawn(async move { messages::send(&core, sender, send(general, &format!("c{i}"), b"x")).await.unwrap().message.seq }));
         }
         let mut seqs = Vec::new();
         for t in tasks {
@@ -130,22 +138,22 @@ on_both_backends! {
 
     async fn read_cursors_and_unread_counts(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
-        let db = &state.db;
-        let (_, general, [owner, _, bob, eve]) = setup(db).await;
+        let core = &state;
+        let (_, general, [owner, _, bob, eve]) = setup(core).await;
         for i in 0..5 {
-            messages::send(db, owner.id, send(general, &format!("o{i}"), b"x")).await.unwrap();
+            messages::send(core, owner.id, send(general, &format!("o{i}"), b"x")).await.unwrap();
         }
-        messages::send(db, bob.id, send(general, "own", b"x")).await.unwrap();
-        let unread = |u| async move { messages::unread_counts(db, u).await.unwrap().into_iter().find(|x| x.channel_id == general).unwrap().count };
+        messages::send(core, bob.id, send(general, "own", b"x")).await.unwrap();
+        let unread = |u| async move { messages::unread_counts(core, u).await.unwrap().into_iter().find(|x| x.channel_id == general).unwrap().count };
         assert_eq!(unread(bob.id).await, 5, "own messages count as unread");
-        assert_eq!(messages::mark_read(db, bob.id, general, 3).await.unwrap(), 3);
+        assert_eq!(messages::mark_read(core, bob.id, general, 3).await.unwrap(), 3);
         assert_eq!(unread(bob.id).await, 2);
         // Cursors never move backwards, nor past the channel's last event.
-        assert_eq!(messages::mark_read(db, bob.id, general, 1).await.unwrap(), 3);
-        assert_eq!(messages::mark_read(db, bob.id, general, 999).await.unwrap(), 6);
+        assert_eq!(messages::mark_read(core, bob.id, general, 1).await.unwrap(), 3);
+        assert_eq!(messages::mark_read(core, bob.id, general, 999).await.unwrap(), 6);
         assert_eq!(unread(bob.id).await, 0);
-        assert_eq!(err(messages::mark_read(db, eve.id, general, 1).await.unwrap_err()), AppError::NotFound);
-        assert!(messages::unread_counts(db, eve.id).await.unwrap().is_empty());
+        assert_eq!(err(messages::mark_read(core, eve.id, general, 1).await.unwrap_err()), AppError::NotFound);
+        assert!(messages::unread_counts(core, eve.id).await.unwrap().is_empty());
     }
 
     async fn through_the_router_with_base64(db: TestDb) {
@@ -156,6 +164,11 @@ on_both_backends! {
         assert_eq!(community.status, 200, "{}", community.body);
         let mine: app::model::spaces::MySpaces = serde_json::from_str(&client.call("spaces/mine", &[]).await.body).unwrap();
         let general = mine.communities[0].groups[0].channels[0].id.to_string();
+        let me: app::model::Me = serde_json::from_str(&client.call("auth/me", &[]).await.body).unwrap();
+        // Only from one of the sender's registered devices.
+        let unregistered = client.call("messages/send", &[("channel_id", &general), ("device", "D1"), ("client_txn", "a"), ("ciphertext_b64", "AAEC+g==")]).await;
+        assert_eq!((unregistered.status, unregistered.error().for_field("device").is_some()), (422, true), "{}", unregistered.body);
+        common::with_device(&state, me.id, "D1").await;
         let sent = client.call("messages/send", &[("channel_id", &general), ("device", "D1"), ("client_txn", "a"), ("ciphertext_b64", "AAEC+g==")]).await;
         assert_eq!(sent.status, 200, "{}", sent.body);
         assert!(sent.body.contains(r#""ciphertext":"AAEC+g==""#), "{}", sent.body);

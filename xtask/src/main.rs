@@ -63,7 +63,8 @@ fn main() -> ExitCode {
 fn root() -> PathBuf {
     let manifest =
         env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    manifest.parent().expect("xtask lives in the workspace").to_path_buf()
+    // xtask lives in the workspace: its parent is the checkout.
+    manifest.parent().map_or_else(|| manifest.clone(), Path::to_path_buf)
 }
 
 fn target_dir() -> PathBuf {

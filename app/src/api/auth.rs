@@ -8,12 +8,14 @@ use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 use {
-    super::ctx,
-    crate::server::{
+    crate::web::{
+        self as ctx,
+        cookies::{DEVICE_COOKIE, RECOVERY_FLASH_COOKIE, clear_cookie, session_cookies, set_cookie},
+    },
+    domain::{
+        Core,
         accounts::{self, Registration},
-        realtime::Signal,
-        session::{self, DEVICE_COOKIE, RECOVERY_FLASH_COOKIE, clear_cookie, set_cookie},
-        state::app_state,
+        session,
         tokens::DEVICE_TTL,
     },
 };
@@ -21,9 +23,9 @@ use {
 /// What the registration form needs to show.
 #[server(prefix = "/api/v1", endpoint = "auth/registration_status")]
 pub async fn registration_status() -> Result<RegistrationInfo, AppError> {
-    let state = app_state()?;
-    let first_account = accounts::is_empty(&state).await?;
-    Ok(RegistrationInfo { mode: state.config.registration_mode, first_account })
+    let core = ctx::core()?;
+    let first_account = accounts::is_empty(&core).await?;
+    Ok(RegistrationInfo { mode: core.config.registration_mode, first_account })
 }
 
 /// Creates an account, signs it in and sends the browser to the page that shows its recovery code.
@@ -34,14 +36,14 @@ pub async fn register(
     password: String,
     #[server(default)] invite_code: Option<String>,
 ) -> Result<(), AppError> {
-    let state = app_state()?;
+    let core = ctx::core()?;
     let parts = ctx::parts()?;
-    let client = ctx::client(&state, &parts);
+    let client = ctx::client(&core, &parts);
     let registered =
-        accounts::register(&state, Registration { username, display_name, password, invite_code }, &client).await?;
-    let cookies = session::start(&state, registered.user.id, client.user_agent).await?;
-    ctx::set_cookies(cookies);
-    flash_recovery_code(&state, &registered.recovery_code);
+        accounts::register(&core, Registration { username, display_name, password, invite_code }, &client).await?;
+    let issued = session::start(&core, registered.user.id, client.user_agent).await?;
+    ctx::set_cookies(session_cookies(&issued, core.config.is_https()));
+    flash_recovery_code(&core, &registered.recovery_code);
     leptos_axum::redirect("/welcome");
     Ok(())
 }
@@ -49,13 +51,14 @@ pub async fn register(
 /// Signs in; on success the browser goes to the app.
 #[server(prefix = "/api/v1", endpoint = "auth/login")]
 pub async fn login(username: String, password: String) -> Result<(), AppError> {
-    let state = app_state()?;
+    let core = ctx::core()?;
     let parts = ctx::parts()?;
-    let client = ctx::client(&state, &parts);
-    let logged_in = accounts::login(&state, &username, password, &client).await?;
-    let mut cookies = session::start(&state, logged_in.user.id, client.user_agent).await?;
+    let client = ctx::client(&core, &parts);
+    let logged_in = accounts::login(&core, &username, password, &client).await?;
+    let issued = session::start(&core, logged_in.user.id, client.user_agent).await?;
+    let mut cookies = session_cookies(&issued, core.config.is_https());
     if let Some(device) = logged_in.new_device {
-        cookies.push(set_cookie(DEVICE_COOKIE, &device.seal(&state.keys), DEVICE_TTL, state.config.is_https()));
+        cookies.push(set_cookie(DEVICE_COOKIE, &device.seal(&core.keys), DEVICE_TTL, core.config.is_https()));
     }
     ctx::set_cookies(cookies);
     leptos_axum::redirect("/");
@@ -65,13 +68,12 @@ pub async fn login(username: String, password: String) -> Result<(), AppError> {
 /// Ends this browser's session.
 #[server(prefix = "/api/v1", endpoint = "auth/logout")]
 pub async fn logout() -> Result<(), AppError> {
-    let state = app_state()?;
+    let core = ctx::core()?;
     let parts = ctx::parts()?;
     if let Some(s) = ctx::session(&parts) {
-        session::revoke_family(&state.db, s.session_id, chrono::Utc::now()).await?;
-        state.realtime.publish(Signal::Revoke { user_id: s.user_id, session: Some(s.session_id) }).await;
+        session::logout(&core, s).await?;
     }
-    ctx::set_cookies(session::clear_session_cookies(state.config.is_https()));
+    ctx::set_cookies(crate::web::cookies::clear_session_cookies(core.config.is_https()));
     leptos_axum::redirect("/login");
     Ok(())
 }
@@ -79,37 +81,33 @@ pub async fn logout() -> Result<(), AppError> {
 /// Changes the password. Every session ends (sockets too); this browser gets a new one.
 #[server(prefix = "/api/v1", endpoint = "auth/change_password")]
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
-    let (state, me) = ctx::actor().await?;
+    let (core, me) = ctx::actor().await?;
     let parts = ctx::parts()?;
-    let client = ctx::client(&state, &parts);
-    let user = accounts::change_password(&state, me, current_password, new_password).await?;
-    state.realtime.publish(Signal::Revoke { user_id: user.id, session: None }).await;
-    ctx::set_cookies(session::start(&state, user.id, client.user_agent).await?);
+    let client = ctx::client(&core, &parts);
+    let user = accounts::change_password(&core, me, current_password, new_password).await?;
+    let issued = session::start(&core, user.id, client.user_agent).await?;
+    ctx::set_cookies(session_cookies(&issued, core.config.is_https()));
     Ok(())
 }
 
 /// Suspends (or reinstates) an account: instance owner and admins only.
 #[server(prefix = "/api/v1", endpoint = "admin/suspend")]
 pub async fn suspend_user(user_id: uuid::Uuid, suspended: bool) -> Result<(), AppError> {
-    let (state, me) = ctx::actor().await?;
-    accounts::set_suspended(&state.db, &me, user_id, suspended).await?;
-    if suspended {
-        state.realtime.publish(Signal::Revoke { user_id, session: None }).await;
-    }
+    let (core, me) = ctx::actor().await?;
+    accounts::set_suspended(&core, &me, user_id, suspended).await?;
     Ok(())
 }
 
 /// Resets the password with the recovery code; signs in and shows the new recovery code.
 #[server(prefix = "/api/v1", endpoint = "auth/recover")]
 pub async fn recover(username: String, recovery_code: String, new_password: String) -> Result<(), AppError> {
-    let state = app_state()?;
+    let core = ctx::core()?;
     let parts = ctx::parts()?;
-    let client = ctx::client(&state, &parts);
-    let recovered = accounts::recover(&state, &username, &recovery_code, new_password, &client).await?;
-    state.realtime.publish(Signal::Revoke { user_id: recovered.user.id, session: None }).await;
-    let cookies = session::start(&state, recovered.user.id, client.user_agent).await?;
-    ctx::set_cookies(cookies);
-    flash_recovery_code(&state, &recovered.recovery_code);
+    let client = ctx::client(&core, &parts);
+    let recovered = accounts::recover(&core, &username, &recovery_code, new_password, &client).await?;
+    let issued = session::start(&core, recovered.user.id, client.user_agent).await?;
+    ctx::set_cookies(session_cookies(&issued, core.config.is_https()));
+    flash_recovery_code(&core, &recovered.recovery_code);
     leptos_axum::redirect("/welcome");
     Ok(())
 }
@@ -117,11 +115,11 @@ pub async fn recover(username: String, recovery_code: String, new_password: Stri
 /// The recovery code just issued to this browser, once: the cookie carrying it is cleared.
 #[server(prefix = "/api/v1", endpoint = "auth/take_recovery_code")]
 pub async fn take_recovery_code() -> Result<Option<String>, AppError> {
-    let state = app_state()?;
+    let core = ctx::core()?;
     let parts = ctx::parts()?;
-    let code = session::read_cookie(&parts.headers, RECOVERY_FLASH_COOKIE);
+    let code = crate::web::cookies::read_cookie(&parts.headers, RECOVERY_FLASH_COOKIE);
     if code.is_some() {
-        ctx::set_cookies([clear_cookie(RECOVERY_FLASH_COOKIE, state.config.is_https())]);
+        ctx::set_cookies([clear_cookie(RECOVERY_FLASH_COOKIE, core.config.is_https())]);
     }
     Ok(code.filter(|c| c.len() <= 32))
 }
@@ -129,18 +127,12 @@ pub async fn take_recovery_code() -> Result<Option<String>, AppError> {
 /// The signed-in user, or `None`.
 #[server(prefix = "/api/v1", endpoint = "auth/me")]
 pub async fn current_user() -> Result<Option<Me>, AppError> {
-    let state = app_state()?;
+    let core = ctx::core()?;
     let parts = ctx::parts()?;
-    match accounts::current(&state, ctx::session(&parts)).await {
-        Ok(user) => Ok(Some(accounts::to_me(&user))),
-        Err(e) => match AppError::from(e) {
-            AppError::Unauthenticated => Ok(None),
-            other => Err(other),
-        },
-    }
+    Ok(accounts::me(&core, ctx::session(&parts)).await?)
 }
 
 #[cfg(feature = "ssr")]
-fn flash_recovery_code(state: &crate::server::state::AppState, code: &str) {
-    ctx::set_cookies([set_cookie(RECOVERY_FLASH_COOKIE, code, chrono::Duration::minutes(10), state.config.is_https())]);
+fn flash_recovery_code(core: &Core, code: &str) {
+    ctx::set_cookies([set_cookie(RECOVERY_FLASH_COOKIE, code, chrono::Duration::minutes(10), core.config.is_https())]);
 }

@@ -4,10 +4,7 @@ use crate::{error::AppError, model::Invite};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-use {
-    super::ctx,
-    crate::server::{accounts, invites, state::app_state},
-};
+use {crate::web::actor, domain::invites};
 
 /// Creates an invite code. Empty fields mean unlimited uses / never expires.
 #[server(prefix = "/api/v1", endpoint = "invites/create")]
@@ -15,18 +12,14 @@ pub async fn create_invite(
     #[server(default)] max_uses: String,
     #[server(default)] expires_in_hours: String,
 ) -> Result<Invite, AppError> {
-    let state = app_state()?;
-    let parts = ctx::parts()?;
-    let user = accounts::current(&state, ctx::session(&parts)).await?;
+    let (core, me) = actor().await?;
     let (max_uses, hours) = invites::parse_limits(&max_uses, &expires_in_hours)?;
-    Ok(invites::create(&state.db, &user, max_uses, hours).await?)
+    Ok(invites::create(&core, &me, max_uses, hours).await?)
 }
 
 /// Every invite code, newest first.
 #[server(prefix = "/api/v1", endpoint = "invites/list")]
 pub async fn list_invites() -> Result<Vec<Invite>, AppError> {
-    let state = app_state()?;
-    let parts = ctx::parts()?;
-    let user = accounts::current(&state, ctx::session(&parts)).await?;
-    Ok(invites::list(&state.db, &user).await?)
+    let (core, me) = actor().await?;
+    Ok(invites::list(&core, &me).await?)
 }

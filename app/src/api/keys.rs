@@ -8,37 +8,31 @@ use leptos::{prelude::*, server_fn::codec::Json};
 use uuid::Uuid;
 
 #[cfg(feature = "ssr")]
-use {
-    super::ctx::actor,
-    crate::server::{keys_directory as keys, realtime::Signal, spaces},
-};
+use {crate::web::actor, domain::keys_directory as keys};
 
 #[server(prefix = "/api/v1", endpoint = "devices/register", input = Json)]
 pub async fn register_device(keys: DeviceKeys) -> Result<DeviceKeys, AppError> {
-    let (state, me) = actor().await?;
-    Ok(keys::register_device(&state.db, me.id, keys).await?)
+    let (core, me) = actor().await?;
+    Ok(keys::register_device(&core, me.id, keys).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "devices/list", input = Json)]
 pub async fn list_devices(user_id: Uuid) -> Result<Vec<DeviceKeys>, AppError> {
-    let (state, me) = actor().await?;
-    Ok(keys::list_devices(&state.db, me.id, user_id).await?)
+    let (core, me) = actor().await?;
+    Ok(keys::list_devices(&core, me.id, user_id).await?)
 }
 
 /// Every device of every member of a channel: whom to share the channel's room keys with.
 #[server(prefix = "/api/v1", endpoint = "devices/of_channel", input = Json)]
 pub async fn channel_devices(channel_id: Uuid) -> Result<Vec<DeviceKeys>, AppError> {
-    let (state, me) = actor().await?;
-    Ok(keys::channel_devices(&state.db, me.id, channel_id).await?)
+    let (core, me) = actor().await?;
+    Ok(keys::channel_devices(&core, me.id, channel_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "devices/remove", input = Json)]
 pub async fn remove_device(device_id: String) -> Result<(), AppError> {
-    let (state, me) = actor().await?;
-    keys::remove_device(&state.db, me.id, &device_id).await?;
-    let channels = spaces::subscriptions(&state.db, me.id).await?.channels.into_keys().collect();
-    state.realtime.publish(Signal::DeviceRemoved { user_id: me.id, device_id, channels }).await;
-    Ok(())
+    let (core, me) = actor().await?;
+    Ok(keys::remove_device(&core, me.id, &device_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "keys/upload", input = Json)]
@@ -47,46 +41,36 @@ pub async fn upload_keys(
     one_time_keys: Vec<SignedKey>,
     fallback_key: Option<SignedKey>,
 ) -> Result<KeyCounts, AppError> {
-    let (state, me) = actor().await?;
-    Ok(keys::upload_keys(&state.db, me.id, &device_id, one_time_keys, fallback_key).await?)
+    let (core, me) = actor().await?;
+    Ok(keys::upload_keys(&core, me.id, &device_id, one_time_keys, fallback_key).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "keys/counts", input = Json)]
 pub async fn get_key_counts(device_id: String) -> Result<KeyCounts, AppError> {
-    let (state, me) = actor().await?;
-    Ok(keys::counts(&state.db, me.id, &device_id).await?)
+    let (core, me) = actor().await?;
+    Ok(keys::counts(&core, me.id, &device_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "keys/claim", input = Json)]
 pub async fn claim_key(user_id: Uuid, device_id: String) -> Result<ClaimedKey, AppError> {
-    let (state, me) = actor().await?;
-    Ok(keys::claim(&state.db, me.id, user_id, &device_id).await?)
+    let (core, me) = actor().await?;
+    Ok(keys::claim(&core, me.id, user_id, &device_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "to_device/send", input = Json)]
 pub async fn send_to_device(device_id: String, messages: Vec<OutgoingToDevice>) -> Result<usize, AppError> {
-    let (state, me) = actor().await?;
-    let queued = keys::send_to_device(&state.db, me.id, &device_id, messages).await?;
-    let n = queued.len();
-    state
-        .realtime
-        .publish_all(queued.into_iter().map(|q| Signal::ToDevice {
-            user_id: q.user,
-            device_id: q.device,
-            message: q.message,
-        }))
-        .await;
-    Ok(n)
+    let (core, me) = actor().await?;
+    Ok(keys::send_to_device(&core, me.id, &device_id, messages).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "to_device/fetch", input = Json)]
 pub async fn fetch_to_device(device_id: String) -> Result<Vec<ToDeviceMessage>, AppError> {
-    let (state, me) = actor().await?;
-    Ok(keys::fetch_to_device(&state.db, me.id, &device_id).await?)
+    let (core, me) = actor().await?;
+    Ok(keys::fetch_to_device(&core, me.id, &device_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "to_device/ack", input = Json)]
 pub async fn ack_to_device(device_id: String, up_to: Uuid) -> Result<u64, AppError> {
-    let (state, me) = actor().await?;
-    Ok(keys::ack_to_device(&state.db, me.id, &device_id, up_to).await?)
+    let (core, me) = actor().await?;
+    Ok(keys::ack_to_device(&core, me.id, &device_id, up_to).await?)
 }

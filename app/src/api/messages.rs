@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 #[cfg(feature = "ssr")]
 use {
-    super::ctx::actor,
     crate::{
         model::messages::{Ciphertext, MessageKind},
-        server::{messages, realtime::Signal},
+        web::actor,
     },
+    domain::messages,
 };
 
 #[cfg(feature = "ssr")]
@@ -30,34 +30,26 @@ pub async fn send_message(
     #[server(default)] reply_to: Option<Uuid>,
     ciphertext_b64: String,
 ) -> Result<Envelope, AppError> {
-    let (state, me) = actor().await?;
+    let (core, me) = actor().await?;
     let kind = match kind.as_str() {
         "" => MessageKind::Text,
         other => MessageKind::parse(other).ok_or_else(|| AppError::invalid("kind", "must be text or file"))?,
     };
     let input =
         messages::Send { channel_id, device, client_txn, kind, reply_to, ciphertext: ciphertext(&ciphertext_b64)? };
-    let stored = messages::send(&state.db, me.id, input).await?;
-    if stored.fresh {
-        state.realtime.publish(Signal::Event { event: stored.event() }).await;
-    }
-    Ok(stored.message)
+    Ok(messages::send(&core, me.id, input).await?.message)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/edit")]
 pub async fn edit_message(message_id: Uuid, ciphertext_b64: String) -> Result<ChannelEvent, AppError> {
-    let (state, me) = actor().await?;
-    let event = messages::edit(&state.db, me.id, message_id, ciphertext(&ciphertext_b64)?).await?;
-    state.realtime.publish(Signal::Event { event: event.clone() }).await;
-    Ok(event)
+    let (core, me) = actor().await?;
+    Ok(messages::edit(&core, me.id, message_id, ciphertext(&ciphertext_b64)?).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/delete")]
 pub async fn delete_message(message_id: Uuid) -> Result<ChannelEvent, AppError> {
-    let (state, me) = actor().await?;
-    let event = messages::delete(&state.db, me.id, message_id).await?;
-    state.realtime.publish(Signal::Event { event: event.clone() }).await;
-    Ok(event)
+    let (core, me) = actor().await?;
+    Ok(messages::delete(&core, me.id, message_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/history")]
@@ -66,8 +58,8 @@ pub async fn message_history(
     #[server(default)] before_seq: Option<i64>,
     #[server(default)] limit: Option<u32>,
 ) -> Result<HistoryPage, AppError> {
-    let (state, me) = actor().await?;
-    Ok(messages::history(&state.db, me.id, channel_id, before_seq, limit).await?)
+    let (core, me) = actor().await?;
+    Ok(messages::history(&core, me.id, channel_id, before_seq, limit).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/events")]
@@ -76,20 +68,18 @@ pub async fn channel_events(
     after_seq: i64,
     #[server(default)] limit: Option<u32>,
 ) -> Result<Vec<ChannelEvent>, AppError> {
-    let (state, me) = actor().await?;
-    Ok(messages::events_since(&state.db, me.id, channel_id, after_seq, limit).await?)
+    let (core, me) = actor().await?;
+    Ok(messages::events_since(&core, me.id, channel_id, after_seq, limit).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/mark_read")]
 pub async fn mark_read(channel_id: Uuid, seq: i64) -> Result<i64, AppError> {
-    let (state, me) = actor().await?;
-    let seq = messages::mark_read(&state.db, me.id, channel_id, seq).await?;
-    state.realtime.publish(Signal::Read { user_id: me.id, channel_id, seq }).await;
-    Ok(seq)
+    let (core, me) = actor().await?;
+    Ok(messages::mark_read(&core, me.id, channel_id, seq).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/unread")]
 pub async fn unread_counts() -> Result<Vec<Unread>, AppError> {
-    let (state, me) = actor().await?;
-    Ok(messages::unread_counts(&state.db, me.id).await?)
+    let (core, me) = actor().await?;
+    Ok(messages::unread_counts(&core, me.id).await?)
 }

@@ -6,6 +6,7 @@
 //! One runtime per signed-in page load; it stops when the signed-in layout goes away (sign out).
 
 mod gateway;
+pub mod storage;
 mod vault;
 pub mod verification;
 
@@ -45,7 +46,7 @@ pub(crate) struct Runtime {
     last_send: RefCell<Option<futures::channel::oneshot::Receiver<()>>>,
     /// Held by the one tab of this profile that receives to-device messages (room keys, SAS): two
     /// tabs decrypting the same Olm message would each see the other's copy as a replay.
-    leader: RefCell<Option<crate::crypto::browser::TabLock>>,
+    leader: RefCell<Option<storage::TabLock>>,
 }
 
 fn current() -> Option<Rc<Runtime>> {
@@ -96,13 +97,13 @@ impl Runtime {
     /// the background to take over when that tab closes (then reconnects as the leader).
     async fn lead(self: &Rc<Self>) {
         let name = format!("chatalot-leader-{}", self.chat.me.get_value());
-        if let Ok(Some(held)) = crate::crypto::browser::lock(&name, false).await {
+        if let Ok(Some(held)) = storage::lock(&name, false).await {
             *self.leader.borrow_mut() = Some(held);
             return;
         }
         let rt = self.clone();
         leptos::task::spawn_local(async move {
-            if let Ok(Some(held)) = crate::crypto::browser::lock(&name, true).await
+            if let Ok(Some(held)) = storage::lock(&name, true).await
                 && rt.is_current()
             {
                 *rt.leader.borrow_mut() = Some(held);

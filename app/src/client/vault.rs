@@ -2,6 +2,7 @@
 //! under a Web Lock, so that several tabs never overwrite each other's state. Every operation loads
 //! the latest state, changes it, and writes it back before anything it produced leaves the tab.
 
+use super::storage::{IdbStore, lock, store_key};
 use crate::{
     api::keys::{
         channel_devices, claim_key, get_key_counts, list_devices, register_device, send_to_device, upload_keys,
@@ -9,7 +10,6 @@ use crate::{
     chat::DeviceStatus,
     crypto::{
         CryptoError, CryptoResult,
-        browser::{IdbStore, lock, store_key},
         device::Device,
         machine::{Machine, Relay},
         store::{self, StoreKey},

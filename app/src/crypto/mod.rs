@@ -16,11 +16,10 @@
 //!   and to-device queue), checking every listed device and warning about forged or changed keys.
 //! - [`trust`]: trust on first use with key-change warnings, and SAS verification (emoji/numbers).
 //! - [`store`]: the persistence boundary: state sealed under a key that never leaves the browser.
-//! - `browser` (wasm32 only): the IndexedDB store, the store key wrapped by a non-extractable
-//!   WebCrypto key, and Web Locks (one tab at a time mutates crypto state).
+//!
+//! The browser's implementation of that boundary (IndexedDB, WebCrypto, Web Locks) does I/O, so it
+//! lives outside this module, in `client::storage`.
 
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-pub mod browser;
 pub mod channel;
 pub mod device;
 pub mod machine;
@@ -28,6 +27,8 @@ pub mod olm;
 pub mod store;
 pub mod trust;
 
+#[cfg(all(test, target_arch = "wasm32", target_os = "unknown"))]
+mod figures;
 #[cfg(test)]
 mod tests;
 

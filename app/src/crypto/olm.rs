@@ -1,4 +1,4 @@
-//! Device-to-device envelopes (Olm), for key material only: room keys now, verification later.
+//! Device-to-device envelopes (Olm), for key material only: room keys and device verification.
 //!
 //! Olm authenticates Curve25519 keys, not people, so every plaintext names its sender and
 //! recipient (user, device, Ed25519 key) and the receiver checks both against the devices it

@@ -1,12 +1,11 @@
 //! A real server on a real port (port 0) and a WebSocket test client that speaks the gateway protocol.
 
-use app::{
-    model::{
-        gateway::{ClientFrame, PROTOCOL_VERSION, ResumePoint, ServerFrame},
-        messages::{Ciphertext, MessageKind},
-    },
-    server::{session, state::AppState},
+use app::model::{
+    gateway::{ClientFrame, PROTOCOL_VERSION, ResumePoint, ServerFrame},
+    messages::{Ciphertext, MessageKind},
 };
+use app::web::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
+use domain::Core;
 use futures_util::{SinkExt, StreamExt};
 use std::{net::SocketAddr, time::Duration};
 use tokio::{net::TcpStream, task::JoinHandle};
@@ -21,12 +20,12 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub state: AppState,
+    pub state: Core,
     task: JoinHandle<()>,
 }
 
 impl TestServer {
-    pub async fn start(state: AppState) -> Self {
+    pub async fn start(state: Core) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -44,18 +43,13 @@ impl Drop for TestServer {
 }
 
 /// A real session for `user` (no password hashing), as a `Cookie` header value.
-pub async fn cookies_for(state: &AppState, user: Uuid) -> String {
-    session::start(state, user, None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join("; ")
+pub async fn cookies_for(state: &Core, user: Uuid) -> String {
+    let issued = domain::session::start(state, user, None).await.unwrap();
+    format!("{ACCESS_COOKIE}={}; {REFRESH_COOKIE}={}", issued.access, issued.refresh)
 }
 
 /// A signed-in HTTP client (server functions) carrying a `Cookie` header value from [`cookies_for`].
-pub fn client_with(state: &AppState, cookie: &str) -> super::Client {
+pub fn client_with(state: &Core, cookie: &str) -> super::Client {
     let mut client = super::Client::new(state);
     for pair in cookie.split("; ") {
         let (name, value) = pair.split_once('=').expect("name=value");

@@ -4,16 +4,14 @@
 
 pub mod live;
 
-use app::{
-    model::RegistrationMode,
-    server::{config::Config, keys::Keys, password::Passwords, state::AppState},
-};
+use app::model::RegistrationMode;
 use axum::{
     Router,
     body::Body,
     extract::ConnectInfo,
     http::{HeaderMap, Request, Response, header},
 };
+use domain::{Core, config::Config, keys::Keys, password::Passwords};
 use http_body_util::BodyExt;
 use sea_orm::{ConnectionTrait, Database};
 use std::{io::Write, net::SocketAddr, path::PathBuf, sync::Arc};
@@ -104,7 +102,7 @@ impl TestDb {
     }
 
     /// State over this database with the real migrations applied.
-    pub async fn state(&self, mode: RegistrationMode) -> AppState {
+    pub async fn state(&self, mode: RegistrationMode) -> Core {
         server::start::prepare(self.config(mode)).await.expect("prepare state")
     }
 }
@@ -131,20 +129,28 @@ pub async fn new_user(db: &sea_orm::DatabaseConnection, name: &str) -> entity::u
     .unwrap()
 }
 
+/// Registers a device `id` for `user` (signed keys, as a browser would): messages are sent from
+/// registered devices only.
+pub async fn with_device(core: &Core, user: uuid::Uuid, id: &str) -> TestDevice {
+    let device = TestDevice::new(user, id);
+    domain::keys_directory::register_device(core, user, device.keys()).await.unwrap();
+    device
+}
+
 /// The client-visible form of a server error.
-pub fn err(e: app::server::error::ServerError) -> app::error::AppError {
+pub fn err(e: domain::error::ServerError) -> app::error::AppError {
     e.into()
 }
 
 /// A state that shares `state`'s database and keys but has another registration mode.
-pub fn with_mode(state: &AppState, mode: RegistrationMode) -> AppState {
+pub fn with_mode(state: &Core, mode: RegistrationMode) -> Core {
     let mut config = (*state.config).clone();
     config.registration_mode = mode;
-    AppState { config: Arc::new(config), ..state.clone() }
+    Core { config: Arc::new(config), ..state.clone() }
 }
 
 pub fn fresh_keys() -> Arc<Keys> {
-    Arc::new(Keys::generate())
+    Arc::new(Keys::generate().unwrap())
 }
 
 pub fn passwords() -> Passwords {
@@ -159,7 +165,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(state: &AppState) -> Self {
+    pub fn new(state: &Core) -> Self {
         Self { router: server::router(state.clone()), cookies: vec![], ip: "192.0.2.10:5000".parse().unwrap() }
     }
 

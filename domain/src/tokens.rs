@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn access_tokens_round_trip_and_expire() {
-        let keys = Keys::generate();
+        let keys = Keys::generate().unwrap();
         let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
         let token = issue_access(&keys, user, sid, Utc::now()).unwrap();
         let claims = verify_access(&keys, &token).unwrap();
@@ -113,7 +113,7 @@ mod tests {
         let old = issue_access(&keys, user, sid, Utc::now() - Duration::minutes(16)).unwrap();
         assert_eq!(verify_access(&keys, &old), None, "expired token accepted");
 
-        let other = Keys::generate();
+        let other = Keys::generate().unwrap();
         assert_eq!(verify_access(&other, &token), None, "token from another key accepted");
         assert_eq!(verify_access(&keys, "not.a.jwt"), None);
         let mut tampered = token.clone();
@@ -123,11 +123,11 @@ mod tests {
 
     #[test]
     fn device_cookies_are_signed() {
-        let keys = Keys::generate();
+        let keys = Keys::generate().unwrap();
         let cookie = DeviceCookie { user: Uuid::new_v4(), device: Uuid::new_v4() };
         let sealed = cookie.seal(&keys);
         assert_eq!(DeviceCookie::open(&keys, &sealed), Some(cookie));
-        assert_eq!(DeviceCookie::open(&Keys::generate(), &sealed), None);
+        assert_eq!(DeviceCookie::open(&Keys::generate().unwrap(), &sealed), None);
         let mut forged = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
         forged[0] ^= 1;
         assert_eq!(DeviceCookie::open(&keys, &URL_SAFE_NO_PAD.encode(forged)), None);

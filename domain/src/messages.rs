@@ -1,29 +1,28 @@
-//! Messages as opaque envelopes: send (idempotent per client transaction id), edit (author only,
-//! earlier versions kept), delete (author, or moderator and above), history and catch-up.
+//! Messages as opaque envelopes: send (idempotent per client transaction id, from one of the
+//! sender's registered devices), edit (author only, earlier versions kept), delete (author, or
+//! moderator and above), read cursors, history and catch-up. The commands publish what they stored.
 //! Every event in a channel takes the channel's next sequence number, inside the transaction
 //! that writes it, so sequence numbers are gap-free and never reused.
 
 use super::{
     error::{ServerResult, is_unique_violation},
-    policy,
-};
-use crate::{
-    error::AppError,
-    model::{
-        messages::{
-            ChannelEvent, Ciphertext, DEFAULT_PAGE, Envelope, EventKind, HistoryPage, MAX_CIPHERTEXT, MAX_PAGE,
-            MessageKind, Unread,
-        },
-        spaces::CommunityRole,
-    },
+    keys_directory, policy,
+    realtime::Signal,
+    state::Core,
 };
 use chrono::Utc;
 use entity::{channel, channel_event, message, message_edit, read_cursor};
+use protocol::{
+    error::AppError,
+    model::messages::{
+        ChannelEvent, Ciphertext, DEFAULT_PAGE, Envelope, EventKind, HistoryPage, MAX_CIPHERTEXT, MAX_PAGE,
+        MessageKind, Unread,
+    },
+};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use std::collections::HashMap;
@@ -120,14 +119,27 @@ impl Stored {
     }
 }
 
-/// Stores a message and returns it. A retry with the same client transaction id returns the original.
-pub async fn send(db: &DatabaseConnection, actor: Uuid, input: Send) -> ServerResult<Stored> {
+/// Stores a message, publishes it and returns it. A retry with the same client transaction id
+/// returns the original and publishes nothing.
+pub async fn send(core: &Core, actor: Uuid, input: Send) -> ServerResult<Stored> {
+    let stored = store(&core.db, actor, input).await?;
+    if stored.fresh {
+        core.realtime.publish(Signal::Event { event: stored.event() }).await;
+    }
+    Ok(stored)
+}
+
+async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send) -> ServerResult<Stored> {
     policy::visible_channel(db, input.channel_id, actor).await?;
     if input.client_txn.is_empty() || input.client_txn.len() > 64 {
         return Err(AppError::invalid("client_txn", "must be 1–64 characters").into());
     }
     if input.device.is_empty() || input.device.len() > 64 {
         return Err(AppError::invalid("device", "must be 1–64 characters").into());
+    }
+    // The sending device is one of the sender's: recipients trust the sender's device key by it.
+    if keys_directory::find_device(db, actor, &input.device).await?.is_none() {
+        return Err(AppError::invalid("device", "is not one of your registered devices").into());
     }
     check_ciphertext(&input.ciphertext)?;
     if let Some(original) = find_by_txn(db, actor, &input.client_txn).await? {
@@ -189,21 +201,15 @@ fn same_send(original: message::Model, input: &Send) -> ServerResult<Stored> {
 }
 
 /// Replaces a message's ciphertext (author only); the previous version is kept.
-pub async fn edit(
-    db: &DatabaseConnection,
-    actor: Uuid,
-    message_id: Uuid,
-    ciphertext: Ciphertext,
-) -> ServerResult<ChannelEvent> {
+pub async fn edit(core: &Core, actor: Uuid, message_id: Uuid, ciphertext: Ciphertext) -> ServerResult<ChannelEvent> {
+    let db = &core.db;
     check_ciphertext(&ciphertext)?;
     let m = message::Entity::find_by_id(message_id).one(db).await?.ok_or(AppError::NotFound)?;
     policy::visible_channel(db, m.channel_id, actor).await?;
     if m.deleted_at.is_some() {
         return Err(AppError::NotFound.into());
     }
-    if m.sender_id != actor {
-        return Err(AppError::Forbidden.into());
-    }
+    policy::may_edit_message(actor, m.sender_id)?;
     let now = Utc::now();
     let txn = db.begin().await?;
     let seq = next_seq(&txn, m.channel_id).await?;
@@ -221,21 +227,21 @@ pub async fn edit(
     let m = active.update(&txn).await?;
     record_event(&txn, m.channel_id, seq, EventKind::Edited, m.id).await?;
     txn.commit().await?;
-    Ok(ChannelEvent { channel_id: m.channel_id, seq, kind: EventKind::Edited, message: envelope(&m) })
+    let event = ChannelEvent { channel_id: m.channel_id, seq, kind: EventKind::Edited, message: envelope(&m) };
+    core.realtime.publish(Signal::Event { event: event.clone() }).await;
+    Ok(event)
 }
 
 /// Deletes a message (its author, or a community moderator and above): the ciphertext and every
 /// earlier version are erased; a tombstone event remains.
-pub async fn delete(db: &DatabaseConnection, actor: Uuid, message_id: Uuid) -> ServerResult<ChannelEvent> {
+pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<ChannelEvent> {
+    let db = &core.db;
     let m = message::Entity::find_by_id(message_id).one(db).await?.ok_or(AppError::NotFound)?;
     let visible = policy::visible_channel(db, m.channel_id, actor).await?;
     if m.deleted_at.is_some() {
         return Err(AppError::NotFound.into());
     }
-    let moderator = visible.role.is_some_and(|r| r >= CommunityRole::Moderator);
-    if m.sender_id != actor && !moderator {
-        return Err(AppError::Forbidden.into());
-    }
+    policy::may_delete_message(actor, m.sender_id, visible.role)?;
     let txn = db.begin().await?;
     let seq = next_seq(&txn, m.channel_id).await?;
     message_edit::Entity::delete_many().filter(message_edit::Column::MessageId.eq(m.id)).exec(&txn).await?;
@@ -245,17 +251,20 @@ pub async fn delete(db: &DatabaseConnection, actor: Uuid, message_id: Uuid) -> S
     let m = active.update(&txn).await?;
     record_event(&txn, m.channel_id, seq, EventKind::Deleted, m.id).await?;
     txn.commit().await?;
-    Ok(ChannelEvent { channel_id: m.channel_id, seq, kind: EventKind::Deleted, message: envelope(&m) })
+    let event = ChannelEvent { channel_id: m.channel_id, seq, kind: EventKind::Deleted, message: envelope(&m) };
+    core.realtime.publish(Signal::Event { event: event.clone() }).await;
+    Ok(event)
 }
 
 /// Messages newest first, `limit` (default 50, at most 100) per page, older than `before_seq`.
 pub async fn history(
-    db: &impl ConnectionTrait,
+    core: &Core,
     actor: Uuid,
     channel_id: Uuid,
     before_seq: Option<i64>,
     limit: Option<u32>,
 ) -> ServerResult<HistoryPage> {
+    let db = &core.db;
     policy::visible_channel(db, channel_id, actor).await?;
     let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let mut query = message::Entity::find()
@@ -273,12 +282,13 @@ pub async fn history(
 
 /// Every event after `after_seq`, oldest first (at most `limit`): what a reconnecting client missed.
 pub async fn events_since(
-    db: &impl ConnectionTrait,
+    core: &Core,
     actor: Uuid,
     channel_id: Uuid,
     after_seq: i64,
     limit: Option<u32>,
 ) -> ServerResult<Vec<ChannelEvent>> {
+    let db = &core.db;
     policy::visible_channel(db, channel_id, actor).await?;
     let limit = limit.unwrap_or(MAX_PAGE).clamp(1, 1000);
     let events = channel_event::Entity::find()
@@ -311,8 +321,14 @@ pub async fn events_since(
 }
 
 /// Moves the actor's read cursor in a channel forward to `seq` (never backwards, never past the
-/// channel's latest event).
-pub async fn mark_read(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid, seq: i64) -> ServerResult<i64> {
+/// channel's latest event) and tells the actor's other sockets.
+pub async fn mark_read(core: &Core, actor: Uuid, channel_id: Uuid, seq: i64) -> ServerResult<i64> {
+    let seq = move_cursor(&core.db, actor, channel_id, seq).await?;
+    core.realtime.publish(Signal::Read { user_id: actor, channel_id, seq }).await;
+    Ok(seq)
+}
+
+async fn move_cursor(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid, seq: i64) -> ServerResult<i64> {
     let visible = policy::visible_channel(db, channel_id, actor).await?;
     let seq = seq.clamp(0, visible.channel.last_seq);
     let current = read_cursor::Entity::find_by_id((actor, channel_id)).one(db).await?;
@@ -345,8 +361,9 @@ pub async fn mark_read(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid,
 }
 
 /// Unread counts for every channel the actor is in.
-pub async fn unread_counts(db: &impl ConnectionTrait, actor: Uuid) -> ServerResult<Vec<Unread>> {
-    let spaces = super::spaces::my_spaces(db, actor).await?;
+pub async fn unread_counts(core: &Core, actor: Uuid) -> ServerResult<Vec<Unread>> {
+    let db = &core.db;
+    let spaces = super::spaces::my_spaces(core, actor).await?;
     let channels: Vec<Uuid> = spaces
         .communities
         .iter()

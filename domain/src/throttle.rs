@@ -6,9 +6,9 @@
 //! until its window ends.
 
 use super::error::ServerResult;
-use crate::error::AppError;
 use chrono::{DateTime, Duration, Utc};
 use entity::auth_throttle::{ActiveModel, Column, Entity};
+use protocol::AppError;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,

@@ -2,22 +2,22 @@
 
 use super::{
     error::{ServerError, ServerResult, is_contention, is_unique_violation},
-    invites,
+    invites, policy,
+    realtime::Signal,
     session::Session,
-    state::AppState,
+    state::Core,
     throttle::{self, Limit},
     tokens::{self, DeviceCookie},
 };
-use crate::{
+use chrono::{Duration, Utc};
+use entity::user::{self, Column};
+use protocol::{
     error::AppError,
     model::{Me, RegistrationMode},
     validation,
 };
-use chrono::{Duration, Utc};
-use entity::user::{self, Column};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
 };
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -76,6 +76,15 @@ pub fn to_me(u: &user::Model) -> Me {
     }
 }
 
+/// The signed-in user, or `None` when the session is missing, ended or suspended.
+pub async fn me(core: &Core, session: Option<Session>) -> ServerResult<Option<Me>> {
+    match current(core, session).await {
+        Ok(user) => Ok(Some(to_me(&user))),
+        Err(super::error::ServerError::App(AppError::Unauthenticated)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn field(name: &str, result: Result<(), String>) -> Result<(), AppError> {
     result.map_err(|m| AppError::invalid(name, m))
 }
@@ -94,11 +103,11 @@ pub struct Registered {
 }
 
 /// Whether the instance has no account yet (the next registration becomes the owner).
-pub async fn is_empty(state: &AppState) -> ServerResult<bool> {
-    Ok(user::Entity::find().count(&state.db).await? == 0)
+pub async fn is_empty(core: &Core) -> ServerResult<bool> {
+    Ok(user::Entity::find().count(&core.db).await? == 0)
 }
 
-pub async fn register(state: &AppState, input: Registration, client: &Client) -> ServerResult<Registered> {
+pub async fn register(core: &Core, input: Registration, client: &Client) -> ServerResult<Registered> {
     let username = input.username.trim().to_owned();
     let display_name = input.display_name.trim().to_owned();
     field("username", validation::username(&username))?;
@@ -111,19 +120,20 @@ pub async fn register(state: &AppState, input: Registration, client: &Client) ->
 
     let now = Utc::now();
     let limits = [Limit::new(client.ip_key("register"), REGISTER_IP_MAX, HOUR)];
-    throttle::check(&state.db, &limits, now).await?;
-    throttle::record_failure(&state.db, &limits, now).await?; // every attempt counts
+    throttle::check(&core.db, &limits, now).await?;
+    throttle::record_failure(&core.db, &limits, now).await?; // every attempt counts
 
     let key = username.to_lowercase();
-    if user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&state.db).await?.is_some() {
+    if user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&core.db).await?.is_some() {
         return Err(AppError::invalid("username", "is already taken").into());
     }
-    let password_hash = state.passwords.hash(input.password).await?;
+    let password_hash = core.passwords.hash(input.password).await?;
     let recovery_code = random_code(4);
 
-    for attempt in 0..3 {
+    let mut attempt = 0;
+    loop {
         let result = try_insert_user(
-            state,
+            core,
             &username,
             &key,
             &display_name,
@@ -141,18 +151,18 @@ pub async fn register(state: &AppState, input: Registration, client: &Client) ->
             }
             // Lost a race: for the owner slot, for the username, or for SQLite's write lock.
             Err(ServerError::Db(e)) if attempt < 2 && (is_unique_violation(&e) || is_contention(&e)) => {
-                if user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&state.db).await?.is_some() {
+                attempt += 1;
+                if user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&core.db).await?.is_some() {
                     return Err(AppError::invalid("username", "is already taken").into());
                 }
             }
             Err(e) => return Err(e),
         }
     }
-    unreachable!("the last attempt returns")
 }
 
 async fn try_insert_user(
-    state: &AppState,
+    core: &Core,
     username: &str,
     key: &str,
     display_name: &str,
@@ -160,10 +170,10 @@ async fn try_insert_user(
     recovery_code: &str,
     invite_code: Option<&str>,
 ) -> ServerResult<user::Model> {
-    let txn = state.db.begin().await?;
+    let txn = core.db.begin().await?;
     let first = user::Entity::find().count(&txn).await? == 0;
     if !first {
-        match state.config.registration_mode {
+        match core.config.registration_mode {
             RegistrationMode::Open => {}
             RegistrationMode::Closed => {
                 return Err(AppError::invalid("form", "Registration is closed on this instance.").into());
@@ -211,7 +221,7 @@ pub struct LoggedIn {
 
 const BAD_LOGIN: &str = "Wrong username or password.";
 
-pub async fn login(state: &AppState, username: &str, password: String, client: &Client) -> ServerResult<LoggedIn> {
+pub async fn login(core: &Core, username: &str, password: String, client: &Client) -> ServerResult<LoggedIn> {
     if username.is_empty() {
         return Err(AppError::invalid("username", "is required").into());
     }
@@ -222,7 +232,7 @@ pub async fn login(state: &AppState, username: &str, password: String, client: &
         return Err(AppError::invalid("password", BAD_LOGIN).into());
     }
     let key = username.trim().to_lowercase();
-    let user = user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&state.db).await?;
+    let user = user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&core.db).await?;
     let known_device = client.device.filter(|d| user.as_ref().is_some_and(|u| u.id == d.user));
     let account_limit = match (&known_device, &user) {
         (Some(d), _) => Limit::new(format!("login:dev:{}", d.device), LOGIN_ACCOUNT_MAX, LOGIN_WINDOW),
@@ -231,22 +241,22 @@ pub async fn login(state: &AppState, username: &str, password: String, client: &
     };
     let limits = [Limit::new(client.ip_key("login"), LOGIN_IP_MAX, LOGIN_WINDOW), account_limit];
     let now = Utc::now();
-    throttle::check(&state.db, &limits, now).await?;
+    throttle::check(&core.db, &limits, now).await?;
 
-    let ok = state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let ok = core.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     match user {
         Some(user) if ok && user.suspended_at.is_some() => {
             Err(AppError::invalid("username", "This account is suspended. Ask the instance's admin.").into())
         }
         Some(user) if ok => {
             if let Some(d) = known_device {
-                throttle::clear(&state.db, &format!("login:dev:{}", d.device)).await?;
+                throttle::clear(&core.db, &format!("login:dev:{}", d.device)).await?;
             }
             let new_device = known_device.is_none().then(|| DeviceCookie { user: user.id, device: Uuid::new_v4() });
             Ok(LoggedIn { user, new_device })
         }
         _ => {
-            throttle::record_failure(&state.db, &limits, now).await?;
+            throttle::record_failure(&core.db, &limits, now).await?;
             Err(AppError::invalid("password", BAD_LOGIN).into())
         }
     }
@@ -261,7 +271,7 @@ const BAD_RECOVERY: &str = "Wrong username or recovery code.";
 
 /// Resets the password with the recovery code, issues a new code and ends every session.
 pub async fn recover(
-    state: &AppState,
+    core: &Core,
     username: &str,
     code: &str,
     new_password: String,
@@ -280,16 +290,16 @@ pub async fn recover(
         Limit::new(format!("recover:name:{key}"), RECOVER_MAX, HOUR),
     ];
     let now = Utc::now();
-    throttle::check(&state.db, &limits, now).await?;
+    throttle::check(&core.db, &limits, now).await?;
 
-    let user = user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&state.db).await?;
+    let user = user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&core.db).await?;
     let Some(user) = user.filter(|u| u.recovery_code_hash == hash_recovery_code(code)) else {
-        throttle::record_failure(&state.db, &limits, now).await?;
+        throttle::record_failure(&core.db, &limits, now).await?;
         return Err(AppError::invalid("recovery_code", BAD_RECOVERY).into());
     };
-    let password_hash = state.passwords.hash(new_password).await?;
+    let password_hash = core.passwords.hash(new_password).await?;
     let recovery_code = random_code(4);
-    let txn = state.db.begin().await?;
+    let txn = core.db.begin().await?;
     let mut active: user::ActiveModel = user.into();
     active.password_hash = Set(password_hash);
     active.recovery_code_hash = Set(hash_recovery_code(&recovery_code));
@@ -297,6 +307,7 @@ pub async fn recover(
     let user = active.update(&txn).await?;
     super::session::revoke_all(&txn, user.id, now).await?;
     txn.commit().await?;
+    core.realtime.publish(Signal::Revoke { user_id: user.id, session: None }).await;
     tracing::info!(user = %user.id, "password reset with the recovery code; all sessions revoked");
     Ok(Recovered { user, recovery_code })
 }
@@ -304,7 +315,7 @@ pub async fn recover(
 /// Changes the password (the current one is asked again) and ends every session: whoever else
 /// knew the old password is signed out everywhere, sockets included.
 pub async fn change_password(
-    state: &AppState,
+    core: &Core,
     user: user::Model,
     current_password: String,
     new_password: String,
@@ -312,21 +323,22 @@ pub async fn change_password(
     field("new_password", validation::password(&new_password))?;
     let limits = [Limit::new(format!("password:acct:{}", user.id), LOGIN_ACCOUNT_MAX, LOGIN_WINDOW)];
     let now = Utc::now();
-    throttle::check(&state.db, &limits, now).await?;
+    throttle::check(&core.db, &limits, now).await?;
     if current_password.chars().count() > 1024
-        || !state.passwords.verify(current_password, Some(user.password_hash.clone())).await?
+        || !core.passwords.verify(current_password, Some(user.password_hash.clone())).await?
     {
-        throttle::record_failure(&state.db, &limits, now).await?;
+        throttle::record_failure(&core.db, &limits, now).await?;
         return Err(AppError::invalid("current_password", "is not your current password").into());
     }
-    let password_hash = state.passwords.hash(new_password).await?;
-    let txn = state.db.begin().await?;
+    let password_hash = core.passwords.hash(new_password).await?;
+    let txn = core.db.begin().await?;
     let mut active: user::ActiveModel = user.into();
     active.password_hash = Set(password_hash);
     active.password_changed_at = Set(now);
     let user = active.update(&txn).await?;
     super::session::revoke_all(&txn, user.id, now).await?;
     txn.commit().await?;
+    core.realtime.publish(Signal::Revoke { user_id: user.id, session: None }).await;
     tracing::info!(user = %user.id, "password changed; all sessions revoked");
     Ok(user)
 }
@@ -334,18 +346,15 @@ pub async fn change_password(
 /// Suspends or reinstates an account (instance owner and admins; the owner cannot be suspended,
 /// and only the owner may suspend an admin). Suspension ends every session.
 pub async fn set_suspended(
-    db: &DatabaseConnection,
+    core: &Core,
     actor: &user::Model,
     target: Uuid,
     suspended: bool,
 ) -> ServerResult<user::Model> {
-    if !actor.is_admin && !actor.is_owner() {
-        return Err(AppError::Forbidden.into());
-    }
+    let db = &core.db;
+    policy::may_administer(actor)?;
     let target = user::Entity::find_by_id(target).one(db).await?.ok_or(AppError::NotFound)?;
-    if target.is_owner() || target.id == actor.id || (target.is_admin && !actor.is_owner()) {
-        return Err(AppError::Forbidden.into());
-    }
+    policy::may_suspend(actor, &target)?;
     let now = Utc::now();
     let txn = db.begin().await?;
     let mut active: user::ActiveModel = target.into();
@@ -355,15 +364,18 @@ pub async fn set_suspended(
         super::session::revoke_all(&txn, target.id, now).await?;
     }
     txn.commit().await?;
+    if suspended {
+        core.realtime.publish(Signal::Revoke { user_id: target.id, session: None }).await;
+    }
     tracing::info!(user = %target.id, by = %actor.id, suspended, "account standing changed");
     Ok(target)
 }
 
 /// The account behind a session; `Unauthenticated` if it no longer exists or is suspended.
-pub async fn current(state: &AppState, session: Option<Session>) -> ServerResult<user::Model> {
+pub async fn current(core: &Core, session: Option<Session>) -> ServerResult<user::Model> {
     let session = session.ok_or(AppError::Unauthenticated)?;
     user::Entity::find_by_id(session.user_id)
-        .one(&state.db)
+        .one(&core.db)
         .await?
         .filter(|u| u.suspended_at.is_none())
         .ok_or_else(|| AppError::Unauthenticated.into())

@@ -1,5 +1,7 @@
-//! Authorization, decided in one place. Every server function and (later) every socket message
-//! asks here before acting.
+//! Authorization, decided in one place. Every command and query of the domain asks here before
+//! acting, whichever transport (server function or socket frame) brought it: the lookups
+//! (`standing`, `visible_group`, `visible_channel`, `related`) say what a user can see, and the
+//! `may_*` functions say what they may do with it.
 //!
 //! Two rules shape every answer:
 //! - Someone who may not see a thing gets `NotFound`, exactly as if it did not exist, so ids of
@@ -7,14 +9,14 @@
 //! - Someone who may see a thing but not change it gets `Forbidden`.
 
 use super::error::ServerResult;
-use crate::{
+use entity::{channel, channel_member, community_ban, community_member, group, group_member, user};
+use protocol::{
     error::AppError,
     model::{
         CommunityCreationMode,
         spaces::{ChannelKind, CommunityRole},
     },
 };
-use entity::{channel, channel_member, community_ban, community_member, group, group_member, user};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -52,13 +54,71 @@ pub async fn standing(db: &impl ConnectionTrait, community: Uuid, user: Uuid) ->
     Ok(Standing::Stranger)
 }
 
+fn allow(yes: bool) -> Result<(), AppError> {
+    if yes { Ok(()) } else { Err(AppError::Forbidden) }
+}
+
+/// Whether `user` runs this instance: its owner or one of its admins.
+pub fn is_instance_staff(user: &user::Model) -> bool {
+    user.is_owner() || user.is_admin
+}
+
+/// Instance administration (registration invites, suspensions): the owner and admins.
+pub fn may_administer(actor: &user::Model) -> Result<(), AppError> {
+    allow(is_instance_staff(actor))
+}
+
 /// Whether `actor` may create a community under `mode`.
 pub fn may_create_community(actor: &user::Model, mode: CommunityCreationMode) -> Result<(), AppError> {
     match mode {
         CommunityCreationMode::Open => Ok(()),
-        CommunityCreationMode::AdminOnly if actor.is_owner() || actor.is_admin => Ok(()),
-        CommunityCreationMode::AdminOnly => Err(AppError::Forbidden),
+        CommunityCreationMode::AdminOnly => may_administer(actor),
     }
+}
+
+/// Suspending or reinstating `target`: instance staff, never the owner or oneself, and only the
+/// owner may suspend an admin.
+pub fn may_suspend(actor: &user::Model, target: &user::Model) -> Result<(), AppError> {
+    may_administer(actor)?;
+    allow(!target.is_owner() && target.id != actor.id && (!target.is_admin || actor.is_owner()))
+}
+
+/// Creating groups and channels, and community invite codes: admins and above.
+pub fn may_manage_community(role: CommunityRole) -> Result<(), AppError> {
+    allow(role >= CommunityRole::Admin)
+}
+
+/// Adding people to a private group: moderators and above (who can see the group).
+pub fn may_add_to_group(role: CommunityRole) -> Result<(), AppError> {
+    allow(role >= CommunityRole::Moderator)
+}
+
+/// Lifting a ban: moderators and above.
+pub fn may_unban(role: CommunityRole) -> Result<(), AppError> {
+    allow(role >= CommunityRole::Moderator)
+}
+
+/// Leaving a community: anyone but its owner (it would have no owner).
+pub fn may_leave(role: CommunityRole) -> Result<(), AppError> {
+    if role == CommunityRole::Owner {
+        return Err(AppError::invalid("community", "The owner cannot leave their community."));
+    }
+    Ok(())
+}
+
+/// Editing a message: its author only.
+pub fn may_edit_message(actor: Uuid, author: Uuid) -> Result<(), AppError> {
+    allow(actor == author)
+}
+
+/// Deleting a message: its author, or a community moderator and above (`role` is `None` in DMs).
+pub fn may_delete_message(actor: Uuid, author: Uuid, role: Option<CommunityRole>) -> Result<(), AppError> {
+    allow(actor == author || role.is_some_and(|r| r >= CommunityRole::Moderator))
+}
+
+/// Registering a device: only for oneself.
+pub fn may_register_device(actor: Uuid, owner: Uuid) -> Result<(), AppError> {
+    allow(actor == owner)
 }
 
 /// Moderation (kick, ban, role changes) needs moderator or above and a strictly higher role
@@ -120,6 +180,41 @@ pub async fn visible_channel(db: &impl ConnectionTrait, channel_id: Uuid, user: 
     }
 }
 
+/// Whether two users share at least one community (one query: b's memberships among a's communities).
+pub async fn share_a_community(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResult<bool> {
+    let of_a = sea_orm::sea_query::Query::select()
+        .column(community_member::Column::CommunityId)
+        .from(community_member::Entity)
+        .and_where(community_member::Column::UserId.eq(a))
+        .to_owned();
+    let shared = community_member::Entity::find()
+        .filter(community_member::Column::UserId.eq(b))
+        .filter(community_member::Column::CommunityId.in_subquery(of_a))
+        .one(db)
+        .await?;
+    Ok(shared.is_some())
+}
+
+/// Whether `a` may see `b`'s devices, claim their keys and send them to-device messages: the same
+/// user, or users who share a community, a DM or a group DM. Everyone else is told `b` does not exist.
+pub async fn related(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResult<bool> {
+    if a == b || share_a_community(db, a, b).await? {
+        return Ok(true);
+    }
+    // One query: b's DM and group-DM memberships among a's.
+    let of_a = sea_orm::sea_query::Query::select()
+        .column(channel_member::Column::ChannelId)
+        .from(channel_member::Entity)
+        .and_where(channel_member::Column::UserId.eq(a))
+        .to_owned();
+    let shared = channel_member::Entity::find()
+        .filter(channel_member::Column::UserId.eq(b))
+        .filter(channel_member::Column::ChannelId.in_subquery(of_a))
+        .one(db)
+        .await?;
+    Ok(shared.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +247,33 @@ mod tests {
         ] {
             assert_eq!(may_set_role(actor, target, new).is_ok(), ok, "{actor:?} sets {target:?} to {new:?}");
         }
+    }
+
+    #[test]
+    fn message_authors_and_moderators() {
+        let (me, you) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert!(may_edit_message(me, me).is_ok());
+        assert_eq!(may_edit_message(me, you), Err(AppError::Forbidden));
+        assert!(may_delete_message(me, me, None).is_ok());
+        assert_eq!(may_delete_message(me, you, None), Err(AppError::Forbidden));
+        assert_eq!(may_delete_message(me, you, Some(Member)), Err(AppError::Forbidden));
+        assert!(may_delete_message(me, you, Some(Moderator)).is_ok());
+    }
+
+    #[test]
+    fn thresholds() {
+        for (role, manage, add, unban) in [
+            (Owner, true, true, true),
+            (Admin, true, true, true),
+            (Moderator, false, true, true),
+            (Member, false, false, false),
+        ] {
+            assert_eq!(may_manage_community(role).is_ok(), manage, "{role:?}");
+            assert_eq!(may_add_to_group(role).is_ok(), add, "{role:?}");
+            assert_eq!(may_unban(role).is_ok(), unban, "{role:?}");
+        }
+        assert!(may_leave(Owner).unwrap_err().is_field_error());
+        assert!(may_leave(Admin).is_ok());
     }
 
     #[test]

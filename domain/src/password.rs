@@ -32,9 +32,9 @@ impl Default for Passwords {
     }
 }
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(64 * 1024, 3, 4, Some(32)).expect("valid argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn argon2() -> Result<Argon2<'static>, ServerError> {
+    let params = Params::new(64 * 1024, 3, 4, Some(32)).map_err(|e| ServerError::Hash(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 impl Passwords {
@@ -42,7 +42,7 @@ impl Passwords {
         let _permit = self.permits.acquire().await.map_err(|e| ServerError::Hash(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut rand::rngs::OsRng);
-            argon2()
+            argon2()?
                 .hash_password(password.as_bytes(), &salt)
                 .map(|h| h.to_string())
                 .map_err(|e| ServerError::Hash(e.to_string()))
@@ -60,7 +60,7 @@ impl Passwords {
         let _permit = self.permits.acquire().await.map_err(|e| ServerError::Hash(e.to_string()))?;
         let ok = tokio::task::spawn_blocking(move || {
             let parsed = PasswordHash::new(&hash).map_err(|e| ServerError::Hash(e.to_string()))?;
-            Ok::<_, ServerError>(argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+            Ok::<_, ServerError>(argon2()?.verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await??;
         self.verified.fetch_add(1, Ordering::Relaxed);

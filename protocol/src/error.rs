@@ -1,9 +1,5 @@
 //! `AppError`: the one error type that crosses the wire, shown by the UI's one error view.
 
-use leptos::server_fn::{
-    codec::JsonEncoding,
-    error::{FromServerFnError, ServerFnErrorErr},
-};
 use serde::{Deserialize, Serialize};
 
 /// What went wrong, in terms a client can act on. Internal details never leave the server:
@@ -77,21 +73,30 @@ fn human_seconds(s: u64) -> String {
     }
 }
 
-impl FromServerFnError for AppError {
-    type Encoder = JsonEncoding;
+#[cfg(feature = "server-fn")]
+mod server_fn_error {
+    use super::AppError;
+    use server_fn::{
+        codec::JsonEncoding,
+        error::{FromServerFnError, ServerFnErrorErr},
+    };
 
-    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        match value {
-            ServerFnErrorErr::Request(message) => Self::Network { message },
-            ServerFnErrorErr::Args(message)
-            | ServerFnErrorErr::MissingArg(message)
-            | ServerFnErrorErr::Deserialization(message)
-            | ServerFnErrorErr::Serialization(message)
-            | ServerFnErrorErr::UnsupportedRequestMethod(message) => Self::BadRequest { message },
-            ServerFnErrorErr::Registration(_)
-            | ServerFnErrorErr::ServerError(_)
-            | ServerFnErrorErr::MiddlewareError(_)
-            | ServerFnErrorErr::Response(_) => Self::BadRequest { message: value.to_string() },
+    impl FromServerFnError for AppError {
+        type Encoder = JsonEncoding;
+
+        fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+            match value {
+                ServerFnErrorErr::Request(message) => Self::Network { message },
+                ServerFnErrorErr::Args(message)
+                | ServerFnErrorErr::MissingArg(message)
+                | ServerFnErrorErr::Deserialization(message)
+                | ServerFnErrorErr::Serialization(message)
+                | ServerFnErrorErr::UnsupportedRequestMethod(message) => Self::BadRequest { message },
+                ServerFnErrorErr::Registration(_)
+                | ServerFnErrorErr::ServerError(_)
+                | ServerFnErrorErr::MiddlewareError(_)
+                | ServerFnErrorErr::Response(_) => Self::BadRequest { message: value.to_string() },
+            }
         }
     }
 }
@@ -121,14 +126,16 @@ mod tests {
         assert_eq!(AppError::invalid("username", "x").for_field("password"), None);
     }
 
+    #[cfg(feature = "server-fn")]
     #[test]
     fn framework_errors_become_bad_requests() {
+        use server_fn::error::{FromServerFnError, ServerFnErrorErr};
         let e = AppError::from_server_fn_error(ServerFnErrorErr::MissingArg("password".into()));
         assert_eq!(e.status(), 400);
     }
 
+    /// The JSON a server function's error body carries (`JsonEncoding` is serde_json).
     fn serde_json_like(e: &AppError) -> String {
-        let bytes = <AppError as FromServerFnError>::ser(e);
-        String::from_utf8(bytes.to_vec()).unwrap()
+        serde_json::to_string(e).unwrap()
     }
 }

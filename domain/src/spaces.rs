@@ -4,10 +4,16 @@
 use super::{
     accounts::random_code,
     error::{ServerResult, is_unique_violation},
-    policy::{self, Standing},
-    realtime::Subscriptions,
+    policy::{self, Standing, share_a_community},
+    realtime::{Signal, Subscriptions},
+    state::Core,
 };
-use crate::{
+use chrono::{Duration, Utc};
+use entity::{
+    channel, channel_member, community, community_ban, community_invite, community_member, dm_pair, group,
+    group_member, user,
+};
+use protocol::{
     error::AppError,
     model::{
         CommunityCreationMode,
@@ -16,11 +22,6 @@ use crate::{
             MySpaces, UserRef,
         },
     },
-};
-use chrono::{Duration, Utc};
-use entity::{
-    channel, channel_member, community, community_ban, community_invite, community_member, dm_pair, group,
-    group_member, user,
 };
 use sea_orm::{
     ActiveModelTrait,
@@ -74,12 +75,13 @@ async fn insert_channel(
 
 /// Creates a community owned by `actor`, with a public "General" group and a "general" channel.
 pub async fn create_community(
-    db: &DatabaseConnection,
+    core: &Core,
     actor: &user::Model,
     mode: CommunityCreationMode,
     name: &str,
     description: &str,
 ) -> ServerResult<Uuid> {
+    let db = &core.db;
     policy::may_create_community(actor, mode)?;
     let name = name_field("name", name, 64)?;
     if description.chars().count() > 2048 {
@@ -116,6 +118,7 @@ pub async fn create_community(
     .await?;
     insert_channel(&txn, ChannelKind::Text, Some(general.id), "general", actor.id).await?;
     txn.commit().await?;
+    core.realtime.publish(Signal::Resubscribe { users: vec![actor.id] }).await;
     Ok(community.id)
 }
 
@@ -209,7 +212,8 @@ pub async fn subscriptions(db: &impl ConnectionTrait, user: Uuid) -> ServerResul
 }
 
 /// Everything `user` belongs to: communities with the groups and channels they can see, DMs and group DMs.
-pub async fn my_spaces(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<MySpaces> {
+pub async fn my_spaces(core: &Core, user: Uuid) -> ServerResult<MySpaces> {
+    let db = &core.db;
     let Visible { roles, groups, channels, direct_ids } = visible(db, user).await?;
     let communities = community::Entity::find()
         .filter(community::Column::Id.is_in(roles.keys().copied()))
@@ -282,13 +286,14 @@ async fn direct_summary(db: &impl ConnectionTrait, ch: &channel::Model) -> Serve
 /// Creates a group (community admins and above) with a "general" channel. A private group starts
 /// with its creator as its only member.
 pub async fn create_group(
-    db: &DatabaseConnection,
+    core: &Core,
     actor: Uuid,
     community_id: Uuid,
     name: &str,
     private: bool,
 ) -> ServerResult<GroupSummary> {
-    policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Admin)?;
+    let db = &core.db;
+    policy::may_manage_community(policy::standing(db, community_id, actor).await?.member()?)?;
     let name = name_field("name", name, 64)?;
     let now = Utc::now();
     let txn = db.begin().await?;
@@ -307,41 +312,27 @@ pub async fn create_group(
     }
     let general = insert_channel(&txn, ChannelKind::Text, Some(g.id), "general", actor).await?;
     txn.commit().await?;
+    core.realtime.publish(Signal::CommunityChanged { community_id }).await;
     let general = ChannelSummary { id: general.id, kind: ChannelKind::Text, name: general.name, members: vec![] };
     Ok(GroupSummary { id: g.id, name: g.name, private: g.private, channels: vec![general] })
 }
 
-/// Creates a text channel in a group (community admins and above who can see the group); returns it
-/// with its community.
-pub async fn create_channel(
-    db: &impl ConnectionTrait,
-    actor: Uuid,
-    group_id: Uuid,
-    name: &str,
-) -> ServerResult<(ChannelSummary, Uuid)> {
+/// Creates a text channel in a group (community admins and above who can see the group).
+pub async fn create_channel(core: &Core, actor: Uuid, group_id: Uuid, name: &str) -> ServerResult<ChannelSummary> {
+    let db = &core.db;
     let visible = policy::visible_group(db, group_id, actor).await?;
-    if visible.role < CommunityRole::Admin {
-        return Err(AppError::Forbidden.into());
-    }
+    policy::may_manage_community(visible.role)?;
     let name = name_field("name", name, 64)?;
     let ch = insert_channel(db, ChannelKind::Text, Some(group_id), &name, actor).await?;
-    Ok((
-        ChannelSummary { id: ch.id, kind: ChannelKind::Text, name: ch.name, members: vec![] },
-        visible.group.community_id,
-    ))
+    core.realtime.publish(Signal::CommunityChanged { community_id: visible.group.community_id }).await;
+    Ok(ChannelSummary { id: ch.id, kind: ChannelKind::Text, name: ch.name, members: vec![] })
 }
 
 /// Adds a community member to a private group (moderators and above who are in the group).
-pub async fn add_group_member(
-    db: &impl ConnectionTrait,
-    actor: Uuid,
-    group_id: Uuid,
-    target: Uuid,
-) -> ServerResult<()> {
+pub async fn add_group_member(core: &Core, actor: Uuid, group_id: Uuid, target: Uuid) -> ServerResult<()> {
+    let db = &core.db;
     let visible = policy::visible_group(db, group_id, actor).await?;
-    if visible.role < CommunityRole::Moderator {
-        return Err(AppError::Forbidden.into());
-    }
+    policy::may_add_to_group(visible.role)?;
     if !visible.group.private {
         return Err(AppError::invalid("group", "Everyone in the community is already in a public group.").into());
     }
@@ -356,18 +347,20 @@ pub async fn add_group_member(
     .on_conflict_do_nothing_on([group_member::Column::GroupId, group_member::Column::UserId])
     .exec(db)
     .await?;
+    core.realtime.publish(Signal::Resubscribe { users: vec![target] }).await;
     Ok(())
 }
 
 /// Creates a community invite code (community admins and above).
 pub async fn create_invite(
-    db: &impl ConnectionTrait,
+    core: &Core,
     actor: Uuid,
     community_id: Uuid,
     max_uses: Option<i32>,
     expires_in_hours: Option<i64>,
 ) -> ServerResult<CommunityInvite> {
-    policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Admin)?;
+    let db = &core.db;
+    policy::may_manage_community(policy::standing(db, community_id, actor).await?.member()?)?;
     let now = Utc::now();
     // 12 characters from a 32-letter alphabet, without separators.
     let code = random_code(3).replace('-', "");
@@ -393,7 +386,13 @@ pub async fn create_invite(
 }
 
 /// Joins the community of an invite code (and so its public groups). Banned users are refused.
-pub async fn join(db: &DatabaseConnection, actor: Uuid, code: &str) -> ServerResult<Uuid> {
+pub async fn join(core: &Core, actor: Uuid, code: &str) -> ServerResult<Uuid> {
+    let community_id = join_community(&core.db, actor, code).await?;
+    core.realtime.publish(Signal::Resubscribe { users: vec![actor] }).await;
+    Ok(community_id)
+}
+
+async fn join_community(db: &DatabaseConnection, actor: Uuid, code: &str) -> ServerResult<Uuid> {
     let code = super::accounts::normalize_code(code);
     let invalid = || AppError::invalid("code", "This invite code is not valid (unknown, used up or expired).");
     if code.len() > 16 {
@@ -465,19 +464,19 @@ async fn remove_member(db: &impl ConnectionTrait, community_id: Uuid, user: Uuid
 }
 
 /// Leaves a community. The owner cannot leave (the community would have no owner).
-pub async fn leave(db: &DatabaseConnection, actor: Uuid, community_id: Uuid) -> ServerResult<()> {
-    let role = policy::standing(db, community_id, actor).await?.member()?;
-    if role == CommunityRole::Owner {
-        return Err(AppError::invalid("community", "The owner cannot leave their community.").into());
-    }
+pub async fn leave(core: &Core, actor: Uuid, community_id: Uuid) -> ServerResult<()> {
+    let db = &core.db;
+    policy::may_leave(policy::standing(db, community_id, actor).await?.member()?)?;
     let txn = db.begin().await?;
     remove_member(&txn, community_id, actor).await?;
     txn.commit().await?;
+    core.realtime.publish(Signal::LeftCommunity { user_id: actor, community_id }).await;
     Ok(())
 }
 
 /// Removes a member (moderators and above, over lower roles). They may rejoin with an invite.
-pub async fn kick(db: &DatabaseConnection, actor: Uuid, community_id: Uuid, target: Uuid) -> ServerResult<()> {
+pub async fn kick(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid) -> ServerResult<()> {
+    let db = &core.db;
     let actor_role = policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Moderator)?;
     let target_role = match policy::standing(db, community_id, target).await? {
         Standing::Member(role) => role,
@@ -487,17 +486,13 @@ pub async fn kick(db: &DatabaseConnection, actor: Uuid, community_id: Uuid, targ
     let txn = db.begin().await?;
     remove_member(&txn, community_id, target).await?;
     txn.commit().await?;
+    core.realtime.publish(Signal::LeftCommunity { user_id: target, community_id }).await;
     Ok(())
 }
 
 /// Bans a user (moderators and above, over lower roles): removed, and refused if they try to rejoin.
-pub async fn ban(
-    db: &DatabaseConnection,
-    actor: Uuid,
-    community_id: Uuid,
-    target: Uuid,
-    reason: &str,
-) -> ServerResult<()> {
+pub async fn ban(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid, reason: &str) -> ServerResult<()> {
+    let db = &core.db;
     let actor_role = policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Moderator)?;
     if reason.chars().count() > 500 {
         return Err(AppError::invalid("reason", "must be at most 500 characters").into());
@@ -523,24 +518,27 @@ pub async fn ban(
     .insert(&txn)
     .await?;
     txn.commit().await?;
+    core.realtime.publish(Signal::LeftCommunity { user_id: target, community_id }).await;
     Ok(())
 }
 
 /// Lifts a ban (moderators and above).
-pub async fn unban(db: &impl ConnectionTrait, actor: Uuid, community_id: Uuid, target: Uuid) -> ServerResult<()> {
-    policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Moderator)?;
+pub async fn unban(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid) -> ServerResult<()> {
+    let db = &core.db;
+    policy::may_unban(policy::standing(db, community_id, actor).await?.member()?)?;
     community_ban::Entity::delete_by_id((community_id, target)).exec(db).await?;
     Ok(())
 }
 
 /// Changes a member's role (only below the actor's own).
 pub async fn set_role(
-    db: &impl ConnectionTrait,
+    core: &Core,
     actor: Uuid,
     community_id: Uuid,
     target: Uuid,
     role: CommunityRole,
 ) -> ServerResult<()> {
+    let db = &core.db;
     let actor_role = policy::standing(db, community_id, actor).await?.member()?;
     let target_role = match policy::standing(db, community_id, target).await? {
         Standing::Member(role) => role,
@@ -553,11 +551,13 @@ pub async fn set_role(
         .filter(community_member::Column::UserId.eq(target))
         .exec(db)
         .await?;
+    core.realtime.publish(Signal::Resubscribe { users: vec![target] }).await;
     Ok(())
 }
 
 /// The members of a community (members only).
-pub async fn members(db: &impl ConnectionTrait, actor: Uuid, community_id: Uuid) -> ServerResult<Vec<Member>> {
+pub async fn members(core: &Core, actor: Uuid, community_id: Uuid) -> ServerResult<Vec<Member>> {
+    let db = &core.db;
     policy::standing(db, community_id, actor).await?.member()?;
     let rows =
         community_member::Entity::find().filter(community_member::Column::CommunityId.eq(community_id)).all(db).await?;
@@ -573,11 +573,8 @@ pub async fn members(db: &impl ConnectionTrait, actor: Uuid, community_id: Uuid)
 
 /// Everyone who reads a channel, with their community role (`Member` in DMs and group DMs): the
 /// member list beside a conversation. Same visibility as [`channel_members`].
-pub async fn channel_member_list(
-    db: &impl ConnectionTrait,
-    actor: Uuid,
-    channel_id: Uuid,
-) -> ServerResult<Vec<Member>> {
+pub async fn channel_member_list(core: &Core, actor: Uuid, channel_id: Uuid) -> ServerResult<Vec<Member>> {
+    let db = &core.db;
     let ids = channel_members(db, actor, channel_id).await?;
     let visible = policy::visible_channel(db, channel_id, actor).await?;
     let community = match visible.channel.group_id {
@@ -606,24 +603,15 @@ pub async fn channel_member_list(
         .collect())
 }
 
-/// Whether two users share at least one community (one query: b's memberships among a's communities).
-pub async fn share_a_community(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResult<bool> {
-    let of_a = sea_orm::sea_query::Query::select()
-        .column(community_member::Column::CommunityId)
-        .from(community_member::Entity)
-        .and_where(community_member::Column::UserId.eq(a))
-        .to_owned();
-    let shared = community_member::Entity::find()
-        .filter(community_member::Column::UserId.eq(b))
-        .filter(community_member::Column::CommunityId.in_subquery(of_a))
-        .one(db)
-        .await?;
-    Ok(shared.is_some())
-}
-
 /// The DM channel between `actor` and `other`, created on first use. Only people who share a
 /// community can DM; anyone else is "not found", so user ids cannot be probed.
-pub async fn open_dm(db: &DatabaseConnection, actor: Uuid, other: Uuid) -> ServerResult<ChannelSummary> {
+pub async fn open_dm(core: &Core, actor: Uuid, other: Uuid) -> ServerResult<ChannelSummary> {
+    let dm = find_or_create_dm(&core.db, actor, other).await?;
+    core.realtime.publish(Signal::Resubscribe { users: vec![actor, other] }).await;
+    Ok(dm)
+}
+
+async fn find_or_create_dm(db: &DatabaseConnection, actor: Uuid, other: Uuid) -> ServerResult<ChannelSummary> {
     if actor == other {
         return Err(AppError::invalid("user", "You cannot DM yourself.").into());
     }
@@ -643,7 +631,7 @@ pub async fn open_dm(db: &DatabaseConnection, actor: Uuid, other: Uuid) -> Serve
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
             drop(txn);
-            return Box::pin(open_dm(db, actor, other)).await;
+            return Box::pin(find_or_create_dm(db, actor, other)).await;
         }
         Err(e) => return Err(e.into()),
     }
@@ -657,7 +645,11 @@ pub async fn open_dm(db: &DatabaseConnection, actor: Uuid, other: Uuid) -> Serve
 }
 
 /// A group DM of 3–10 people (the actor included), each sharing a community with the actor.
-pub async fn create_group_dm(db: &DatabaseConnection, actor: Uuid, others: &[Uuid]) -> ServerResult<ChannelSummary> {
+pub async fn create_group_dm(core: &Core, actor: Uuid, others: &[Uuid]) -> ServerResult<ChannelSummary> {
+    let db = &core.db;
+    if others.len() > MAX_GROUP_DM {
+        return Err(AppError::invalid("members", "too many members").into());
+    }
     let mut everyone: BTreeSet<Uuid> = others.iter().copied().collect();
     everyone.insert(actor);
     if everyone.len() < MIN_GROUP_DM || everyone.len() > MAX_GROUP_DM {
@@ -680,11 +672,13 @@ pub async fn create_group_dm(db: &DatabaseConnection, actor: Uuid, others: &[Uui
             .await?;
     }
     txn.commit().await?;
+    core.realtime.publish(Signal::Resubscribe { users: everyone.into_iter().collect() }).await;
     direct_summary(db, &ch).await
 }
 
 /// A channel the actor is in.
-pub async fn channel_summary(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid) -> ServerResult<ChannelSummary> {
+pub async fn channel_summary(core: &Core, actor: Uuid, channel_id: Uuid) -> ServerResult<ChannelSummary> {
+    let db = &core.db;
     let visible = policy::visible_channel(db, channel_id, actor).await?;
     match ChannelKind::from_db(visible.channel.kind) {
         ChannelKind::Text => Ok(ChannelSummary {

@@ -5,11 +5,11 @@
 //! closes the socket instead, and the client resumes from the database. Memory stays bounded.
 
 use super::Signal;
-use crate::model::{
+use bytes::Bytes;
+use protocol::model::{
     gateway::{Presence, ServerFrame},
     messages::ChannelEvent,
 };
-use axum::body::Bytes;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
@@ -465,7 +465,7 @@ fn dispatch_presence(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::messages::{Ciphertext, Envelope, EventKind, MessageKind};
+    use protocol::model::messages::{Ciphertext, Envelope, EventKind, MessageKind};
 
     fn subs(channels: &[(Uuid, Option<Uuid>)]) -> Subscriptions {
         Subscriptions {

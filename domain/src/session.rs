@@ -8,24 +8,17 @@
 use super::{
     error::ServerResult,
     keys::Keys,
-    state::AppState,
+    realtime::Signal,
+    state::Core,
     tokens::{self, ACCESS_TTL, REFRESH_TTL, ROTATION_GRACE},
 };
-use axum::http::{HeaderMap, HeaderValue, header};
 use chrono::{DateTime, Utc};
-use cookie::{Cookie, SameSite};
 use entity::refresh_token::{self, Column};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::ExprTrait,
 };
 use uuid::Uuid;
-
-pub const ACCESS_COOKIE: &str = "chatalot_at";
-pub const REFRESH_COOKIE: &str = "chatalot_rt";
-pub const DEVICE_COOKIE: &str = "chatalot_dev";
-/// Carries a freshly issued recovery code to the one page that shows it, then is cleared.
-pub const RECOVERY_FLASH_COOKIE: &str = "chatalot_rc";
 
 /// The signed-in user of a request, put into the request's extensions by the session middleware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,74 +27,50 @@ pub struct Session {
     pub session_id: Uuid,
 }
 
-/// The value of cookie `name` in the request, if present.
-pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
+/// A fresh pair of tokens for a session: the transport puts them in cookies (or hands them to a
+/// native client). Never printed.
+pub struct Issued {
+    pub access: String,
+    pub refresh: String,
 }
 
-/// A `Set-Cookie` value for an HttpOnly, SameSite=Lax cookie on `/`.
-pub fn set_cookie(name: &str, value: &str, max_age: chrono::Duration, secure: bool) -> HeaderValue {
-    let cookie = Cookie::build((name, value))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .max_age(cookie::time::Duration::seconds(max_age.num_seconds()))
-        .build();
-    HeaderValue::from_str(&cookie.to_string()).expect("cookie values are ASCII")
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Issued { <tokens> }")
+    }
 }
 
-pub fn clear_cookie(name: &str, secure: bool) -> HeaderValue {
-    set_cookie(name, "", chrono::Duration::zero(), secure)
-}
-
-/// What examining a request's cookies found.
+/// What the tokens a request presented amount to.
 #[derive(Debug, Default)]
 pub struct Resolved {
     pub session: Option<Session>,
-    /// Cookies to set on the response (rotated tokens, or clearing dead ones).
-    pub set_cookies: Vec<HeaderValue>,
+    /// The refresh token was rotated: the client must store these.
+    pub issued: Option<Issued>,
+    /// The tokens presented are dead: the client should forget them.
+    pub forget: bool,
 }
 
-/// Resolves the request's cookies to a session, rotating the refresh token if the access token is
+/// Resolves a request's tokens to a session, rotating the refresh token if the access token is
 /// missing or expired.
-pub async fn resolve(state: &AppState, headers: &HeaderMap) -> ServerResult<Resolved> {
-    let secure = state.config.is_https();
-    if let Some(claims) = read_cookie(headers, ACCESS_COOKIE).and_then(|t| tokens::verify_access(&state.keys, &t)) {
-        return Ok(Resolved {
-            session: Some(Session { user_id: claims.sub, session_id: claims.sid }),
-            set_cookies: vec![],
-        });
+pub async fn resolve(core: &Core, access: Option<&str>, refresh_token: Option<&str>) -> ServerResult<Resolved> {
+    if let Some(claims) = access.and_then(|t| tokens::verify_access(&core.keys, t)) {
+        let session = Session { user_id: claims.sub, session_id: claims.sid };
+        return Ok(Resolved { session: Some(session), ..Resolved::default() });
     }
-    let Some(raw) = read_cookie(headers, REFRESH_COOKIE) else {
+    let Some(raw) = refresh_token else {
         return Ok(Resolved::default());
     };
-    let now = Utc::now();
-    Ok(match refresh(&state.db, &state.keys, &raw, now).await? {
-        Refresh::Rotated { session, access, refresh } => Resolved {
-            session: Some(session),
-            set_cookies: vec![
-                set_cookie(ACCESS_COOKIE, &access, ACCESS_TTL, secure),
-                set_cookie(REFRESH_COOKIE, &refresh, REFRESH_TTL, secure),
-            ],
-        },
-        Refresh::Grace(session) => Resolved { session: Some(session), set_cookies: vec![] },
-        Refresh::Invalid => Resolved {
-            session: None,
-            set_cookies: vec![clear_cookie(ACCESS_COOKIE, secure), clear_cookie(REFRESH_COOKIE, secure)],
-        },
+    Ok(match refresh(&core.db, &core.keys, raw, Utc::now()).await? {
+        Refresh::Rotated { session, access, refresh } => {
+            Resolved { session: Some(session), issued: Some(Issued { access, refresh }), forget: false }
+        }
+        Refresh::Grace(session) => Resolved { session: Some(session), ..Resolved::default() },
+        Refresh::Invalid => Resolved { forget: true, ..Resolved::default() },
     })
 }
 
-/// The cookies of a new session for `user_id` (login, registration, recovery).
-pub async fn start(state: &AppState, user_id: Uuid, user_agent: Option<String>) -> ServerResult<Vec<HeaderValue>> {
+/// A new session for `user_id` (login, registration, recovery).
+pub async fn start(core: &Core, user_id: Uuid, user_agent: Option<String>) -> ServerResult<Issued> {
     let now = Utc::now();
     let family = Uuid::now_v7();
     let (raw, hash) = tokens::new_secret();
@@ -116,19 +85,17 @@ pub async fn start(state: &AppState, user_id: Uuid, user_agent: Option<String>) 
         revoked_at: Set(None),
         user_agent: Set(user_agent.map(|ua| ua.chars().take(256).collect())),
     }
-    .insert(&state.db)
+    .insert(&core.db)
     .await?;
-    let access = tokens::issue_access(&state.keys, user_id, family, now)?;
-    let secure = state.config.is_https();
-    Ok(vec![
-        set_cookie(ACCESS_COOKIE, &access, ACCESS_TTL, secure),
-        set_cookie(REFRESH_COOKIE, &raw, REFRESH_TTL, secure),
-    ])
+    let access = tokens::issue_access(&core.keys, user_id, family, now)?;
+    Ok(Issued { access, refresh: raw })
 }
 
-/// Cookies that end the session in this browser.
-pub fn clear_session_cookies(secure: bool) -> Vec<HeaderValue> {
-    vec![clear_cookie(ACCESS_COOKIE, secure), clear_cookie(REFRESH_COOKIE, secure)]
+/// Ends one session (logout): its tokens are revoked and its open sockets closed.
+pub async fn logout(core: &Core, session: Session) -> ServerResult<()> {
+    revoke_family(&core.db, session.session_id, Utc::now()).await?;
+    core.realtime.publish(Signal::Revoke { user_id: session.user_id, session: Some(session.session_id) }).await;
+    Ok(())
 }
 
 /// The outcome of presenting a refresh token.
@@ -242,34 +209,28 @@ pub struct SocketAuth {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Authenticates a WebSocket upgrade: an `Authorization: Bearer` access token (desktop, bots,
-/// tests), else the access-token cookie, else the session the middleware just refreshed. Unlike a
-/// plain request, the session must also still be live in the database: a socket opened with the
-/// access token of a logged-out session is refused, not served for the token's last minutes.
+/// Authenticates a WebSocket upgrade: an access token (from an `Authorization: Bearer` header or
+/// the access-token cookie), else the session the middleware just refreshed. Unlike a plain
+/// request, the session must also still be live in the database: a socket opened with the access
+/// token of a logged-out session is refused, not served for the token's last minutes.
 pub async fn authenticate_socket(
-    state: &AppState,
-    headers: &HeaderMap,
+    core: &Core,
+    access: Option<&str>,
     refreshed: Option<Session>,
 ) -> ServerResult<SocketAuth> {
     let now = Utc::now();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    let claims =
-        bearer.or_else(|| read_cookie(headers, ACCESS_COOKIE)).and_then(|t| tokens::verify_access(&state.keys, &t));
+    let claims = access.and_then(|t| tokens::verify_access(&core.keys, t));
     let (session, expires_at) = match (claims, refreshed) {
         (Some(c), _) => {
             (Session { user_id: c.sub, session_id: c.sid }, DateTime::from_timestamp(c.exp, 0).unwrap_or(now))
         }
         (None, Some(s)) => (s, now + ACCESS_TTL),
-        (None, None) => return Err(crate::error::AppError::Unauthenticated.into()),
+        (None, None) => return Err(protocol::AppError::Unauthenticated.into()),
     };
-    if !is_live(&state.db, session.session_id, now).await? {
-        return Err(crate::error::AppError::Unauthenticated.into());
+    if !is_live(&core.db, session.session_id, now).await? {
+        return Err(protocol::AppError::Unauthenticated.into());
     }
-    let user = super::accounts::current(state, Some(session)).await?;
+    let user = super::accounts::current(core, Some(session)).await?;
     Ok(SocketAuth { user, session: session.session_id, expires_at })
 }
 
@@ -281,32 +242,4 @@ pub async fn purge(db: &impl ConnectionTrait, now: DateTime<Utc>) -> ServerResul
         .exec(db)
         .await?;
     Ok(gone.rows_affected)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cookies_are_http_only_and_lax() {
-        let v = set_cookie(ACCESS_COOKIE, "abc", ACCESS_TTL, false);
-        let s = v.to_str().unwrap();
-        assert!(s.starts_with("chatalot_at=abc"), "{s}");
-        for part in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=900"] {
-            assert!(s.contains(part), "{s} lacks {part}");
-        }
-        assert!(!s.contains("Secure"));
-        assert!(set_cookie(ACCESS_COOKIE, "abc", ACCESS_TTL, true).to_str().unwrap().contains("Secure"));
-    }
-
-    #[test]
-    fn reads_cookies_among_others() {
-        let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; chatalot_rt=xyz; b=2".parse().unwrap());
-        assert_eq!(read_cookie(&h, REFRESH_COOKIE).as_deref(), Some("xyz"));
-        assert_eq!(read_cookie(&h, ACCESS_COOKIE), None);
-        let mut bad = HeaderMap::new();
-        bad.insert(header::COOKIE, ";;==; =".parse().unwrap());
-        assert_eq!(read_cookie(&bad, ACCESS_COOKIE), None);
-    }
 }

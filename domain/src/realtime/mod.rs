@@ -7,7 +7,7 @@ mod hub;
 
 pub use hub::{Close, Hub, Outbound, Registration, Subscriptions};
 
-use crate::model::{gateway::Presence, keys::ToDeviceMessage, messages::ChannelEvent};
+use protocol::model::{gateway::Presence, keys::ToDeviceMessage, messages::ChannelEvent};
 use serde::{Deserialize, Serialize};
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 use uuid::Uuid;

@@ -3,10 +3,16 @@
 
 use super::{
     error::{ServerResult, is_unique_violation},
-    spaces::share_a_community,
+    policy::{self, related},
+    realtime::Signal,
+    state::Core,
     throttle::{self, Limit},
 };
-use crate::{
+use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
+use chrono::{Duration, Utc};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use entity::{device, fallback_key, one_time_key, to_device};
+use protocol::{
     error::AppError,
     model::{
         keys::{
@@ -16,10 +22,6 @@ use crate::{
         messages::{Ciphertext, MAX_CIPHERTEXT},
     },
 };
-use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
-use chrono::{Duration, Utc};
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use entity::{channel_member, device, fallback_key, one_time_key, to_device};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -55,29 +57,18 @@ fn check_id(field: &str, id: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Whether `a` may see `b`'s devices, claim their keys and send them to-device messages: the same
-/// user, or users who share a community, a DM or a group DM.
-pub async fn related(db: &impl ConnectionTrait, a: Uuid, b: Uuid) -> ServerResult<bool> {
-    if a == b || share_a_community(db, a, b).await? {
-        return Ok(true);
-    }
-    // One query: b's DM and group-DM memberships among a's.
-    let of_a = sea_orm::sea_query::Query::select()
-        .column(channel_member::Column::ChannelId)
-        .from(channel_member::Entity)
-        .and_where(channel_member::Column::UserId.eq(a))
-        .to_owned();
-    let shared = channel_member::Entity::find()
-        .filter(channel_member::Column::UserId.eq(b))
-        .filter(channel_member::Column::ChannelId.in_subquery(of_a))
-        .one(db)
-        .await?;
-    Ok(shared.is_some())
+/// One of `user`'s devices, if registered.
+pub async fn find_device(
+    db: &impl ConnectionTrait,
+    user: Uuid,
+    device_id: &str,
+) -> ServerResult<Option<device::Model>> {
+    Ok(device::Entity::find_by_id((user, device_id.to_owned())).one(db).await?)
 }
 
 /// One of `user`'s devices, or `NotFound`.
 pub async fn own_device(db: &impl ConnectionTrait, user: Uuid, device_id: &str) -> ServerResult<device::Model> {
-    device::Entity::find_by_id((user, device_id.to_owned())).one(db).await?.ok_or_else(|| AppError::NotFound.into())
+    find_device(db, user, device_id).await?.ok_or_else(|| AppError::NotFound.into())
 }
 
 fn to_wire(d: &device::Model) -> DeviceKeys {
@@ -92,10 +83,9 @@ fn to_wire(d: &device::Model) -> DeviceKeys {
 
 /// Registers one of the actor's devices. Re-registering the same keys is a no-op; other keys under
 /// an existing device id are refused (a device's identity never changes).
-pub async fn register_device(db: &impl ConnectionTrait, actor: Uuid, keys: DeviceKeys) -> ServerResult<DeviceKeys> {
-    if keys.user_id != actor {
-        return Err(AppError::Forbidden.into());
-    }
+pub async fn register_device(core: &Core, actor: Uuid, keys: DeviceKeys) -> ServerResult<DeviceKeys> {
+    let db = &core.db;
+    policy::may_register_device(actor, keys.user_id)?;
     check_id("device_id", &keys.device_id)?;
     decode32("curve25519", &keys.curve25519)?;
     check_signature(
@@ -123,7 +113,8 @@ pub async fn register_device(db: &impl ConnectionTrait, actor: Uuid, keys: Devic
 }
 
 /// A user's devices, for the user themself and for people related to them.
-pub async fn list_devices(db: &impl ConnectionTrait, actor: Uuid, user: Uuid) -> ServerResult<Vec<DeviceKeys>> {
+pub async fn list_devices(core: &Core, actor: Uuid, user: Uuid) -> ServerResult<Vec<DeviceKeys>> {
+    let db = &core.db;
     if !related(db, actor, user).await? {
         return Err(AppError::NotFound.into());
     }
@@ -137,11 +128,8 @@ pub async fn list_devices(db: &impl ConnectionTrait, actor: Uuid, user: Uuid) ->
 
 /// Every device of every member of a channel (the actor must be a member): the recipients of the
 /// channel's room keys. Clients check each device's signature before using it.
-pub async fn channel_devices(
-    db: &impl ConnectionTrait,
-    actor: Uuid,
-    channel_id: Uuid,
-) -> ServerResult<Vec<DeviceKeys>> {
+pub async fn channel_devices(core: &Core, actor: Uuid, channel_id: Uuid) -> ServerResult<Vec<DeviceKeys>> {
+    let db = &core.db;
     let members = super::spaces::channel_members(db, actor, channel_id).await?;
     let rows = device::Entity::find()
         .filter(device::Column::UserId.is_in(members))
@@ -152,14 +140,22 @@ pub async fn channel_devices(
     Ok(rows.iter().map(to_wire).collect())
 }
 
-/// Removes one of the actor's devices with its keys and its undelivered messages.
-pub async fn remove_device(db: &impl ConnectionTrait, actor: Uuid, device_id: &str) -> ServerResult<()> {
+/// Removes one of the actor's devices with its keys and its undelivered messages; everyone who
+/// shares a channel with the actor learns it (their clients rotate the room keys it had).
+pub async fn remove_device(core: &Core, actor: Uuid, device_id: &str) -> ServerResult<()> {
+    let db = &core.db;
     own_device(db, actor, device_id).await?;
     device::Entity::delete_by_id((actor, device_id.to_owned())).exec(db).await?;
+    let channels = super::spaces::subscriptions(db, actor).await?.channels.into_keys().collect();
+    core.realtime.publish(Signal::DeviceRemoved { user_id: actor, device_id: device_id.to_owned(), channels }).await;
     Ok(())
 }
 
-pub async fn counts(db: &impl ConnectionTrait, actor: Uuid, device_id: &str) -> ServerResult<KeyCounts> {
+pub async fn counts(core: &Core, actor: Uuid, device_id: &str) -> ServerResult<KeyCounts> {
+    device_counts(&core.db, actor, device_id).await
+}
+
+async fn device_counts(db: &impl ConnectionTrait, actor: Uuid, device_id: &str) -> ServerResult<KeyCounts> {
     own_device(db, actor, device_id).await?;
     let one_time = one_time_key::Entity::find()
         .filter(one_time_key::Column::UserId.eq(actor))
@@ -173,12 +169,13 @@ pub async fn counts(db: &impl ConnectionTrait, actor: Uuid, device_id: &str) -> 
 /// Uploads signed one-time keys (duplicates of stored key ids are ignored) and replaces the
 /// fallback key. Every signature must verify against the device's Ed25519 key.
 pub async fn upload_keys(
-    db: &DatabaseConnection,
+    core: &Core,
     actor: Uuid,
     device_id: &str,
     one_time: Vec<SignedKey>,
     fallback: Option<SignedKey>,
 ) -> ServerResult<KeyCounts> {
+    let db = &core.db;
     let d = own_device(db, actor, device_id).await?;
     if one_time.len() > MAX_KEYS_PER_UPLOAD {
         return Err(AppError::invalid("one_time_keys", format!("at most {MAX_KEYS_PER_UPLOAD} per upload")).into());
@@ -223,12 +220,13 @@ pub async fn upload_keys(
         .await?;
     }
     txn.commit().await?;
-    counts(db, actor, device_id).await
+    device_counts(db, actor, device_id).await
 }
 
 /// Hands out one of the device's one-time keys, exactly once, or its fallback key when none is
 /// left. Only related users may claim, and claims are rate limited so nobody can drain a device.
-pub async fn claim(db: &impl ConnectionTrait, actor: Uuid, user: Uuid, device_id: &str) -> ServerResult<ClaimedKey> {
+pub async fn claim(core: &Core, actor: Uuid, user: Uuid, device_id: &str) -> ServerResult<ClaimedKey> {
+    let db = &core.db;
     if !related(db, actor, user).await? {
         return Err(AppError::NotFound.into());
     }
@@ -269,22 +267,27 @@ pub async fn claim(db: &impl ConnectionTrait, actor: Uuid, user: Uuid, device_id
     })
 }
 
-/// A to-device message as stored, with its recipient: what is delivered live.
-#[derive(Debug)]
-pub struct Queued {
-    pub user: Uuid,
-    pub device: String,
-    pub message: ToDeviceMessage,
+/// Queues opaque payloads for devices (up to 100 per batch, each at most 64 KiB) and delivers them
+/// live to the recipients' open sockets; returns how many were queued. Every recipient must be
+/// related to the sender; a device with 1,000 undelivered messages refuses more.
+pub async fn send_to_device(
+    core: &Core,
+    actor: Uuid,
+    actor_device: &str,
+    batch: Vec<OutgoingToDevice>,
+) -> ServerResult<usize> {
+    let queued = queue_to_device(&core.db, actor, actor_device, batch).await?;
+    let n = queued.len();
+    core.realtime.publish_all(queued).await;
+    Ok(n)
 }
 
-/// Queues opaque payloads for devices (up to 100 per batch, each at most 64 KiB). Every recipient
-/// must be related to the sender; a device with 1,000 undelivered messages refuses more.
-pub async fn send_to_device(
+async fn queue_to_device(
     db: &DatabaseConnection,
     actor: Uuid,
     actor_device: &str,
     batch: Vec<OutgoingToDevice>,
-) -> ServerResult<Vec<Queued>> {
+) -> ServerResult<Vec<Signal>> {
     own_device(db, actor, actor_device).await?;
     if batch.len() > MAX_TO_DEVICE_BATCH {
         return Err(AppError::invalid("messages", format!("at most {MAX_TO_DEVICE_BATCH} per batch")).into());
@@ -313,9 +316,9 @@ pub async fn send_to_device(
     let mut queued = Vec::with_capacity(batch.len());
     for m in batch {
         let id = Uuid::now_v7();
-        queued.push(Queued {
-            user: m.recipient_user,
-            device: m.recipient_device.clone(),
+        queued.push(Signal::ToDevice {
+            user_id: m.recipient_user,
+            device_id: m.recipient_device.clone(),
             message: ToDeviceMessage {
                 id,
                 sender_user: actor,
@@ -347,11 +350,8 @@ pub async fn send_to_device(
 }
 
 /// The oldest undelivered messages of one of the actor's devices (at most 100).
-pub async fn fetch_to_device(
-    db: &impl ConnectionTrait,
-    actor: Uuid,
-    device_id: &str,
-) -> ServerResult<Vec<ToDeviceMessage>> {
+pub async fn fetch_to_device(core: &Core, actor: Uuid, device_id: &str) -> ServerResult<Vec<ToDeviceMessage>> {
+    let db = &core.db;
     own_device(db, actor, device_id).await?;
     let rows = to_device::Entity::find()
         .filter(to_device::Column::RecipientUser.eq(actor))
@@ -372,7 +372,8 @@ pub async fn fetch_to_device(
 }
 
 /// Acknowledges (deletes) every message up to and including `up_to`.
-pub async fn ack_to_device(db: &impl ConnectionTrait, actor: Uuid, device_id: &str, up_to: Uuid) -> ServerResult<u64> {
+pub async fn ack_to_device(core: &Core, actor: Uuid, device_id: &str, up_to: Uuid) -> ServerResult<u64> {
+    let db = &core.db;
     own_device(db, actor, device_id).await?;
     let gone = to_device::Entity::delete_many()
         .filter(to_device::Column::RecipientUser.eq(actor))

@@ -2,7 +2,7 @@
 //! as they are; everything else is logged once with a reference id and reaches the client as
 //! `AppError::Internal { ref_id }`.
 
-use crate::error::AppError;
+use protocol::AppError;
 use sea_orm::DbErr;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! The typed server configuration: defaults → optional TOML file → environment variables.
 
-use crate::model::{CommunityCreationMode, RegistrationMode};
+use protocol::model::{CommunityCreationMode, RegistrationMode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::{
@@ -55,18 +55,49 @@ impl Default for Config {
     }
 }
 
-/// The environment variables the configuration reads, and their `Config` field.
-pub const ENV_VARS: &[&str] = &[
-    "LISTEN_ADDR",
-    "DATA_DIR",
-    "DATABASE_URL",
-    "REGISTRATION_MODE",
-    "COMMUNITY_CREATION_MODE",
-    "SITE_DIR",
-    "PUBLIC_URL",
-    "TRUSTED_PROXIES",
-    "NATS_URL",
+/// One setting: its environment variable (the TOML key is the same name in lower case), its
+/// default as shown to people, and what it does. `--help` and the README are written from this list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setting {
+    pub env: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every setting of [`Config`], in the order `--help` shows them. A test checks that each field of
+/// `Config` has an entry.
+pub const SETTINGS: &[Setting] = &[
+    Setting { env: "LISTEN_ADDR", default: "127.0.0.1:8080", help: "address and port to listen on" },
+    Setting { env: "DATA_DIR", default: "./data", help: "SQLite database, token signing key, other state" },
+    Setting {
+        env: "DATABASE_URL",
+        default: "SQLite in DATA_DIR",
+        help: "postgres://user:pass@host/db to use PostgreSQL",
+    },
+    Setting { env: "REGISTRATION_MODE", default: "invite_only", help: "open | invite_only | closed" },
+    Setting {
+        env: "COMMUNITY_CREATION_MODE",
+        default: "admin_only",
+        help: "who may create communities: admin_only | open",
+    },
+    Setting { env: "SITE_DIR", default: "<binary dir>/../site", help: "the built web assets" },
+    Setting { env: "PUBLIC_URL", default: "-", help: "e.g. https://chat.example.com (https: Secure cookies and HSTS)" },
+    Setting {
+        env: "TRUSTED_PROXIES",
+        default: "-",
+        help: "comma-separated proxy IPs whose X-Forwarded-For is believed",
+    },
+    Setting {
+        env: "NATS_URL",
+        default: "- (one node)",
+        help: "nats://host:4222 to run several nodes on one PostgreSQL database",
+    },
 ];
+
+/// The environment variables the configuration reads (one per `Config` field).
+pub fn env_vars() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().map(|s| s.env)
+}
 
 impl Config {
     /// The database URL to connect to: the configured one, or SQLite inside the data directory.
@@ -142,6 +173,20 @@ mod tests {
         let c = Config { database_url: Some("postgres://u:hunter2@db/chat".to_owned().into()), ..Config::default() };
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
+    }
+
+    /// Every field of `Config` is a setting people can find in `--help`, and every setting is a
+    /// field. serde names every field it expects when it refuses an unknown one.
+    #[test]
+    fn every_field_is_a_documented_setting() {
+        let refused = serde_json::from_str::<Config>(r#"{"no_such_setting": 1}"#).unwrap_err().to_string();
+        let expected = refused.split("expected one of").nth(1).unwrap_or_default();
+        let fields: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        assert!(fields.len() > 5, "{refused}");
+        for name in &fields {
+            assert!(SETTINGS.iter().any(|s| s.env.to_lowercase() == *name), "Config::{name} has no entry in SETTINGS");
+        }
+        assert_eq!(fields.len(), SETTINGS.len(), "an entry in SETTINGS names no Config field: {fields:?}");
     }
 
     #[test]

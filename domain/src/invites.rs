@@ -1,12 +1,12 @@
 //! Registration invite codes, created by the instance owner (or an instance admin).
 
-use super::{accounts::random_code, error::ServerResult};
-use crate::{error::AppError, model::Invite};
+use super::{accounts::random_code, error::ServerResult, policy, state::Core};
 use chrono::{DateTime, Duration, Utc};
 use entity::{
     registration_invite::{self, Column},
     user,
 };
+use protocol::{error::AppError, model::Invite};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
@@ -17,10 +17,6 @@ use uuid::Uuid;
 
 pub const MAX_USES_LIMIT: i32 = 10_000;
 pub const MAX_EXPIRY_HOURS: i64 = 8_760;
-
-fn may_manage(user: &user::Model) -> Result<(), AppError> {
-    if user.is_owner() || user.is_admin { Ok(()) } else { Err(AppError::Forbidden) }
-}
 
 /// Parses the optional form fields; empty means "no limit".
 pub fn parse_limits(max_uses: &str, expires_in_hours: &str) -> Result<(Option<i32>, Option<i64>), AppError> {
@@ -52,12 +48,13 @@ pub fn parse_limits(max_uses: &str, expires_in_hours: &str) -> Result<(Option<i3
 }
 
 pub async fn create(
-    db: &impl ConnectionTrait,
+    core: &Core,
     creator: &user::Model,
     max_uses: Option<i32>,
     expires_in_hours: Option<i64>,
 ) -> ServerResult<Invite> {
-    may_manage(creator)?;
+    let db = &core.db;
+    policy::may_administer(creator)?;
     let now = Utc::now();
     let model = registration_invite::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -74,8 +71,9 @@ pub async fn create(
     Ok(to_wire(&model, now))
 }
 
-pub async fn list(db: &impl ConnectionTrait, user: &user::Model) -> ServerResult<Vec<Invite>> {
-    may_manage(user)?;
+pub async fn list(core: &Core, user: &user::Model) -> ServerResult<Vec<Invite>> {
+    let db = &core.db;
+    policy::may_administer(user)?;
     let now = Utc::now();
     let rows = registration_invite::Entity::find().order_by_desc(Column::CreatedAt).all(db).await?;
     Ok(rows.iter().map(|r| to_wire(r, now)).collect())
