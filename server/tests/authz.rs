@@ -5,8 +5,16 @@
 
 mod common;
 
-use app::model::{CommunityCreationMode, RegistrationMode, spaces::CommunityRole};
-use common::{Client, TestDb, TestDevice};
+use app::model::{
+    CommunityCreationMode, RegistrationMode,
+    gateway::{ClientFrame, ErrorCode, Presence, ServerFrame},
+    messages::{Ciphertext, MessageKind},
+    spaces::CommunityRole,
+};
+use common::{
+    Client, TestDb, TestDevice,
+    live::{TestServer, Ws},
+};
 use domain::{Core, spaces};
 use entity::user;
 use std::sync::Arc;
@@ -349,8 +357,51 @@ fn message_key_and_admin_cases() -> Vec<Case> {
     ]
 }
 
-/// Runs each case for each role against a fresh world and reports every mismatch at once.
-async fn check(db: TestDb, cases: Vec<Case>) {
+/// Instance administration and the to-device queue (JSON bodies).
+fn instance_and_to_device_cases() -> Vec<Case> {
+    vec![
+        ("invites/create", |_| vec![], expect([401, 200, 403, 403, 403, 403, 403, 403])),
+        ("invites/list", |_| vec![], expect([401, 200, 403, 403, 403, 403, 403, 403])),
+        (
+            "to_device/send",
+            |w| {
+                let message = serde_json::json!([{
+                    "recipient_user": w.member,
+                    "recipient_device": "PHONE",
+                    "payload": "AQID",
+                }]);
+                vec![("device_id", "D".into()), ("messages", message.to_string())]
+            },
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+    ]
+}
+
+/// Server functions that act only on the caller's own account, devices and queue (no other
+/// user's id is an argument: the session says whose), with why each needs no row above.
+const SELF_ONLY: &[(&str, &str)] = &[
+    ("auth/me", "says who the session is"),
+    ("auth/logout", "ends the caller's own session"),
+    ("auth/change_password", "the caller's password, after asking the current one"),
+    ("devices/register", "registers under the caller's user id; another user id is refused (keys.rs)"),
+    ("devices/remove", "device ids are looked up among the caller's devices only"),
+    ("keys/upload", "for one of the caller's devices, signatures checked"),
+    ("keys/counts", "of one of the caller's devices"),
+    ("to_device/fetch", "the caller's device's own queue"),
+    ("to_device/ack", "the caller's device's own queue"),
+];
+
+/// Server functions anyone may call, signed in or not, with why.
+const PUBLIC: &[(&str, &str)] = &[
+    ("auth/registration_status", "the registration form needs it before sign-in"),
+    ("auth/register", "creating an account; throttled, invite codes per REGISTRATION_MODE (accounts.rs)"),
+    ("auth/login", "signing in; throttled per address and account (accounts.rs)"),
+    ("auth/recover", "the recovery code is the credential; throttled (accounts.rs)"),
+    ("auth/take_recovery_code", "reads this browser's own flash cookie"),
+];
+
+/// The instance (configured to let anyone create communities) with its owner, `root`.
+async fn instance(db: &TestDb) -> (Core, user::Model) {
     let base = db.state(RegistrationMode::Open).await;
     let mut config = (*base.config).clone();
     config.community_creation_mode = CommunityCreationMode::Open;
@@ -368,6 +419,12 @@ async fn check(db: TestDb, cases: Vec<Case>) {
     .await
     .unwrap()
     .user;
+    (state, root)
+}
+
+/// Runs each case for each role against a fresh world and reports every mismatch at once.
+async fn check(db: TestDb, cases: Vec<Case>) {
+    let (state, root) = instance(&db).await;
     let mut failures = Vec::new();
     for (endpoint, form, expected) in cases {
         for (role, status) in expected {
@@ -378,8 +435,13 @@ async fn check(db: TestDb, cases: Vec<Case>) {
             let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let json = ["devices/", "keys/", "to_device/"].iter().any(|p| endpoint.starts_with(p));
             let reply = if json {
+                // Lists and objects are sent as JSON; everything else as a string.
+                let value = |v: &String| match v.starts_with(['[', '{']) {
+                    true => serde_json::from_str(v).unwrap(),
+                    false => serde_json::Value::from(v.clone()),
+                };
                 let body: serde_json::Map<String, serde_json::Value> =
-                    fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone().into())).collect();
+                    fields.iter().map(|(k, v)| ((*k).to_owned(), value(v))).collect();
                 client.call_json(endpoint, &serde_json::Value::Object(body).to_string()).await
             } else {
                 client.call(endpoint, &pairs).await
@@ -393,7 +455,165 @@ async fn check(db: TestDb, cases: Vec<Case>) {
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// What a socket frame got: accepted, or the error code the server answered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Ok,
+    Refused(ErrorCode),
+}
+use Answer::{Ok as Accepted, Refused};
+const NOT_FOUND: Answer = Refused(ErrorCode::NotFound);
+const FORBIDDEN: Answer = Refused(ErrorCode::Forbidden);
+const INVALID: Answer = Refused(ErrorCode::Invalid);
+
+/// A client frame, by the name its `type` has on the wire, and the answer per role (in the order of
+/// `ROLES`, without `Anonymous`: a socket without a session is refused at the upgrade, 401).
+type FrameCase = (&'static str, fn(&World) -> ClientFrame, [Answer; 7]);
+
+fn send_to(channel_id: Uuid, device: &str) -> ClientFrame {
+    ClientFrame::Send {
+        channel_id,
+        device: device.into(),
+        client_txn: "frame".into(),
+        kind: MessageKind::Text,
+        reply_to: None,
+        ciphertext: Ciphertext(vec![1, 2, 3]),
+    }
+}
+
+fn frame_cases() -> Vec<FrameCase> {
+    //      Root       Owner      Admin      Moderator  Member     Stranger   Banned
+    vec![
+        (
+            "send",
+            |w| send_to(w.general_channel, "D"),
+            [NOT_FOUND, Accepted, Accepted, Accepted, Accepted, NOT_FOUND, NOT_FOUND],
+        ),
+        (
+            "send",
+            |w| send_to(w.private_channel, "D"),
+            [NOT_FOUND, Accepted, NOT_FOUND, Accepted, NOT_FOUND, NOT_FOUND, NOT_FOUND],
+        ),
+        ("send", |w| send_to(w.dm, "D"), [NOT_FOUND, Accepted, NOT_FOUND, NOT_FOUND, Accepted, NOT_FOUND, NOT_FOUND]),
+        // The member's phone is not the caller's device (except the member's own).
+        (
+            "send",
+            |w| send_to(w.general_channel, "PHONE"),
+            [NOT_FOUND, INVALID, INVALID, INVALID, Accepted, NOT_FOUND, NOT_FOUND],
+        ),
+        (
+            "edit",
+            |w| ClientFrame::Edit { message_id: w.message, ciphertext: Ciphertext(vec![4]) },
+            [NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN, Accepted, NOT_FOUND, NOT_FOUND],
+        ),
+        (
+            "delete",
+            |w| ClientFrame::Delete { message_id: w.message },
+            [NOT_FOUND, Accepted, Accepted, Accepted, Accepted, NOT_FOUND, NOT_FOUND],
+        ),
+        (
+            "typing",
+            |w| ClientFrame::Typing { channel_id: w.private_channel },
+            [NOT_FOUND, Accepted, NOT_FOUND, Accepted, NOT_FOUND, NOT_FOUND, NOT_FOUND],
+        ),
+        (
+            "typing",
+            |w| ClientFrame::Typing { channel_id: w.dm },
+            [NOT_FOUND, Accepted, NOT_FOUND, NOT_FOUND, Accepted, NOT_FOUND, NOT_FOUND],
+        ),
+        (
+            "mark_read",
+            |w| ClientFrame::MarkRead { channel_id: w.private_channel, seq: 1 },
+            [NOT_FOUND, Accepted, NOT_FOUND, Accepted, NOT_FOUND, NOT_FOUND, NOT_FOUND],
+        ),
+        // The caller's own status: everyone with a socket.
+        ("set_presence", |_| ClientFrame::SetPresence { status: Presence::Dnd }, [Accepted; 7]),
+        ("ping", |_| ClientFrame::Ping { nonce: 1 }, [Accepted; 7]),
+    ]
+}
+
+/// Client frames that need no row above, with why.
+const FRAMES_WITHOUT_ROW: &[(&str, &str)] = &[("hello", "the handshake; the session was checked at the upgrade")];
+
+/// Sends `frame` on a fresh socket of `user`, then a ping; what came before the pong is the answer.
+async fn answer(server: &TestServer, user: Uuid, frame: &ClientFrame) -> Answer {
+    let cookie = common::live::cookies_for(&server.state, user).await;
+    // No device in hello: a send names its device itself, and the domain checks it is the caller's.
+    let (mut ws, _) = Ws::connect(server.addr, &cookie, None, vec![]).await;
+    ws.send(frame).await;
+    ws.send(&ClientFrame::Ping { nonce: 424_242 }).await;
+    ws.recv_where(|f| match f {
+        ServerFrame::Error { code, .. } => Some(Refused(code)),
+        ServerFrame::Pong { nonce: 424_242 } => Some(Accepted),
+        _ => None,
+    })
+    .await
+}
+
+/// Runs every frame case for every role against a fresh world, through a real socket.
+async fn check_frames(db: TestDb) {
+    let (state, root) = instance(&db).await;
+    let server = TestServer::start(state.clone()).await;
+    let mut failures = Vec::new();
+    for (name, frame, expected) in frame_cases() {
+        for (role, want) in ROLES[1..].iter().zip(expected) {
+            let w = world(&state, &root).await;
+            let user = w.users.iter().find(|(r, _)| r == role).unwrap().1.id;
+            let got = answer(&server, user, &frame(&w)).await;
+            if got != want {
+                failures.push(format!("{name} as {role:?}: expected {want:?}, got {got:?}"));
+            }
+        }
+    }
+    // Without a session there is no socket at all.
+    let refused = Ws::open(server.addr, &[]).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("401"), "an anonymous socket: {refused}");
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The names serde expects for a tagged enum (it lists them when it refuses an unknown one).
+fn variants<T: serde::de::DeserializeOwned + std::fmt::Debug>(tag: &str) -> Vec<String> {
+    let refused = serde_json::from_str::<T>(&format!(r#"{{"{tag}":"no_such_variant"}}"#)).unwrap_err().to_string();
+    let expected = refused.split("expected one of").nth(1).unwrap_or_default();
+    expected.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+/// A server function or frame added without a row in a role table (or a reason on an exempt
+/// list) fails here, so authorization cannot be forgotten.
+#[test]
+fn every_server_function_and_frame_has_a_row() {
+    let _ = server::router; // links the app, whose server functions register themselves
+    let mut rows: std::collections::BTreeSet<String> = space_cases()
+        .into_iter()
+        .chain(message_key_and_admin_cases())
+        .chain(instance_and_to_device_cases())
+        .map(|(endpoint, ..)| format!("/api/v1/{endpoint}"))
+        .collect();
+    rows.extend(SELF_ONLY.iter().chain(PUBLIC).map(|(endpoint, _)| format!("/api/v1/{endpoint}")));
+    let registered: Vec<String> = leptos::server_fn::axum::server_fn_paths().map(|(path, _)| path.to_owned()).collect();
+    assert!(registered.len() >= 45, "server functions are registered: {registered:?}");
+    let missing: Vec<&String> = registered.iter().filter(|p| !rows.contains(*p)).collect();
+    assert!(missing.is_empty(), "server functions without a row in the role table: {missing:?}");
+    let stale: Vec<&String> = rows.iter().filter(|r| !registered.contains(r)).collect();
+    assert!(stale.is_empty(), "rows for server functions that do not exist: {stale:?}");
+
+    let frames = variants::<ClientFrame>("type");
+    assert!(frames.len() >= 8, "{frames:?}");
+    let covered: Vec<&str> =
+        frame_cases().iter().map(|(name, ..)| *name).chain(FRAMES_WITHOUT_ROW.iter().map(|(n, _)| *n)).collect();
+    let missing: Vec<&String> = frames.iter().filter(|f| !covered.contains(&f.as_str())).collect();
+    assert!(missing.is_empty(), "client frames without a row in the frame table: {missing:?}");
+}
+
 on_both_backends! {
+    async fn every_frame_for_every_role(db: TestDb) {
+        check_frames(db).await;
+    }
+
+    async fn instance_administration_and_to_device_for_every_role(db: TestDb) {
+        check(db, instance_and_to_device_cases()).await;
+    }
+
     async fn every_space_function_for_every_role(db: TestDb) {
         check(db, space_cases()).await;
     }

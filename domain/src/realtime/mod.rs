@@ -148,3 +148,111 @@ impl Realtime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::model::messages::{Ciphertext, Envelope, EventKind, MessageKind};
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    /// Nodes of different versions exchange these over NATS during a rolling upgrade: the JSON of
+    /// every signal is a contract. Changing a line here is a decision (and a protocol version).
+    #[test]
+    fn signals_between_nodes_keep_their_json() {
+        let envelope = Envelope {
+            id: id(3),
+            channel_id: id(2),
+            seq: 7,
+            sender_id: id(1),
+            sender_device: "D".into(),
+            client_txn: "t".into(),
+            kind: MessageKind::Text,
+            reply_to: None,
+            ciphertext: Ciphertext(vec![1, 2, 3]),
+            created_at: "2026-01-01T00:00:00+00:00".into(),
+            edited_at: None,
+        };
+        let u1 = "00000000-0000-0000-0000-000000000001";
+        let u2 = "00000000-0000-0000-0000-000000000002";
+        let u3 = "00000000-0000-0000-0000-000000000003";
+        let cases = [
+            (
+                Signal::Event {
+                    event: ChannelEvent { channel_id: id(2), seq: 7, kind: EventKind::Created, message: envelope },
+                },
+                format!(
+                    r#"{{"t":"event","event":{{"channel_id":"{u2}","seq":7,"kind":"created","message":{{"id":"{u3}","channel_id":"{u2}","seq":7,"sender_id":"{u1}","sender_device":"D","client_txn":"t","kind":"text","reply_to":null,"ciphertext":"AQID","created_at":"2026-01-01T00:00:00+00:00","edited_at":null}}}}}}"#
+                ),
+            ),
+            (
+                Signal::Typing { channel_id: id(2), user_id: id(1) },
+                format!(r#"{{"t":"typing","channel_id":"{u2}","user_id":"{u1}"}}"#),
+            ),
+            (
+                Signal::Presence {
+                    user_id: id(1),
+                    node: id(3),
+                    status: Presence::Dnd,
+                    connected: true,
+                    communities: vec![id(2)],
+                },
+                format!(
+                    r#"{{"t":"presence","user_id":"{u1}","node":"{u3}","status":"dnd","connected":true,"communities":["{u2}"]}}"#
+                ),
+            ),
+            (
+                Signal::Read { user_id: id(1), channel_id: id(2), seq: 4 },
+                format!(r#"{{"t":"read","user_id":"{u1}","channel_id":"{u2}","seq":4}}"#),
+            ),
+            (
+                Signal::ToDevice {
+                    user_id: id(1),
+                    device_id: "P".into(),
+                    message: ToDeviceMessage {
+                        id: id(3),
+                        sender_user: id(2),
+                        sender_device: "Q".into(),
+                        payload: Ciphertext(vec![9]),
+                    },
+                },
+                format!(
+                    r#"{{"t":"to_device","user_id":"{u1}","device_id":"P","message":{{"id":"{u3}","sender_user":"{u2}","sender_device":"Q","payload":"CQ=="}}}}"#
+                ),
+            ),
+            (
+                Signal::DeviceRemoved { user_id: id(1), device_id: "P".into(), channels: vec![id(2)] },
+                format!(r#"{{"t":"device_removed","user_id":"{u1}","device_id":"P","channels":["{u2}"]}}"#),
+            ),
+            (
+                Signal::LeftCommunity { user_id: id(1), community_id: id(2) },
+                format!(r#"{{"t":"left_community","user_id":"{u1}","community_id":"{u2}"}}"#),
+            ),
+            (Signal::Resubscribe { users: vec![id(1)] }, format!(r#"{{"t":"resubscribe","users":["{u1}"]}}"#)),
+            (
+                Signal::CommunityChanged { community_id: id(2) },
+                format!(r#"{{"t":"community_changed","community_id":"{u2}"}}"#),
+            ),
+            (
+                Signal::Revoke { user_id: id(1), session: None },
+                format!(r#"{{"t":"revoke","user_id":"{u1}","session":null}}"#),
+            ),
+            (Signal::PresenceQuery { node: id(3) }, format!(r#"{{"t":"presence_query","node":"{u3}"}}"#)),
+        ];
+        for (signal, json) in cases {
+            assert_eq!(serde_json::to_string(&signal).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Signal>(&json).unwrap(), signal, "{json} reads back");
+        }
+    }
+
+    /// Every variant has a line above: serde lists the variants it expects when it refuses one.
+    #[test]
+    fn every_signal_has_a_snapshot() {
+        let refused = serde_json::from_str::<Signal>(r#"{"t":"no_such_signal"}"#).unwrap_err().to_string();
+        let variants =
+            refused.split("expected one of").nth(1).unwrap_or_default().split('`').skip(1).step_by(2).count();
+        assert_eq!(variants, 11, "a new signal needs its JSON pinned above: {refused}");
+    }
+}
