@@ -16,9 +16,7 @@ use protocol::{
     model::{Me, RegistrationMode},
     validation,
 };
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use std::net::IpAddr;
 use uuid::Uuid;
 
@@ -170,7 +168,7 @@ async fn try_insert_user(
     recovery_code: &str,
     invite_code: Option<&str>,
 ) -> ServerResult<user::Model> {
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let first = user::Entity::find().count(&txn).await? == 0;
     if !first {
         match core.config.registration_mode {
@@ -299,7 +297,7 @@ pub async fn recover(
     };
     let password_hash = core.passwords.hash(new_password).await?;
     let recovery_code = random_code(4);
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let mut active: user::ActiveModel = user.into();
     active.password_hash = Set(password_hash);
     active.recovery_code_hash = Set(hash_recovery_code(&recovery_code));
@@ -331,7 +329,7 @@ pub async fn change_password(
         return Err(AppError::invalid("current_password", "is not your current password").into());
     }
     let password_hash = core.passwords.hash(new_password).await?;
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let mut active: user::ActiveModel = user.into();
     active.password_hash = Set(password_hash);
     active.password_changed_at = Set(now);
@@ -356,7 +354,7 @@ pub async fn set_suspended(
     let target = user::Entity::find_by_id(target).one(db).await?.ok_or(AppError::NotFound)?;
     policy::may_suspend(actor, &target)?;
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut active: user::ActiveModel = target.into();
     active.suspended_at = Set(suspended.then_some(now));
     let target = active.update(&txn).await?;

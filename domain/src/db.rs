@@ -2,7 +2,8 @@
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DbErr,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -27,4 +28,16 @@ pub async fn connect_and_migrate(url: &SecretString) -> Result<DatabaseConnectio
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
+}
+
+/// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`:
+/// a deferred transaction that reads first and writes later cannot wait for the lock (SQLite
+/// answers "database is locked" at once, to avoid a deadlock), while an immediate one waits up to
+/// the busy timeout like any single statement. PostgreSQL starts a plain transaction.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    db.begin_with_options(options).await
 }

@@ -24,7 +24,7 @@ use protocol::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -189,7 +189,7 @@ pub async fn upload_keys(
             &key.signature,
         )?;
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     for key in one_time {
         one_time_key::Entity::insert(one_time_key::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -312,7 +312,7 @@ async fn queue_to_device(
             return Err(AppError::RateLimited { retry_after_s: 60 }.into());
         }
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut queued = Vec::with_capacity(batch.len());
     for m in batch {
         let id = Uuid::now_v7();

@@ -22,7 +22,7 @@ use protocol::{
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use std::collections::HashMap;
@@ -151,7 +151,7 @@ async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send) -> Se
             return Err(AppError::invalid("reply_to", "is not a message of this channel").into());
         }
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let seq = next_seq(&txn, input.channel_id).await?;
     let inserted = message::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -211,7 +211,7 @@ pub async fn edit(core: &Core, actor: Uuid, message_id: Uuid, ciphertext: Cipher
     }
     policy::may_edit_message(actor, m.sender_id)?;
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let seq = next_seq(&txn, m.channel_id).await?;
     message_edit::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -242,7 +242,7 @@ pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<
         return Err(AppError::NotFound.into());
     }
     policy::may_delete_message(actor, m.sender_id, visible.role)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let seq = next_seq(&txn, m.channel_id).await?;
     message_edit::Entity::delete_many().filter(message_edit::Column::MessageId.eq(m.id)).exec(&txn).await?;
     let mut active: message::ActiveModel = m.into();

@@ -15,8 +15,7 @@ use super::{
 use chrono::{DateTime, Utc};
 use entity::refresh_token::{self, Column};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::ExprTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::ExprTrait,
 };
 use uuid::Uuid;
 
@@ -120,7 +119,7 @@ pub async fn refresh(
     if raw.len() > 128 {
         return Ok(Refresh::Invalid);
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let Some(row) =
         refresh_token::Entity::find().filter(Column::TokenHash.eq(tokens::sha256_hex(raw))).one(&txn).await?
     else {

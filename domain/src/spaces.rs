@@ -26,7 +26,7 @@ use protocol::{
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     sea_query::{Condition, Expr, ExprTrait},
 };
 use std::collections::{BTreeSet, HashMap};
@@ -88,7 +88,7 @@ pub async fn create_community(
         return Err(AppError::invalid("description", "must be at most 2048 characters").into());
     }
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let community = community::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),
@@ -296,7 +296,7 @@ pub async fn create_group(
     policy::may_manage_community(policy::standing(db, community_id, actor).await?.member()?)?;
     let name = name_field("name", name, 64)?;
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let g = group::ActiveModel {
         id: Set(Uuid::now_v7()),
         community_id: Set(community_id),
@@ -409,7 +409,7 @@ async fn join_community(db: &DatabaseConnection, actor: Uuid, code: &str) -> Ser
         Standing::Banned => return Err(AppError::invalid("code", "You are banned from this community.").into()),
         Standing::Stranger => {}
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let used = community_invite::Entity::update_many()
         .col_expr(community_invite::Column::Uses, Expr::col(community_invite::Column::Uses).add(1))
         .filter(community_invite::Column::Id.eq(invite.id))
@@ -467,7 +467,7 @@ async fn remove_member(db: &impl ConnectionTrait, community_id: Uuid, user: Uuid
 pub async fn leave(core: &Core, actor: Uuid, community_id: Uuid) -> ServerResult<()> {
     let db = &core.db;
     policy::may_leave(policy::standing(db, community_id, actor).await?.member()?)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     remove_member(&txn, community_id, actor).await?;
     txn.commit().await?;
     core.realtime.publish(Signal::LeftCommunity { user_id: actor, community_id }).await;
@@ -483,7 +483,7 @@ pub async fn kick(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid) ->
         _ => return Err(AppError::invalid("user", "is not a member of this community").into()),
     };
     policy::may_moderate(actor_role, target_role)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     remove_member(&txn, community_id, target).await?;
     txn.commit().await?;
     core.realtime.publish(Signal::LeftCommunity { user_id: target, community_id }).await;
@@ -506,7 +506,7 @@ pub async fn ban(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid, rea
             }
         }
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     remove_member(&txn, community_id, target).await?;
     community_ban::ActiveModel {
         community_id: Set(community_id),
@@ -623,7 +623,7 @@ async fn find_or_create_dm(db: &DatabaseConnection, actor: Uuid, other: Uuid) ->
         let ch = channel::Entity::find_by_id(pair.channel_id).one(db).await?.ok_or(AppError::NotFound)?;
         return direct_summary(db, &ch).await;
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let ch = insert_channel(&txn, ChannelKind::Dm, None, "", actor).await?;
     let pair =
         dm_pair::ActiveModel { user_low: Set(low), user_high: Set(high), channel_id: Set(ch.id) }.insert(&txn).await;
@@ -664,7 +664,7 @@ pub async fn create_group_dm(core: &Core, actor: Uuid, others: &[Uuid]) -> Serve
             return Err(AppError::NotFound.into());
         }
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let ch = insert_channel(&txn, ChannelKind::GroupDm, None, "", actor).await?;
     for &u in &everyone {
         channel_member::ActiveModel { channel_id: Set(ch.id), user_id: Set(u), joined_at: Set(Utc::now()) }
