@@ -2,13 +2,63 @@
 //! (`client`), read by the components. On the server it stays empty: message bodies exist only in
 //! the browser, after decryption.
 
-use crate::model::{
-    gateway::Presence,
-    messages::{Envelope, Unread},
+use crate::{
+    error::AppError,
+    model::{
+        gateway::Presence,
+        messages::{Envelope, Unread},
+    },
 };
 use leptos::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
+
+/// Why a chat operation (send, edit, delete, verify) did not happen. The server's refusals stay
+/// typed, so the UI can say "try again in 30 s" or which field was wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatError {
+    /// The server refused or failed: rate limits, field errors, permissions, network.
+    Server(AppError),
+    /// Encryption failed in this browser.
+    Crypto(String),
+    /// This browser cannot do it (yet): encryption is still starting, or the page is server-rendered.
+    NotReady(&'static str),
+}
+
+impl ChatError {
+    pub fn crypto(e: impl std::fmt::Display) -> Self {
+        Self::Crypto(e.to_string())
+    }
+
+    /// Seconds to wait before trying again, when the server said so.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            Self::Server(AppError::RateLimited { retry_after_s }) => Some(*retry_after_s),
+            _ => None,
+        }
+    }
+}
+
+impl From<AppError> for ChatError {
+    fn from(e: AppError) -> Self {
+        Self::Server(e)
+    }
+}
+
+impl std::fmt::Display for ChatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // A field error names what was wrong: the message itself, or another field.
+            Self::Server(AppError::Invalid { field, message }) if field == "ciphertext" => {
+                write!(f, "the message {message}")
+            }
+            Self::Server(AppError::Invalid { field, message }) => write!(f, "{} {message}", field.replace('_', " ")),
+            Self::Server(e) => e.fmt(f),
+            Self::Crypto(e) => write!(f, "encryption failed: {e}"),
+            Self::NotReady(why) => f.write_str(why),
+        }
+    }
+}
 
 /// How a message's encryption is shown next to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,23 +336,24 @@ pub mod act {
 
     #[cfg(not(all(feature = "hydrate", target_arch = "wasm32")))]
     mod server_side {
+        use super::super::ChatError;
         use uuid::Uuid;
-        const BROWSER_ONLY: &str = "messages are encrypted in the browser";
+        const BROWSER_ONLY: ChatError = ChatError::NotReady("messages are encrypted in the browser");
         pub fn open_channel(_: Uuid) {}
         pub fn close_channel(_: Uuid) {}
         pub fn load_older(_: Uuid) {}
         pub fn typing(_: Uuid) {}
-        pub async fn send(_: Uuid, _: String, _: Option<Uuid>) -> Result<(), String> {
-            Err(BROWSER_ONLY.into())
+        pub async fn send(_: Uuid, _: String, _: Option<Uuid>) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
         }
-        pub async fn edit(_: Uuid, _: Uuid, _: String) -> Result<(), String> {
-            Err(BROWSER_ONLY.into())
+        pub async fn edit(_: Uuid, _: Uuid, _: String) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
         }
-        pub async fn delete(_: Uuid, _: Uuid) -> Result<(), String> {
-            Err(BROWSER_ONLY.into())
+        pub async fn delete(_: Uuid, _: Uuid) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
         }
-        pub async fn start_verification(_: Uuid) -> Result<(), String> {
-            Err(BROWSER_ONLY.into())
+        pub async fn start_verification(_: Uuid) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
         }
         pub async fn choose_verification(_: String) {}
         pub async fn accept_key(_: Uuid, _: String, _: String) {}
@@ -317,6 +368,18 @@ pub mod act {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chat_errors_say_what_to_do() {
+        let limited = ChatError::from(AppError::RateLimited { retry_after_s: 30 });
+        assert_eq!(limited.retry_after_s(), Some(30));
+        assert_eq!(limited.to_string(), "too many attempts; try again in 30 s");
+        let big = ChatError::from(AppError::invalid("ciphertext", "must be at most 65536 bytes"));
+        assert_eq!(big.to_string(), "the message must be at most 65536 bytes");
+        let txn = ChatError::from(AppError::invalid("client_txn", "must be 1–64 characters"));
+        assert_eq!(txn.to_string(), "client txn must be 1–64 characters");
+        assert_eq!(ChatError::NotReady("wait").retry_after_s(), None);
+    }
 
     fn line(sender: Uuid, at: &str) -> Line {
         Line {

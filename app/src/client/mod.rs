@@ -12,7 +12,7 @@ pub mod verification;
 
 use crate::{
     api::messages::{delete_message, edit_message, message_history, send_message, unread_counts},
-    chat::{Chat, KeyNotice, Line, Timeline},
+    chat::{Chat, ChatError, KeyNotice, Line, Timeline},
     crypto::{
         CryptoError,
         channel::ChannelPlaintext,
@@ -302,8 +302,8 @@ impl Runtime {
     }
 }
 
-fn runtime() -> Result<Rc<Runtime>, String> {
-    current().ok_or_else(|| "encryption is still starting in this browser; try again in a moment".to_owned())
+fn runtime() -> Result<Rc<Runtime>, ChatError> {
+    current().ok_or(ChatError::NotReady("encryption is still starting in this browser; try again in a moment"))
 }
 
 /// Shows a channel: loads (and decrypts) its newest page the first time, marks it read.
@@ -379,7 +379,7 @@ pub fn close_channel(channel_id: Uuid) {
     }
 }
 
-async fn encrypt(rt: &Runtime, plaintext: ChannelPlaintext) -> Result<String, String> {
+async fn encrypt(rt: &Runtime, plaintext: ChannelPlaintext) -> Result<String, ChatError> {
     let sealed = rt
         .vault
         .with(async |m: &mut Machine, relay| {
@@ -388,13 +388,13 @@ async fn encrypt(rt: &Runtime, plaintext: ChannelPlaintext) -> Result<String, St
             out
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(ChatError::crypto)?
+        .map_err(ChatError::crypto)?;
     Ok(sealed.to_base64())
 }
 
 /// Encrypts and sends a message; returns once the server stored it.
-pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Result<(), String> {
+pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Result<(), ChatError> {
     let rt = runtime()?;
     // Dropped when this send ends (however it ends): the next one goes.
     let (_turn_done, turn) = futures::channel::oneshot::channel::<()>();
@@ -405,8 +405,7 @@ pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Res
     let sealed = encrypt(&rt, plaintext).await?;
     let txn = Uuid::new_v4().simple().to_string();
     let device = rt.vault.device_id().to_owned();
-    let stored =
-        send_message(channel_id, device, txn, String::new(), reply_to, sealed).await.map_err(|e| e.to_string())?;
+    let stored = send_message(channel_id, device, txn, String::new(), reply_to, sealed).await?;
     // The message ended "typing" for the others; the next keystroke says it again.
     rt.typing_sent.borrow_mut().remove(&channel_id);
     // Shown at once (the socket's copy of the event replaces it with the same content).
@@ -416,18 +415,18 @@ pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Res
 }
 
 /// Replaces a message's text (encrypted like a new message, naming the one it edits).
-pub async fn edit(channel_id: Uuid, message_id: Uuid, body: String) -> Result<(), String> {
+pub async fn edit(channel_id: Uuid, message_id: Uuid, body: String) -> Result<(), ChatError> {
     let rt = runtime()?;
     let plaintext = ChannelPlaintext { channel_id, body, edit_of: Some(message_id), sent_at_ms: now_ms() as u64 };
     let sealed = encrypt(&rt, plaintext).await?;
-    let event = edit_message(message_id, sealed).await.map_err(|e| e.to_string())?;
+    let event = edit_message(message_id, sealed).await?;
     rt.apply_events(channel_id, vec![event]).await;
     Ok(())
 }
 
-pub async fn delete(channel_id: Uuid, message_id: Uuid) -> Result<(), String> {
+pub async fn delete(channel_id: Uuid, message_id: Uuid) -> Result<(), ChatError> {
     let rt = runtime()?;
-    let event = delete_message(message_id).await.map_err(|e| e.to_string())?;
+    let event = delete_message(message_id).await?;
     rt.apply_events(channel_id, vec![event]).await;
     Ok(())
 }

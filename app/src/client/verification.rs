@@ -7,7 +7,7 @@
 
 use super::{Runtime, current, runtime};
 use crate::{
-    chat::{DeviceChoice, Verify, VerifyStep},
+    chat::{ChatError, DeviceChoice, Verify, VerifyStep},
     crypto::{
         device::VerifiedDevice,
         machine::Machine,
@@ -64,7 +64,7 @@ pub(crate) async fn refresh_verified(rt: &Runtime) {
 }
 
 /// Starts verifying `user`: at once if they have one device, else after the person picked one.
-pub async fn start(user: Uuid) -> Result<(), String> {
+pub async fn start(user: Uuid) -> Result<(), ChatError> {
     let rt = runtime()?;
     let mut flows = rt.flows.lock().await;
     let devices = rt
@@ -75,10 +75,10 @@ pub async fn start(user: Uuid) -> Result<(), String> {
             devices.map(|all| all.into_iter().map(|d| (m.trust.is_verified(&d), d)).collect::<Vec<_>>())
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(ChatError::crypto)?
+        .map_err(ChatError::crypto)?;
     match devices.as_slice() {
-        [] => Err("they have no device that can be verified yet".to_owned()),
+        [] => Err(ChatError::NotReady("they have no device that can be verified yet")),
         [(_, only)] => begin(&rt, &mut flows, only.clone()).await,
         several => {
             let choices = several
@@ -107,12 +107,12 @@ pub async fn choose(device_id: String) {
     let mut flows = rt.flows.lock().await;
     let Some(peer) = std::mem::take(&mut flows.choosing).into_iter().find(|d| d.device_id == device_id) else { return };
     if let Err(e) = begin(&rt, &mut flows, peer.clone()).await {
-        fail(&rt, CHOOSING, &peer, e);
+        fail(&rt, CHOOSING, &peer, e.to_string());
     }
 }
 
 /// Sends the request to `peer` and waits for its answer.
-async fn begin(rt: &Runtime, flows: &mut FlowTable, peer: VerifiedDevice) -> Result<(), String> {
+async fn begin(rt: &Runtime, flows: &mut FlowTable, peer: VerifiedDevice) -> Result<(), ChatError> {
     let flow = rt
         .vault
         .with(async |m: &mut Machine, relay| {
@@ -120,8 +120,8 @@ async fn begin(rt: &Runtime, flows: &mut FlowTable, peer: VerifiedDevice) -> Res
             m.send_to(relay, &peer, content).await.map(|()| flow)
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(ChatError::crypto)?
+        .map_err(ChatError::crypto)?;
     let txn = flow.txn().to_owned();
     show(rt, &txn, &peer, VerifyStep::Waiting);
     flows.active.insert(txn, (flow, peer));

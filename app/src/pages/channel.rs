@@ -448,7 +448,7 @@ fn MessageRow(
                     editing.set(None);
                     edit_error.set(None);
                 }
-                Err(e) => edit_error.set(Some(e)),
+                Err(e) => edit_error.set(Some(e.to_string())),
             }
         });
     };
@@ -519,7 +519,7 @@ fn MessageRow(
                                     confirming.set(None);
                                     leptos::task::spawn_local(async move {
                                         if let Err(e) = act::delete(channel, id).await {
-                                            edit_error.set(Some(e));
+                                            edit_error.set(Some(e.to_string()));
                                         }
                                     });
                                 }>"Delete"</button>
