@@ -6,6 +6,7 @@
 use std::{env, fs, path::Path};
 
 fn main() {
+    test_cfgs();
     // Read at run time, not baked in with `env!`: a build script compiled in another checkout
     // sharing this target directory would otherwise read that checkout's sources.
     let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
@@ -40,6 +41,19 @@ fn collect(dir: &Path, out: &mut String) {
         } else if path.extension().is_some_and(|e| e == "rs") {
             out.push_str(&fs::read_to_string(&path).unwrap_or_default());
             out.push('\n');
+        }
+    }
+}
+
+/// Which services the integration tests may use, decided when they are compiled: a test that
+/// needs PostgreSQL or NATS is compiled as ignored (reported as skipped, with the reason) when the
+/// variable naming it is unset, and fails, not passes, when it is set but the service is down.
+fn test_cfgs() {
+    for (var, cfg) in [("TEST_DATABASE_URL", "chatalot_pg"), ("TEST_NATS_URL", "chatalot_nats")] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo:rerun-if-env-changed={var}");
+        if env::var(var).is_ok_and(|v| !v.trim().is_empty()) {
+            println!("cargo:rustc-cfg={cfg}");
         }
     }
 }

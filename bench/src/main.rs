@@ -1,36 +1,44 @@
-//! Gateway load generator. Starts the release server binary on a fresh database, makes N users
-//! members of one channel, connects N sockets and sends at a steady rate from a few of them; prints
-//! deliveries per second, send→deliver latency (p50/p99/max) and the server's RSS. Then connects
-//! many idle sockets and prints the RSS each one costs. It prints figures; it never fails on time.
+//! Load generator for the path a browser takes. Starts the release server binary on a fresh
+//! database, makes N users members of one channel, connects N sockets (`/ws`, where the browser
+//! receives) and sends at a steady rate from a few of them through the `messages/send` server
+//! function (where the browser sends: HTTP, session cookies, form-encoded base64 ciphertext);
+//! prints deliveries per second, send→deliver latency (p50/p99/max) and the server's RSS. Then
+//! connects many idle sockets and prints the RSS each one costs. It prints figures; it never fails
+//! on time. `--via ws` sends `send` frames over the socket instead, for comparison.
 //!
-//! `cargo xtask bench [-- --sizes 100,1000 --idle 5000 --rate 20 --seconds 10 --database-url postgres://…]`
+//! `cargo xtask bench [-- --sizes 100,1000 --idle 5000 --rate 20 --seconds 10 --via http|ws --database-url postgres://…]`
 
-use domain::{Core, config::Config, session, spaces};
+use domain::{Core, config::Config, spaces};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use protocol::model::{
     CommunityCreationMode,
-    gateway::{ClientFrame, PROTOCOL_VERSION, ServerFrame},
+    gateway::{ClientFrame, ServerFrame},
     messages::{Ciphertext, MessageKind},
 };
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+use testkit::{TestDb, process::ServerProcess, ws::Ws};
 use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
-};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 use uuid::Uuid;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Result<T = ()> = std::result::Result<T, String>;
 
+/// Where messages are sent: the browser's server function, or the socket's `send` frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Http,
+    Ws,
+}
+
 struct Args {
+    via: Via,
     sizes: Vec<usize>,
     idle: usize,
     rate: u32,
@@ -40,7 +48,15 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { sizes: vec![100, 1000], idle: 5000, rate: 20, seconds: 10, senders: 10, database_url: None };
+    let mut a = Args {
+        via: Via::Http,
+        sizes: vec![100, 1000],
+        idle: 5000,
+        rate: 20,
+        seconds: 10,
+        senders: 10,
+        database_url: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -52,6 +68,13 @@ fn args() -> Result<Args> {
             "--seconds" => a.seconds = number(value()?)? as u64,
             "--senders" => a.senders = number(value()?)?.max(1),
             "--database-url" => a.database_url = Some(value()?),
+            "--via" => {
+                a.via = match value()?.as_str() {
+                    "http" => Via::Http,
+                    "ws" => Via::Ws,
+                    other => return Err(format!("--via: {other:?} is neither http nor ws")),
+                }
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -91,58 +114,38 @@ fn server_binary() -> Result<PathBuf> {
 
 /// A server process on a fresh database, and this process's own view of that database (for setup).
 struct Node {
-    child: Child,
+    process: ServerProcess,
     addr: SocketAddr,
     state: Core,
-    dir: PathBuf,
+    db: TestDb,
 }
 
 impl Node {
     async fn start(bin: &Path, database_url: Option<&str>) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("chatalot-bench-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let database_url = match database_url {
-            Some(base) => fresh_postgres(base).await?,
-            None => format!("sqlite://{}?mode=rwc", dir.join("chatalot.db").display()),
+        let db = match database_url {
+            Some(admin) => TestDb::postgres_at(admin).await,
+            None => TestDb::sqlite(),
         };
         let config = Config {
-            data_dir: dir.clone(),
-            database_url: Some(database_url.clone().into()),
-            site_dir: Some(dir.join("site")),
+            data_dir: db.dir.clone(),
+            database_url: Some(db.url.clone().into()),
+            site_dir: Some(db.dir.join("site")),
             ..Config::default()
         };
         let state = server::start::prepare(config).await.map_err(|e| e.to_string())?;
-        let addr =
-            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
-            .env("LISTEN_ADDR", addr.to_string())
-            .env("DATA_DIR", &dir)
-            .env("DATABASE_URL", &database_url)
-            .env("SITE_DIR", dir.join("site"))
-            .env("RUST_LOG", "error")
-            .env_remove("NATS_URL")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let node = Self { child, addr, state, dir };
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err("the server did not start listening within 30 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(node)
+        let process = ServerProcess::start(bin, &db.dir, &[("DATABASE_URL", &db.url), ("RUST_LOG", "error")]);
+        Ok(Self { addr: process.addr, process, state, db })
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        self.process.rss_kib()
+    }
+
+    /// Stops the server and drops its database.
+    async fn stop(self) {
+        drop(self.process);
+        self.state.db.close_by_ref().await.ok();
+        self.db.drop().await;
     }
 
     /// `users` members of one community; returns its first channel and a session cookie per user.
@@ -164,55 +167,23 @@ impl Node {
         let channel = spaces::my_spaces(core, owner.id).await.map_err(e)?.communities[0].groups[0].channels[0].id;
         let mut cookies = Vec::with_capacity(users);
         for id in &ids {
-            let issued = session::start(core, *id, None).await.map_err(e)?;
-            cookies.push(format!("chatalot_at={}; chatalot_rt={}", issued.access, issued.refresh));
+            cookies.push(testkit::session_cookie(core, *id).await);
         }
         Ok((channel, cookies))
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn fresh_postgres(admin_url: &str) -> Result<String> {
-    use sea_orm::ConnectionTrait;
-    let name = format!("chatalot_bench_{}", Uuid::new_v4().simple());
-    let admin = sea_orm::Database::connect(admin_url).await.map_err(|e| e.to_string())?;
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.map_err(|e| e.to_string())?;
-    let (base, _) = admin_url.rsplit_once('/').ok_or("--database-url must end with /<database>")?;
-    Ok(format!("{base}/{name}"))
-}
-
+/// A bench account with a device to send from: the server accepts messages from registered
+/// devices only. The bench never decrypts, so the device's keys are placeholders.
 async fn new_user(db: &sea_orm::DatabaseConnection, name: &str) -> Result<Uuid> {
-    let now = chrono::Utc::now();
-    let user = entity::user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        username: Set(name.into()),
-        username_key: Set(name.into()),
-        display_name: Set(name.into()),
-        password_hash: Set("bench accounts cannot sign in".into()),
-        recovery_code_hash: Set("-".into()),
-        owner_slot: Set(None),
-        is_admin: Set(false),
-        created_at: Set(now),
-        password_changed_at: Set(now),
-        suspended_at: Set(None),
-        presence: Set(0),
-    };
-    let id = user.insert(db).await.map_err(|e| e.to_string())?.id;
-    // Messages come from registered devices. The bench never decrypts, so the keys are placeholders.
+    let id = testkit::new_user(db, name).await.id;
     entity::device::ActiveModel {
         user_id: Set(id),
         device_id: Set("BENCH".into()),
         curve25519: Set("-".into()),
         ed25519: Set("-".into()),
         signature: Set("-".into()),
-        created_at: Set(now),
+        created_at: Set(chrono::Utc::now()),
     }
     .insert(db)
     .await
@@ -222,19 +193,7 @@ async fn new_user(db: &sea_orm::DatabaseConnection, name: &str) -> Result<Uuid> 
 
 /// Opens a socket and waits for `ready`.
 async fn connect(addr: SocketAddr, cookie: &str) -> Result<Socket> {
-    let mut req = format!("ws://{addr}/ws").into_client_request().map_err(|e| e.to_string())?;
-    req.headers_mut().insert("cookie", HeaderValue::from_str(cookie).map_err(|e| e.to_string())?);
-    let (mut ws, _) = connect_async(req).await.map_err(|e| format!("connect: {e}"))?;
-    let hello = ClientFrame::Hello { protocol: PROTOCOL_VERSION, device: None, resume: vec![] };
-    ws.send(Message::text(serde_json::to_string(&hello).unwrap_or_default())).await.map_err(|e| e.to_string())?;
-    while let Some(msg) = ws.next().await {
-        if let Message::Text(text) = msg.map_err(|e| e.to_string())?
-            && text.contains(r#""type":"ready""#)
-        {
-            return Ok(ws);
-        }
-    }
-    Err("the socket closed before ready".into())
+    Ok(Ws::try_connect(addr, cookie, None, vec![]).await?.0.into_inner())
 }
 
 /// Connects one socket per cookie (several at a time).
@@ -263,10 +222,14 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 async fn load(bin: &Path, args: &Args, n: usize) -> Result {
     println!(
-        "\n== N = {n}: {n} members of one channel, {} senders, {} messages/s for {} s",
+        "\n== N = {n}: {n} members of one channel, {} senders, {} messages/s for {} s, sent via {}",
         args.senders.min(n),
         args.rate,
-        args.seconds
+        args.seconds,
+        match args.via {
+            Via::Http => "the messages/send server function (as the browser)",
+            Via::Ws => "/ws send frames",
+        }
     );
     let node = Node::start(bin, args.database_url.as_deref()).await?;
     let setup = Instant::now();
@@ -309,37 +272,66 @@ async fn load(bin: &Path, args: &Args, n: usize) -> Result {
         }));
     }
 
-    let per_sender = (f64::from(args.rate) / sinks.len() as f64).max(0.001);
+    let senders = sinks.len();
     let total = (u64::from(args.rate) * args.seconds) as usize;
+    let http = HttpSender::new(node.addr);
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut requests = vec![];
     let mut peak = 0;
     let mut sent = 0usize;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / (per_sender * sinks.len() as f64)));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate).max(0.001)));
     let started = Instant::now();
     while sent < total {
         tick.tick().await;
-        let count = sinks.len();
-        let sink = &mut sinks[sent % count];
+        let from = sent % senders;
         let mut payload = (epoch.elapsed().as_micros()).to_le_bytes().to_vec();
         payload.resize(200, 0); // a short text message, encrypted, is about this size
-        let frame = ClientFrame::Send {
-            channel_id: channel,
-            device: "BENCH".into(),
-            client_txn: format!("b{sent}"),
-            kind: MessageKind::Text,
-            reply_to: None,
-            ciphertext: Ciphertext(payload),
-        };
-        sink.send(Message::text(serde_json::to_string(&frame).unwrap_or_default())).await.map_err(|e| e.to_string())?;
+        let ciphertext = Ciphertext(payload);
+        let client_txn = format!("b{sent}");
+        match args.via {
+            Via::Http => {
+                // Each send is its own task, as each browser sends on its own: a slow response does
+                // not hold back the next send.
+                let (http, cookie, refused) = (http.clone(), cookies[from].clone(), refused.clone());
+                requests.push(tokio::spawn(async move {
+                    if let Err(e) = http.send(&cookie, channel, &client_txn, &ciphertext).await
+                        && refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0
+                    {
+                        eprintln!("bench: a send failed: {e}");
+                    }
+                }));
+            }
+            Via::Ws => {
+                let frame = ClientFrame::Send {
+                    channel_id: channel,
+                    device: "BENCH".into(),
+                    client_txn,
+                    kind: MessageKind::Text,
+                    reply_to: None,
+                    ciphertext,
+                };
+                let text = serde_json::to_string(&frame).unwrap_or_default();
+                sinks[from].send(Message::text(text)).await.map_err(|e| e.to_string())?;
+            }
+        }
         sent += 1;
         if sent.is_multiple_of(20) {
             peak = peak.max(node.rss_kib());
         }
     }
+    for r in requests {
+        let _ = r.await;
+    }
     let sending = started.elapsed();
+    let refused = refused.load(std::sync::atomic::Ordering::Relaxed);
+    if refused > 0 {
+        println!("{refused} of {sent} sends were refused or failed");
+    }
     tokio::time::sleep(Duration::from_secs(3)).await; // in-flight deliveries
     peak = peak.max(node.rss_kib());
     let rss_end = node.rss_kib();
-    drop((node, quiet)); // the server goes away: every reader finishes
+    node.stop().await; // the server goes away: every reader finishes
+    drop(quiet);
     for r in readers {
         let _ = r.await;
     }
@@ -362,6 +354,44 @@ async fn load(bin: &Path, args: &Args, n: usize) -> Result {
         rss_end as f64 / 1024.0
     );
     Ok(())
+}
+
+/// Calls `messages/send` as the hydrated browser does: a form-encoded POST with session cookies,
+/// over pooled keep-alive connections.
+#[derive(Clone)]
+struct HttpSender {
+    addr: SocketAddr,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+}
+
+impl HttpSender {
+    fn new(addr: SocketAddr) -> Self {
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(64)
+            .build_http();
+        Self { addr, client }
+    }
+
+    async fn send(&self, cookie: &str, channel: Uuid, client_txn: &str, ciphertext: &Ciphertext) -> Result {
+        let body = format!(
+            "channel_id={channel}&device=BENCH&client_txn={client_txn}&ciphertext_b64={}",
+            ciphertext.to_base64().replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+        );
+        let request = hyper::Request::post(format!("http://{}/api/v1/messages/send", self.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .header("cookie", cookie)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        // Read the body so the connection goes back to the pool.
+        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+        if status.is_success() { Ok(()) } else { Err(format!("status {status}")) }
+    }
 }
 
 async fn idle(bin: &Path, args: &Args, k: usize) -> Result {
@@ -387,5 +417,6 @@ async fn idle(bin: &Path, args: &Args, k: usize) -> Result {
         (after.saturating_sub(before)) as f64 / k as f64
     );
     drop(sockets);
+    node.stop().await;
     Ok(())
 }

@@ -131,12 +131,9 @@ async fn tab_to(c: &Client, css: &str, limit: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_groups_forgeries_and_key_changes() {
-    let postgres = PgDatabase::create().await;
-    let server = start_server_on(postgres.as_ref().map(|p| p.url.as_str())).await;
-    let database_url = match &postgres {
-        Some(p) => p.url.clone(),
-        None => format!("sqlite://{}?mode=rw", server.data.join("chatalot.db").display()),
-    };
+    let db = TestDb::preferred().await;
+    let server = start_server_on(&db).await;
+    let database_url = db.url.clone();
     let (_driver, port) = start_chromedriver();
     let alice = browser(port, true, 1280, false).await;
     let bob = browser(port, true, 360, false).await;
@@ -394,17 +391,16 @@ async fn history_groups_forgeries_and_key_changes() {
         let _ = browser.close().await;
     }
     if let Err(e) = outcome {
-        if let Some(p) = postgres {
-            p.drop().await;
-        }
+        drop(server);
+        db.drop().await;
         std::panic::resume_unwind(e.into_panic());
     }
 
     // None of the message text is stored anywhere the server keeps things: every message of this
     // test starts with "canary-". The community's name (not encrypted) is found, so the search works.
     let everything = files(&server.data);
-    if let Some(p) = &postgres {
-        let db = Database::connect(&p.url).await.unwrap();
+    if db.is_postgres() {
+        let db = Database::connect(&db.url).await.unwrap();
         assert!(!postgres_hits(&db, "Lantern Club").await.is_empty(), "positive control not found in PostgreSQL");
         // Byte columns are searched too: the envelope's field names are there, its text is not.
         let envelopes = postgres_hits(&db, "session_id").await;
@@ -418,7 +414,5 @@ async fn history_groups_forgeries_and_key_changes() {
         assert!(!occurs(bytes, "canary-"), "message text found in {}", file.display());
     }
     drop(server);
-    if let Some(p) = postgres {
-        p.drop().await;
-    }
+    db.drop().await;
 }

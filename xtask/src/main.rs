@@ -94,9 +94,17 @@ fn stage<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     out
 }
 
+/// Variables every cargo command of this run gets (the services the tests may use): the build
+/// scripts compile tests that need an absent service as ignored, so every build of the run must
+/// see the same values or it would rebuild.
+static TEST_ENV: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root()).env("CARGO_TARGET_DIR", target_dir());
+    for (name, value) in TEST_ENV.get().into_iter().flatten() {
+        cmd.env(name, value);
+    }
     cmd
 }
 
@@ -339,9 +347,6 @@ fn check_wasm_deps() -> Result {
 
 fn test() -> Result {
     let started = Instant::now();
-    stage("tools: chromium, chromedriver", ensure_chromium)?;
-    let server = build(false)?;
-    check_wasm_deps()?;
     match env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => println!("==> database tests run on SQLite and on PostgreSQL"),
         _ => println!("==> TEST_DATABASE_URL is not set: database tests run on SQLite only, PostgreSQL is SKIPPED"),
@@ -356,6 +361,10 @@ fn test() -> Result {
         Some(url) => println!("==> the two-node test uses NATS at {url}"),
         None => println!("==> no NATS (TEST_NATS_URL unset, nothing on 127.0.0.1:4222): the two-node test is SKIPPED"),
     }
+    let _ = TEST_ENV.set(nats.iter().map(|url| ("TEST_NATS_URL", url.clone())).collect());
+    stage("tools: chromium, chromedriver", ensure_chromium)?;
+    let server = build(false)?;
+    check_wasm_deps()?;
     let nextest = output(cargo().args(["nextest", "--version"])).is_some();
     let runner = if nextest { "cargo nextest" } else { "cargo test" };
     stage(&format!("test: {runner} (unit, database, server functions, browser)"), || {
@@ -367,9 +376,6 @@ fn test() -> Result {
             cmd.args(["test", "--no-fail-fast"]);
         }
         cmd.env("CHATALOT_SERVER_BIN", &server).env("CHATALOT_SITE_DIR", target_dir().join("site"));
-        if let Some(url) = &nats {
-            cmd.env("TEST_NATS_URL", url);
-        }
         status_within(&mut cmd, std::time::Duration::from_secs(TEST_TIMEOUT_SECS))
     })?;
     stage("test: crypto core as WASM in headless Chromium", || {

@@ -9,11 +9,10 @@ use domain::{
     tokens::{ACCESS_TTL, REFRESH_TTL},
 };
 
-pub const ACCESS_COOKIE: &str = "chatalot_at";
-pub const REFRESH_COOKIE: &str = "chatalot_rt";
-pub const DEVICE_COOKIE: &str = "chatalot_dev";
-/// Carries a freshly issued recovery code to the one page that shows it, then is cleared.
-pub const RECOVERY_FLASH_COOKIE: &str = "chatalot_rc";
+pub use protocol::cookies::{
+    ACCESS as ACCESS_COOKIE, DEVICE as DEVICE_COOKIE, RECOVERY_FLASH as RECOVERY_FLASH_COOKIE,
+    REFRESH as REFRESH_COOKIE,
+};
 
 /// The value of cookie `name` in the request, if present.
 pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -7,10 +7,13 @@
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use serde_json::{Value, json};
 use std::{
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
+};
+pub use testkit::{
+    TestDb,
+    process::{ServerProcess, env_path},
 };
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -26,104 +29,43 @@ impl Drop for Guard {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    testkit::process::free_addr().port()
 }
 
-pub fn env_path(name: &str) -> PathBuf {
-    let value = std::env::var_os(name).unwrap_or_else(|| {
-        panic!("{name} is not set: browser tests need the built server and site; run them with `cargo xtask test`")
-    });
-    let path = PathBuf::from(value);
-    assert!(path.exists(), "{name}={} does not exist; run `cargo xtask test`", path.display());
-    path
-}
-
+/// The real server binary, with the built site, accepting registrations.
 pub struct Server {
     pub url: String,
-    _process: Guard,
+    /// Its data directory.
     pub data: PathBuf,
+    _process: ServerProcess,
+    /// The SQLite database it owns (removed with it), if it was not given one.
+    owned: Option<TestDb>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data);
+        if let Some(db) = self.owned.take() {
+            let _ = std::fs::remove_dir_all(&db.dir);
+        }
     }
 }
 
+/// The server on a fresh SQLite database of its own.
 pub async fn start_server() -> Server {
-    start_server_on(None).await
+    let db = TestDb::sqlite();
+    let mut server = start_server_on(&db).await;
+    server.owned = Some(db);
+    server
 }
 
-/// The server on `database` (a `postgres://` URL), or on SQLite in its data directory.
-pub async fn start_server_on(database: Option<&str>) -> Server {
+/// The server on `db` (its directory is the server's data directory).
+pub async fn start_server_on(db: &TestDb) -> Server {
     let bin = env_path("CHATALOT_SERVER_BIN");
     let site = env_path("CHATALOT_SITE_DIR");
-    let port = free_port();
-    let data = std::env::temp_dir().join(format!("chatalot-e2e-{port}-{}", std::process::id()));
-    let mut command = Command::new(bin);
-    match database {
-        Some(url) => command.env("DATABASE_URL", url),
-        None => command.env_remove("DATABASE_URL"),
-    };
-    let process = command
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATA_DIR", &data)
-        .env("SITE_DIR", site)
-        .env("REGISTRATION_MODE", "open")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start chatalot-server");
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
-            let mut buf = String::new();
-            let _ = s.read_to_string(&mut buf);
-            if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
-                break;
-            }
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "server did not become healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Server { url, _process: Guard(process), data }
-}
-
-/// A fresh PostgreSQL database for one test, dropped at the end; `None` (said loudly on stderr)
-/// when `TEST_DATABASE_URL` is not set.
-pub struct PgDatabase {
-    pub url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> Option<Self> {
-        use sea_orm::ConnectionTrait;
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            eprintln!(
-                "SKIPPED: PostgreSQL (set TEST_DATABASE_URL=postgres://… to run this browser test on PostgreSQL)"
-            );
-            return None;
-        };
-        let name = format!("chatalot_e2e_{}_{}", std::process::id(), free_port());
-        let admin = sea_orm::Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-        admin.close().await.ok();
-        let (base, _) = admin_url.rsplit_once('/').expect("TEST_DATABASE_URL ends with /<database>");
-        Some(Self { url: format!("{base}/{name}"), admin_url, name })
-    }
-
-    pub async fn drop(self) {
-        use sea_orm::ConnectionTrait;
-        if let Ok(admin) = sea_orm::Database::connect(&self.admin_url).await {
-            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
-            admin.close().await.ok();
-        }
-    }
+    let site = site.to_string_lossy();
+    let env = [("DATABASE_URL", db.url.as_str()), ("SITE_DIR", &*site), ("REGISTRATION_MODE", "open")];
+    let process = ServerProcess::start(&bin, &db.dir, &env);
+    Server { url: process.url.clone(), data: db.dir.clone(), _process: process, owned: None }
 }
 
 pub fn start_chromedriver() -> (Guard, u16) {

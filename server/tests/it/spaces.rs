@@ -1,15 +1,13 @@
 //! Community membership rules on both backends: invites, bans, kicks, private groups, DMs.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
-mod common;
+use crate::common::{self, Prepare, on_both_backends};
 
 use app::{
     error::AppError,
     model::{CommunityCreationMode, RegistrationMode},
 };
 use chrono::Utc;
-use common::{TestDb, err, new_user};
+use common::{err, new_user};
 use domain::spaces;
 
 on_both_backends! {

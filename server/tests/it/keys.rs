@@ -1,9 +1,7 @@
 //! The key directory and the to-device queue on both backends: signatures, exactly-once claims,
 //! fallback keys, who may claim, rate limits, bounded queues, acknowledgements.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
-mod common;
+use crate::common::{self, Prepare, on_both_backends};
 
 use app::{
     error::AppError,
@@ -13,7 +11,7 @@ use app::{
         messages::Ciphertext,
     },
 };
-use common::{Client, TestDb, TestDevice, err, new_user};
+use common::{Client, TestDevice, err, new_user};
 use domain::Core;
 use domain::{keys_directory as keys, spaces};
 use entity::user;

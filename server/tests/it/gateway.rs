@@ -3,9 +3,7 @@
 //! suspension, token expiry), resume without gap or duplicate, typing, presence, read cursors,
 //! to-device delivery, slow consumers, and bad input.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
-mod common;
+use crate::common::{self, Prepare, on_both_backends};
 
 use app::model::{
     CommunityCreationMode, RegistrationMode,
@@ -13,7 +11,7 @@ use app::model::{
     messages::{Ciphertext, EventKind},
 };
 use common::{
-    Client, TestDb, TestDevice,
+    Client, TestDevice,
     live::{Got, TestServer, Ws, client_with, cookies_for, send_frame},
     new_user,
 };

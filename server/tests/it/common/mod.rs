@@ -13,85 +13,21 @@ use axum::{
 };
 use domain::{Core, config::Config, keys::Keys, password::Passwords};
 use http_body_util::BodyExt;
-use sea_orm::{ConnectionTrait, Database};
-use std::{io::Write, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 use tower::ServiceExt;
 
-/// Runs the async test body once per backend: SQLite always, PostgreSQL when configured.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($(async fn $name:ident($db:ident: TestDb) $body:block)*) => {$(
-        mod $name {
-            use super::*;
-            async fn body($db: TestDb) $body
+pub use testkit::{TestDb, TestDevice, new_user, on_both_backends, with_device};
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = TestDb::sqlite().await;
-                body(db.clone()).await;
-                db.drop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = TestDb::postgres().await else { return };
-                body(db.clone()).await;
-                db.drop().await;
-            }
-        }
-    )*};
+/// What the server tests make of a fresh database: a configuration and a migrated `Core`.
+#[allow(async_fn_in_trait)] // test-only: no Send bound needed
+pub trait Prepare {
+    fn config(&self, mode: RegistrationMode) -> Config;
+    /// The domain over this database with the real migrations applied.
+    async fn state(&self, mode: RegistrationMode) -> Core;
 }
 
-/// A fresh, migrated, empty database.
-#[derive(Clone, Debug)]
-pub struct TestDb {
-    pub url: String,
-    pub dir: PathBuf,
-    admin: Option<(String, String)>,
-}
-
-impl TestDb {
-    pub async fn sqlite() -> Self {
-        let dir = std::env::temp_dir().join(format!("chatalot-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("chatalot.db").display());
-        Self { url, dir, admin: None }
-    }
-
-    /// `None` (after saying so on stderr, uncaptured) when `TEST_DATABASE_URL` is not set.
-    pub async fn postgres() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: PostgreSQL (set TEST_DATABASE_URL=postgres://… to run this test on PostgreSQL too)"
-            );
-            return None;
-        };
-        let name = format!("chatalot_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-        admin.close().await.ok();
-        let (base, _) = admin_url.rsplit_once('/').expect("TEST_DATABASE_URL ends with /<database>");
-        let dir = std::env::temp_dir().join(format!("chatalot-test-{name}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Some(Self { url: format!("{base}/{name}"), dir, admin: Some((admin_url, name)) })
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        self.admin.is_some()
-    }
-
-    pub async fn drop(self) {
-        if let Some((admin_url, name)) = self.admin
-            && let Ok(admin) = Database::connect(&admin_url).await
-        {
-            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-            admin.close().await.ok();
-        }
-        let _ = std::fs::remove_dir_all(self.dir);
-    }
-
-    pub fn config(&self, mode: RegistrationMode) -> Config {
+impl Prepare for TestDb {
+    fn config(&self, mode: RegistrationMode) -> Config {
         Config {
             data_dir: self.dir.clone(),
             database_url: Some(self.url.clone().into()),
@@ -101,40 +37,9 @@ impl TestDb {
         }
     }
 
-    /// State over this database with the real migrations applied.
-    pub async fn state(&self, mode: RegistrationMode) -> Core {
+    async fn state(&self, mode: RegistrationMode) -> Core {
         server::start::prepare(self.config(mode)).await.expect("prepare state")
     }
-}
-
-/// An account inserted directly (no password hashing): for tests about what accounts may do.
-pub async fn new_user(db: &sea_orm::DatabaseConnection, name: &str) -> entity::user::Model {
-    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
-    entity::user::ActiveModel {
-        id: Set(uuid::Uuid::now_v7()),
-        username: Set(name.into()),
-        username_key: Set(name.to_lowercase()),
-        display_name: Set(name.into()),
-        password_hash: Set("unused".into()),
-        recovery_code_hash: Set("unused".into()),
-        owner_slot: Set(None),
-        is_admin: Set(false),
-        created_at: Set(chrono::Utc::now()),
-        password_changed_at: Set(chrono::Utc::now()),
-        suspended_at: Set(None),
-        presence: Set(0),
-    }
-    .insert(db)
-    .await
-    .unwrap()
-}
-
-/// Registers a device `id` for `user` (signed keys, as a browser would): messages are sent from
-/// registered devices only.
-pub async fn with_device(core: &Core, user: uuid::Uuid, id: &str) -> TestDevice {
-    let device = TestDevice::new(user, id);
-    domain::keys_directory::register_device(core, user, device.keys()).await.unwrap();
-    device
 }
 
 /// The client-visible form of a server error.
@@ -273,46 +178,5 @@ impl Reply {
     pub fn error(&self) -> app::error::AppError {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not an AppError ({e}): {} {}", self.status, self.body))
-    }
-}
-
-/// A device's signing key, as the browser's vodozemac account will hold it.
-pub struct TestDevice {
-    pub user: uuid::Uuid,
-    pub id: String,
-    pub signing: ed25519_dalek::SigningKey,
-}
-
-impl TestDevice {
-    pub fn new(user: uuid::Uuid, id: &str) -> Self {
-        Self { user, id: id.into(), signing: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng) }
-    }
-
-    pub fn b64(bytes: &[u8]) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
-    }
-
-    pub fn keys(&self) -> app::model::keys::DeviceKeys {
-        use ed25519_dalek::Signer;
-        let curve = Self::b64(&[9u8; 32]);
-        let ed = Self::b64(self.signing.verifying_key().as_bytes());
-        let payload = app::model::keys::device_signing_payload(self.user, &self.id, &curve, &ed);
-        let sig = self.signing.sign(payload.as_bytes());
-        app::model::keys::DeviceKeys {
-            user_id: self.user,
-            device_id: self.id.clone(),
-            curve25519: curve,
-            ed25519: ed,
-            signature: Self::b64(&sig.to_bytes()),
-        }
-    }
-
-    pub fn key(&self, key_id: &str) -> app::model::keys::SignedKey {
-        use ed25519_dalek::Signer;
-        let public = Self::b64(&[key_id.len() as u8; 32]);
-        let payload = app::model::keys::key_signing_payload(self.user, &self.id, key_id, &public);
-        let sig = self.signing.sign(payload.as_bytes());
-        app::model::keys::SignedKey { key_id: key_id.into(), public_key: public, signature: Self::b64(&sig.to_bytes()) }
     }
 }

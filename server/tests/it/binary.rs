@@ -1,8 +1,6 @@
 //! The real binary: `--help`, configuration and start-up errors (one line, non-zero exit, no
 //! panic), health, and graceful shutdown on SIGTERM.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},

@@ -1,12 +1,10 @@
 //! Account rules on real databases: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
-mod common;
+use crate::common::{self, Prepare, on_both_backends};
 
 use app::{error::AppError, model::RegistrationMode};
 use chrono::{Duration, Utc};
-use common::{TestDb, with_mode};
+use common::with_mode;
 use domain::{
     accounts::{self, Client, Registration},
     invites, session,

@@ -1,9 +1,7 @@
 //! Messages as opaque envelopes on both backends: sequence numbers, idempotent sends, edits with
 //! history, deletes, pagination, catch-up, and who may do what.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
-mod common;
+use crate::common::{self, Prepare, on_both_backends};
 
 use app::{
     error::AppError,
@@ -13,7 +11,7 @@ use app::{
         spaces::CommunityRole,
     },
 };
-use common::{Client, TestDb, err, new_user};
+use common::{Client, err, new_user};
 use domain::Core;
 use domain::{messages, spaces};
 use entity::user;

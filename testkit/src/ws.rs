@@ -1,14 +1,12 @@
-//! A real server on a real port (port 0) and a WebSocket test client that speaks the gateway protocol.
+//! A `/ws` client that speaks the gateway protocol, for tests and the benchmark.
 
-use app::model::{
+use futures_util::{SinkExt, StreamExt};
+use protocol::model::{
     gateway::{ClientFrame, PROTOCOL_VERSION, ResumePoint, ServerFrame},
     messages::{Ciphertext, MessageKind},
 };
-use app::web::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
-use domain::Core;
-use futures_util::{SinkExt, StreamExt};
 use std::{net::SocketAddr, time::Duration};
-use tokio::{net::TcpStream, task::JoinHandle};
+use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
     tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue},
@@ -17,46 +15,6 @@ use uuid::Uuid;
 
 /// How long a test waits for a frame it expects.
 pub const PATIENCE: Duration = Duration::from_secs(10);
-
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub state: Core,
-    task: JoinHandle<()>,
-}
-
-impl TestServer {
-    pub async fn start(state: Core) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self { addr, state, task }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A real session for `user` (no password hashing), as a `Cookie` header value.
-pub async fn cookies_for(state: &Core, user: Uuid) -> String {
-    let issued = domain::session::start(state, user, None).await.unwrap();
-    format!("{ACCESS_COOKIE}={}; {REFRESH_COOKIE}={}", issued.access, issued.refresh)
-}
-
-/// A signed-in HTTP client (server functions) carrying a `Cookie` header value from [`cookies_for`].
-pub fn client_with(state: &Core, cookie: &str) -> super::Client {
-    let mut client = super::Client::new(state);
-    for pair in cookie.split("; ") {
-        let (name, value) = pair.split_once('=').expect("name=value");
-        client.cookies.push((name.into(), value.into()));
-    }
-    client
-}
 
 /// What the socket produced next. (Short-lived test values: boxing the frame would only make matching clumsy.)
 #[derive(Debug)]
@@ -89,9 +47,29 @@ impl Ws {
         device: Option<&str>,
         resume: Vec<ResumePoint>,
     ) -> (Self, Vec<Uuid>) {
-        let mut ws = Self::open(addr, &[("cookie", cookie)]).await.expect("upgrade");
-        let channels = ws.hello(device, resume).await;
-        (ws, channels)
+        Self::try_connect(addr, cookie, device, resume).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Ws::connect`], reporting failure instead of panicking (for the benchmark).
+    pub async fn try_connect(
+        addr: SocketAddr,
+        cookie: &str,
+        device: Option<&str>,
+        resume: Vec<ResumePoint>,
+    ) -> Result<(Self, Vec<Uuid>), String> {
+        let mut ws = Self::open(addr, &[("cookie", cookie)]).await.map_err(|e| format!("upgrade: {e}"))?;
+        let hello = ClientFrame::Hello { protocol: PROTOCOL_VERSION, device: device.map(str::to_owned), resume };
+        let text = serde_json::to_string(&hello).map_err(|e| e.to_string())?;
+        ws.stream.send(Message::text(text)).await.map_err(|e| format!("hello: {e}"))?;
+        match ws.next(PATIENCE).await {
+            Some(Got::Frame(ServerFrame::Ready { channels, .. })) => Ok((ws, channels)),
+            other => Err(format!("expected ready, got {other:?}")),
+        }
+    }
+
+    /// The underlying stream (to split it into a sink and a stream).
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.stream
     }
 
     pub async fn hello(&mut self, device: Option<&str>, resume: Vec<ResumePoint>) -> Vec<Uuid> {

@@ -3,9 +3,7 @@
 //! edits through the gateway. Then the whole database and data directory are searched for the
 //! plaintext: the server holds none of it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
-mod common;
+use crate::common::{self, Prepare, on_both_backends};
 
 use app::{
     crypto::{
@@ -22,7 +20,7 @@ use app::{
     },
 };
 use common::{
-    Client, TestDb,
+    Client,
     live::{TestServer, Ws, client_with, cookies_for},
     new_user,
 };

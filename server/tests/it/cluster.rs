@@ -2,9 +2,7 @@
 //! edits, typing, presence and revocations cross between them. Needs `TEST_DATABASE_URL` and
 //! `TEST_NATS_URL` (`cargo xtask test` sets the latter when NATS answers on 127.0.0.1:4222).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
-mod common;
+use crate::common::{self, Prepare};
 
 use app::model::{
     CommunityCreationMode, RegistrationMode,
@@ -17,45 +15,23 @@ use common::{
     new_user,
 };
 use http_body_util::BodyExt;
-use std::{
-    io::Write,
-    net::{SocketAddr, TcpListener},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
+use testkit::process::ServerProcess;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chatalot-server");
 
-/// A server process, killed when dropped.
+/// A server process on the shared database and NATS.
 struct Node {
-    addr: SocketAddr,
-    child: Child,
+    process: ServerProcess,
 }
 
 impl Node {
     async fn start(db: &TestDb, nats: &str) -> Self {
-        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let child = Command::new(BIN)
-            .env("LISTEN_ADDR", addr.to_string())
-            .env("DATA_DIR", &db.dir)
-            .env("DATABASE_URL", &db.url)
-            .env("NATS_URL", nats)
-            .env("REGISTRATION_MODE", "open")
-            .env("SITE_DIR", db.dir.join("site"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let node = Self { addr, child };
-        let started = Instant::now();
-        loop {
-            if let Some((200, body)) = node.request("GET", "/healthz", "", "").await {
-                assert!(body.contains(r#""bus":"nats""#), "{body}");
-                return node;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "node on {addr} did not become healthy");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let env = [("DATABASE_URL", db.url.as_str()), ("NATS_URL", nats), ("REGISTRATION_MODE", "open")];
+        let process = ServerProcess::start(Path::new(BIN), &db.dir, &env);
+        let (_, health) = process.get("/healthz").unwrap();
+        assert!(health.contains(r#""bus":"nats""#), "{health}");
+        Self { process }
     }
 
     /// A plain HTTP request to this node; `None` if it does not answer.
@@ -64,7 +40,7 @@ impl Node {
         let client = Client::builder(TokioExecutor::new()).build_http();
         let req = axum::http::Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.addr))
+            .uri(format!("{}{path}", self.process.url))
             .header("cookie", cookie)
             .header("accept", "application/json")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -77,20 +53,14 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(chatalot_pg, chatalot_nats)),
+    ignore = "needs PostgreSQL and NATS: set TEST_DATABASE_URL and TEST_NATS_URL when building the tests"
+)]
 async fn two_nodes_share_events_over_nats() {
-    let Some(db) = TestDb::postgres().await else { return };
-    let Ok(nats) = std::env::var("TEST_NATS_URL") else {
-        let _ = writeln!(std::io::stderr(), "SKIPPED: two nodes over NATS (set TEST_NATS_URL=nats://127.0.0.1:4222)");
-        return;
-    };
+    let db = TestDb::postgres().await;
+    let nats = std::env::var("TEST_NATS_URL").expect("TEST_NATS_URL (set when the tests were built)");
     // The test's own state: migrations, the shared signing key in DATA_DIR, and direct setup.
     let state = db.state(RegistrationMode::Open).await;
     let owner = new_user(&state.db, "owner").await;
@@ -105,8 +75,8 @@ async fn two_nodes_share_events_over_nats() {
     common::with_device(&state, owner.id, "DEVICE1").await;
     let owner_cookie = cookies_for(&state, owner.id).await;
     let bob_cookie = cookies_for(&state, bob.id).await;
-    let (mut bob_ws, _) = Ws::connect(b.addr, &bob_cookie, None, vec![]).await;
-    let (mut owner_ws, channels) = Ws::connect(a.addr, &owner_cookie, None, vec![]).await;
+    let (mut bob_ws, _) = Ws::connect(b.process.addr, &bob_cookie, None, vec![]).await;
+    let (mut owner_ws, channels) = Ws::connect(a.process.addr, &owner_cookie, None, vec![]).await;
     assert_eq!(channels, vec![general]);
     let presence_of = |who| {
         move |f: ServerFrame| match f {
@@ -164,7 +134,7 @@ async fn two_nodes_share_events_over_nats() {
     // ...and B tells A that bob is gone (nothing else connects him).
     assert_eq!(owner_ws.recv_where(presence_of(bob.id)).await, Presence::Offline);
     let bob_cookie = cookies_for(&state, bob.id).await;
-    let (mut bob_ws, _) = Ws::connect(b.addr, &bob_cookie, None, vec![]).await;
+    let (mut bob_ws, _) = Ws::connect(b.process.addr, &bob_cookie, None, vec![]).await;
     assert_eq!(owner_ws.recv_where(presence_of(bob.id)).await, Presence::Online);
 
     // A kick on A stops bob's socket on B at once.

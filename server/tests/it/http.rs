@@ -1,9 +1,7 @@
 //! The HTTP surface through the real router, without a socket: server functions as the hydrated
 //! app and as a plain HTML form call them, pages, headers, health and bad input.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
-mod common;
+use crate::common::{self, Prepare, on_both_backends};
 
 use app::model::RegistrationMode;
 use axum::{
@@ -163,7 +161,7 @@ on_both_backends! {
 
 #[tokio::test]
 async fn security_headers_on_every_response() {
-    let db = TestDb::sqlite().await;
+    let db = TestDb::sqlite();
     let state = db.state(RegistrationMode::Open).await;
     let mut browser = Client::new(&state);
     for path in ["/login", "/healthz", "/no/such/page", "/favicon.svg"] {
@@ -188,7 +186,7 @@ async fn security_headers_on_every_response() {
 
 #[tokio::test]
 async fn health_reports_version_and_database() {
-    let db = TestDb::sqlite().await;
+    let db = TestDb::sqlite();
     let state = db.state(RegistrationMode::Open).await;
     let mut browser = Client::new(&state);
     let reply = browser.get("/healthz").await;
@@ -211,7 +209,7 @@ async fn health_reports_version_and_database() {
 
 #[tokio::test]
 async fn malformed_requests_get_clear_errors() {
-    let db = TestDb::sqlite().await;
+    let db = TestDb::sqlite();
     let state = db.state(RegistrationMode::Open).await;
     let mut browser = Client::new(&state);
 

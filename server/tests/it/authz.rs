@@ -1,9 +1,7 @@
 //! Server functions × every role, through the real router, on both backends.
 //! Outsiders get 404 (nothing exists for them), members without the right get 403.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
-
-mod common;
+use crate::common::{self, Prepare, on_both_backends};
 
 use app::model::{
     CommunityCreationMode, RegistrationMode,

@@ -1,0 +1,17 @@
+//! The server's integration tests, one module per area, in one test binary: linking the server
+//! once instead of once per file saves most of the time a change takes to test on two cores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+mod accounts;
+mod authz;
+mod binary;
+mod cluster;
+mod e2ee;
+mod gateway;
+mod http;
+mod keys;
+mod messages;
+mod spaces;
