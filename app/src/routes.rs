@@ -51,7 +51,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Title formatter=|page: String| if page.is_empty() { "Chatalot".to_owned() } else { format!("{page} · Chatalot") } />
+        <Title formatter=|page: String| {
+            if page.is_empty() { "Chatalot".to_owned() } else { format!("{page} · Chatalot") }
+        } />
         <Router>
             <Routes fallback=NotFound>
                 // The signed-in frame (sidebar, live connection) stays while its pages change.

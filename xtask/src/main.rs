@@ -17,7 +17,8 @@ commands:
   run [ARGS…]     build in release mode and start the server (ARGS go to chatalot-server)
   build [--dev]   build the server and the web assets (release unless --dev)
   test            install what tests need, build, and run every test (unit, database, browser)
-  lint            cargo fmt --check and cargo clippy -D warnings
+  lint            cargo fmt --check, leptosfmt --check (view! macros), cargo clippy -D warnings
+  fmt             format the code: leptosfmt on app/src, then cargo fmt
   bench [ARGS…]   build in release mode and run the gateway load generator (bench/; ARGS go to it)
   check-wasm-deps fail if the browser bundle links server-only crates
 
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Some("build") => build(!args.iter().any(|a| a == "--dev")).map(|_| ()),
         Some("test") => test(),
         Some("lint") => lint(),
+        Some("fmt") => fmt(),
         Some("bench") => bench(&args[1..]),
         Some("check-wasm-deps") => check_wasm_deps(),
         Some("-h" | "--help" | "help") | None => {
@@ -193,6 +195,31 @@ fn ensure_wasm_bindgen() -> Result<PathBuf> {
         status(&mut cmd)
     };
     // Its lockfile may name a dependency version the registry no longer serves: fall back to a fresh resolution.
+    install(true).or_else(|_| install(false))?;
+    Ok(bin)
+}
+
+/// The `view!` formatter, pinned: a newer leptosfmt may format differently and fail `lint` on
+/// code nobody changed.
+const LEPTOSFMT_VERSION: &str = "0.1.33";
+
+/// leptosfmt from crates.io, installed into the tools directory if needed.
+fn ensure_leptosfmt() -> Result<PathBuf> {
+    let dir = tools_dir().join(format!("leptosfmt-{LEPTOSFMT_VERSION}"));
+    let bin = dir.join("bin/leptosfmt");
+    if output(Command::new(&bin).arg("--version")).is_some_and(|v| v.contains(LEPTOSFMT_VERSION)) {
+        return Ok(bin);
+    }
+    println!("installing leptosfmt {LEPTOSFMT_VERSION} into {} (once per machine)", dir.display());
+    let install = |locked: bool| {
+        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["install", "leptosfmt", "--version", LEPTOSFMT_VERSION, "--root"]).arg(&dir);
+        cmd.env("CARGO_TARGET_DIR", tools_dir().join("build"));
+        if locked {
+            cmd.arg("--locked");
+        }
+        status(&mut cmd)
+    };
     install(true).or_else(|_| install(false))?;
     Ok(bin)
 }
@@ -418,8 +445,20 @@ fn bench(args: &[String]) -> Result {
     })
 }
 
+/// leptosfmt first, rustfmt second: rustfmt leaves `view!` bodies alone but may move the code
+/// around them, and leptosfmt accepts what rustfmt makes of its output.
+fn fmt() -> Result {
+    let leptosfmt = ensure_leptosfmt()?;
+    status(Command::new(leptosfmt).current_dir(root()).args(["--quiet", "--max-width", "120", "app/src"]))?;
+    status(cargo().args(["fmt", "--all"]))
+}
+
 fn lint() -> Result {
     stage("lint: cargo fmt --check", || status(cargo().args(["fmt", "--all", "--", "--check"])))?;
+    stage("lint: leptosfmt --check (view! macros)", || {
+        let leptosfmt = ensure_leptosfmt()?;
+        status(Command::new(leptosfmt).current_dir(root()).args(["--check", "--max-width", "120", "app/src"]))
+    })?;
     stage("lint: cargo clippy (server)", || {
         status(cargo().args([
             "clippy",

@@ -4,16 +4,7 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-/// Classes of a text input.
-pub const INPUT: &str = "block w-full rounded-lg border border-slate-300 bg-white px-3 py-2 text-base text-slate-900 \
-    placeholder-slate-400 focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500 \
-    dark:border-slate-700 dark:bg-slate-900 dark:text-slate-100";
-/// Classes of the primary button.
-pub const BUTTON: &str = "inline-flex w-full items-center justify-center rounded-lg bg-indigo-600 px-4 py-2 font-semibold \
-    text-white hover:bg-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-400 focus:ring-offset-2 \
-    disabled:opacity-60 dark:focus:ring-offset-slate-900";
-/// Classes of a text link.
-pub const LINK: &str = "font-medium text-indigo-600 hover:underline dark:text-indigo-400";
+pub use super::style::{BUTTON, INPUT, LINK};
 
 /// The error of the last submission, if any.
 pub type LastError = Signal<Option<AppError>>;
@@ -41,7 +32,9 @@ pub fn Field(
     let value = value.or_else(|| use_query_map().with_untracked(|q| q.get(name)));
     view! {
         <div class="space-y-1">
-            <label for=id.clone() class="block text-sm font-medium text-slate-700 dark:text-slate-300">{label}</label>
+            <label for=id.clone() class="block text-sm font-medium text-slate-700 dark:text-slate-300">
+                {label}
+            </label>
             <input
                 id=id
                 name=name
@@ -76,7 +69,9 @@ pub fn PasswordField(
     let message = move || error.get().and_then(|e| e.for_field(name));
     view! {
         <div class="space-y-1">
-            <label for=id.clone() class="block text-sm font-medium text-slate-700 dark:text-slate-300">{label}</label>
+            <label for=id.clone() class="block text-sm font-medium text-slate-700 dark:text-slate-300">
+                {label}
+            </label>
             <div class="relative">
                 <input
                     id=id
@@ -118,7 +113,11 @@ pub fn ErrorBanner(#[prop(into)] error: LastError) -> impl IntoView {
     };
     view! {
         <Show when=move || text().is_some()>
-            <div role="alert" data-testid="form-error" class="rounded-lg border border-red-300 bg-red-50 px-3 py-2 text-sm text-red-800 dark:border-red-800 dark:bg-red-950 dark:text-red-200">
+            <div
+                role="alert"
+                data-testid="form-error"
+                class="rounded-lg border border-red-300 bg-red-50 px-3 py-2 text-sm text-red-800 dark:border-red-800 dark:bg-red-950 dark:text-red-200"
+            >
                 {text}
             </div>
         </Show>

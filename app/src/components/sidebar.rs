@@ -14,8 +14,7 @@ use crate::{
 use leptos::{form::ActionForm, prelude::*};
 use uuid::Uuid;
 
-const SMALL_BUTTON: &str = "shrink-0 rounded-lg bg-indigo-600 px-3 py-2 text-sm font-semibold text-white \
-    hover:bg-indigo-500 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400";
+use super::style::PRIMARY;
 
 fn unread_of(unread: &[Unread], channel: Uuid) -> u64 {
     unread.iter().find(|u| u.channel_id == channel).map_or(0, |u| u.count)
@@ -42,17 +41,29 @@ fn channel_row(ch: ChannelSummary, label: String, rendered_unread: u64) -> impl 
         <li data-testid="channel" data-channel-id=id.to_string()>
             <a
                 href=format!("/c/{id}")
-                class=move || format!(
-                    "flex items-center justify-between rounded-md px-2 py-1 hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400 dark:hover:bg-slate-800 {}",
-                    if current() { "bg-slate-100 font-semibold dark:bg-slate-800" } else { "" },
-                )
+                class=move || {
+                    format!(
+                        "flex items-center justify-between rounded-md px-2 py-1 hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400 dark:hover:bg-slate-800 {}",
+                        if current() { "bg-slate-100 font-semibold dark:bg-slate-800" } else { "" },
+                    )
+                }
                 aria-current=move || current().then_some("page")
                 title=title
             >
                 <span class="truncate">{label}</span>
-                {move || (unread() > 0).then(|| view! {
-                    <span class="ml-2 rounded-full bg-indigo-600 px-2 text-xs font-semibold text-white" data-testid="unread-badge">{unread()}</span>
-                })}
+                {move || {
+                    (unread() > 0)
+                        .then(|| {
+                            view! {
+                                <span
+                                    class="ml-2 rounded-full bg-indigo-600 px-2 text-xs font-semibold text-white"
+                                    data-testid="unread-badge"
+                                >
+                                    {unread()}
+                                </span>
+                            }
+                        })
+                }}
             </a>
         </li>
     }
@@ -73,49 +84,87 @@ pub fn SpaceList(
     me: Uuid,
 ) -> impl IntoView {
     view! {
-        <Transition fallback=|| view! { <p class="px-4 py-2 text-sm text-slate-500">"Loading…"</p> }>
+        <Transition fallback=|| {
+            view! { <p class="px-4 py-2 text-sm text-slate-500">"Loading…"</p> }
+        }>
             {move || Suspend::new(async move {
                 let unread = unread.await.unwrap_or_default();
                 match spaces.await {
-                    Ok(s) if s.communities.is_empty() && s.direct.is_empty() => view! {
-                        <p class="px-4 py-2 text-sm text-slate-500 dark:text-slate-400" data-testid="no-spaces">
-                            "You are not in any community yet. Join one with an invite code."
-                        </p>
-                    }.into_any(),
-                    Ok(s) => view! {
-                        <div class="space-y-4 px-2 py-2 text-sm" data-testid="space-list">
-                            {s.communities.into_iter().map(|c| view! {
-                                <section aria-label=c.name.clone() data-testid="community">
-                                    <h2 class="px-2 font-semibold">{c.name.clone()}</h2>
-                                    {c.groups.into_iter().map(|g| view! {
-                                        <h3 class="mt-2 px-2 text-xs font-semibold uppercase tracking-wide text-slate-500 dark:text-slate-400">
-                                            {g.name.clone()}{g.private.then_some(" · private")}
-                                        </h3>
-                                        <ul>
-                                            {g.channels.into_iter().map(|ch| {
-                                                let label = format!("# {}", ch.name);
-                                                let count = unread_of(&unread, ch.id);
-                                                channel_row(ch, label, count)
-                                            }).collect_view()}
-                                        </ul>
-                                    }).collect_view()}
-                                </section>
-                            }).collect_view()}
-                            {(!s.direct.is_empty()).then(|| view! {
-                                <section aria-label="Direct messages">
-                                    <h2 class="px-2 font-semibold">"Direct messages"</h2>
-                                    <ul>
-                                        {s.direct.into_iter().map(|ch| {
-                                            let label = direct_label(&ch, me);
-                                            let count = unread_of(&unread, ch.id);
-                                            channel_row(ch, label, count)
-                                        }).collect_view()}
-                                    </ul>
-                                </section>
-                            })}
-                        </div>
-                    }.into_any(),
-                    Err(e) => view! { <div class="px-2"><ErrorBanner error=Signal::stored(Some(e)) /></div> }.into_any(),
+                    Ok(s) if s.communities.is_empty() && s.direct.is_empty() => {
+                        view! {
+                            <p class="px-4 py-2 text-sm text-slate-500 dark:text-slate-400" data-testid="no-spaces">
+                                "You are not in any community yet. Join one with an invite code."
+                            </p>
+                        }
+                            .into_any()
+                    }
+                    Ok(s) => {
+                        view! {
+                            <div class="space-y-4 px-2 py-2 text-sm" data-testid="space-list">
+                                {s
+                                    .communities
+                                    .into_iter()
+                                    .map(|c| {
+                                        view! {
+                                            <section aria-label=c.name.clone() data-testid="community">
+                                                <h2 class="px-2 font-semibold">{c.name.clone()}</h2>
+                                                {c
+                                                    .groups
+                                                    .into_iter()
+                                                    .map(|g| {
+                                                        view! {
+                                                            <h3 class="mt-2 px-2 text-xs font-semibold uppercase tracking-wide text-slate-500 dark:text-slate-400">
+                                                                {g.name.clone()}{g.private.then_some(" · private")}
+                                                            </h3>
+                                                            <ul>
+                                                                {g
+                                                                    .channels
+                                                                    .into_iter()
+                                                                    .map(|ch| {
+                                                                        let label = format!("# {}", ch.name);
+                                                                        let count = unread_of(&unread, ch.id);
+                                                                        channel_row(ch, label, count)
+                                                                    })
+                                                                    .collect_view()}
+                                                            </ul>
+                                                        }
+                                                    })
+                                                    .collect_view()}
+                                            </section>
+                                        }
+                                    })
+                                    .collect_view()}
+                                {(!s.direct.is_empty())
+                                    .then(|| {
+                                        view! {
+                                            <section aria-label="Direct messages">
+                                                <h2 class="px-2 font-semibold">"Direct messages"</h2>
+                                                <ul>
+                                                    {s
+                                                        .direct
+                                                        .into_iter()
+                                                        .map(|ch| {
+                                                            let label = direct_label(&ch, me);
+                                                            let count = unread_of(&unread, ch.id);
+                                                            channel_row(ch, label, count)
+                                                        })
+                                                        .collect_view()}
+                                                </ul>
+                                            </section>
+                                        }
+                                    })}
+                            </div>
+                        }
+                            .into_any()
+                    }
+                    Err(e) => {
+                        view! {
+                            <div class="px-2">
+                                <ErrorBanner error=Signal::stored(Some(e)) />
+                            </div>
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Transition>
@@ -138,16 +187,28 @@ pub fn SpaceForms(
         <div class="space-y-3 border-t border-slate-200 px-4 py-3 dark:border-slate-800">
             <ActionForm action=join node_ref=join_form attr:id="join-form" attr:class="space-y-2">
                 <Field name="code" label="Join with an invite code" autocomplete="off" error=join_error />
-                <button type="submit" class=SMALL_BUTTON>"Join"</button>
+                <button type="submit" class=PRIMARY>
+                    "Join"
+                </button>
             </ActionForm>
             <ErrorBanner error=join_error />
-            {can_create.then(|| view! {
-                <ActionForm action=create node_ref=create_form attr:id="create-community-form" attr:class="space-y-2">
-                    <Field name="name" label="New community" autocomplete="off" error=create_error />
-                    <button type="submit" class=SMALL_BUTTON>"Create"</button>
-                </ActionForm>
-                <ErrorBanner error=create_error />
-            })}
+            {can_create
+                .then(|| {
+                    view! {
+                        <ActionForm
+                            action=create
+                            node_ref=create_form
+                            attr:id="create-community-form"
+                            attr:class="space-y-2"
+                        >
+                            <Field name="name" label="New community" autocomplete="off" error=create_error />
+                            <button type="submit" class=PRIMARY>
+                                "Create"
+                            </button>
+                        </ActionForm>
+                        <ErrorBanner error=create_error />
+                    }
+                })}
         </div>
     }
 }

@@ -21,7 +21,9 @@ pub fn HomePage() -> impl IntoView {
         <Title text="" />
         <main class="flex-1 overflow-y-auto p-4 md:p-8">
             <h1 class="text-2xl font-semibold">"Welcome, " {me.display_name.clone()}</h1>
-            <p class="mt-2 text-slate-600 dark:text-slate-400">"Pick a conversation from the sidebar. Messages you send are end-to-end encrypted."</p>
+            <p class="mt-2 text-slate-600 dark:text-slate-400">
+                "Pick a conversation from the sidebar. Messages you send are end-to-end encrypted."
+            </p>
             <DeviceBadge />
             {is_manager.then(|| view! { <InvitePanel create=data.create_invite invites=data.invites /> })}
         </main>
@@ -35,7 +37,10 @@ fn DeviceBadge() -> impl IntoView {
     view! {
         <p class="mt-4 text-sm text-slate-600 dark:text-slate-400" data-testid="device-status">
             {move || match chat.device.get() {
-                None => "End-to-end encryption starts once the app has loaded in this browser (it needs JavaScript).".to_owned(),
+                None => {
+                    "End-to-end encryption starts once the app has loaded in this browser (it needs JavaScript)."
+                        .to_owned()
+                }
                 Some(Ok(d)) => format!("This device: {} · key {}", d.device_id, d.fingerprint),
                 Some(Err(e)) => format!("Encryption is unavailable in this browser: {e}"),
             }}
@@ -48,33 +53,73 @@ fn DeviceBadge() -> impl IntoView {
 fn InvitePanel(create: ServerAction<CreateInvite>, invites: Resource<Result<Vec<Invite>, AppError>>) -> impl IntoView {
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
     view! {
-        <section class="mt-8 max-w-2xl rounded-2xl border border-slate-200 bg-white p-4 md:p-6 dark:border-slate-800 dark:bg-slate-900" aria-labelledby="invites-heading">
-            <h2 id="invites-heading" class="text-lg font-semibold">"Registration invites"</h2>
-            <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">"People register with one of these codes (at /register?invite=CODE). Leave a field empty for no limit."</p>
-            <ActionForm action=create attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3 md:items-start" attr:id="invite-form">
+        <section
+            class="mt-8 max-w-2xl rounded-2xl border border-slate-200 bg-white p-4 md:p-6 dark:border-slate-800 dark:bg-slate-900"
+            aria-labelledby="invites-heading"
+        >
+            <h2 id="invites-heading" class="text-lg font-semibold">
+                "Registration invites"
+            </h2>
+            <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">
+                "People register with one of these codes (at /register?invite=CODE). Leave a field empty for no limit."
+            </p>
+            <ActionForm
+                action=create
+                attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3 md:items-start"
+                attr:id="invite-form"
+            >
                 <Field name="max_uses" label="Max uses" kind="number" required=false error />
                 <Field name="expires_in_hours" label="Expires in (hours)" kind="number" required=false error />
-                <div class="md:pt-6"><button type="submit" class=BUTTON>"Create invite"</button></div>
+                <div class="md:pt-6">
+                    <button type="submit" class=BUTTON>
+                        "Create invite"
+                    </button>
+                </div>
             </ActionForm>
             <ErrorBanner error />
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match invites.await {
-                        Ok(list) if list.is_empty() => view! { <p class="mt-4 text-sm text-slate-500">"No invites yet."</p> }.into_any(),
-                        Ok(list) => view! {
-                            <ul class="mt-4 divide-y divide-slate-200 dark:divide-slate-800" data-testid="invite-list">
-                                {list.into_iter().map(|i| view! {
-                                    <li class="flex flex-wrap items-center justify-between gap-2 py-2 text-sm">
-                                        <code class="font-mono" data-testid="invite-code">{i.code}</code>
-                                        <span class="text-slate-500">
-                                            {format!("{} used{}", i.uses, i.max_uses.map(|m| format!(" of {m}")).unwrap_or_default())}
-                                            {i.expires_at.map(|e| format!(" · expires {}", e.get(..16).unwrap_or(&e).replace('T', " ")))}
-                                            {(!i.usable).then_some(" · no longer usable")}
-                                        </span>
-                                    </li>
-                                }).collect_view()}
-                            </ul>
-                        }.into_any(),
+                        Ok(list) if list.is_empty() => {
+                            view! { <p class="mt-4 text-sm text-slate-500">"No invites yet."</p> }.into_any()
+                        }
+                        Ok(list) => {
+                            view! {
+                                <ul
+                                    class="mt-4 divide-y divide-slate-200 dark:divide-slate-800"
+                                    data-testid="invite-list"
+                                >
+                                    {list
+                                        .into_iter()
+                                        .map(|i| {
+                                            view! {
+                                                <li class="flex flex-wrap items-center justify-between gap-2 py-2 text-sm">
+                                                    <code class="font-mono" data-testid="invite-code">
+                                                        {i.code}
+                                                    </code>
+                                                    <span class="text-slate-500">
+                                                        {format!(
+                                                            "{} used{}",
+                                                            i.uses,
+                                                            i.max_uses.map(|m| format!(" of {m}")).unwrap_or_default(),
+                                                        )}
+                                                        {i
+                                                            .expires_at
+                                                            .map(|e| {
+                                                                format!(
+                                                                    " · expires {}",
+                                                                    e.get(..16).unwrap_or(&e).replace('T', " "),
+                                                                )
+                                                            })} {(!i.usable).then_some(" · no longer usable")}
+                                                    </span>
+                                                </li>
+                                            }
+                                        })
+                                        .collect_view()}
+                                </ul>
+                            }
+                                .into_any()
+                        }
                         Err(e) => view! { <ErrorBanner error=Signal::stored(Some(e)) /> }.into_any(),
                     }
                 })}

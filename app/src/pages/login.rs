@@ -24,8 +24,16 @@ pub fn LoginPage() -> impl IntoView {
                 <SubmitButton label="Sign in" busy_label="Signing in…" pending=action.pending() />
             </ActionForm>
             <div class="mt-6 space-y-2 text-center text-sm">
-                <p>"New here? " <a class=LINK href="/register">"Create an account"</a></p>
-                <p>"Forgot your password? " <a class=LINK href="/recover">"Use your recovery code"</a></p>
+                <p>
+                    "New here? " <a class=LINK href="/register">
+                        "Create an account"
+                    </a>
+                </p>
+                <p>
+                    "Forgot your password? " <a class=LINK href="/recover">
+                        "Use your recovery code"
+                    </a>
+                </p>
             </div>
         </AuthCard>
     }

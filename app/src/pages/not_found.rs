@@ -11,7 +11,11 @@ pub fn NotFound() -> impl IntoView {
     view! {
         <Title text="Not found" />
         <AuthCard title="Page not found">
-            <p class="text-center text-sm"><a class=LINK href="/">"Go to Chatalot"</a></p>
+            <p class="text-center text-sm">
+                <a class=LINK href="/">
+                    "Go to Chatalot"
+                </a>
+            </p>
         </AuthCard>
     }
 }

@@ -91,7 +91,9 @@ pub fn SignedIn() -> impl IntoView {
         }
     });
     view! {
-        <Suspense fallback=|| view! { <p class="p-4">"Loading…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p class="p-4">"Loading…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match user.await {
                     Ok(Some(me)) => {
@@ -109,7 +111,14 @@ pub fn SignedIn() -> impl IntoView {
                         view! { <Shell data join create /> }.into_any()
                     }
                     Ok(None) => view! { <Redirect path="/login" /> }.into_any(),
-                    Err(e) => view! { <div class="p-4"><ErrorBanner error=Signal::stored(Some(e)) /></div> }.into_any(),
+                    Err(e) => {
+                        view! {
+                            <div class="p-4">
+                                <ErrorBanner error=Signal::stored(Some(e)) />
+                            </div>
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -162,24 +171,33 @@ fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerActio
             <nav
                 id="sidebar"
                 aria-label="Communities and conversations"
-                class=move || format!(
-                    "{} w-full shrink-0 flex-col border-r border-slate-200 bg-white md:flex md:w-72 dark:border-slate-800 dark:bg-slate-900",
-                    if sidebar_open.get() { "flex" } else { "hidden" },
-                )
+                class=move || {
+                    format!(
+                        "{} w-full shrink-0 flex-col border-r border-slate-200 bg-white md:flex md:w-72 dark:border-slate-800 dark:bg-slate-900",
+                        if sidebar_open.get() { "flex" } else { "hidden" },
+                    )
+                }
             >
-                <a href="/" class="hidden px-4 py-3 text-lg font-bold text-indigo-600 md:block dark:text-indigo-400">"Chatalot"</a>
+                <a href="/" class="hidden px-4 py-3 text-lg font-bold text-indigo-600 md:block dark:text-indigo-400">
+                    "Chatalot"
+                </a>
                 <div class="flex-1 overflow-y-auto">
                     <SpaceList spaces=data.spaces unread=data.unread me=me.id />
                 </div>
                 <SpaceForms join create can_create=is_manager />
                 <div class="flex items-center justify-between gap-2 border-t border-slate-200 px-4 py-3 dark:border-slate-800">
                     <div class="min-w-0">
-                        <p class="truncate text-sm font-semibold" data-testid="display-name">{me.display_name.clone()}</p>
+                        <p class="truncate text-sm font-semibold" data-testid="display-name">
+                            {me.display_name.clone()}
+                        </p>
                         <p class="truncate text-xs text-slate-500 dark:text-slate-400">"@"{me.username.clone()}</p>
                         <ConnectionStatus />
                     </div>
                     <ActionForm action=logout attr:id="logout-form">
-                        <button type="submit" class="rounded-md px-2 py-1 text-sm text-slate-600 hover:bg-slate-100 dark:text-slate-300 dark:hover:bg-slate-800">
+                        <button
+                            type="submit"
+                            class="rounded-md px-2 py-1 text-sm text-slate-600 hover:bg-slate-100 dark:text-slate-300 dark:hover:bg-slate-800"
+                        >
                             "Sign out"
                         </button>
                     </ActionForm>
@@ -219,19 +237,30 @@ fn KeyWarnings() -> impl IntoView {
     let chat = expect_context::<Chat>();
     view! {
         <For each=move || chat.warnings.get() key=|w| w.text.clone() let:warning>
-            <div role="alert" data-testid="key-warning" class="flex items-start justify-between gap-2 border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-100">
+            <div
+                role="alert"
+                data-testid="key-warning"
+                class="flex items-start justify-between gap-2 border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-100"
+            >
                 <span>"⚠ " {warning.text.clone()}</span>
                 <span class="flex shrink-0 gap-1">
-                    {warning.accept.clone().map(|(user, device_id, key)| view! {
-                        <button
-                            type="button"
-                            class=WARNING_BUTTON
-                            data-testid="accept-key"
-                            on:click=move |_| leptos::task::spawn_local(act::accept_key(user, device_id.clone(), key.clone()))
-                        >
-                            "Accept new key"
-                        </button>
-                    })}
+                    {warning
+                        .accept
+                        .clone()
+                        .map(|(user, device_id, key)| {
+                            view! {
+                                <button
+                                    type="button"
+                                    class=WARNING_BUTTON
+                                    data-testid="accept-key"
+                                    on:click=move |_| leptos::task::spawn_local(
+                                        act::accept_key(user, device_id.clone(), key.clone()),
+                                    )
+                                >
+                                    "Accept new key"
+                                </button>
+                            }
+                        })}
                     <button
                         type="button"
                         class=WARNING_BUTTON
@@ -264,64 +293,137 @@ fn VerifyDialog() -> impl IntoView {
             let who = name(v.user);
             let body = match v.step {
                 VerifyStep::Choose(devices) => view! {
-                    <p>{format!("{who} has several devices. Ask which one they are holding: each shows its name and key on its home page (\"This device\").")}</p>
+                    <p>
+                        {format!(
+                            "{who} has several devices. Ask which one they are holding: each shows its name and key on its home page (\"This device\").",
+                        )}
+                    </p>
                     <ul class="mt-3 space-y-2">
-                        {devices.into_iter().map(|d| {
-                            let id = d.device_id.clone();
-                            view! {
-                                <li>
-                                    <button type="button" class=format!("{BUTTON} w-full text-left ring-1 ring-indigo-200 hover:bg-indigo-100 dark:ring-indigo-800 dark:hover:bg-indigo-900")
-                                        data-testid="verify-device" data-device=d.device_id.clone()
-                                        on:click=move |_| leptos::task::spawn_local(act::choose_verification(id.clone()))>
-                                        <span class="font-mono">{d.device_id.clone()}</span>
-                                        {d.verified.then_some(" · already verified")}
-                                        <span class="block truncate font-mono text-xs font-normal">{format!("key {}", d.fingerprint)}</span>
-                                    </button>
-                                </li>
-                            }
-                        }).collect_view()}
+                        {devices
+                            .into_iter()
+                            .map(|d| {
+                                let id = d.device_id.clone();
+                                view! {
+                                    <li>
+                                        <button
+                                            type="button"
+                                            class=format!(
+                                                "{BUTTON} w-full text-left ring-1 ring-indigo-200 hover:bg-indigo-100 dark:ring-indigo-800 dark:hover:bg-indigo-900",
+                                            )
+                                            data-testid="verify-device"
+                                            data-device=d.device_id.clone()
+                                            on:click=move |_| leptos::task::spawn_local(
+                                                act::choose_verification(id.clone()),
+                                            )
+                                        >
+                                            <span class="font-mono">{d.device_id.clone()}</span>
+                                            {d.verified.then_some(" · already verified")}
+                                            <span class="block truncate font-mono text-xs font-normal">
+                                                {format!("key {}", d.fingerprint)}
+                                            </span>
+                                        </button>
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
                     </ul>
-                    <button type="button" class=format!("{BUTTON} mt-3") on:click=move |_| act::decline_verification()>"Cancel"</button>
+                    <button type="button" class=format!("{BUTTON} mt-3") on:click=move |_| act::decline_verification()>
+                        "Cancel"
+                    </button>
                 }.into_any(),
                 VerifyStep::Incoming => view! {
-                    <p>{format!("{who} wants to verify this device with you. Do it when you can both see each other's screen (or talk on a call).")}</p>
+                    <p>
+                        {format!(
+                            "{who} wants to verify this device with you. Do it when you can both see each other's screen (or talk on a call).",
+                        )}
+                    </p>
                     <div class="mt-3 flex gap-2">
-                        <button type="button" class=format!("{BUTTON} bg-indigo-600 text-white") data-testid="verify-accept"
-                            on:click=move |_| leptos::task::spawn_local(act::accept_verification())>"Start"</button>
-                        <button type="button" class=BUTTON on:click=move |_| act::decline_verification()>"Not now"</button>
+                        <button
+                            type="button"
+                            class=format!("{BUTTON} bg-indigo-600 text-white")
+                            data-testid="verify-accept"
+                            on:click=move |_| leptos::task::spawn_local(act::accept_verification())
+                        >
+                            "Start"
+                        </button>
+                        <button type="button" class=BUTTON on:click=move |_| act::decline_verification()>
+                            "Not now"
+                        </button>
                     </div>
                 }.into_any(),
                 VerifyStep::Waiting => view! { <p>{format!("Waiting for {who}…")}</p> }.into_any(),
                 VerifyStep::Compare { emoji, numbers } => view! {
                     <p>{format!("Check that {who} sees the same emoji, in the same order:")}</p>
                     <ol class="mt-3 flex flex-wrap gap-3" data-testid="sas-emoji">
-                        {emoji.into_iter().map(|(e, n)| view! {
-                            <li class="flex w-16 flex-col items-center text-center"><span class="text-3xl" aria-hidden="true">{e}</span><span class="text-xs">{n}</span></li>
-                        }).collect_view()}
+                        {emoji
+                            .into_iter()
+                            .map(|(e, n)| {
+                                view! {
+                                    <li class="flex w-16 flex-col items-center text-center">
+                                        <span class="text-3xl" aria-hidden="true">
+                                            {e}
+                                        </span>
+                                        <span class="text-xs">{n}</span>
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
                     </ol>
-                    <p class="mt-2 text-sm">"Or compare the numbers: " <span class="font-mono" data-testid="sas-numbers">{format!("{} {} {}", numbers.0, numbers.1, numbers.2)}</span></p>
+                    <p class="mt-2 text-sm">
+                        "Or compare the numbers: " <span class="font-mono" data-testid="sas-numbers">
+                            {format!("{} {} {}", numbers.0, numbers.1, numbers.2)}
+                        </span>
+                    </p>
                     <div class="mt-3 flex gap-2">
-                        <button type="button" class=format!("{BUTTON} bg-green-600 text-white") data-testid="sas-match"
-                            on:click=move |_| leptos::task::spawn_local(act::confirm_verification(true))>"They match"</button>
-                        <button type="button" class=format!("{BUTTON} bg-red-600 text-white") data-testid="sas-mismatch"
-                            on:click=move |_| leptos::task::spawn_local(act::confirm_verification(false))>"They differ"</button>
+                        <button
+                            type="button"
+                            class=format!("{BUTTON} bg-green-600 text-white")
+                            data-testid="sas-match"
+                            on:click=move |_| leptos::task::spawn_local(act::confirm_verification(true))
+                        >
+                            "They match"
+                        </button>
+                        <button
+                            type="button"
+                            class=format!("{BUTTON} bg-red-600 text-white")
+                            data-testid="sas-mismatch"
+                            on:click=move |_| leptos::task::spawn_local(act::confirm_verification(false))
+                        >
+                            "They differ"
+                        </button>
                     </div>
                 }.into_any(),
                 VerifyStep::Confirmed => view! { <p>{format!("Waiting for {who} to confirm…")}</p> }.into_any(),
                 VerifyStep::Done => view! {
-                    <p data-testid="verify-done">{format!("✓ {who}'s device is verified. Their messages now show a verified lock.")}</p>
-                    <button type="button" class=format!("{BUTTON} mt-3") on:click=move |_| act::decline_verification()>"Close"</button>
+                    <p data-testid="verify-done">
+                        {format!("✓ {who}'s device is verified. Their messages now show a verified lock.")}
+                    </p>
+                    <button type="button" class=format!("{BUTTON} mt-3") on:click=move |_| act::decline_verification()>
+                        "Close"
+                    </button>
                 }.into_any(),
                 VerifyStep::Failed(why) => view! {
-                    <p role="alert" class="text-red-700 dark:text-red-300" data-testid="verify-failed">{format!("Verification failed: {why}")}</p>
-                    <button type="button" class=format!("{BUTTON} mt-3") on:click=move |_| act::decline_verification()>"Close"</button>
+                    <p role="alert" class="text-red-700 dark:text-red-300" data-testid="verify-failed">
+                        {format!("Verification failed: {why}")}
+                    </p>
+                    <button type="button" class=format!("{BUTTON} mt-3") on:click=move |_| act::decline_verification()>
+                        "Close"
+                    </button>
                 }.into_any(),
             };
             view! {
-                <section role="dialog" aria-label="Verify a device" data-testid="verify-dialog"
-                    class="border-b border-indigo-300 bg-indigo-50 px-4 py-3 text-sm dark:border-indigo-800 dark:bg-indigo-950">
+                <section
+                    role="dialog"
+                    aria-label="Verify a device"
+                    data-testid="verify-dialog"
+                    class="border-b border-indigo-300 bg-indigo-50 px-4 py-3 text-sm dark:border-indigo-800 dark:bg-indigo-950"
+                >
                     <h2 class="font-semibold">
-                        {if v.device_id.is_empty() { format!("Verify {who}") } else { format!("Verify device {}", v.device_id) }}
+                        {if v.device_id.is_empty() {
+                            format!("Verify {who}")
+                        } else {
+                            format!("Verify device {}", v.device_id)
+                        }}
                     </h2>
                     {body}
                 </section>

@@ -1,0 +1,127 @@
+//! The composer: Enter sends, Shift+Enter adds a line, drafts kept per conversation, typing.
+
+use super::timeline::name_of;
+use crate::chat::{Chat, act};
+use crate::components::style::{PRIMARY, SMALL};
+use leptos::prelude::*;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+#[component]
+pub(super) fn Composer(
+    channel: Uuid,
+    names: Signal<HashMap<Uuid, String>>,
+    replying: RwSignal<Option<Uuid>>,
+) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let timeline = chat.timeline(channel);
+    let draft = RwSignal::new(chat.drafts.with_value(|d| d.get(&channel).cloned()).unwrap_or_default());
+    Effect::new(move |_| {
+        let text = draft.get();
+        chat.drafts.update_value(|d| {
+            if text.is_empty() {
+                d.remove(&channel);
+            } else {
+                d.insert(channel, text);
+            }
+        });
+    });
+    let error = RwSignal::new(None::<String>);
+    let ready = move || matches!(chat.device.get(), Some(Ok(_)));
+    let removed = Signal::derive(move || timeline.with(|t| t.removed));
+    let submit = move || {
+        let body = draft.get_untracked();
+        if body.trim().is_empty() {
+            return;
+        }
+        draft.set(String::new());
+        let reply_to = replying.get_untracked();
+        leptos::task::spawn_local(async move {
+            match act::send(channel, body.clone(), reply_to).await {
+                Ok(()) => {
+                    error.set(None);
+                    replying.set(None);
+                }
+                Err(e) => {
+                    // Nothing typed is lost: the text comes back into the box.
+                    draft.update(|d| *d = if d.is_empty() { body } else { format!("{body}\n{d}") });
+                    error.set(Some(format!("Not sent: {e}")));
+                }
+            }
+        });
+    };
+    let reply_banner = move || {
+        replying.get().map(|target| {
+            let who = chat.timeline(channel).with(|t| t.find(target).map(|l| l.sender));
+            let who = who.map(|u| names.with(|n| name_of(n, u))).unwrap_or_default();
+            view! {
+                <div
+                    class="flex items-center justify-between px-4 text-xs text-slate-600 dark:text-slate-300"
+                    data-testid="replying"
+                >
+                    <span>{format!("Replying to {who}")}</span>
+                    <button type="button" class=SMALL on:click=move |_| replying.set(None)>
+                        "Cancel reply"
+                    </button>
+                </div>
+            }
+        })
+    };
+    view! {
+        {reply_banner}
+        <form
+            class="flex items-end gap-2 border-t border-slate-200 bg-white p-2 dark:border-slate-800 dark:bg-slate-900"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                submit();
+            }
+        >
+            <textarea
+                rows="2"
+                class="block min-h-[2.5rem] w-full resize-y rounded-lg border border-slate-300 bg-white px-3 py-2 text-base focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500 disabled:opacity-60 dark:border-slate-700 dark:bg-slate-950"
+                data-testid="composer"
+                aria-label="Message"
+                placeholder=move || {
+                    if removed.get() {
+                        "You can no longer write here."
+                    } else if ready() {
+                        "Message (Enter sends, Shift+Enter for a new line)"
+                    } else {
+                        "Encryption is starting…"
+                    }
+                }
+                disabled=move || !ready() || removed.get()
+                prop:value=move || draft.get()
+                on:input=move |ev| {
+                    draft.set(event_target_value(&ev));
+                    act::typing(channel);
+                }
+                on:keydown=move |ev| {
+                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                        ev.prevent_default();
+                        submit();
+                    }
+                }
+            ></textarea>
+            <button type="submit" class=PRIMARY data-testid="send" disabled=move || !ready() || removed.get()>
+                "Send"
+            </button>
+        </form>
+        {move || {
+            error
+                .get()
+                .map(|e| {
+                    view! {
+                        <p
+                            role="alert"
+                            class="px-4 pb-2 text-sm text-red-700 dark:text-red-300"
+                            data-testid="send-error"
+                        >
+                            {e}
+                        </p>
+                    }
+                })
+        }}
+    }
+    .into_any()
+}

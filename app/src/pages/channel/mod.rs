@@ -1,0 +1,235 @@
+//! A conversation (community channel, DM or group DM): the header, the timeline (decrypted in the
+//! browser, older pages loaded by scrolling up), the composer and the member list with presence.
+//! The server renders the frame, names and members; message bodies appear once this browser has
+//! decrypted them.
+
+mod composer;
+mod manage;
+mod members;
+mod message;
+mod timeline;
+
+use crate::components::style::SMALL;
+use crate::pages::signed_in::ShellData;
+use crate::{
+    chat::{Chat, act},
+    components::{form::ErrorBanner, sidebar::direct_label},
+    model::spaces::{ChannelKind, CommunityRole, MySpaces},
+};
+use composer::Composer;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+use members::MemberPanel;
+use std::collections::{HashMap, HashSet};
+use timeline::{TimelineView, TypingLine};
+use uuid::Uuid;
+
+/// Where a channel sits, from the sidebar's data.
+#[derive(Clone, Debug, PartialEq)]
+struct Place {
+    title: String,
+    kind: ChannelKind,
+    /// In a private group (invite only).
+    private: bool,
+    /// The community and the user's role in it (community channels only).
+    community: Option<(Uuid, CommunityRole)>,
+    group_id: Option<Uuid>,
+}
+
+fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
+    for c in &spaces.communities {
+        for g in &c.groups {
+            if let Some(ch) = g.channels.iter().find(|ch| ch.id == channel) {
+                return Some(Place {
+                    title: format!("# {}", ch.name),
+                    kind: ch.kind,
+                    private: g.private,
+                    community: Some((c.id, c.my_role)),
+                    group_id: Some(g.id),
+                });
+            }
+        }
+    }
+    spaces.direct.iter().find(|ch| ch.id == channel).map(|ch| Place {
+        title: direct_label(ch, me),
+        kind: ch.kind,
+        private: false,
+        community: None,
+        group_id: None,
+    })
+}
+
+#[component]
+pub fn ChannelPage() -> impl IntoView {
+    let params = use_params_map();
+    let channel = Memo::new(move |_| params.with(|p| p.get("id").and_then(|s| Uuid::parse_str(&s).ok())));
+    move || match channel.get() {
+        Some(id) => view! { <Conversation id /> }.into_any(),
+        None => view! { <p class="p-4">"There is no such conversation."</p> }.into_any(),
+    }
+}
+
+#[component]
+fn Conversation(id: Uuid) -> impl IntoView {
+    let data = expect_context::<ShellData>();
+    let chat = expect_context::<Chat>();
+    // Once this browser's encryption is ready (at once, or after the app loaded).
+    Effect::new(move |_| {
+        if chat.device.with(|d| matches!(d, Some(Ok(_)))) {
+            act::open_channel(id);
+        }
+    });
+    on_cleanup(move || act::close_channel(id));
+    // Names of everyone in the channel, for authors and typing.
+    let names = Signal::derive(move || {
+        data.members_now
+            .get()
+            .filter(|(channel, _)| *channel == id)
+            .map(|(_, list)| list.into_iter().map(|m| (m.user.id, m.user.display_name)).collect::<HashMap<_, _>>())
+            .unwrap_or_default()
+    });
+    // Someone typing or writing here who is not in the member list joined since it loaded.
+    Effect::new(move |asked: Option<std::collections::BTreeSet<Uuid>>| {
+        let Some(known) = data.members_now.get().filter(|(channel, _)| *channel == id).map(|(_, list)| list) else {
+            return asked.unwrap_or_default();
+        };
+        let known: HashSet<Uuid> = known.iter().map(|m| m.user.id).collect();
+        let mut active: std::collections::BTreeSet<Uuid> =
+            chat.typing.with(|t| t.get(&id).map(|m| m.keys().copied().collect()).unwrap_or_default());
+        if let Some(t) = chat.opened(id) {
+            t.with(|t| active.extend(t.lines.values().map(|l| l.sender)));
+        }
+        let unknown: std::collections::BTreeSet<Uuid> = active.into_iter().filter(|u| !known.contains(u)).collect();
+        if !unknown.is_empty() && asked.as_ref() != Some(&unknown) {
+            data.members_changed.update(|n| *n += 1);
+        }
+        unknown
+    });
+    let replying = RwSignal::new(None::<Uuid>);
+    let members_open = RwSignal::new(false);
+    // A conversation chosen in the sidebar takes the focus (its link may be rebuilt and the focus
+    // would fall back to the page start): the next Tab goes on from the heading. Focus elsewhere,
+    // such as the composer while the view is rebuilt, stays where it is.
+    let heading = NodeRef::<leptos::html::H1>::new();
+    Effect::new(move |_| {
+        let Some(h) = heading.get() else { return };
+        // After this render is in the document.
+        request_animation_frame(move || {
+            let lost = document()
+                .active_element()
+                .is_none_or(|e| e.tag_name() == "BODY" || e.closest("[data-testid=channel]").ok().flatten().is_some());
+            if lost && chat.navigated.get_value() && h.is_connected() {
+                let _ = h.focus();
+            }
+        });
+    });
+    // The body lives outside the <Transition>: a reload of the sidebar's data (after every
+    // reconnect) re-renders the header only, while the timeline (scroll position, an edit in
+    // progress) and the composer (focus, draft) stay. It is drawn in the browser only, where the
+    // messages are decrypted anyway, and again only when the channel's place changes.
+    let me = data.me.get_value().id;
+    let shown = Memo::new(move |_| data.spaces_now.with(|s| s.as_ref().and_then(|s| place(s, id, me))));
+    let body = move || {
+        shown.get().map(|place| {
+            view! {
+                <div class="relative flex min-h-0 flex-1">
+                    <section class="flex min-w-0 flex-1 flex-col" aria-label="Messages">
+                        <TimelineView channel=id names replying />
+                        <TypingLine channel=id names />
+                        <Composer channel=id names replying />
+                    </section>
+                    <MemberPanel
+                        community=place.community
+                        group_id=place.group_id
+                        private=place.private
+                        kind=place.kind
+                        open=members_open
+                    />
+                </div>
+            }
+        })
+    };
+    view! {
+        <main class="flex min-h-0 flex-1 flex-col" aria-labelledby="channel-title">
+            <Transition fallback=|| {
+                view! { <p class="p-4">"Loading…"</p> }
+            }>
+                {move || Suspend::new(async move {
+                    let spaces = data.spaces.await;
+                    match spaces.as_ref().map(|s| place(s, id, me)) {
+                        Err(e) => {
+                            view! {
+                                <div class="p-4">
+                                    <ErrorBanner error=Signal::stored(Some(e.clone())) />
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Ok(None) => {
+                            view! {
+                                <div class="p-4 md:p-8" data-testid="no-channel">
+                                    <Title text="Not found" />
+                                    <h1 class="text-xl font-semibold">"This conversation is not available"</h1>
+                                    <p class="mt-2 text-slate-600 dark:text-slate-400">
+                                        "It does not exist, or you are no longer in it."
+                                    </p>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Ok(Some(place)) => {
+                            view! {
+                                <Title text=place.title.clone() />
+                                <header class="flex items-center justify-between gap-2 border-b border-slate-200 bg-white px-4 py-2 dark:border-slate-800 dark:bg-slate-900">
+                                    <div class="min-w-0">
+                                        <h1
+                                            id="channel-title"
+                                            class="truncate font-semibold focus:outline-none"
+                                            data-testid="channel-title"
+                                            tabindex="-1"
+                                            node_ref=heading
+                                        >
+                                            {place.title}
+                                        </h1>
+                                        <p class="text-xs text-slate-500 dark:text-slate-400">
+                                            "🔒 End-to-end encrypted: the server cannot read these messages."
+                                        </p>
+                                    </div>
+                                    <button
+                                        type="button"
+                                        class=SMALL
+                                        data-testid="members-button"
+                                        aria-controls="member-panel"
+                                        aria-expanded=move || members_open.get().to_string()
+                                        on:click=move |_| members_open.update(|o| *o = !*o)
+                                    >
+                                        "Members"
+                                    </button>
+                                </header>
+                            }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Transition>
+            {body}
+        </main>
+        {move || {
+            chat.device
+                .with(|d| matches!(d, Some(Err(_))))
+                .then(|| {
+                    view! {
+                        <p role="alert" class="p-4 text-sm text-red-700 dark:text-red-300">
+                            {move || {
+                                chat.device
+                                    .get()
+                                    .and_then(Result::err)
+                                    .map(|e| format!("Encryption is unavailable in this browser: {e}"))
+                            }}
+                        </p>
+                    }
+                })
+        }}
+    }
+}

@@ -1,0 +1,271 @@
+//! The timeline: day separators, the "new messages" divider, grouped messages, scrolling up for older
+//! pages, and who is typing.
+
+use super::message::MessageRow;
+use crate::chat::{Chat, Line, Timeline, act, day_and_time, same_group};
+use crate::components::style::SMALL;
+use leptos::prelude::*;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// A row of the timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Row {
+    Day(String),
+    NewMessages,
+    Message { line: Line, grouped: bool },
+}
+
+impl Row {
+    /// Stable while the row looks the same: unchanged rows are not rebuilt.
+    fn key(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        match self {
+            Self::Day(d) => format!("day:{d}"),
+            Self::NewMessages => "new".into(),
+            Self::Message { line, grouped } => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                line.body.hash(&mut h);
+                format!("{}:{}:{}:{grouped}:{:?}:{}", line.id, line.edited, line.deleted, line.lock, h.finish())
+            }
+        }
+    }
+}
+
+pub(super) fn rows(t: &Timeline, me: Uuid) -> Vec<Row> {
+    let mut out = Vec::with_capacity(t.lines.len() + 4);
+    let mut prev: Option<&Line> = None;
+    let mut divider_placed = false;
+    for line in t.lines.values() {
+        let (day, _) = day_and_time(&line.created_at);
+        if prev.is_none_or(|p| day_and_time(&p.created_at).0 != day) {
+            out.push(Row::Day(day));
+            prev = None;
+        }
+        if !divider_placed && line.sender != me && t.read_seq.is_some_and(|r| line.seq > r) {
+            out.push(Row::NewMessages);
+            divider_placed = true;
+            prev = None;
+        }
+        let grouped = prev.is_some_and(|p| same_group(p, line));
+        out.push(Row::Message { line: line.clone(), grouped });
+        prev = Some(line);
+    }
+    out
+}
+
+pub(super) fn name_of(names: &HashMap<Uuid, String>, id: Uuid) -> String {
+    names.get(&id).cloned().unwrap_or_else(|| "Someone who left".to_owned())
+}
+
+#[component]
+pub(super) fn TimelineView(
+    channel: Uuid,
+    names: Signal<HashMap<Uuid, String>>,
+    replying: RwSignal<Option<Uuid>>,
+) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let me = chat.me.get_value();
+    let timeline = chat.timeline(channel);
+    let all_rows = Memo::new({
+        let timeline = timeline.clone();
+        move |_| timeline.with(|t| rows(t, me))
+    });
+    let scroller = NodeRef::<leptos::html::Div>::new();
+    // Follow new messages while the view is at the bottom; keep the reading position when older
+    // messages are added above.
+    let stick = StoredValue::new(true);
+    // Scroll events before the first rows were put in place are layout, not the reader.
+    let positioned = StoredValue::new(false);
+    let height_before = StoredValue::new(None::<(i32, i32)>);
+    let older = {
+        let timeline = timeline.clone();
+        move || {
+            if let Some(el) = scroller.get_untracked() {
+                height_before.set_value(Some((el.scroll_height(), el.scroll_top())));
+            }
+            let _ = &timeline;
+            act::load_older(channel);
+        }
+    };
+    Effect::new({
+        let older = older.clone();
+        let timeline = timeline.clone();
+        move |_| {
+            all_rows.track();
+            let Some(el) = scroller.get() else { return };
+            let (older, timeline) = (older.clone(), timeline.clone());
+            // Once the new rows are laid out.
+            request_animation_frame(move || {
+                if let Some((height, top)) = height_before.get_value() {
+                    height_before.set_value(None);
+                    el.set_scroll_top(el.scroll_height() - height + top);
+                } else if stick.get_value() {
+                    el.set_scroll_top(el.scroll_height());
+                }
+                let more = timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading);
+                if timeline.with_untracked(|t| t.loaded) {
+                    positioned.set_value(true);
+                }
+                // No scroll will come when the page is shorter than the screen, or when the
+                // reader scrolled up to the top while it loaded: load the next page now.
+                let short = el.scroll_height() <= el.client_height() + 1;
+                let waiting_at_top = !stick.get_value() && el.scroll_top() < 200;
+                if el.is_connected() && more && (short || waiting_at_top) {
+                    older();
+                }
+            });
+        }
+    });
+    let on_scroll = {
+        let older = older.clone();
+        let timeline = timeline.clone();
+        move |_| {
+            let Some(el) = scroller.get_untracked() else { return };
+            if !positioned.get_value() {
+                return;
+            }
+            stick.set_value(el.scroll_height() - el.scroll_top() - el.client_height() < 80);
+            if el.scroll_top() < 200 && timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading) {
+                older();
+            }
+        }
+    };
+    let status =
+        {
+            let timeline = timeline.clone();
+            move || {
+                timeline.with(|t| {
+                    if t.at_start {
+                        Some(
+                            view! {
+                                <p class="py-2 text-center text-xs text-slate-500" data-testid="timeline-start">
+                                    "This is the beginning of the conversation."
+                                </p>
+                            }
+                            .into_any(),
+                        )
+                    } else if t.loading {
+                        Some(
+                            view! { <p class="py-2 text-center text-xs text-slate-500">"Loading and decrypting…"</p> }
+                                .into_any(),
+                        )
+                    } else if t.loaded {
+                        let older = older.clone();
+                        Some(view! {
+                            <p class="py-2 text-center">
+                                <button type="button" class=SMALL data-testid="load-older" on:click=move |_| older()>
+                                    "Load older messages"
+                                </button>
+                            </p>
+                        }.into_any())
+                    } else {
+                        None
+                    }
+                })
+            }
+        };
+    let (t_err, t_removed) = (timeline.clone(), timeline.clone());
+    let editing = RwSignal::new(None::<Uuid>);
+    let confirming = RwSignal::new(None::<Uuid>);
+    view! {
+        <div
+            node_ref=scroller
+            class="min-h-0 flex-1 overflow-y-auto px-2 py-2 md:px-4"
+            data-testid="timeline"
+            role="log"
+            aria-live="polite"
+            aria-label="Messages"
+            tabindex="0"
+            on:scroll=on_scroll
+        >
+            {status}
+            {move || {
+                t_err
+                    .with(|t| t.error.clone())
+                    .map(|e| {
+                        view! {
+                            <p role="alert" class="py-2 text-sm text-red-700 dark:text-red-300">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
+            <For each=move || all_rows.get() key=Row::key let:row>
+                {match row {
+                    Row::Day(day) => {
+                        view! {
+                            <div
+                                class="my-3 flex items-center gap-2 text-xs text-slate-500"
+                                role="separator"
+                                data-testid="day-separator"
+                            >
+                                <span class="h-px flex-1 bg-slate-200 dark:bg-slate-800"></span>
+                                {day}
+                                <span class="h-px flex-1 bg-slate-200 dark:bg-slate-800"></span>
+                            </div>
+                        }
+                            .into_any()
+                    }
+                    Row::NewMessages => {
+                        view! {
+                            <div
+                                class="my-2 flex items-center gap-2 text-xs font-semibold text-red-600 dark:text-red-400"
+                                role="separator"
+                                data-testid="new-messages"
+                            >
+                                <span class="h-px flex-1 bg-red-300 dark:bg-red-800"></span>
+                                "New messages"
+                                <span class="h-px flex-1 bg-red-300 dark:bg-red-800"></span>
+                            </div>
+                        }
+                            .into_any()
+                    }
+                    Row::Message { line, grouped } => {
+                        view! { <MessageRow channel line grouped names replying editing confirming /> }.into_any()
+                    }
+                }}
+            </For>
+            {move || {
+                t_removed
+                    .with(|t| t.removed)
+                    .then(|| {
+                        view! {
+                            <p
+                                role="status"
+                                class="my-3 rounded-lg bg-slate-100 p-3 text-sm dark:bg-slate-800"
+                                data-testid="removed"
+                            >
+                                "You are no longer in this conversation. Nothing new reaches you here."
+                            </p>
+                        }
+                    })
+            }}
+        </div>
+    }
+    .into_any()
+}
+
+/// "Alice is typing…"
+#[component]
+pub(super) fn TypingLine(channel: Uuid, names: Signal<HashMap<Uuid, String>>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let me = chat.me.get_value();
+    let text = move || {
+        let typing: Vec<Uuid> = chat.typing.with(|all| {
+            all.get(&channel).map(|m| m.keys().copied().filter(|u| *u != me).collect()).unwrap_or_default()
+        });
+        let who: Vec<String> = names.with(|n| typing.iter().map(|u| name_of(n, *u)).collect());
+        match who.as_slice() {
+            [] => String::new(),
+            [one] => format!("{one} is typing…"),
+            [a, b] => format!("{a} and {b} are typing…"),
+            _ => "Several people are typing…".to_owned(),
+        }
+    };
+    view! {
+        <p class="h-5 px-4 text-xs text-slate-500" data-testid="typing" aria-live="polite">
+            {text}
+        </p>
+    }
+}
