@@ -93,6 +93,11 @@ pub fn may_add_to_group(role: CommunityRole) -> Result<(), AppError> {
     allow(role >= CommunityRole::Moderator)
 }
 
+/// Kicking and banning at all: moderators and above (whom, `may_moderate` says).
+pub fn may_remove_members(role: CommunityRole) -> Result<(), AppError> {
+    allow(role >= CommunityRole::Moderator)
+}
+
 /// Lifting a ban: moderators and above.
 pub fn may_unban(role: CommunityRole) -> Result<(), AppError> {
     allow(role >= CommunityRole::Moderator)

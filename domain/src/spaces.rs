@@ -477,7 +477,8 @@ pub async fn leave(core: &Core, actor: Uuid, community_id: Uuid) -> ServerResult
 /// Removes a member (moderators and above, over lower roles). They may rejoin with an invite.
 pub async fn kick(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid) -> ServerResult<()> {
     let db = &core.db;
-    let actor_role = policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Moderator)?;
+    let actor_role = policy::standing(db, community_id, actor).await?.member()?;
+    policy::may_remove_members(actor_role)?;
     let target_role = match policy::standing(db, community_id, target).await? {
         Standing::Member(role) => role,
         _ => return Err(AppError::invalid("user", "is not a member of this community").into()),
@@ -493,7 +494,8 @@ pub async fn kick(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid) ->
 /// Bans a user (moderators and above, over lower roles): removed, and refused if they try to rejoin.
 pub async fn ban(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid, reason: &str) -> ServerResult<()> {
     let db = &core.db;
-    let actor_role = policy::standing(db, community_id, actor).await?.at_least(CommunityRole::Moderator)?;
+    let actor_role = policy::standing(db, community_id, actor).await?.member()?;
+    policy::may_remove_members(actor_role)?;
     if reason.chars().count() > 500 {
         return Err(AppError::invalid("reason", "must be at most 500 characters").into());
     }

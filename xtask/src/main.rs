@@ -17,8 +17,9 @@ commands:
   run [ARGS…]     build in release mode and start the server (ARGS go to chatalot-server)
   build [--dev]   build the server and the web assets (release unless --dev)
   test            install what tests need, build, and run every test (unit, database, browser)
-  lint            cargo fmt --check, leptosfmt --check (view! macros), cargo clippy -D warnings
+  lint            cargo fmt --check, leptosfmt --check (view! macros), cargo deny, cargo clippy -D warnings
   fmt             format the code: leptosfmt on app/src, then cargo fmt
+  deny            cargo-deny: licenses, banned and duplicate crates, sources (offline; see deny.toml)
   bench [ARGS…]   build in release mode and run the gateway load generator (bench/; ARGS go to it)
   check-wasm-deps fail if the browser bundle links server-only crates
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("lint") => lint(),
         Some("fmt") => fmt(),
+        Some("deny") => deny(false),
         Some("bench") => bench(&args[1..]),
         Some("check-wasm-deps") => check_wasm_deps(),
         Some("-h" | "--help" | "help") | None => {
@@ -222,6 +224,49 @@ fn ensure_leptosfmt() -> Result<PathBuf> {
     };
     install(true).or_else(|_| install(false))?;
     Ok(bin)
+}
+
+/// The dependency policy checker, pinned like every tool here.
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
+/// cargo-deny from crates.io, installed into the tools directory if needed.
+fn ensure_cargo_deny() -> Result<PathBuf> {
+    let dir = tools_dir().join(format!("cargo-deny-{CARGO_DENY_VERSION}"));
+    let bin = dir.join("bin/cargo-deny");
+    if output(Command::new(&bin).arg("--version")).is_some_and(|v| v.contains(CARGO_DENY_VERSION)) {
+        return Ok(bin);
+    }
+    println!("installing cargo-deny {CARGO_DENY_VERSION} into {} (once per machine, several minutes)", dir.display());
+    let install = |locked: bool| {
+        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["install", "cargo-deny", "--version", CARGO_DENY_VERSION, "--root"]).arg(&dir);
+        cmd.env("CARGO_TARGET_DIR", tools_dir().join("build"));
+        if locked {
+            cmd.arg("--locked");
+        }
+        status(&mut cmd)
+    };
+    install(true).or_else(|_| install(false))?;
+    Ok(bin)
+}
+
+/// Licenses, banned and duplicate crates, and crate sources, as `deny.toml` says. Not advisories: the
+/// advisory database cannot be fetched on this project's machines, so they are left to
+/// `cargo deny check advisories` where the network allows it.
+/// `quiet` (in `lint`) shows errors only; `cargo xtask deny` also lists the duplicate crates.
+fn deny(quiet: bool) -> Result {
+    stage("deny: licenses, bans, sources (cargo-deny)", || {
+        let deny = ensure_cargo_deny()?;
+        let level = if quiet { "error" } else { "warn" };
+        status(Command::new(deny).current_dir(root()).args([
+            "--log-level",
+            level,
+            "check",
+            "licenses",
+            "bans",
+            "sources",
+        ]))
+    })
 }
 
 /// Chromium and ChromeDriver from Debian's packages (same version, so they always match).
@@ -457,8 +502,20 @@ fn lint() -> Result {
     stage("lint: cargo fmt --check", || status(cargo().args(["fmt", "--all", "--", "--check"])))?;
     stage("lint: leptosfmt --check (view! macros)", || {
         let leptosfmt = ensure_leptosfmt()?;
-        status(Command::new(leptosfmt).current_dir(root()).args(["--check", "--max-width", "120", "app/src"]))
+        let out = Command::new(leptosfmt)
+            .current_dir(root())
+            .args(["--check", "--max-width", "120", "app/src"])
+            .output()
+            .map_err(|e| format!("cannot run leptosfmt: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        // It prints its settings and every file; say only what is wrong.
+        let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        let wrong: Vec<&str> = said.lines().filter(|l| !l.starts_with('✅') && l.contains('/')).collect();
+        Err(format!("view! macros are not formatted (run `cargo xtask fmt`):\n{}", wrong.join("\n")))
     })?;
+    deny(true)?;
     stage("lint: cargo clippy (server)", || {
         status(cargo().args([
             "clippy",
