@@ -6,7 +6,7 @@
 
 use super::{
     error::{ServerResult, is_unique_violation},
-    keys_directory, policy,
+    policy,
     realtime::Signal,
     state::Core,
 };
@@ -137,10 +137,7 @@ async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send) -> Se
     if input.device.is_empty() || input.device.len() > 64 {
         return Err(AppError::invalid("device", "must be 1–64 characters").into());
     }
-    // The sending device is one of the sender's: recipients trust the sender's device key by it.
-    if keys_directory::find_device(db, actor, &input.device).await?.is_none() {
-        return Err(AppError::invalid("device", "is not one of your registered devices").into());
-    }
+    policy::may_send_from(db, actor, &input.device).await?;
     check_ciphertext(&input.ciphertext)?;
     if let Some(original) = find_by_txn(db, actor, &input.client_txn).await? {
         return same_send(original, &input);

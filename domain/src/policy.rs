@@ -111,6 +111,30 @@ pub fn may_leave(role: CommunityRole) -> Result<(), AppError> {
     Ok(())
 }
 
+/// What joining a community by invite means for someone in this standing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joining {
+    New,
+    /// A member already: nothing to do.
+    AlreadyIn,
+}
+
+/// Joining by invite: anyone but the banned (who are told so: they know the community).
+pub fn may_join(standing: Standing) -> Result<Joining, AppError> {
+    match standing {
+        Standing::Stranger => Ok(Joining::New),
+        Standing::Member(_) => Ok(Joining::AlreadyIn),
+        Standing::Banned => Err(AppError::invalid("code", "You are banned from this community.")),
+    }
+}
+
+/// Sending from `device`: it must be one of the sender's registered devices, since recipients
+/// trust a message by its sender's device key.
+pub async fn may_send_from(db: &impl ConnectionTrait, actor: Uuid, device: &str) -> ServerResult<()> {
+    let own = entity::device::Entity::find_by_id((actor, device.to_owned())).one(db).await?;
+    own.map(drop).ok_or_else(|| AppError::invalid("device", "is not one of your registered devices").into())
+}
+
 /// Editing a message: its author only.
 pub fn may_edit_message(actor: Uuid, author: Uuid) -> Result<(), AppError> {
     allow(actor == author)
@@ -278,6 +302,9 @@ mod tests {
             assert_eq!(may_unban(role).is_ok(), unban, "{role:?}");
         }
         assert!(may_leave(Owner).unwrap_err().is_field_error());
+        assert_eq!(may_join(Standing::Stranger), Ok(Joining::New));
+        assert_eq!(may_join(Standing::Member(Member)), Ok(Joining::AlreadyIn));
+        assert!(may_join(Standing::Banned).unwrap_err().for_field("code").is_some());
         assert!(may_leave(Admin).is_ok());
     }
 

@@ -1,7 +1,8 @@
-//! Sessions: cookies, the refresh-token family lifecycle, and resolving a request to a user.
+//! Sessions: the refresh-token family lifecycle, and resolving presented tokens to a user. How the
+//! tokens travel (the browser's HttpOnly cookies) is the transport's business (`app::web::cookies`).
 //!
-//! A session is a family of refresh tokens. The browser holds a short-lived access token (JWT)
-//! and the current refresh token, both in HttpOnly cookies. When the access token has expired,
+//! A session is a family of refresh tokens. The client holds a short-lived access token (JWT)
+//! and the current refresh token. When the access token has expired,
 //! the request's refresh token is rotated; presenting a token that was rotated more than
 //! [`ROTATION_GRACE`] ago means it was copied, and the whole family is revoked.
 
@@ -19,7 +20,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-/// The signed-in user of a request, put into the request's extensions by the session middleware.
+/// The signed-in user of a request (the server's session middleware puts it into the request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Session {
     pub user_id: Uuid,
@@ -105,7 +106,7 @@ pub enum Refresh {
         access: String,
         refresh: String,
     },
-    /// The token was rotated moments ago (a parallel request): still valid, no new cookies.
+    /// The token was rotated moments ago (a parallel request): still valid, no new tokens.
     Grace(Session),
     Invalid,
 }

@@ -404,10 +404,8 @@ async fn join_community(db: &DatabaseConnection, actor: Uuid, code: &str) -> Ser
         .one(db)
         .await?
         .ok_or_else(invalid)?;
-    match policy::standing(db, invite.community_id, actor).await? {
-        Standing::Member(_) => return Ok(invite.community_id),
-        Standing::Banned => return Err(AppError::invalid("code", "You are banned from this community.").into()),
-        Standing::Stranger => {}
+    if policy::may_join(policy::standing(db, invite.community_id, actor).await?)? == policy::Joining::AlreadyIn {
+        return Ok(invite.community_id);
     }
     let txn = crate::db::begin_write(db).await?;
     let used = community_invite::Entity::update_many()
