@@ -38,9 +38,15 @@ pub async fn disconnected(core: &Core, socket: u64) {
     }
 }
 
-/// Shows "typing" in a channel the user may post in, for a few seconds.
-pub async fn typing(core: &Core, user: Uuid, channel_id: Uuid) -> ServerResult<()> {
-    super::policy::visible_channel(&core.db, channel_id, user).await?;
-    core.realtime.publish(Signal::Typing { channel_id, user_id: user }).await;
+/// Shows "typing" in a channel the user may post in, for a few seconds. Someone invisible shows
+/// nothing: typing would give away that they are there.
+/// `user` is as the caller last loaded it; the hub knows a choice made since on another device.
+pub async fn typing(core: &Core, user: &user::Model, channel_id: Uuid) -> ServerResult<()> {
+    super::policy::visible_channel(&core.db, channel_id, user.id).await?;
+    let invisible = Presence::from_db(user.presence) == Presence::Invisible
+        || core.realtime.hub.chosen_presence(user.id) == Some(Presence::Invisible);
+    if !invisible {
+        core.realtime.publish(Signal::Typing { channel_id, user_id: user.id }).await;
+    }
     Ok(())
 }

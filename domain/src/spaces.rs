@@ -36,17 +36,8 @@ pub const MAX_GROUP_DM: usize = 10;
 pub const MIN_GROUP_DM: usize = 3;
 
 fn name_field(field: &str, value: &str, max: usize) -> Result<String, AppError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(AppError::invalid(field, "must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(AppError::invalid(field, format!("must be at most {max} characters")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(AppError::invalid(field, "must not contain control characters"));
-    }
-    Ok(value.to_owned())
+    protocol::validation::shown_name(value, max).map_err(|m| AppError::invalid(field, m))?;
+    Ok(value.trim().to_owned())
 }
 
 fn user_ref(u: &user::Model) -> UserRef {

@@ -375,7 +375,7 @@ impl Connection {
                     return Ok(());
                 }
                 self.last_typing.insert(channel_id, Instant::now());
-                let typing = presence::typing(&self.state, self.user.id, channel_id).await;
+                let typing = presence::typing(&self.state, &self.user, channel_id).await;
                 self.answer(typing).await
             }
             ClientFrame::SetPresence { status } => {

@@ -18,7 +18,7 @@ use leptos::{
     prelude::provide_context,
 };
 use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_route_list};
-use protocol::AppError;
+use protocol::{AppError, model::messages::MAX_CIPHERTEXT};
 use std::path::Path;
 use tower_http::{
     limit::RequestBodyLimitLayer,
@@ -28,8 +28,10 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-/// Server function arguments are small forms; anything bigger is refused with 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The largest request body; anything bigger is refused with 413. A server function's form carries
+/// at most one ciphertext of `MAX_CIPHERTEXT` bytes as base64 (4 characters per 3 bytes), which
+/// form-encoding can triple (`+`, `/` and `=` become `%2B`, `%2F`, `%3D`), and a few small fields.
+pub const MAX_BODY_BYTES: usize = 3 * 4 * MAX_CIPHERTEXT.div_ceil(3) + 16 * 1024;
 
 /// The longest any request may take.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -120,6 +122,10 @@ pub fn router(core: Core) -> Router {
 
 /// Adds the headers every response carries (a page's own CSP, with its nonce, is kept).
 async fn security_headers(State(state): State<Core>, req: Request, next: Next) -> Response {
+    // Built assets (`/pkg/…`, the favicon) are public and may be cached; everything else (pages,
+    // server-function answers) may carry someone's private data.
+    let path = req.uri().path();
+    let public_asset = path.starts_with("/pkg/") || path == "/favicon.svg";
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY)
@@ -137,6 +143,9 @@ async fn security_headers(State(state): State<Core>, req: Request, next: Next) -
     set(HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=(), payment=()");
     if state.config.is_https() {
         set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    if !public_asset {
+        set(header::CACHE_CONTROL, "no-store");
     }
     res
 }

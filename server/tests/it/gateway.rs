@@ -331,6 +331,24 @@ on_both_backends! {
         assert_eq!(gone, other);
     }
 
+    async fn invisible_people_do_not_show_typing(db: TestDb) {
+        let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
+        let (_, general, [owner, bob, _]) = people(&server.state).await;
+        let dm = spaces::open_dm(&server.state, owner.id, bob.id).await.unwrap().id;
+        let (mut b, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
+        let (mut o, _) = Ws::connect(server.addr, &cookies_for(&server.state, owner.id).await, None, vec![]).await;
+        let typing_of = |frames: Vec<ServerFrame>, channel: Uuid| {
+            frames.into_iter().any(|f| matches!(f, ServerFrame::Typing { user_id, channel_id, .. } if user_id == owner.id && channel_id == channel))
+        };
+        // Visible: bob sees the owner typing.
+        o.send(&ClientFrame::Typing { channel_id: general }).await;
+        assert!(typing_of(b.during(Duration::from_millis(600)).await, general), "a visible person's typing shows");
+        // Invisible: nothing, anywhere (a fresh channel, so the socket's throttle is not what hides it).
+        o.send(&ClientFrame::SetPresence { status: Presence::Invisible }).await;
+        o.send(&ClientFrame::Typing { channel_id: dm }).await;
+        assert!(!typing_of(b.during(Duration::from_millis(800)).await, dm), "an invisible person's typing reached others");
+    }
+
     async fn typing_presence_and_read_cursors(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
         let (_, general, [owner, bob, eve]) = people(&server.state).await;

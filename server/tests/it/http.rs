@@ -181,6 +181,15 @@ async fn security_headers_on_every_response() {
     let nonce = csp.split("'nonce-").nth(1).and_then(|s| s.split('\'').next()).expect("pages carry a nonce");
     assert!(page.body.contains(&format!("nonce=\"{nonce}\"")), "the hydration script does not carry the CSP nonce");
     assert_eq!(browser.get("/no/such/page").await.status, 404);
+
+    // Pages and server-function answers carry private data (names, messages, the recovery code):
+    // no shared or browser cache may keep them.
+    register(&mut browser, "cache").await;
+    for path in ["/", "/welcome", "/login"] {
+        assert_eq!(browser.get(path).await.header("cache-control"), Some("no-store"), "{path}");
+    }
+    assert_eq!(browser.call("auth/me", &[]).await.header("cache-control"), Some("no-store"), "a server function");
+    assert_eq!(browser.call("spaces/mine", &[]).await.header("cache-control"), Some("no-store"), "a server function");
     db.drop().await;
 }
 

@@ -175,5 +175,13 @@ on_both_backends! {
         assert!(bad.error().for_field("ciphertext").is_some());
         let page = client.call("messages/history", &[("channel_id", &general)]).await;
         assert!(page.body.contains("AAEC+g=="), "{}", page.body);
+
+        // The same 64 KiB limit as on the socket, even when form-encoding triples every `+` and `/`.
+        use base64::Engine;
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![0xFB; n]);
+        let biggest = client.call("messages/send", &[("channel_id", &general), ("device", "D1"), ("client_txn", "big"), ("ciphertext_b64", &b64(MAX_CIPHERTEXT))]).await;
+        assert_eq!(biggest.status, 200, "{}", &biggest.body[..biggest.body.len().min(200)]);
+        let too_big = client.call("messages/send", &[("channel_id", &general), ("device", "D1"), ("client_txn", "bigger"), ("ciphertext_b64", &b64(MAX_CIPHERTEXT + 1))]).await;
+        assert_eq!((too_big.status, too_big.error().for_field("ciphertext").is_some()), (422, true), "{}", &too_big.body[..too_big.body.len().min(200)]);
     }
 }

@@ -63,6 +63,9 @@ on_both_backends! {
         // Names are validated.
         assert!(err(spaces::create_group(core, owner.id, club, "   ", false).await.unwrap_err()).for_field("name").is_some());
         assert!(err(spaces::create_channel(core, owner.id, staff.id, &"x".repeat(65)).await.unwrap_err()).for_field("name").is_some());
+        // A right-to-left override would make "lareneg" read as "general" in every sidebar.
+        assert!(err(spaces::create_channel(core, owner.id, staff.id, "\u{202E}lareneg").await.unwrap_err()).for_field("name").is_some());
+        assert!(err(spaces::create_community(core, &owner, CommunityCreationMode::Open, "Club\u{200B}", "").await.unwrap_err()).for_field("name").is_some());
     }
 
     async fn one_dm_per_pair_even_when_racing(db: TestDb) {
