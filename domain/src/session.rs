@@ -51,22 +51,48 @@ pub struct Resolved {
 }
 
 /// Resolves a request's tokens to a session, rotating the refresh token if the access token is
-/// missing or expired.
+/// missing or expired. A valid access token of a session that has ended (logout, password change,
+/// recovery, suspension, a stolen refresh token) is refused too, within [`LIVENESS_FRESH_FOR`]
+/// on every node: a copied access token does not outlive its session.
 pub async fn resolve(core: &Core, access: Option<&str>, refresh_token: Option<&str>) -> ServerResult<Resolved> {
     if let Some(claims) = access.and_then(|t| tokens::verify_access(&core.keys, t)) {
         let session = Session { user_id: claims.sub, session_id: claims.sid };
-        return Ok(Resolved { session: Some(session), ..Resolved::default() });
+        if session_live(core, session).await? {
+            return Ok(Resolved { session: Some(session), ..Resolved::default() });
+        }
+        return Ok(Resolved { forget: true, ..Resolved::default() });
     }
     let Some(raw) = refresh_token else {
         return Ok(Resolved::default());
     };
-    Ok(match refresh(&core.db, &core.keys, raw, Utc::now()).await? {
-        Refresh::Rotated { session, access, refresh } => {
+    Ok(match rotate(&core.db, &core.keys, raw, Utc::now()).await? {
+        Ok(Refresh::Rotated { session, access, refresh }) => {
             Resolved { session: Some(session), issued: Some(Issued { access, refresh }), forget: false }
         }
-        Refresh::Grace(session) => Resolved { session: Some(session), ..Resolved::default() },
-        Refresh::Invalid => Resolved { forget: true, ..Resolved::default() },
+        Ok(Refresh::Grace(session)) => Resolved { session: Some(session), ..Resolved::default() },
+        Ok(Refresh::Invalid) => Resolved { forget: true, ..Resolved::default() },
+        // Someone presented a token that was already rotated: one of the two is a thief. The whole
+        // session is revoked; its open sockets close now.
+        Err(session) => {
+            core.realtime.publish(Signal::Revoke { user_id: session.user_id, session: Some(session.session_id) }).await;
+            Resolved { forget: true, ..Resolved::default() }
+        }
     })
+}
+
+/// How long a node believes what it last learned about a session's liveness.
+pub const LIVENESS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a session is still live: this node's memory of the last second, or one indexed query.
+/// `Revoke` signals update that memory on every node at once.
+async fn session_live(core: &Core, session: Session) -> ServerResult<bool> {
+    let hub = &core.realtime.hub;
+    if let Some(live) = hub.session_liveness(session.session_id, LIVENESS_FRESH_FOR) {
+        return Ok(live);
+    }
+    let live = is_live(&core.db, session.session_id, Utc::now()).await?;
+    hub.remember_session(session.user_id, session.session_id, live);
+    Ok(live)
 }
 
 /// A new session for `user_id` (login, registration, recovery).
@@ -111,33 +137,45 @@ pub enum Refresh {
     Invalid,
 }
 
+/// Presents a refresh token: rotates it, or says why not.
 pub async fn refresh(
     db: &sea_orm::DatabaseConnection,
     keys: &Keys,
     raw: &str,
     now: DateTime<Utc>,
 ) -> ServerResult<Refresh> {
+    Ok(rotate(db, keys, raw, now).await?.unwrap_or(Refresh::Invalid))
+}
+
+/// [`refresh`], or `Err(session)` when a rotated token came back after the grace period: one of
+/// its two holders is a thief, and the session has been revoked.
+async fn rotate(
+    db: &sea_orm::DatabaseConnection,
+    keys: &Keys,
+    raw: &str,
+    now: DateTime<Utc>,
+) -> ServerResult<Result<Refresh, Session>> {
     if raw.len() > 128 {
-        return Ok(Refresh::Invalid);
+        return Ok(Ok(Refresh::Invalid));
     }
     let txn = crate::db::begin_write(db).await?;
     let Some(row) =
         refresh_token::Entity::find().filter(Column::TokenHash.eq(tokens::sha256_hex(raw))).one(&txn).await?
     else {
-        return Ok(Refresh::Invalid);
+        return Ok(Ok(Refresh::Invalid));
     };
     let session = Session { user_id: row.user_id, session_id: row.family_id };
     if row.revoked_at.is_some() || row.expires_at <= now {
-        return Ok(Refresh::Invalid);
+        return Ok(Ok(Refresh::Invalid));
     }
     if let Some(rotated_at) = row.rotated_at {
         if now - rotated_at <= ROTATION_GRACE {
-            return Ok(Refresh::Grace(session));
+            return Ok(Ok(Refresh::Grace(session)));
         }
         revoke_family(&txn, row.family_id, now).await?;
         txn.commit().await?;
         tracing::warn!(user = %row.user_id, session = %row.family_id, "a rotated refresh token was reused; session revoked");
-        return Ok(Refresh::Invalid);
+        return Ok(Err(session));
     }
     // Claim the rotation; a concurrent request that lost the race gets the grace path.
     let claimed = refresh_token::Entity::update_many()
@@ -147,7 +185,7 @@ pub async fn refresh(
         .exec(&txn)
         .await?;
     if claimed.rows_affected != 1 {
-        return Ok(Refresh::Grace(session));
+        return Ok(Ok(Refresh::Grace(session)));
     }
     let (new_raw, new_hash) = tokens::new_secret();
     refresh_token::ActiveModel {
@@ -165,7 +203,7 @@ pub async fn refresh(
     .await?;
     txn.commit().await?;
     let access = tokens::issue_access(keys, row.user_id, row.family_id, now)?;
-    Ok(Refresh::Rotated { session, access, refresh: new_raw })
+    Ok(Ok(Refresh::Rotated { session, access, refresh: new_raw }))
 }
 
 /// Revokes every token of one session.

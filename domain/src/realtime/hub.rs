@@ -82,7 +82,19 @@ struct Inner {
     by_channel: HashMap<Uuid, HashSet<u64>>,
     by_community: HashMap<Uuid, HashSet<u64>>,
     presence: HashMap<Uuid, UserPresence>,
+    /// What this node last learned about sessions' liveness (`session::resolve` asks here first).
+    sessions: HashMap<Uuid, SessionLiveness>,
 }
+
+/// Whether a session was live when this node last looked, and when that was.
+struct SessionLiveness {
+    user: Uuid,
+    live: bool,
+    checked: std::time::Instant,
+}
+
+/// Sessions remembered at most; past it, entries older than the freshness window are dropped.
+const MAX_REMEMBERED_SESSIONS: usize = 50_000;
 
 struct Conn {
     user: Uuid,
@@ -240,6 +252,27 @@ impl Hub {
             .collect()
     }
 
+    /// Whether a session is live, if this node learned it less than `fresh_for` ago (or learned it
+    /// ended: an ended session never comes back).
+    pub fn session_liveness(&self, session: Uuid, fresh_for: std::time::Duration) -> Option<bool> {
+        let inner = self.lock();
+        let known = inner.sessions.get(&session)?;
+        (!known.live || known.checked.elapsed() < fresh_for).then_some(known.live)
+    }
+
+    /// Remembers what the database said about a session.
+    pub fn remember_session(&self, user: Uuid, session: Uuid, live: bool) {
+        let mut inner = self.lock();
+        if inner.sessions.len() >= MAX_REMEMBERED_SESSIONS {
+            let window = std::time::Duration::from_secs(60);
+            inner.sessions.retain(|_, s| s.checked.elapsed() < window && s.live);
+            if inner.sessions.len() >= MAX_REMEMBERED_SESSIONS {
+                inner.sessions.clear();
+            }
+        }
+        inner.sessions.insert(session, SessionLiveness { user, live, checked: std::time::Instant::now() });
+    }
+
     /// Closes every socket (shutdown).
     pub fn close_all(&self, why: Close) {
         let mut inner = self.lock();
@@ -314,6 +347,16 @@ impl Hub {
                 resubscribe_all(inner, ids);
             }
             Signal::Revoke { user_id, session } => {
+                // Server functions stop accepting the session's access tokens at once: one session
+                // is known dead; for "all of a user's sessions", forgetting makes the next request
+                // ask the database (the session that replaced them stays live).
+                match session {
+                    Some(s) => {
+                        let checked = std::time::Instant::now();
+                        inner.sessions.insert(s, SessionLiveness { user: user_id, live: false, checked });
+                    }
+                    None => inner.sessions.retain(|_, s| s.user != user_id),
+                }
                 for id in ids_of(&inner.by_user, [user_id]) {
                     if inner.conns.get(&id).is_some_and(|c| session.is_none_or(|s| c.session == s))
                         && let Some(conn) = remove(inner, id)

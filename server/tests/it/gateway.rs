@@ -331,6 +331,28 @@ on_both_backends! {
         assert_eq!(gone, other);
     }
 
+    async fn a_stolen_refresh_token_closes_the_sessions_sockets(db: TestDb) {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
+        let (_, _, [_, bob, _]) = people(&server.state).await;
+        let cookie = cookies_for(&server.state, bob.id).await;
+        let raw = cookie.split("chatalot_rt=").nth(1).unwrap().to_owned();
+        let (mut ws, _) = Ws::connect(server.addr, &cookie, None, vec![]).await;
+        // The token is used (rotated) by one holder; long after, the other holder presents it again.
+        let now = chrono::Utc::now();
+        assert!(matches!(domain::session::refresh(&server.state.db, &server.state.keys, &raw, now).await.unwrap(), domain::session::Refresh::Rotated { .. }));
+        entity::refresh_token::Entity::update_many()
+            .col_expr(entity::refresh_token::Column::RotatedAt, Expr::value(now - chrono::Duration::minutes(5)))
+            .filter(entity::refresh_token::Column::TokenHash.eq(tokens::sha256_hex(&raw)))
+            .exec(&server.state.db)
+            .await
+            .unwrap();
+        let reused = domain::session::resolve(&server.state, None, Some(&raw)).await.unwrap();
+        assert!(reused.session.is_none() && reused.forget);
+        // The session is over everywhere: its open socket closes.
+        assert_eq!(ws.closed().await.0, 4001, "the socket of a stolen session stayed open");
+    }
+
     async fn invisible_people_do_not_show_typing(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
         let (_, general, [owner, bob, _]) = people(&server.state).await;

@@ -19,6 +19,35 @@ async fn register(client: &mut Client, name: &str) -> common::Reply {
 }
 
 on_both_backends! {
+    async fn a_copied_access_token_ends_with_its_session(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let mut browser = Client::new(&state);
+        register(&mut browser, "copied").await;
+        // Someone copied the access token (15 minutes of validity) out of the browser.
+        let stolen = browser.cookie("chatalot_at").unwrap().to_owned();
+        let mut thief = Client::new(&state);
+        thief.cookies.push(("chatalot_at".into(), stolen.clone()));
+        assert_eq!(thief.call("spaces/mine", &[]).await.status, 200);
+
+        // Logout: refused at once on this node (the revocation signal), without waiting for expiry.
+        browser.call("auth/logout", &[]).await;
+        assert_eq!(thief.call("spaces/mine", &[]).await.status, 401, "a copied token outlived logout");
+        assert_eq!(thief.call("auth/me", &[]).await.body, "null");
+
+        // A password change ends every session: within a second, every copied token is refused,
+        // while the browser that changed it carries on with its new session.
+        let mut browser = Client::new(&state);
+        browser.call("auth/login", &[("username", "copied"), ("password", PASSWORD)]).await;
+        let mut thief = Client::new(&state);
+        thief.cookies.push(("chatalot_at".into(), browser.cookie("chatalot_at").unwrap().to_owned()));
+        assert_eq!(thief.call("spaces/mine", &[]).await.status, 200);
+        let changed = browser.call("auth/change_password", &[("current_password", PASSWORD), ("new_password", "another long one")]).await;
+        assert_eq!(changed.status, 200, "{}", changed.body);
+        tokio::time::sleep(domain::session::LIVENESS_FRESH_FOR + std::time::Duration::from_millis(100)).await;
+        assert_eq!(thief.call("spaces/mine", &[]).await.status, 401, "a copied token outlived the password change");
+        assert_eq!(browser.call("spaces/mine", &[]).await.status, 200, "the new session works");
+    }
+
     async fn register_sign_out_and_sign_in_as_the_app_does(db: TestDb) {
         let state = db.state(RegistrationMode::InviteOnly).await;
         let mut browser = Client::new(&state);
