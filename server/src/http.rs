@@ -219,20 +219,40 @@ async fn keep_form_values(req: Request, next: Next) -> Response {
     let mut res = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
     let location = res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if res.status().is_redirection() && location.contains("__err=") {
+        // Back to the page the form came from (the Referer), as a path: never to another site.
+        let mut back = same_site_path(location);
         let kept = form_urlencoded::parse(&bytes)
-            .filter(|(k, v)| !k.contains("password") && !k.starts_with("__") && !v.is_empty() && v.len() <= 256)
+            .filter(|(k, v)| !is_secret_field(k) && !k.starts_with("__") && !v.is_empty() && v.len() <= 256)
             .fold(form_urlencoded::Serializer::new(String::new()), |mut s, (k, v)| {
                 s.append_pair(&k, &v);
                 s
             })
             .finish();
-        if !kept.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&format!("{location}&{kept}"))
-        {
-            res.headers_mut().insert(header::LOCATION, value);
+        if !kept.is_empty() {
+            back = format!("{back}&{kept}");
         }
+        match HeaderValue::from_str(&back) {
+            Ok(value) => res.headers_mut().insert(header::LOCATION, value),
+            Err(_) => res.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/")),
+        };
     }
     res
+}
+
+/// Fields whose values must never be copied into a URL (where history, logs and Referer headers
+/// keep them): passwords, recovery and invite codes, tokens.
+fn is_secret_field(name: &str) -> bool {
+    ["password", "code", "token", "secret"].iter().any(|s| name.contains(s))
+}
+
+/// The path (and query) of a redirect target: `https://anywhere/x?y` becomes `/x?y`, so a forged
+/// Referer cannot send a browser to another site; a protocol-relative `//host` becomes `/`.
+fn same_site_path(location: &str) -> String {
+    let path = match location.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => location,
+    };
+    if path.starts_with('/') && !path.starts_with("//") { path.to_owned() } else { "/".to_owned() }
 }
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, needle: &str) -> bool {
