@@ -121,6 +121,14 @@ pub async fn register(core: &Core, input: Registration, client: &Client) -> Serv
     throttle::check(&core.db, &limits, now).await?;
     throttle::record_failure(&core.db, &limits, now).await?; // every attempt counts
 
+    // Whether this person may register at all comes first: someone without a usable invite learns
+    // nothing about which usernames exist. (The code is used up when the account is committed.)
+    if !is_empty(core).await? {
+        may_register(core.config.registration_mode, invite_code.as_deref(), async |code| {
+            invites::is_usable(&core.db, code, now).await
+        })
+        .await?;
+    }
     let key = username.to_lowercase();
     if user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&core.db).await?.is_some() {
         return Err(AppError::invalid("username", "is already taken").into());
@@ -159,6 +167,33 @@ pub async fn register(core: &Core, input: Registration, client: &Client) -> Serv
     }
 }
 
+/// Whether a registration may go ahead under `mode` (the first account always may): `accept`
+/// says whether the invite code is usable, or uses it up.
+async fn may_register(
+    mode: RegistrationMode,
+    invite_code: Option<&str>,
+    accept: impl AsyncFnOnce(&str) -> ServerResult<bool>,
+) -> ServerResult<()> {
+    match mode {
+        RegistrationMode::Open => Ok(()),
+        RegistrationMode::Closed => Err(AppError::invalid("form", "Registration is closed on this instance.").into()),
+        RegistrationMode::InviteOnly => {
+            let Some(code) = invite_code else {
+                return Err(AppError::invalid("invite_code", "An invite code is required to register here.").into());
+            };
+            if accept(code).await? {
+                Ok(())
+            } else {
+                Err(AppError::invalid(
+                    "invite_code",
+                    "This invite code is not valid (unknown, used up, expired or revoked).",
+                )
+                .into())
+            }
+        }
+    }
+}
+
 async fn try_insert_user(
     core: &Core,
     username: &str,
@@ -171,24 +206,10 @@ async fn try_insert_user(
     let txn = crate::db::begin_write(&core.db).await?;
     let first = user::Entity::find().count(&txn).await? == 0;
     if !first {
-        match core.config.registration_mode {
-            RegistrationMode::Open => {}
-            RegistrationMode::Closed => {
-                return Err(AppError::invalid("form", "Registration is closed on this instance.").into());
-            }
-            RegistrationMode::InviteOnly => {
-                let Some(code) = invite_code else {
-                    return Err(AppError::invalid("invite_code", "An invite code is required to register here.").into());
-                };
-                if !invites::consume(&txn, code, Utc::now()).await? {
-                    return Err(AppError::invalid(
-                        "invite_code",
-                        "This invite code is not valid (unknown, used up, expired or revoked).",
-                    )
-                    .into());
-                }
-            }
-        }
+        may_register(core.config.registration_mode, invite_code, async |code| {
+            invites::consume(&txn, code, Utc::now()).await
+        })
+        .await?;
     }
     let now = Utc::now();
     let user = user::ActiveModel {

@@ -79,20 +79,39 @@ pub async fn list(core: &Core, user: &user::Model) -> ServerResult<Vec<Invite>> 
     Ok(rows.iter().map(|r| to_wire(r, now)).collect())
 }
 
-/// Uses up one use of `code` if it is usable; `false` if it is not (atomic on both backends).
-pub async fn consume(db: &impl ConnectionTrait, code: &str, now: DateTime<Utc>) -> ServerResult<bool> {
+/// A code as typed, as it is stored: upper case, dashes every four characters.
+fn stored_form(code: &str) -> String {
     let code = super::accounts::normalize_code(code);
-    // Stored codes have dashes every four characters.
-    let stored: String =
-        code.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("-");
-    let result = registration_invite::Entity::update_many()
-        .col_expr(Column::Uses, Expr::col(Column::Uses).add(1))
-        .filter(Column::Code.eq(stored))
-        .filter(Column::RevokedAt.is_null())
-        .filter(
+    code.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("-")
+}
+
+/// The condition under which an invite can still be used.
+fn usable_now(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(Column::RevokedAt.is_null())
+        .add(
             Condition::any().add(Column::MaxUses.is_null()).add(Expr::col(Column::Uses).lt(Expr::col(Column::MaxUses))),
         )
-        .filter(Condition::any().add(Column::ExpiresAt.is_null()).add(Column::ExpiresAt.gt(now)))
+        .add(Condition::any().add(Column::ExpiresAt.is_null()).add(Column::ExpiresAt.gt(now)))
+}
+
+/// Whether `code` could be used now (nothing is used up: registration asks before it says anything
+/// about the username, and consumes the code when it commits).
+pub async fn is_usable(db: &impl ConnectionTrait, code: &str, now: DateTime<Utc>) -> ServerResult<bool> {
+    let found = registration_invite::Entity::find()
+        .filter(Column::Code.eq(stored_form(code)))
+        .filter(usable_now(now))
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Uses up one use of `code` if it is usable; `false` if it is not (atomic on both backends).
+pub async fn consume(db: &impl ConnectionTrait, code: &str, now: DateTime<Utc>) -> ServerResult<bool> {
+    let result = registration_invite::Entity::update_many()
+        .col_expr(Column::Uses, Expr::col(Column::Uses).add(1))
+        .filter(Column::Code.eq(stored_form(code)))
+        .filter(usable_now(now))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)

@@ -119,6 +119,24 @@ on_both_backends! {
         assert!(e.for_field("form").unwrap().contains("closed"), "{e:?}");
     }
 
+    async fn without_a_usable_invite_nobody_learns_which_names_exist(db: TestDb) {
+        let state = db.state(RegistrationMode::InviteOnly).await;
+        let owner = accounts::register(&state, reg("owner", None), &client("192.0.2.7")).await.unwrap().user;
+        // "owner" exists: without an invite, or with a bad one, the answer is about the invite only.
+        for invite in [None, Some("NOPE-NOPE-NOPE")] {
+            let e = app_err(accounts::register(&state, reg("owner", invite), &client("192.0.2.7")).await.err().unwrap());
+            assert!(e.for_field("invite_code").is_some() && e.for_field("username").is_none(), "{invite:?}: {e:?}");
+        }
+        let closed = with_mode(&state, RegistrationMode::Closed);
+        let e = app_err(accounts::register(&closed, reg("owner", None), &client("192.0.2.7")).await.err().unwrap());
+        assert!(e.for_field("form").is_some(), "{e:?}");
+        // With a usable invite the name is checked, and the refused attempt does not use the invite up.
+        let once = invites::create(&state, &owner, Some(1), None).await.unwrap();
+        let e = app_err(accounts::register(&state, reg("owner", Some(&once.code)), &client("192.0.2.7")).await.err().unwrap());
+        assert_eq!(e.for_field("username").as_deref(), Some("is already taken"));
+        accounts::register(&state, reg("guest", Some(&once.code)), &client("192.0.2.7")).await.unwrap();
+    }
+
     async fn invites_have_max_uses_and_expiry(db: TestDb) {
         let state = db.state(RegistrationMode::InviteOnly).await;
         let owner = accounts::register(&state, reg("owner", None), &client("192.0.2.6")).await.unwrap().user;
