@@ -271,10 +271,17 @@ async fn same_origin_posts(State(state): State<Core>, req: Request, next: Next) 
 /// Whether the request's `Origin` (if it names one) is this site: its `Host`, or `PUBLIC_URL`.
 pub(crate) fn origin_allowed(state: &Core, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    // With PUBLIC_URL known, the site is exactly that origin: scheme, host and port.
+    if let Some(public) = state.config.public_url.as_deref() {
+        return origin.eq_ignore_ascii_case(public.trim_end_matches('/'));
+    }
+    // Without it, the server does not know its own scheme (TLS may end at a proxy): the origin must
+    // be an http(s) origin of the host the request names.
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    let public = state.config.public_url.as_deref().map(|u| u.trim_end_matches('/'));
-    origin_host == host || Some(origin) == public
+    match origin.split_once("://") {
+        Some(("http" | "https", origin_host)) => origin_host.eq_ignore_ascii_case(host),
+        _ => false,
+    }
 }
 
 pub(crate) fn error_response(err: AppError) -> Response {

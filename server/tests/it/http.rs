@@ -332,6 +332,28 @@ async fn malformed_requests_get_clear_errors() {
         .unwrap();
     assert_eq!(browser.send(req).await.status, 403);
 
+    // With PUBLIC_URL set, an origin is this site only with its scheme, host and port: the same host
+    // over plain http (a network attacker's page) or on another port is another site.
+    let mut config = (*state.config).clone();
+    config.public_url = Some("https://chat.example.com".into());
+    let public = domain::Core { config: std::sync::Arc::new(config), ..state.clone() };
+    let mut behind_tls = Client::new(&public);
+    for (origin, allowed) in [
+        ("https://chat.example.com", true),
+        ("http://chat.example.com", false),
+        ("https://chat.example.com:8443", false),
+        ("https://evil.example", false),
+    ] {
+        let req = Request::post("/api/v1/auth/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ORIGIN, origin)
+            .header(header::HOST, "chat.example.com")
+            .body(Body::from("username=a&password=b"))
+            .unwrap();
+        let status = behind_tls.send(req).await.status;
+        assert_eq!(status != 403, allowed, "{origin}: {status}");
+    }
+
     // Garbage cookies are ignored, not fatal.
     let req = Request::get("/")
         .header(header::COOKIE, "chatalot_at=%%%; chatalot_rt=;;;=")
