@@ -176,19 +176,19 @@ fn locked_wasm_bindgen() -> Result<String> {
     Err("wasm-bindgen is not in Cargo.lock".into())
 }
 
-/// The pinned wasm-bindgen CLI, installed from crates.io into the tools directory if needed.
-fn ensure_wasm_bindgen() -> Result<PathBuf> {
-    let version = locked_wasm_bindgen()?;
-    let dir = tools_dir().join(format!("wasm-bindgen-{version}"));
-    let bin = dir.join("bin/wasm-bindgen");
-    let have = output(Command::new(&bin).arg("--version")).unwrap_or_default();
-    if have.split_whitespace().nth(1) == Some(version.as_str()) {
-        return Ok(bin);
+/// A tool from crates.io at exactly `version`, installed into the tools directory (under
+/// `<bin>-<version>`) if it is not there yet, once per machine; returns the path of binary `bin`.
+fn ensure_tool(krate: &str, version: &str, bin: &str) -> Result<PathBuf> {
+    let dir = tools_dir().join(format!("{bin}-{version}"));
+    let path = dir.join("bin").join(bin);
+    let have = output(Command::new(&path).arg("--version")).unwrap_or_default();
+    if have.split_whitespace().any(|word| word == version) {
+        return Ok(path);
     }
-    println!("installing wasm-bindgen-cli {version} into {} (once per machine, a few minutes)", dir.display());
+    println!("installing {krate} {version} into {} (once per machine, a few minutes)", dir.display());
     let install = |locked: bool| {
         let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["install", "wasm-bindgen-cli", "--version", &version, "--root"]).arg(&dir);
+        cmd.args(["install", krate, "--version", version, "--root"]).arg(&dir);
         // A separate target dir: installing must not invalidate the workspace's build cache.
         cmd.env("CARGO_TARGET_DIR", tools_dir().join("build"));
         if locked {
@@ -198,56 +198,27 @@ fn ensure_wasm_bindgen() -> Result<PathBuf> {
     };
     // Its lockfile may name a dependency version the registry no longer serves: fall back to a fresh resolution.
     install(true).or_else(|_| install(false))?;
-    Ok(bin)
+    Ok(path)
+}
+
+/// The wasm-bindgen CLI at the version in Cargo.lock (it must match the library exactly).
+fn ensure_wasm_bindgen() -> Result<PathBuf> {
+    ensure_tool("wasm-bindgen-cli", &locked_wasm_bindgen()?, "wasm-bindgen")
 }
 
 /// The `view!` formatter, pinned: a newer leptosfmt may format differently and fail `lint` on
 /// code nobody changed.
 const LEPTOSFMT_VERSION: &str = "0.1.33";
 
-/// leptosfmt from crates.io, installed into the tools directory if needed.
 fn ensure_leptosfmt() -> Result<PathBuf> {
-    let dir = tools_dir().join(format!("leptosfmt-{LEPTOSFMT_VERSION}"));
-    let bin = dir.join("bin/leptosfmt");
-    if output(Command::new(&bin).arg("--version")).is_some_and(|v| v.contains(LEPTOSFMT_VERSION)) {
-        return Ok(bin);
-    }
-    println!("installing leptosfmt {LEPTOSFMT_VERSION} into {} (once per machine)", dir.display());
-    let install = |locked: bool| {
-        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["install", "leptosfmt", "--version", LEPTOSFMT_VERSION, "--root"]).arg(&dir);
-        cmd.env("CARGO_TARGET_DIR", tools_dir().join("build"));
-        if locked {
-            cmd.arg("--locked");
-        }
-        status(&mut cmd)
-    };
-    install(true).or_else(|_| install(false))?;
-    Ok(bin)
+    ensure_tool("leptosfmt", LEPTOSFMT_VERSION, "leptosfmt")
 }
 
 /// The dependency policy checker, pinned like every tool here.
 const CARGO_DENY_VERSION: &str = "0.20.2";
 
-/// cargo-deny from crates.io, installed into the tools directory if needed.
 fn ensure_cargo_deny() -> Result<PathBuf> {
-    let dir = tools_dir().join(format!("cargo-deny-{CARGO_DENY_VERSION}"));
-    let bin = dir.join("bin/cargo-deny");
-    if output(Command::new(&bin).arg("--version")).is_some_and(|v| v.contains(CARGO_DENY_VERSION)) {
-        return Ok(bin);
-    }
-    println!("installing cargo-deny {CARGO_DENY_VERSION} into {} (once per machine, several minutes)", dir.display());
-    let install = |locked: bool| {
-        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["install", "cargo-deny", "--version", CARGO_DENY_VERSION, "--root"]).arg(&dir);
-        cmd.env("CARGO_TARGET_DIR", tools_dir().join("build"));
-        if locked {
-            cmd.arg("--locked");
-        }
-        status(&mut cmd)
-    };
-    install(true).or_else(|_| install(false))?;
-    Ok(bin)
+    ensure_tool("cargo-deny", CARGO_DENY_VERSION, "cargo-deny")
 }
 
 /// Licenses, banned and duplicate crates, and crate sources, as `deny.toml` says. Not advisories: the
