@@ -31,7 +31,8 @@ environment:
                        [default: nats://127.0.0.1:4222 when a NATS server answers there]";
 
 /// Crates that must never be linked into the browser bundle.
-const SERVER_ONLY_CRATES: &[&str] = &["sea-orm", "sqlx", "sqlx-core", "tokio", "argon2", "mio", "jsonwebtoken"];
+const SERVER_ONLY_CRATES: &[&str] =
+    &["domain", "entity", "migration", "sea-orm", "sqlx", "sqlx-core", "tokio", "argon2", "mio", "jsonwebtoken"];
 
 type Result<T = ()> = std::result::Result<T, String>;
 
