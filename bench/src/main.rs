@@ -395,9 +395,11 @@ impl HttpSender {
 }
 
 async fn idle(bin: &Path, args: &Args, k: usize) -> Result {
-    println!("\n== {k} idle sockets (sessions of 100 users)");
+    // The server allows 32 sockets per account: spread them over enough people.
+    let users = k.div_ceil(30).max(100);
+    println!("\n== {k} idle sockets (sessions of {users} users)");
     let node = Node::start(bin, args.database_url.as_deref()).await?;
-    let (_, cookies) = node.members(100).await?;
+    let (_, cookies) = node.members(users).await?;
     // Warm up: one socket opened and closed, so one-off allocations are not counted per socket.
     drop(connect(node.addr, &cookies[0]).await?);
     tokio::time::sleep(Duration::from_secs(1)).await;

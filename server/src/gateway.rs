@@ -55,6 +55,9 @@ const FRAMES_PER_SECOND: f64 = 20.0;
 const FRAME_BURST: f64 = 60.0;
 /// A client sending this many unreadable frames is closed.
 const MAX_BAD_FRAMES: u32 = 20;
+/// Open sockets one account may have on one node: every device and tab of a person, with room to
+/// spare; a stolen session or a runaway script cannot hold thousands.
+const MAX_SOCKETS_PER_USER: usize = 32;
 /// Replayed events are read from the database in pages of this many.
 const REPLAY_PAGE: u32 = 500;
 
@@ -151,8 +154,13 @@ impl Connection {
         let communities: Vec<Uuid> = subs.communities.iter().copied().collect();
         let snapshot = state.realtime.hub.presence_snapshot(user.id, &subs.communities);
         let channels: Vec<Uuid> = subs.channels.keys().copied().collect();
-        let Registration { id, rx, closed } =
-            state.realtime.hub.register(user.id, session, device.clone(), subs.clone());
+        let registered =
+            state.realtime.hub.register_within(MAX_SOCKETS_PER_USER, user.id, session, device.clone(), subs.clone());
+        let Some(Registration { id, rx, closed }) = registered else {
+            let message = format!("at most {MAX_SOCKETS_PER_USER} open connections per account on this server");
+            send_frame(&mut socket, &error(ErrorCode::RateLimited, message, None)).await?;
+            return close(&mut socket, 4029, "too many connections").await;
+        };
         let status = Presence::from_db(user.presence);
         let mut conn = Connection {
             state,

@@ -151,12 +151,33 @@ impl Hub {
     /// Adds a socket. Events for its channels queue up from now on.
     pub fn register(&self, user: Uuid, session: Uuid, device: Option<String>, subs: Subscriptions) -> Registration {
         let mut inner = self.lock();
+        Self::add(&mut inner, user, session, device, subs)
+    }
+
+    /// Adds a socket unless its user already has `max` on this node (checked and added under one
+    /// lock, so racing connections cannot slip past the limit).
+    pub fn register_within(
+        &self,
+        max: usize,
+        user: Uuid,
+        session: Uuid,
+        device: Option<String>,
+        subs: Subscriptions,
+    ) -> Option<Registration> {
+        let mut inner = self.lock();
+        if inner.by_user.get(&user).is_some_and(|ids| ids.len() >= max) {
+            return None;
+        }
+        Some(Self::add(&mut inner, user, session, device, subs))
+    }
+
+    fn add(inner: &mut Inner, user: Uuid, session: Uuid, device: Option<String>, subs: Subscriptions) -> Registration {
         inner.next_id += 1;
         let id = inner.next_id;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (closed_tx, closed) = watch::channel(None);
         inner.by_user.entry(user).or_default().insert(id);
-        index(&mut inner, id, &subs);
+        index(inner, id, &subs);
         inner.conns.insert(id, Conn { user, session, device, subs, tx, closed: closed_tx, lagging: HashMap::new() });
         Registration { id, rx, closed }
     }

@@ -353,6 +353,37 @@ on_both_backends! {
         assert_eq!(ws.closed().await.0, 4001, "the socket of a stolen session stayed open");
     }
 
+    async fn one_account_cannot_hold_thousands_of_sockets(db: TestDb) {
+        let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
+        let (_, _, [_, bob, _]) = people(&server.state).await;
+        let cookie = cookies_for(&server.state, bob.id).await;
+        // 40 at once, racing: the cap holds under concurrency.
+        let mut tries = Vec::new();
+        for _ in 0..40 {
+            let (addr, cookie) = (server.addr, cookie.clone());
+            tries.push(tokio::spawn(async move {
+                let mut ws = Ws::open(addr, &[("cookie", &cookie)]).await.unwrap();
+                ws.send(&ClientFrame::Hello { protocol: app::model::gateway::PROTOCOL_VERSION, device: None, resume: vec![] }).await;
+                let ready = matches!(ws.next(common::live::PATIENCE).await, Some(Got::Frame(ServerFrame::Ready { .. })));
+                (ready, ws)
+            }));
+        }
+        let mut open = Vec::new();
+        let mut refused = 0;
+        for t in tries {
+            let (ready, ws) = t.await.unwrap();
+            if ready { open.push(ws) } else { refused += 1 }
+        }
+        assert_eq!((open.len(), refused), (32, 8), "sockets per account are capped at 32");
+        // Closing one makes room for another (once the server has seen it go).
+        drop(open.pop());
+        let deadline = tokio::time::Instant::now() + common::live::PATIENCE;
+        while Ws::try_connect(server.addr, &cookie, None, vec![]).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "no room after a socket closed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn invisible_people_do_not_show_typing(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
         let (_, general, [owner, bob, _]) = people(&server.state).await;
