@@ -23,6 +23,8 @@ pub enum ChatError {
     Crypto(String),
     /// This browser cannot do it (yet): encryption is still starting, or the page is server-rendered.
     NotReady(&'static str),
+    /// Refused here, for a reason said as is (a mistyped recovery key).
+    Refused(String),
 }
 
 impl ChatError {
@@ -56,6 +58,7 @@ impl std::fmt::Display for ChatError {
             Self::Server(e) => e.fmt(f),
             Self::Crypto(e) => write!(f, "encryption failed: {e}"),
             Self::NotReady(why) => f.write_str(why),
+            Self::Refused(why) => f.write_str(why),
         }
     }
 }
@@ -73,6 +76,27 @@ pub enum Lock {
     Sending,
 }
 
+/// Why a message cannot be read, in terms the person can act on (the timeline words it with the
+/// author's name and the time the person's access began). Never a library's error string.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Unreadable {
+    /// Its room key has not reached this device: it comes when a device that has it shares it.
+    Missing,
+    /// This device holds the room key only from a later message on (it got the key after this
+    /// message was sent).
+    Earlier,
+    /// It failed a check (moved between channels, replayed, relabelled, damaged): not shown. The
+    /// reason is this app's own words.
+    Refused(String),
+}
+
+impl Unreadable {
+    /// Waiting for a key (retried when keys arrive), as opposed to refused for good.
+    pub fn awaits_key(&self) -> bool {
+        matches!(self, Self::Missing | Self::Earlier)
+    }
+}
+
 /// One message as shown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
@@ -86,7 +110,7 @@ pub struct Line {
     pub deleted: bool,
     pub reply_to: Option<Uuid>,
     /// The text, or why it cannot be read. Never ciphertext.
-    pub body: Result<String, String>,
+    pub body: Result<String, Unreadable>,
     pub lock: Lock,
     /// The Ed25519 key of the device that wrote it, once opened: verifying that device later
     /// turns its lock to verified.
@@ -95,7 +119,7 @@ pub struct Line {
 
 impl Line {
     /// A message as shown after trying to open its envelope.
-    pub fn new(envelope: &Envelope, deleted: bool, opened: Result<(String, bool), String>) -> Self {
+    pub fn new(envelope: &Envelope, deleted: bool, opened: Result<(String, bool), Unreadable>) -> Self {
         let lock = match &opened {
             _ if deleted => Lock::Encrypted,
             Ok((_, true)) => Lock::Verified,
@@ -146,6 +170,18 @@ impl Timeline {
     }
 }
 
+/// A device's Ed25519 key grouped in fours, for reading aloud when comparing.
+pub fn fingerprint(ed25519: &str) -> String {
+    ed25519.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether a message was sent before `since` (both RFC 3339 in UTC, as the server writes them:
+/// chrono's `to_rfc3339` orders as text, since `+` sorts before the digits and the dot of a
+/// fraction).
+pub fn sent_before(created_at: &str, since: Option<&str>) -> bool {
+    since.is_some_and(|since| created_at < since)
+}
+
 /// The gateway connection as the user sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Connection {
@@ -163,6 +199,29 @@ pub struct DeviceStatus {
     pub device_id: String,
     /// The Ed25519 key, grouped for reading aloud when comparing.
     pub fingerprint: String,
+    /// When this browser's device was set up (RFC 3339 UTC), if it was recorded: messages sent
+    /// before it could only reach it through a key share or the key backup.
+    pub created_at: Option<String>,
+}
+
+/// The error of a device the server re-keyed (its answer: start a new device).
+pub const REKEYED: &str = "the server lists other keys for this very device. It may have been tampered with; \
+                           nothing is sent from this browser";
+
+/// The key backup, as the person sees it from this browser.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Backup {
+    /// Not known yet (before the app has loaded, or while asking the server).
+    #[default]
+    Unknown,
+    /// No backup: history lives only on the person's devices.
+    Off,
+    /// A backup exists, but this browser does not have its key: the recovery key opens it.
+    Locked { keys: u64 },
+    /// This browser backs up every key it gets.
+    On { keys: u64 },
+    /// Restoring: keys imported so far (and damaged ones skipped), of how many.
+    Restoring { done: u64, total: u64 },
 }
 
 /// Where a device verification (SAS) stands, as the dialog shows it.
@@ -238,6 +297,8 @@ pub struct Chat {
     pub drafts: StoredValue<HashMap<Uuid, String>>,
     /// The page changed in the browser since it loaded (a link followed, not a fresh load).
     pub navigated: StoredValue<bool>,
+    /// The key backup's state.
+    pub backup: RwSignal<Backup>,
 }
 
 impl Default for Chat {
@@ -258,6 +319,7 @@ impl Default for Chat {
             verified: RwSignal::new(Default::default()),
             drafts: StoredValue::new(HashMap::new()),
             navigated: StoredValue::new(false),
+            backup: RwSignal::new(Backup::Unknown),
         }
     }
 }
@@ -327,10 +389,12 @@ pub fn same_group(prev: &Line, next: &Line) -> bool {
 pub mod act {
     #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
     pub use crate::client::{
-        accept_key, close_channel, delete, edit, load_older, open_channel, send, typing,
+        accept_key,
+        backup::{restore_backup, turn_off as turn_off_backup, turn_on as turn_on_backup},
+        close_channel, delete, edit, history_setting, load_older, open_channel, send, start_new_device, typing,
         verification::{
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
-            decline as decline_verification, start as start_verification,
+            decline as decline_verification, start as start_verification, start_device as verify_device,
         },
     };
 
@@ -343,6 +407,19 @@ pub mod act {
         pub fn close_channel(_: Uuid) {}
         pub fn load_older(_: Uuid) {}
         pub fn typing(_: Uuid) {}
+        pub fn history_setting(_: Uuid, _: bool) {}
+        pub async fn start_new_device() -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn turn_on_backup() -> Result<String, ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn turn_off_backup() -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn restore_backup(_: String) -> Result<u64, ChatError> {
+            Err(BROWSER_ONLY)
+        }
         pub async fn send(_: Uuid, _: String, _: Option<Uuid>) -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
         }
@@ -356,6 +433,9 @@ pub mod act {
             Err(BROWSER_ONLY)
         }
         pub async fn choose_verification(_: String) {}
+        pub async fn verify_device(_: Uuid, _: String) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
         pub async fn accept_key(_: Uuid, _: String, _: String) {}
         pub async fn accept_verification() {}
         pub fn decline_verification() {}
@@ -405,5 +485,16 @@ mod tests {
         assert!(!same_group(&first, &line(b, "2026-11-25T10:01:00Z")));
         assert!(!same_group(&first, &line(a, "2026-11-26T10:00:00Z")));
         assert_eq!(day_and_time("2026-11-25T10:04:59.123Z"), ("2026-11-25".into(), "10:04".into()));
+    }
+
+    #[test]
+    fn access_start_compares_as_the_server_writes_times() {
+        let since = Some("2026-11-25T10:00:05.250+00:00");
+        assert!(sent_before("2026-11-25T10:00:05+00:00", since));
+        assert!(sent_before("2026-11-25T10:00:05.249999+00:00", since));
+        assert!(!sent_before("2026-11-25T10:00:05.250+00:00", since), "not before itself");
+        assert!(!sent_before("2026-11-25T10:00:05.250001+00:00", since));
+        assert!(!sent_before("2026-11-25T10:00:06+00:00", since));
+        assert!(!sent_before("2020-01-01T00:00:00+00:00", None), "no start known: nothing is hidden");
     }
 }

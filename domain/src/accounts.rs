@@ -31,15 +31,33 @@ pub struct Client {
 
 impl Client {
     fn ip_key(&self, prefix: &str) -> String {
-        format!("{prefix}:ip:{}", self.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()))
+        format!(
+            "{prefix}:ip:{}",
+            self.ip.map_or_else(|| "unknown".to_owned(), |ip| throttle::address_of(ip).to_string())
+        )
+    }
+
+    /// The client's network (see [`throttle::network_of`]), as a key part.
+    fn network(&self) -> String {
+        self.ip.map_or_else(|| "unknown".to_owned(), |ip| throttle::network_of(ip).to_string())
     }
 }
 
+/// Sign-in failures one address, and one network, may have per window, over every account.
 const LOGIN_IP_MAX: i32 = 30;
-const LOGIN_ACCOUNT_MAX: i32 = 10;
+const LOGIN_NETWORK_MAX: i32 = 100;
 const LOGIN_WINDOW: Duration = Duration::minutes(15);
+/// Sign-in failures on one account from one network per hour (or from one browser that has
+/// signed in to it before). Counted per network, so that nobody elsewhere is locked out: a new
+/// address in another network always gets its attempts.
+const LOGIN_ACCOUNT_MAX: i32 = 10;
+const LOGIN_ACCOUNT_WINDOW: Duration = Duration::hours(1);
+/// Recovery failures per hour: from one address, one network, and on one account from one network.
 const RECOVER_MAX: i32 = 10;
+const RECOVER_NETWORK_MAX: i32 = 30;
+/// Registration attempts (each one tries an invite code) per hour from one address and one network.
 const REGISTER_IP_MAX: i32 = 20;
+const REGISTER_NETWORK_MAX: i32 = 60;
 const HOUR: Duration = Duration::hours(1);
 
 /// The 32-character alphabet of recovery and invite codes (no I, O, 0, 1).
@@ -117,9 +135,11 @@ pub async fn register(core: &Core, input: Registration, client: &Client) -> Serv
     }
 
     let now = Utc::now();
-    let limits = [Limit::new(client.ip_key("register"), REGISTER_IP_MAX, HOUR)];
-    throttle::check(&core.db, &limits, now).await?;
-    throttle::record_failure(&core.db, &limits, now).await?; // every attempt counts
+    let limits = [
+        Limit::new(client.ip_key("register"), REGISTER_IP_MAX, HOUR),
+        Limit::new(format!("register:net:{}", client.network()), REGISTER_NETWORK_MAX, HOUR),
+    ];
+    throttle::take(&core.db, &limits, now).await?; // every attempt counts, atomically
 
     // Whether this person may register at all comes first: someone without a usable invite learns
     // nothing about which usernames exist. (The code is used up when the account is committed.)
@@ -253,31 +273,38 @@ pub async fn login(core: &Core, username: &str, password: String, client: &Clien
     let key = username.trim().to_lowercase();
     let user = user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&core.db).await?;
     let known_device = client.device.filter(|d| user.as_ref().is_some_and(|u| u.id == d.user));
-    let account_limit = match (&known_device, &user) {
-        (Some(d), _) => Limit::new(format!("login:dev:{}", d.device), LOGIN_ACCOUNT_MAX, LOGIN_WINDOW),
-        (None, Some(u)) => Limit::new(format!("login:acct:{}", u.id), LOGIN_ACCOUNT_MAX, LOGIN_WINDOW),
-        (None, None) => Limit::new(format!("login:name:{key}"), LOGIN_ACCOUNT_MAX, LOGIN_WINDOW),
+    let network = client.network();
+    let account_key = match (&known_device, &user) {
+        (Some(d), _) => format!("login:dev:{}", d.device),
+        (None, Some(u)) => format!("login:acct:{}:{network}", u.id),
+        (None, None) => format!("login:name:{key}:{network}"),
     };
-    let limits = [Limit::new(client.ip_key("login"), LOGIN_IP_MAX, LOGIN_WINDOW), account_limit];
+    let limits = [
+        Limit::new(client.ip_key("login"), LOGIN_IP_MAX, LOGIN_WINDOW),
+        Limit::new(format!("login:net:{network}"), LOGIN_NETWORK_MAX, LOGIN_WINDOW),
+        Limit::new(account_key, LOGIN_ACCOUNT_MAX, LOGIN_ACCOUNT_WINDOW),
+    ];
+    // Counted before the password is checked, atomically: parallel guesses cannot all pass a
+    // check made before any of them failed. A success gives its count back.
     let now = Utc::now();
-    throttle::check(&core.db, &limits, now).await?;
+    throttle::take(&core.db, &limits, now).await?;
 
     let ok = core.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     match user {
-        Some(user) if ok && user.suspended_at.is_some() => {
-            Err(AppError::invalid("username", "This account is suspended. Ask the instance's admin.").into())
-        }
         Some(user) if ok => {
-            if let Some(d) = known_device {
-                throttle::clear(&core.db, &format!("login:dev:{}", d.device)).await?;
+            // The address and network get this attempt back; the account's own count starts over.
+            let (shared, account) = limits.split_at(2);
+            throttle::give_back(&core.db, shared).await?;
+            throttle::clear(&core.db, &account[0].key).await?;
+            if user.suspended_at.is_some() {
+                return Err(
+                    AppError::invalid("username", "This account is suspended. Ask the instance's admin.").into()
+                );
             }
             let new_device = known_device.is_none().then(|| DeviceCookie { user: user.id, device: Uuid::new_v4() });
             Ok(LoggedIn { user, new_device })
         }
-        _ => {
-            throttle::record_failure(&core.db, &limits, now).await?;
-            Err(AppError::invalid("password", BAD_LOGIN).into())
-        }
+        _ => Err(AppError::invalid("password", BAD_LOGIN).into()),
     }
 }
 
@@ -304,18 +331,21 @@ pub async fn recover(
         return Err(AppError::invalid("recovery_code", BAD_RECOVERY).into());
     }
     let key = username.trim().to_lowercase();
+    let network = client.network();
+    // Per network, like sign-in: a stranger's wrong codes never block the owner elsewhere.
     let limits = [
         Limit::new(client.ip_key("recover"), RECOVER_MAX, HOUR),
-        Limit::new(format!("recover:name:{key}"), RECOVER_MAX, HOUR),
+        Limit::new(format!("recover:net:{network}"), RECOVER_NETWORK_MAX, HOUR),
+        Limit::new(format!("recover:name:{key}:{network}"), RECOVER_MAX, HOUR),
     ];
     let now = Utc::now();
-    throttle::check(&core.db, &limits, now).await?;
+    throttle::take(&core.db, &limits, now).await?;
 
     let user = user::Entity::find().filter(Column::UsernameKey.eq(&key)).one(&core.db).await?;
     let Some(user) = user.filter(|u| u.recovery_code_hash == hash_recovery_code(code)) else {
-        throttle::record_failure(&core.db, &limits, now).await?;
         return Err(AppError::invalid("recovery_code", BAD_RECOVERY).into());
     };
+    throttle::give_back(&core.db, &limits).await?;
     let password_hash = core.passwords.hash(new_password).await?;
     let recovery_code = random_code(4);
     let txn = crate::db::begin_write(&core.db).await?;

@@ -26,8 +26,32 @@ pub async fn connect_and_migrate(url: &SecretString) -> Result<DatabaseConnectio
         options.max_connections(20).min_connections(1);
     }
     let db = Database::connect(options).await?;
+    refuse_newer_schema(&db).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
+}
+
+/// The start of the message of [`refuse_newer_schema`] (callers print it as it is).
+pub const NEWER_SCHEMA: &str = "this database was upgraded by a newer version of Chatalot";
+
+/// An older binary must not run on a schema a newer one migrated: it would write rows the newer
+/// code does not expect. A migration this binary does not know is such a sign.
+pub async fn refuse_newer_schema(db: &DatabaseConnection) -> Result<(), DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let statement = Statement::from_string(db.get_database_backend(), "SELECT version FROM seaql_migrations");
+    // No table yet: a new database.
+    let Ok(rows) = db.query_all_raw(statement).await else { return Ok(()) };
+    let known: std::collections::HashSet<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+    for row in rows {
+        let version: String = row.try_get("", "version")?;
+        if !known.contains(&version) {
+            return Err(DbErr::Custom(format!(
+                "{NEWER_SCHEMA} (it has migration {version}, which this version does not know): run that newer \
+                 version, or restore a backup made before the upgrade"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`:

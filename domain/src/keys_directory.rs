@@ -11,27 +11,36 @@ use super::{
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use chrono::{Duration, Utc};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use entity::{device, fallback_key, one_time_key, to_device};
+use entity::{device, device_signature, fallback_key, master_key, one_time_key, to_device};
 use protocol::{
     error::AppError,
     model::{
         keys::{
-            ClaimedKey, DeviceKeys, KeyCounts, MAX_KEYS_PER_UPLOAD, MAX_TO_DEVICE_BATCH, MAX_TO_DEVICE_QUEUE,
-            OutgoingToDevice, SignedKey, ToDeviceMessage, device_signing_payload, key_signing_payload,
+            ClaimedKey, CrossSigning, DeviceKeys, DeviceSignature, KeyCounts, MAX_KEYS_PER_UPLOAD, MAX_TO_DEVICE_BATCH,
+            MAX_TO_DEVICE_QUEUE, OutgoingToDevice, SignedKey, ToDeviceMessage, cross_signing_payload,
+            device_signing_payload, key_signing_payload,
         },
         messages::{Ciphertext, MAX_CIPHERTEXT},
     },
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
 };
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Claims one user may make per window, overall and per target user.
 const CLAIMS_PER_WINDOW: i32 = 300;
 const CLAIMS_PER_TARGET: i32 = 60;
 const CLAIM_WINDOW: Duration = Duration::minutes(10);
+/// One-time keys one user may take from one device per hour: a client needs one per Olm session
+/// it starts with the device, so a few cover lost sessions, and co-members cannot drain a device
+/// (its fallback key is for running out between uploads, not for attackers).
+const CLAIMS_PER_DEVICE: i32 = 5;
+const CLAIM_DEVICE_WINDOW: Duration = Duration::hours(1);
+/// Undelivered to-device messages from one other user that one device may have waiting.
+pub const MAX_TO_DEVICE_FROM_ONE_SENDER: u64 = 100;
 
 fn decode32(field: &str, value: &str) -> Result<[u8; 32], AppError> {
     let bytes = STANDARD_NO_PAD
@@ -233,11 +242,11 @@ pub async fn claim(core: &Core, actor: Uuid, user: Uuid, device_id: &str) -> Ser
     device::Entity::find_by_id((user, device_id.to_owned())).one(db).await?.ok_or(AppError::NotFound)?;
     let now = Utc::now();
     let limits = [
-        Limit::new(format!("claim:{actor}"), CLAIMS_PER_WINDOW, CLAIM_WINDOW),
+        Limit::new(format!("claim:{actor}:{user}:{device_id}"), CLAIMS_PER_DEVICE, CLAIM_DEVICE_WINDOW),
         Limit::new(format!("claim:{actor}:{user}"), CLAIMS_PER_TARGET, CLAIM_WINDOW),
+        Limit::new(format!("claim:{actor}"), CLAIMS_PER_WINDOW, CLAIM_WINDOW),
     ];
-    throttle::check(db, &limits, now).await?;
-    throttle::record_failure(db, &limits, now).await?; // every claim counts
+    throttle::take(db, &limits, now).await?; // every claim counts, atomically
     // Take the oldest key; if a concurrent claim deleted it first, take the next one.
     loop {
         let candidate = one_time_key::Entity::find()
@@ -267,9 +276,86 @@ pub async fn claim(core: &Core, actor: Uuid, user: Uuid, device_id: &str) -> Ser
     })
 }
 
+/// Sets the caller's cross-signing master key (the public part). A different key than the one
+/// stored is an identity reset: every signature the old key made is dropped, and other people's
+/// clients warn that the key changed.
+pub async fn set_master_key(core: &Core, actor: Uuid, public_key: &str) -> ServerResult<CrossSigning> {
+    VerifyingKey::from_bytes(&decode32("master_key", public_key)?)
+        .map_err(|_| AppError::invalid("master_key", "is not an Ed25519 key"))?;
+    let txn = crate::db::begin_write(&core.db).await?;
+    let current = master_key::Entity::find_by_id(actor).one(&txn).await?;
+    if current.as_ref().is_none_or(|k| k.public_key != public_key) {
+        device_signature::Entity::delete_many().filter(device_signature::Column::UserId.eq(actor)).exec(&txn).await?;
+        master_key::Entity::delete_by_id(actor).exec(&txn).await?;
+        master_key::ActiveModel {
+            user_id: Set(actor),
+            public_key: Set(public_key.to_owned()),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    cross_signing_of(&core.db, actor).await
+}
+
+/// Stores the caller's master key's signature over one of the caller's devices, checked against
+/// the stored master key.
+pub async fn sign_device(core: &Core, actor: Uuid, device_id: &str, signature: &str) -> ServerResult<CrossSigning> {
+    let db = &core.db;
+    let master = master_key::Entity::find_by_id(actor)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::invalid("master_key", "set up a master key first"))?;
+    let d = own_device(db, actor, device_id).await?;
+    check_signature(
+        &master.public_key,
+        &cross_signing_payload(actor, device_id, &d.curve25519, &d.ed25519),
+        signature,
+    )?;
+    let row = device_signature::ActiveModel {
+        user_id: Set(actor),
+        device_id: Set(device_id.to_owned()),
+        signature: Set(signature.to_owned()),
+        created_at: Set(Utc::now()),
+    };
+    device_signature::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([device_signature::Column::UserId, device_signature::Column::DeviceId])
+                .update_columns([device_signature::Column::Signature, device_signature::Column::CreatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    cross_signing_of(db, actor).await
+}
+
+/// Someone's cross-signing identity: only users who share a community, DM or group DM (or the
+/// person themselves) may see it.
+pub async fn cross_signing(core: &Core, actor: Uuid, user: Uuid) -> ServerResult<CrossSigning> {
+    if !related(&core.db, actor, user).await? {
+        return Err(AppError::NotFound.into());
+    }
+    cross_signing_of(&core.db, user).await
+}
+
+async fn cross_signing_of(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<CrossSigning> {
+    let master_key = master_key::Entity::find_by_id(user).one(db).await?.map(|k| k.public_key);
+    let devices = device_signature::Entity::find()
+        .filter(device_signature::Column::UserId.eq(user))
+        .order_by_asc(device_signature::Column::DeviceId)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|d| DeviceSignature { device_id: d.device_id, signature: d.signature })
+        .collect();
+    Ok(CrossSigning { master_key, devices })
+}
+
 /// Queues opaque payloads for devices (up to 100 per batch, each at most 64 KiB) and delivers them
 /// live to the recipients' open sockets; returns how many were queued. Every recipient must be
-/// related to the sender; a device with 1,000 undelivered messages refuses more.
+/// related to the sender; a device refuses more than 1,000 undelivered messages, or 100 from one
+/// other user, so one co-member flooding it cannot crowd out everyone else's room keys.
 pub async fn send_to_device(
     core: &Core,
     actor: Uuid,
@@ -292,27 +378,46 @@ async fn queue_to_device(
     if batch.len() > MAX_TO_DEVICE_BATCH {
         return Err(AppError::invalid("messages", format!("at most {MAX_TO_DEVICE_BATCH} per batch")).into());
     }
+    // How many of this batch go to each device, in one order for every sender (so PostgreSQL row
+    // locks are always taken in the same order and two batches cannot deadlock).
+    let mut per_device: BTreeMap<(Uuid, &str), u64> = BTreeMap::new();
     for m in &batch {
         if m.payload.0.is_empty() || m.payload.0.len() > MAX_CIPHERTEXT {
             return Err(AppError::invalid("payload", format!("must be 1 to {MAX_CIPHERTEXT} bytes")).into());
         }
-        if !related(db, actor, m.recipient_user).await? {
+        *per_device.entry((m.recipient_user, m.recipient_device.as_str())).or_default() += 1;
+    }
+    let mut recipients: Vec<Uuid> = per_device.keys().map(|(user, _)| *user).collect();
+    recipients.dedup();
+    for user in recipients {
+        if !related(db, actor, user).await? {
             return Err(AppError::NotFound.into());
-        }
-        device::Entity::find_by_id((m.recipient_user, m.recipient_device.clone()))
-            .one(db)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        let waiting = to_device::Entity::find()
-            .filter(to_device::Column::RecipientUser.eq(m.recipient_user))
-            .filter(to_device::Column::RecipientDevice.eq(&m.recipient_device))
-            .count(db)
-            .await?;
-        if waiting >= MAX_TO_DEVICE_QUEUE {
-            return Err(AppError::RateLimited { retry_after_s: 60 }.into());
         }
     }
     let txn = crate::db::begin_write(db).await?;
+    for (&(user, device_id), &incoming) in &per_device {
+        // The device row is the queue's lock: on PostgreSQL concurrent batches to one device wait
+        // here, so the counts below stay true until this one commits (SQLite has one writer anyway).
+        device::Entity::find_by_id((user, device_id.to_owned()))
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let waiting = to_device::Entity::find()
+            .filter(to_device::Column::RecipientUser.eq(user))
+            .filter(to_device::Column::RecipientDevice.eq(device_id));
+        if waiting.clone().count(&txn).await? + incoming > MAX_TO_DEVICE_QUEUE {
+            return Err(AppError::RateLimited { retry_after_s: 60 }.into());
+        }
+        // Someone else's flood must leave room for everyone's room keys; a user's own devices
+        // (sharing their keys with a new one) are bounded by the queue alone.
+        if user != actor
+            && waiting.filter(to_device::Column::SenderUser.eq(actor)).count(&txn).await? + incoming
+                > MAX_TO_DEVICE_FROM_ONE_SENDER
+        {
+            return Err(AppError::RateLimited { retry_after_s: 60 }.into());
+        }
+    }
     let mut queued = Vec::with_capacity(batch.len());
     for m in batch {
         let id = Uuid::now_v7();

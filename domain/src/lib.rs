@@ -6,6 +6,7 @@
 //! crate. Queries (history, member lists, spaces) take the same [`Core`] and ask the same policy.
 
 pub mod accounts;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -9,6 +9,7 @@ use super::{
     policy,
     realtime::Signal,
     state::Core,
+    throttle::{self, Limit},
 };
 use chrono::Utc;
 use entity::{channel, channel_event, message, message_edit, read_cursor};
@@ -122,14 +123,15 @@ impl Stored {
 /// Stores a message, publishes it and returns it. A retry with the same client transaction id
 /// returns the original and publishes nothing.
 pub async fn send(core: &Core, actor: Uuid, input: Send) -> ServerResult<Stored> {
-    let stored = store(&core.db, actor, input).await?;
+    let stored = store(&core.db, actor, input, core.config.messages_per_minute).await?;
     if stored.fresh {
         core.realtime.publish(Signal::Event { event: stored.event() }).await;
     }
     Ok(stored)
 }
 
-async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send) -> ServerResult<Stored> {
+/// Stores a send unless it is a retry of a stored one; `per_minute` bounds the sender's sends.
+async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send, per_minute: u32) -> ServerResult<Stored> {
     policy::visible_channel(db, input.channel_id, actor).await?;
     if input.client_txn.is_empty() || input.client_txn.len() > 64 {
         return Err(AppError::invalid("client_txn", "must be 1–64 characters").into());
@@ -149,6 +151,11 @@ async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send) -> Se
         }
     }
     let txn = crate::db::begin_write(db).await?;
+    // Counted inside the transaction, whichever path the send came by (a socket or a server
+    // function); a retry of a stored send returned above and does not count.
+    let now = Utc::now();
+    let limit = Limit::new(format!("send:{actor}"), per_minute as i32, chrono::Duration::minutes(1));
+    throttle::take(&txn, &[limit], now).await?;
     let seq = next_seq(&txn, input.channel_id).await?;
     let inserted = message::ActiveModel {
         id: Set(Uuid::now_v7()),

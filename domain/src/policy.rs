@@ -93,6 +93,11 @@ pub fn may_add_to_group(role: CommunityRole) -> Result<(), AppError> {
     allow(role >= CommunityRole::Moderator)
 }
 
+/// Choosing whether newcomers read a channel's earlier messages: moderators and above.
+pub fn may_set_history(role: CommunityRole) -> Result<(), AppError> {
+    allow(role >= CommunityRole::Moderator)
+}
+
 /// Kicking and banning at all: moderators and above (whom, `may_moderate` says).
 pub fn may_remove_members(role: CommunityRole) -> Result<(), AppError> {
     allow(role >= CommunityRole::Moderator)

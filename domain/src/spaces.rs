@@ -7,8 +7,9 @@ use super::{
     policy::{self, Standing, share_a_community},
     realtime::{Signal, Subscriptions},
     state::Core,
+    throttle::{self, Limit},
 };
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use entity::{
     channel, channel_member, community, community_ban, community_invite, community_member, dm_pair, group,
     group_member, user,
@@ -18,8 +19,8 @@ use protocol::{
     model::{
         CommunityCreationMode,
         spaces::{
-            ChannelKind, ChannelSummary, CommunityInvite, CommunityRole, CommunitySummary, GroupSummary, Member,
-            MySpaces, UserRef,
+            ChannelKind, ChannelSummary, CommunityInvite, CommunityRole, CommunitySummary, GroupSummary,
+            HistoryVisibility, Member, MySpaces, UserRef,
         },
     },
 };
@@ -27,12 +28,14 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::{Condition, Expr, ExprTrait},
+    sea_query::{Condition, Expr, ExprTrait, OnConflict},
 };
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 pub const MAX_GROUP_DM: usize = 10;
+/// Invite codes one user may try per hour (joining, or guessing).
+pub const JOINS_PER_HOUR: i32 = 20;
 pub const MIN_GROUP_DM: usize = 3;
 
 fn name_field(field: &str, value: &str, max: usize) -> Result<String, AppError> {
@@ -59,6 +62,7 @@ async fn insert_channel(
         last_seq: Set(0),
         created_by: Set(creator),
         created_at: Set(Utc::now()),
+        history: Set(HistoryVisibility::default().to_db()),
     }
     .insert(db)
     .await?)
@@ -120,6 +124,8 @@ struct Visible {
     groups: Vec<group::Model>,
     channels: Vec<channel::Model>,
     direct_ids: Vec<Uuid>,
+    /// When the user joined each community, was added to each private group, joined each DM.
+    joined: HashMap<Uuid, DateTime<Utc>>,
 }
 
 async fn visible(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<Visible> {
@@ -127,13 +133,10 @@ async fn visible(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<Visible>
         community_member::Entity::find().filter(community_member::Column::UserId.eq(user)).all(db).await?;
     let roles: HashMap<Uuid, CommunityRole> =
         memberships.iter().map(|m| (m.community_id, CommunityRole::from_db(m.role))).collect();
-    let my_private: BTreeSet<Uuid> = group_member::Entity::find()
-        .filter(group_member::Column::UserId.eq(user))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|g| g.group_id)
-        .collect();
+    let mut joined: HashMap<Uuid, DateTime<Utc>> = memberships.iter().map(|m| (m.community_id, m.joined_at)).collect();
+    let added = group_member::Entity::find().filter(group_member::Column::UserId.eq(user)).all(db).await?;
+    joined.extend(added.iter().map(|g| (g.group_id, g.added_at)));
+    let my_private: BTreeSet<Uuid> = added.into_iter().map(|g| g.group_id).collect();
     let groups: Vec<group::Model> = group::Entity::find()
         .filter(group::Column::CommunityId.is_in(roles.keys().copied()))
         .order_by_asc(group::Column::CreatedAt)
@@ -147,14 +150,40 @@ async fn visible(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<Visible>
         .order_by_asc(channel::Column::CreatedAt)
         .all(db)
         .await?;
-    let direct_ids: Vec<Uuid> = channel_member::Entity::find()
-        .filter(channel_member::Column::UserId.eq(user))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| m.channel_id)
-        .collect();
-    Ok(Visible { roles, groups, channels, direct_ids })
+    let direct = channel_member::Entity::find().filter(channel_member::Column::UserId.eq(user)).all(db).await?;
+    joined.extend(direct.iter().map(|m| (m.channel_id, m.joined_at)));
+    let direct_ids: Vec<Uuid> = direct.into_iter().map(|m| m.channel_id).collect();
+    Ok(Visible { roles, groups, channels, direct_ids, joined })
+}
+
+/// When `user` could first read a channel of `group`: joining its community, and for a private
+/// group being added to it, whichever came last.
+fn text_since(joined: &HashMap<Uuid, DateTime<Utc>>, group: &group::Model) -> Option<DateTime<Utc>> {
+    let community = joined.get(&group.community_id).copied();
+    if group.private { Ord::max(community, joined.get(&group.id).copied()) } else { community }
+}
+
+/// The same, for one channel (one or two queries).
+async fn access_since(
+    db: &impl ConnectionTrait,
+    user: Uuid,
+    ch: &channel::Model,
+) -> ServerResult<Option<DateTime<Utc>>> {
+    let Some(group_id) = ch.group_id else {
+        let member = channel_member::Entity::find_by_id((ch.id, user)).one(db).await?;
+        return Ok(member.map(|m| m.joined_at));
+    };
+    let Some(group) = group::Entity::find_by_id(group_id).one(db).await? else { return Ok(None) };
+    let mut joined = HashMap::new();
+    if let Some(m) = community_member::Entity::find_by_id((group.community_id, user)).one(db).await? {
+        joined.insert(group.community_id, m.joined_at);
+    }
+    if group.private
+        && let Some(g) = group_member::Entity::find_by_id((group.id, user)).one(db).await?
+    {
+        joined.insert(group.id, g.added_at);
+    }
+    Ok(text_since(&joined, &group))
 }
 
 /// Everyone who may read a channel (the actor must be one of them): a public group's channel is
@@ -205,7 +234,7 @@ pub async fn subscriptions(db: &impl ConnectionTrait, user: Uuid) -> ServerResul
 /// Everything `user` belongs to: communities with the groups and channels they can see, DMs and group DMs.
 pub async fn my_spaces(core: &Core, user: Uuid) -> ServerResult<MySpaces> {
     let db = &core.db;
-    let Visible { roles, groups, channels, direct_ids } = visible(db, user).await?;
+    let Visible { roles, groups, channels, direct_ids, joined } = visible(db, user).await?;
     let communities = community::Entity::find()
         .filter(community::Column::Id.is_in(roles.keys().copied()))
         .order_by_asc(community::Column::CreatedAt)
@@ -227,12 +256,7 @@ pub async fn my_spaces(core: &Core, user: Uuid) -> ServerResult<MySpaces> {
                     channels: channels
                         .iter()
                         .filter(|ch| ch.group_id == Some(g.id))
-                        .map(|ch| ChannelSummary {
-                            id: ch.id,
-                            kind: ChannelKind::Text,
-                            name: ch.name.clone(),
-                            members: vec![],
-                        })
+                        .map(|ch| text_summary(ch, text_since(&joined, g)))
                         .collect(),
                 })
                 .collect(),
@@ -248,12 +272,16 @@ pub async fn my_spaces(core: &Core, user: Uuid) -> ServerResult<MySpaces> {
         .all(db)
         .await?
     {
-        direct.push(direct_summary(db, &ch).await?);
+        direct.push(direct_summary(db, &ch, joined.get(&ch.id).copied()).await?);
     }
     Ok(MySpaces { communities: summaries, direct })
 }
 
-async fn direct_summary(db: &impl ConnectionTrait, ch: &channel::Model) -> ServerResult<ChannelSummary> {
+async fn direct_summary(
+    db: &impl ConnectionTrait,
+    ch: &channel::Model,
+    since: Option<DateTime<Utc>>,
+) -> ServerResult<ChannelSummary> {
     let ids: Vec<Uuid> = channel_member::Entity::find()
         .filter(channel_member::Column::ChannelId.eq(ch.id))
         .all(db)
@@ -271,7 +299,20 @@ async fn direct_summary(db: &impl ConnectionTrait, ch: &channel::Model) -> Serve
         kind: ChannelKind::from_db(ch.kind),
         name: ch.name.clone(),
         members: members.iter().map(user_ref).collect(),
+        history: HistoryVisibility::from_db(ch.history),
+        since: since.map(|t| t.to_rfc3339()),
     })
+}
+
+fn text_summary(ch: &channel::Model, since: Option<DateTime<Utc>>) -> ChannelSummary {
+    ChannelSummary {
+        id: ch.id,
+        kind: ChannelKind::Text,
+        name: ch.name.clone(),
+        members: vec![],
+        history: HistoryVisibility::from_db(ch.history),
+        since: since.map(|t| t.to_rfc3339()),
+    }
 }
 
 /// Creates a group (community admins and above) with a "general" channel. A private group starts
@@ -304,8 +345,8 @@ pub async fn create_group(
     let general = insert_channel(&txn, ChannelKind::Text, Some(g.id), "general", actor).await?;
     txn.commit().await?;
     core.realtime.publish(Signal::CommunityChanged { community_id }).await;
-    let general = ChannelSummary { id: general.id, kind: ChannelKind::Text, name: general.name, members: vec![] };
-    Ok(GroupSummary { id: g.id, name: g.name, private: g.private, channels: vec![general] })
+    let since = access_since(&core.db, actor, &general).await?;
+    Ok(GroupSummary { id: g.id, name: g.name, private: g.private, channels: vec![text_summary(&general, since)] })
 }
 
 /// Creates a text channel in a group (community admins and above who can see the group).
@@ -316,7 +357,28 @@ pub async fn create_channel(core: &Core, actor: Uuid, group_id: Uuid, name: &str
     let name = name_field("name", name, 64)?;
     let ch = insert_channel(db, ChannelKind::Text, Some(group_id), &name, actor).await?;
     core.realtime.publish(Signal::CommunityChanged { community_id: visible.group.community_id }).await;
-    Ok(ChannelSummary { id: ch.id, kind: ChannelKind::Text, name: ch.name, members: vec![] })
+    Ok(text_summary(&ch, access_since(db, actor, &ch).await?))
+}
+
+/// Sets whether people who join a community channel read its earlier messages (moderators and
+/// above who can see the channel). DMs and group DMs keep history from when one joined.
+pub async fn set_history(
+    core: &Core,
+    actor: Uuid,
+    channel_id: Uuid,
+    history: HistoryVisibility,
+) -> ServerResult<ChannelSummary> {
+    let db = &core.db;
+    let visible = policy::visible_channel(db, channel_id, actor).await?;
+    let (Some(role), Some(_)) = (visible.role, visible.channel.group_id) else {
+        return Err(AppError::invalid("history", "only community channels have this setting").into());
+    };
+    policy::may_set_history(role)?;
+    let mut active: channel::ActiveModel = visible.channel.into();
+    active.history = Set(history.to_db());
+    let ch = active.update(db).await?;
+    core.realtime.publish(Signal::ChannelChanged { channel_id }).await;
+    Ok(text_summary(&ch, access_since(db, actor, &ch).await?))
 }
 
 /// Adds a community member to a private group (moderators and above who are in the group).
@@ -390,6 +452,8 @@ async fn join_community(db: &DatabaseConnection, actor: Uuid, code: &str) -> Ser
         return Err(invalid().into());
     }
     let now = Utc::now();
+    // Every attempt counts (atomically), so codes cannot be guessed at any useful speed.
+    throttle::take(db, &[Limit::new(format!("join:{actor}"), JOINS_PER_HOUR, Duration::hours(1))], now).await?;
     let invite = community_invite::Entity::find()
         .filter(community_invite::Column::Code.eq(&code))
         .one(db)
@@ -499,15 +563,22 @@ pub async fn ban(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid, rea
     }
     let txn = crate::db::begin_write(db).await?;
     remove_member(&txn, community_id, target).await?;
-    community_ban::ActiveModel {
+    // Banned twice at once: the first ban stands, the second changes nothing.
+    let ban = community_ban::ActiveModel {
         community_id: Set(community_id),
         user_id: Set(target),
         banned_by: Set(actor),
         reason: Set(reason.trim().to_owned()),
         created_at: Set(Utc::now()),
-    }
-    .insert(&txn)
-    .await?;
+    };
+    community_ban::Entity::insert(ban)
+        .on_conflict(
+            OnConflict::columns([community_ban::Column::CommunityId, community_ban::Column::UserId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
     txn.commit().await?;
     core.realtime.publish(Signal::LeftCommunity { user_id: target, community_id }).await;
     Ok(())
@@ -612,7 +683,7 @@ async fn find_or_create_dm(db: &DatabaseConnection, actor: Uuid, other: Uuid) ->
     let (low, high) = if actor < other { (actor, other) } else { (other, actor) };
     if let Some(pair) = dm_pair::Entity::find_by_id((low, high)).one(db).await? {
         let ch = channel::Entity::find_by_id(pair.channel_id).one(db).await?.ok_or(AppError::NotFound)?;
-        return direct_summary(db, &ch).await;
+        return direct_summary(db, &ch, access_since(db, actor, &ch).await?).await;
     }
     let txn = crate::db::begin_write(db).await?;
     let ch = insert_channel(&txn, ChannelKind::Dm, None, "", actor).await?;
@@ -626,13 +697,15 @@ async fn find_or_create_dm(db: &DatabaseConnection, actor: Uuid, other: Uuid) ->
         }
         Err(e) => return Err(e.into()),
     }
+    // Both join at the same moment: either's "since" is the DM's start.
+    let now = ch.created_at;
     for u in [low, high] {
-        channel_member::ActiveModel { channel_id: Set(ch.id), user_id: Set(u), joined_at: Set(Utc::now()) }
+        channel_member::ActiveModel { channel_id: Set(ch.id), user_id: Set(u), joined_at: Set(now) }
             .insert(&txn)
             .await?;
     }
     txn.commit().await?;
-    direct_summary(db, &ch).await
+    direct_summary(db, &ch, access_since(db, actor, &ch).await?).await
 }
 
 /// A group DM of 3–10 people (the actor included), each sharing a community with the actor.
@@ -658,13 +731,13 @@ pub async fn create_group_dm(core: &Core, actor: Uuid, others: &[Uuid]) -> Serve
     let txn = crate::db::begin_write(db).await?;
     let ch = insert_channel(&txn, ChannelKind::GroupDm, None, "", actor).await?;
     for &u in &everyone {
-        channel_member::ActiveModel { channel_id: Set(ch.id), user_id: Set(u), joined_at: Set(Utc::now()) }
+        channel_member::ActiveModel { channel_id: Set(ch.id), user_id: Set(u), joined_at: Set(ch.created_at) }
             .insert(&txn)
             .await?;
     }
     txn.commit().await?;
     core.realtime.publish(Signal::Resubscribe { users: everyone.into_iter().collect() }).await;
-    direct_summary(db, &ch).await
+    direct_summary(db, &ch, access_since(db, actor, &ch).await?).await
 }
 
 /// A channel the actor is in.
@@ -672,12 +745,7 @@ pub async fn channel_summary(core: &Core, actor: Uuid, channel_id: Uuid) -> Serv
     let db = &core.db;
     let visible = policy::visible_channel(db, channel_id, actor).await?;
     match ChannelKind::from_db(visible.channel.kind) {
-        ChannelKind::Text => Ok(ChannelSummary {
-            id: visible.channel.id,
-            kind: ChannelKind::Text,
-            name: visible.channel.name,
-            members: vec![],
-        }),
-        _ => direct_summary(db, &visible.channel).await,
+        ChannelKind::Text => Ok(text_summary(&visible.channel, access_since(db, actor, &visible.channel).await?)),
+        _ => direct_summary(db, &visible.channel, access_since(db, actor, &visible.channel).await?).await,
     }
 }

@@ -43,10 +43,10 @@ async fn three_people_talk_end_to_end_encrypted() {
             .await
             .unwrap();
         wait_contains(&a, "[data-testid=message-body]", "canary-bravo line one\nline two").await;
-        assert!(
-            find(&a, "[data-testid=message]").await.attr("data-lock").await.unwrap().as_deref() == Some("encrypted"),
-            "messages show their lock state"
-        );
+        // Bob's message on Alice's screen: encrypted, from a device she has not verified; her own,
+        // from her own device (which her master key signed), verified.
+        assert_eq!(lock_of(&a, "canary-bravo").await, json!("encrypted"), "messages show their lock state");
+        assert_eq!(lock_of(&a, "canary-alpha").await, json!("verified"), "her own device is cross-signed");
         screenshot(&a, "chat-channel-desktop").await;
 
         // Typing shows on the other side; presence shows in the member list.
@@ -94,7 +94,7 @@ async fn three_people_talk_end_to_end_encrypted() {
         b.refresh().await.unwrap();
         wait_contains(&b, "[data-testid=message-body]", "canary-delta edited hello").await;
         wait_contains(&b, "[data-testid=message-body]", "canary-charlie a reply").await;
-        assert!(!bodies(&b).await.iter().any(|t| t.contains("Could not decrypt")), "{:?}", bodies(&b).await);
+        assert!(texts(&b, "[data-unreadable]").await.is_empty(), "{:?}", bodies(&b).await);
 
         // A DM: Alice starts it from the member list; it appears in Bob's sidebar.
         wait_contains(&a, "[data-testid=member]", "Bob").await;

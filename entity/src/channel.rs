@@ -15,6 +15,8 @@ pub struct Model {
     pub last_seq: i64,
     pub created_by: Uuid,
     pub created_at: DateTimeUtc,
+    /// 0: members read from when they joined; 1: the whole history.
+    pub history: i16,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

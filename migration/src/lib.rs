@@ -11,6 +11,9 @@ mod m20261126_000003_messages;
 mod m20261126_000004_keys;
 mod m20261126_000005_read_cursors;
 mod m20261126_000006_presence_suspension;
+mod m20261127_000007_key_backup;
+mod m20261127_000008_channel_history;
+mod m20261127_000009_cross_signing;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +28,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_keys::Migration),
             Box::new(m20261126_000005_read_cursors::Migration),
             Box::new(m20261126_000006_presence_suspension::Migration),
+            Box::new(m20261127_000007_key_backup::Migration),
+            Box::new(m20261127_000008_channel_history::Migration),
+            Box::new(m20261127_000009_cross_signing::Migration),
         ]
     }
 }

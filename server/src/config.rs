@@ -1,11 +1,51 @@
 //! Loading `domain::config::Config`: defaults → optional TOML file → environment variables.
+//!
+//! Each setting `X` may instead name a file to read its value from, `X_FILE` (container secrets:
+//! a password never has to sit in the environment). A variable set to the empty string counts as
+//! unset, so compose files can pass `${VAR:-}` through.
 
 use domain::config::{Config, env_vars};
 use figment::{
-    Figment,
-    providers::{Env, Format, Toml},
+    Figment, Metadata, Profile, Provider,
+    providers::{Format, Toml},
+    value::{Dict, Map, Value},
 };
 use std::path::Path;
+
+/// The settings from the environment (`X`, or the contents of the file `X_FILE`).
+struct Environment;
+
+impl Provider for Environment {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for name in env_vars() {
+            let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+            let file_var = format!("{name}_FILE");
+            let file = std::env::var_os(&file_var).filter(|v| !v.is_empty());
+            let value = match (value, file) {
+                (Some(_), Some(_)) => return Err(format!("set {name} or {file_var}, not both").into()),
+                (Some(value), None) => value,
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{file_var}: cannot read {}: {e}", Path::new(&path).display()))?;
+                    text.trim_end_matches(['\r', '\n']).to_owned()
+                }
+                (None, None) => continue,
+            };
+            // As figment's own environment provider reads values: numbers, booleans, arrays…
+            let parsed: Value = match value.parse() {
+                Ok(parsed) => parsed,
+                Err(never) => match never {},
+            };
+            dict.insert(name.to_lowercase(), parsed);
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
 
 /// Loads and validates the configuration; the error is one line meant for a human.
 pub fn load(file: Option<&Path>) -> Result<Config, String> {
@@ -16,15 +56,25 @@ pub fn load(file: Option<&Path>) -> Result<Config, String> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::raw().only(&env_vars().collect::<Vec<_>>()));
+    figment = figment.merge(Environment);
     let config: Config = figment.extract().map_err(|e| one_line(&e))?;
     config.validate()?;
     Ok(config)
 }
 
 fn one_line(e: &figment::Error) -> String {
-    // figment names the key and its source (file or environment variable).
-    e.clone().into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+    // figment names the key and its source (the file); a value from the environment is named by
+    // its variable, as people set it.
+    e.clone()
+        .into_iter()
+        .map(|e| match (&e.metadata, e.path.last()) {
+            (Some(meta), Some(key)) if meta.name == "environment variable" => {
+                format!("{}: {}", key.to_uppercase(), e.kind)
+            }
+            _ => e.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -75,6 +125,28 @@ mod tests {
             jail.create_file("typo.toml", "listen_adr = \"0.0.0.0:1\"")?;
             assert!(load(Some(Path::new("typo.toml"))).unwrap_err().contains("listen_adr"));
             assert!(load(Some(Path::new("missing.toml"))).unwrap_err().contains("does not exist"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_from_files_and_empty_means_unset() {
+        Jail::expect_with(|jail| {
+            jail.create_file("db_password", "s3cret pw\n")?;
+            jail.set_env("DATABASE_URL", "postgres://chat@db/chat");
+            jail.set_env("DATABASE_PASSWORD_FILE", "db_password");
+            jail.set_env("PUBLIC_URL", "");
+            jail.set_env("NATS_URL", "");
+            let c = load(None).map_err(figment::Error::from)?;
+            use secrecy::ExposeSecret;
+            assert_eq!(c.database_url().expose_secret(), "postgres://chat:s3cret%20pw@db/chat");
+            assert!(c.public_url.is_none() && c.nats_url.is_none());
+            jail.set_env("DATABASE_PASSWORD", "other");
+            assert!(load(None).unwrap_err().contains("not both"));
+            jail.set_env("DATABASE_PASSWORD", "");
+            jail.set_env("DATABASE_PASSWORD_FILE", "missing");
+            let e = load(None).unwrap_err();
+            assert!(e.contains("DATABASE_PASSWORD_FILE") && e.contains("missing"), "{e}");
             Ok(())
         });
     }

@@ -22,6 +22,48 @@ struct Cli {
     /// Read settings from this TOML file (environment variables still override it).
     #[arg(long, short, value_name = "FILE", env = "CHATALOT_CONFIG")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Asks the running server's /healthz on LISTEN_ADDR (the loopback address when it listens on
+    /// all): exit 0 if healthy, 1 if not. For container health checks without a shell or curl.
+    Healthcheck,
+    /// Writes a consistent snapshot of the SQLite database to FILE, while the server runs. (For
+    /// PostgreSQL, use pg_dump.)
+    Backup {
+        /// The snapshot to write (a new file).
+        file: PathBuf,
+    },
+    /// Puts a snapshot made by `backup` in place of the SQLite database; the server must be
+    /// stopped. The database it replaces is kept beside it.
+    Restore {
+        /// The snapshot to restore.
+        file: PathBuf,
+    },
+}
+
+/// `chatalot-server healthcheck`: one HTTP/1.0 request to /healthz, within 5 seconds.
+fn healthcheck(addr: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let timeout = Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut reply = Vec::new();
+    stream.take(64 * 1024).read_to_end(&mut reply).map_err(|e| format!("{addr}: {e}"))?;
+    let status = String::from_utf8_lossy(&reply).lines().next().unwrap_or_default().to_owned();
+    if status.split(' ').nth(1) == Some("200") { Ok(()) } else { Err(format!("{addr} answered {status:?}")) }
 }
 
 fn main() -> ExitCode {
@@ -41,6 +83,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Healthcheck) = cli.command {
+        return match healthcheck(config.listen_addr) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chatalot-server: not healthy: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -48,7 +99,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(server::run(config)) {
+    let done = match cli.command {
+        Some(Command::Backup { file }) => runtime
+            .block_on(server::backup::backup(&config, &file))
+            .map(|snapshot| println!("chatalot-server: backup written to {} ({snapshot})", file.display())),
+        Some(Command::Restore { file }) => {
+            runtime.block_on(server::backup::restore(&config, &file)).map(|(snapshot, kept)| {
+                println!("chatalot-server: restored {} ({snapshot})", file.display());
+                if let Some(kept) = kept {
+                    println!("chatalot-server: the database it replaced is kept as {}", kept.display());
+                }
+            })
+        }
+        Some(Command::Healthcheck) | None => runtime.block_on(server::run(config)).map_err(|e| e.to_string()),
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chatalot-server: {e}");

@@ -1,6 +1,9 @@
 //! Start-up: data directory, signing key, database, state, listener, graceful shutdown.
 
-use crate::http::{router, site_dir};
+use crate::{
+    http::{router, site_dir},
+    listen::{Limits, raise_open_file_limit, serve},
+};
 use app::routes::OUTPUT_NAME;
 use domain::{
     Core,
@@ -27,6 +30,10 @@ pub enum StartError {
     #[error("cannot open the {backend} database: {source}")]
     Database { backend: &'static str, source: sea_orm::DbErr },
     #[error("{0}")]
+    NewerSchema(String),
+    #[error("{0}")]
+    Locked(String),
+    #[error("{0}")]
     Bus(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
@@ -42,7 +49,10 @@ pub async fn prepare(config: Config) -> Result<Core, StartError> {
         .map_err(|source| StartError::Key { path: config.data_dir.clone(), source })?;
     let url = config.database_url();
     let backend = if url.expose_secret().starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" };
-    let db = db::connect_and_migrate(&url).await.map_err(|source| StartError::Database { backend, source })?;
+    let db = db::connect_and_migrate(&url).await.map_err(|source| match source {
+        sea_orm::DbErr::Custom(message) if message.starts_with(db::NEWER_SCHEMA) => StartError::NewerSchema(message),
+        source => StartError::Database { backend, source },
+    })?;
     let site = site_dir(&config);
     if !site.join("pkg").join(format!("{OUTPUT_NAME}.js")).is_file() {
         tracing::warn!(site = %site.display(), "web assets not found: pages render, but will not hydrate (build with `cargo xtask build`)");
@@ -58,17 +68,34 @@ pub async fn prepare(config: Config) -> Result<Core, StartError> {
 pub async fn run(config: Config) -> Result<(), StartError> {
     let addr = config.listen_addr;
     let started = std::time::Instant::now();
+    let limits = Limits::new(&config, raise_open_file_limit());
+    // One server per SQLite file: `restore` and a second server wait for this lock. (Nodes on
+    // PostgreSQL may share a DATA_DIR: it holds only the signing key they must share anyway.)
+    let _lock = match crate::backup::sqlite_file(&config) {
+        Ok(database) => {
+            if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir { path: dir.to_owned(), source })?;
+            }
+            Some(crate::backup::lock(&database).map_err(StartError::Locked)?)
+        }
+        Err(_) => None,
+    };
     let state = prepare(config).await?;
     tokio::spawn({
         let passwords = state.passwords.clone();
         async move { passwords.warm_up().await }
     });
     tokio::spawn(janitor(state.clone()));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+    let listener = crate::listen::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     let bus = state.realtime.bus.kind();
     tracing::info!(addr = %local, bus, ms = started.elapsed().as_millis() as u64, "listening on http://{local}");
-    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tracing::info!(
+        max = limits.max_connections,
+        per_ip = limits.per_address,
+        header_timeout_s = limits.header_timeout.as_secs(),
+        "connection limits"
+    );
     // After SIGTERM, in-flight requests get DRAIN_TIMEOUT to finish; then the server stops anyway.
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let realtime = state.realtime.clone();
@@ -81,7 +108,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         realtime.hub.close_all(Close::SHUTDOWN);
         realtime.publish_all(offline).await;
     };
-    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let serve = serve(listener, router(state.clone()), limits, signal);
     let deadline = async move {
         let _ = stopping.wait_for(|s| *s).await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;

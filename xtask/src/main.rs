@@ -3,6 +3,9 @@
 //! the `wasm32-unknown-unknown` target (rustup), `wasm-bindgen-cli` (the exact version in
 //! Cargo.lock, from crates.io) and, for browser tests, Chromium + ChromeDriver (Debian packages).
 
+mod desktop;
+mod image;
+
 use std::{
     env,
     path::{Path, PathBuf},
@@ -16,11 +19,21 @@ usage: cargo xtask <command>
 commands:
   run [ARGS…]     build in release mode and start the server (ARGS go to chatalot-server)
   build [--dev]   build the server and the web assets (release unless --dev)
+  rootfs DIR [--dev]
+                  build, then lay out the container's root filesystem in DIR (the Dockerfile runs it)
+  desktop [--dev] [--test]
+                  build the desktop app (src-tauri/, release unless --dev) and its .deb; --test also
+                  drives its window under Xvfb against a debug server (installs WebKitGTK packages)
+  image [--dev]   build, then the container image with podman from those files (offline), and
+                  start the server from the image's exported filesystem to check it
   test            install what tests need, build, and run every test (unit, database, browser)
   lint            cargo fmt --check, leptosfmt --check (view! macros), cargo deny, cargo clippy -D warnings
   fmt             format the code: leptosfmt on app/src, then cargo fmt
   deny            cargo-deny: licenses, banned and duplicate crates, sources (offline; see deny.toml)
   bench [ARGS…]   build in release mode and run the gateway load generator (bench/; ARGS go to it)
+  fuzz [SECS] [TARGET…]
+                  build the fuzz targets (fuzz/) with coverage and run each for SECS seconds
+                  [default: 600] on its corpus; `cargo xtask test` runs each for 15 s
   check-wasm-deps fail if the browser bundle links server-only crates
 
 environment:
@@ -41,11 +54,19 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("build") => build(!args.iter().any(|a| a == "--dev")).map(|_| ()),
+        Some("rootfs") => match args.get(1).filter(|a| !a.starts_with("--")) {
+            Some(dir) => build(!args.iter().any(|a| a == "--dev"))
+                .and_then(|server| image::rootfs(&server, &target_dir().join("site"), Path::new(dir))),
+            None => Err(format!("rootfs needs a directory\n\n{USAGE}")),
+        },
+        Some("desktop") => desktop::command(&args[1..]),
+        Some("image") => image::image(!args.iter().any(|a| a == "--dev")),
         Some("test") => test(),
         Some("lint") => lint(),
         Some("fmt") => fmt(),
         Some("deny") => deny(false),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("check-wasm-deps") => check_wasm_deps(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
@@ -251,6 +272,14 @@ fn ensure_chromium() -> Result {
             "browser tests need chromium and chromedriver on PATH; install them with your package manager".into()
         );
     }
+    apt_install(&["chromium", "chromium-driver"])
+}
+
+/// Debian packages, with `sudo` when not root.
+fn apt_install(packages: &[&str]) -> Result {
+    if which("apt-get").is_none() {
+        return Err(format!("this needs {packages:?}; install them with your package manager"));
+    }
     let sudo = !matches!(output(Command::new("id").arg("-u")).as_deref().map(str::trim), Some("0"));
     let apt = |args: &[&str]| {
         let mut cmd = if sudo {
@@ -264,7 +293,7 @@ fn ensure_chromium() -> Result {
         status(&mut cmd)
     };
     apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "chromium", "chromium-driver"])
+    apt(&[&["install", "-y", "-q"], packages].concat())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,6 +454,10 @@ fn test() -> Result {
     stage("test: crypto core as WASM in headless Chromium", || {
         status_within(&mut browser_crypto_tests("dev", "::tests::")?, std::time::Duration::from_secs(TEST_TIMEOUT_SECS))
     })?;
+    image::build_and_check(&server)?;
+    stage("test: compose.yaml through podman-compose config", image::compose_config)?;
+    desktop::desktop(false, Some(&server))?;
+    run_fuzz_targets(FUZZ_BRIEFLY_SECS, FUZZ_TARGETS)?;
     println!("==> all tests passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -462,16 +495,108 @@ fn bench(args: &[String]) -> Result {
     })
 }
 
+/// The fuzz targets in `fuzz/fuzz_targets`: every decoder of untrusted input.
+const FUZZ_TARGETS: &[&str] = &["gateway_frame", "server_fn_args", "crypto_envelopes"];
+/// How long `cargo xtask test` runs each fuzz target.
+const FUZZ_BRIEFLY_SECS: u64 = 15;
+/// libFuzzer's coverage instrumentation, as cargo-fuzz passes it (all stable flags), but without
+/// `--cfg fuzzing`: under it vodozemac skips its MAC and signature checks.
+const FUZZ_RUSTFLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth";
+
+/// `cargo xtask fuzz [SECS] [TARGET…]`: every target (or those named) for SECS seconds each.
+fn fuzz(args: &[String]) -> Result {
+    let secs = args.iter().find_map(|a| a.parse::<u64>().ok()).unwrap_or(600);
+    let named: Vec<&str> = args.iter().filter(|a| a.parse::<u64>().is_err()).map(String::as_str).collect();
+    if let Some(unknown) = named.iter().find(|n| !FUZZ_TARGETS.contains(n)) {
+        return Err(format!("no fuzz target {unknown:?}; there are {}", FUZZ_TARGETS.join(", ")));
+    }
+    let targets: Vec<&str> = FUZZ_TARGETS.iter().copied().filter(|t| named.is_empty() || named.contains(t)).collect();
+    run_fuzz_targets(secs, &targets)
+}
+
+/// Builds the fuzz targets with coverage (in their own target directory: the flags differ) and
+/// runs each on its corpus (kept under the target directory, seeded from `fuzz/seeds/<target>`).
+/// A crash, a panic or an input that takes over 10 s fails, with the input saved.
+fn run_fuzz_targets(secs: u64, targets: &[&str]) -> Result {
+    let dir = target_dir().join("fuzz");
+    let host = output(Command::new("rustc").arg("-vV"))
+        .and_then(|v| v.lines().find_map(|l| l.strip_prefix("host: ").map(str::to_owned)))
+        .ok_or("cannot ask rustc for the host target")?;
+    stage("fuzz: build the targets with coverage instrumentation", || {
+        // With an explicit --target, the flags skip build scripts and proc macros.
+        let flags = FUZZ_RUSTFLAGS.split_whitespace().collect::<Vec<_>>().join(" ");
+        status(cargo().env("CARGO_TARGET_DIR", &dir).env("RUSTFLAGS", flags).args([
+            "build",
+            "-p",
+            "fuzz",
+            "--bins",
+            "--profile",
+            "fuzz",
+            "--target",
+            &host,
+        ]))
+    })?;
+    let mut report = Vec::new();
+    for target in targets {
+        let (corpus, artifacts) = (dir.join("corpus").join(target), dir.join("artifacts").join(target));
+        for d in [&corpus, &artifacts] {
+            std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        }
+        let seeds = root().join("fuzz").join("seeds").join(target);
+        stage(&format!("fuzz: {target} for {secs} s"), || {
+            let mut cmd = Command::new(dir.join(&host).join("fuzz").join(target));
+            cmd.arg(format!("-max_total_time={secs}"))
+                .args(["-print_final_stats=1", "-timeout=10", "-rss_limit_mb=2048"])
+                .arg(format!("-artifact_prefix={}/", artifacts.display()))
+                .arg(&corpus);
+            if seeds.is_dir() {
+                cmd.arg(&seeds);
+            }
+            let out = cmd.output().map_err(|e| format!("cannot run the fuzz target {target}: {e}"))?;
+            let log = String::from_utf8_lossy(&out.stderr);
+            let stat = |name: &str| {
+                log.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned())).unwrap_or_default()
+            };
+            if !out.status.success() {
+                let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                return Err(format!(
+                    "{target} found a failing input (saved in {}):\n{}",
+                    artifacts.display(),
+                    tail.join("\n")
+                ));
+            }
+            let inputs = std::fs::read_dir(&corpus).map(|d| d.count()).unwrap_or(0);
+            report.push(format!(
+                "{target}: {} executions in {secs} s, {inputs} inputs in the corpus, peak {} MB, no findings",
+                stat("stat::number_of_executed_units:"),
+                stat("stat::peak_rss_mb:"),
+            ));
+            Ok(())
+        })?;
+    }
+    for line in report {
+        println!("==> fuzz: {line}");
+    }
+    Ok(())
+}
+
 /// leptosfmt first, rustfmt second: rustfmt leaves `view!` bodies alone but may move the code
 /// around them, and leptosfmt accepts what rustfmt makes of its output.
 fn fmt() -> Result {
     let leptosfmt = ensure_leptosfmt()?;
     status(Command::new(leptosfmt).current_dir(root()).args(["--quiet", "--max-width", "120", "app/src"]))?;
-    status(cargo().args(["fmt", "--all"]))
+    status(cargo().args(["fmt", "--all"]))?;
+    status(cargo().current_dir(root().join("src-tauri")).args(["fmt", "--all"]))
 }
 
 fn lint() -> Result {
-    stage("lint: cargo fmt --check", || status(cargo().args(["fmt", "--all", "--", "--check"])))?;
+    stage("lint: cargo fmt --check", || {
+        status(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        // The desktop app's workspace too (its clippy runs where WebKitGTK is installed: `cargo xtask desktop`).
+        status(cargo().current_dir(root().join("src-tauri")).args(["fmt", "--all", "--", "--check"]))
+    })?;
     stage("lint: leptosfmt --check (view! macros)", || {
         let leptosfmt = ensure_leptosfmt()?;
         let out = Command::new(leptosfmt)

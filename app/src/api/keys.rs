@@ -2,7 +2,7 @@
 
 use crate::{
     error::AppError,
-    model::keys::{ClaimedKey, DeviceKeys, KeyCounts, OutgoingToDevice, SignedKey, ToDeviceMessage},
+    model::keys::{ClaimedKey, CrossSigning, DeviceKeys, KeyCounts, OutgoingToDevice, SignedKey, ToDeviceMessage},
 };
 use leptos::{prelude::*, server_fn::codec::Json};
 use uuid::Uuid;
@@ -33,6 +33,27 @@ pub async fn channel_devices(channel_id: Uuid) -> Result<Vec<DeviceKeys>, AppErr
 pub async fn remove_device(device_id: String) -> Result<(), AppError> {
     let (core, me) = actor().await?;
     Ok(keys::remove_device(&core, me.id, &device_id).await?)
+}
+
+/// Sets the caller's cross-signing master key (public part); a new key drops the old signatures.
+#[server(prefix = "/api/v1", endpoint = "cross_signing/set_master", input = Json)]
+pub async fn set_master_key(master_key: String) -> Result<CrossSigning, AppError> {
+    let (core, me) = actor().await?;
+    Ok(keys::set_master_key(&core, me.id, &master_key).await?)
+}
+
+/// Stores the caller's master-key signature over one of the caller's devices.
+#[server(prefix = "/api/v1", endpoint = "cross_signing/sign_device", input = Json)]
+pub async fn sign_device(device_id: String, signature: String) -> Result<CrossSigning, AppError> {
+    let (core, me) = actor().await?;
+    Ok(keys::sign_device(&core, me.id, &device_id, &signature).await?)
+}
+
+/// Someone's master key and the devices it signed (people who share a space with them only).
+#[server(prefix = "/api/v1", endpoint = "cross_signing/get", input = Json)]
+pub async fn get_cross_signing(user_id: Uuid) -> Result<CrossSigning, AppError> {
+    let (core, me) = actor().await?;
+    Ok(keys::cross_signing(&core, me.id, user_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "keys/upload", input = Json)]

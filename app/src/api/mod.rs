@@ -3,6 +3,7 @@
 //! or the desktop app keeps working against a newer server.
 
 pub mod auth;
+pub mod backup;
 pub mod invites;
 pub mod keys;
 pub mod messages;

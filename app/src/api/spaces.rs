@@ -3,7 +3,7 @@
 
 use crate::{
     error::AppError,
-    model::spaces::{ChannelSummary, CommunityInvite, GroupSummary, Member, MySpaces},
+    model::spaces::{ChannelSummary, CommunityInvite, GroupSummary, HistoryVisibility, Member, MySpaces},
 };
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -101,6 +101,13 @@ pub async fn add_group_member(group_id: Uuid, user_id: Uuid) -> Result<(), AppEr
 pub async fn create_channel(group_id: Uuid, name: String) -> Result<ChannelSummary, AppError> {
     let (core, me) = actor().await?;
     Ok(spaces::create_channel(&core, me.id, group_id, &name).await?)
+}
+
+/// Whether people who join the channel read its earlier messages (moderators and above).
+#[server(prefix = "/api/v1", endpoint = "channels/set_history")]
+pub async fn set_channel_history(channel_id: Uuid, history: HistoryVisibility) -> Result<ChannelSummary, AppError> {
+    let (core, me) = actor().await?;
+    Ok(spaces::set_history(&core, me.id, channel_id, history).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "channels/get")]

@@ -209,7 +209,9 @@ async fn handle_one(rt: &Rc<Runtime>, frame: ServerFrame, failures: &mut u32) {
         ServerFrame::ToDevice { message } => receive_to_device(rt, message).await,
         // The next message to the channels it shared rotates its session (the recipient set shrank).
         ServerFrame::DeviceRemoved { .. } => {}
-        ServerFrame::ChannelAdded { .. } => chat.spaces_changed.update(|n| *n += 1),
+        ServerFrame::ChannelAdded { .. } | ServerFrame::ChannelChanged { .. } => {
+            chat.spaces_changed.update(|n| *n += 1)
+        }
         ServerFrame::ChannelRemoved { channel_id } => {
             if let Some(t) = chat.opened(channel_id) {
                 t.update(|t| t.removed = true);
@@ -244,7 +246,13 @@ async fn receive_to_device(rt: &Rc<Runtime>, message: ToDeviceMessage) {
         })
         .await;
     match outcome {
-        Ok(Ok(None)) => rt.retry_undecrypted().await,
+        Ok(Ok(None)) => {
+            rt.retry_undecrypted().await;
+            leptos::task::spawn_local({
+                let rt = rt.clone();
+                async move { super::backup::upload(&rt).await }
+            });
+        }
         Ok(Ok(Some((sender, content)))) => super::verification::receive(rt, sender, content).await,
         Ok(Err(e)) => leptos::logging::warn!("a to-device message was refused: {e}"),
         // Not saved: not acknowledged, so it comes again on the next connection.

@@ -5,6 +5,8 @@
 //!
 //! One runtime per signed-in page load; it stops when the signed-in layout goes away (sign out).
 
+pub mod backup;
+pub mod desktop;
 mod gateway;
 pub mod storage;
 mod vault;
@@ -12,7 +14,7 @@ pub mod verification;
 
 use crate::{
     api::messages::{delete_message, edit_message, message_history, send_message, unread_counts},
-    chat::{Chat, ChatError, KeyNotice, Line, Timeline},
+    chat::{Chat, ChatError, KeyNotice, Line, Timeline, Unreadable},
     crypto::{
         CryptoError,
         channel::ChannelPlaintext,
@@ -31,6 +33,8 @@ use vault::Vault;
 
 thread_local! {
     static RUNTIME: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
+    /// The signed-in user whose runtime was started (also when it could not open its device).
+    static RUNTIME_USER: std::cell::Cell<Option<Uuid>> = const { std::cell::Cell::new(None) };
 }
 
 pub(crate) struct Runtime {
@@ -47,6 +51,11 @@ pub(crate) struct Runtime {
     /// Held by the one tab of this profile that receives to-device messages (room keys, SAS): two
     /// tabs decrypting the same Olm message would each see the other's copy as a replay.
     leader: RefCell<Option<storage::TabLock>>,
+    /// Sessions already asked of this person's other devices (channel, author key, session id).
+    requested: RefCell<std::collections::HashSet<(Uuid, String, String)>>,
+    /// A key backup upload is running / more keys came in while it ran.
+    uploading: std::cell::Cell<bool>,
+    upload_again: std::cell::Cell<bool>,
 }
 
 fn current() -> Option<Rc<Runtime>> {
@@ -60,6 +69,14 @@ pub(crate) fn now_ms() -> f64 {
 
 /// Starts the runtime for the signed-in user of `chat` (once per signed-in layout).
 pub fn start(chat: Chat) {
+    RUNTIME_USER.set(Some(chat.me.get_value()));
+    if desktop::available() {
+        // The desktop app's tray shows the total unread count.
+        Effect::new(move |_| {
+            let total = chat.unread.with(|u| u.as_ref().map_or(0, |u| u.values().map(|u| u.count).sum::<u64>()));
+            desktop::set_unread(total);
+        });
+    }
     leptos::task::spawn_local(async move {
         match Vault::open(chat.me.get_value()).await {
             Ok((vault, status)) => {
@@ -71,12 +88,19 @@ pub fn start(chat: Chat) {
                     flows: Default::default(),
                     last_send: RefCell::new(None),
                     leader: RefCell::new(None),
+                    requested: Default::default(),
+                    uploading: Default::default(),
+                    upload_again: Default::default(),
                 });
                 RUNTIME.set(Some(runtime.clone()));
                 // Views waiting for the runtime (an open channel after a reload) start now.
                 chat.device.set(Some(Ok(status)));
                 runtime.lead().await;
                 verification::refresh_verified(&runtime).await;
+                leptos::task::spawn_local({
+                    let runtime = runtime.clone();
+                    async move { backup::refresh(&runtime).await }
+                });
                 gateway::run(runtime).await;
             }
             Err(e) => chat.device.set(Some(Err(e))),
@@ -137,6 +161,12 @@ impl Runtime {
                     ),
                     accept: None,
                 },
+                KeyWarning::MasterChanged { .. } => KeyNotice {
+                    text: "The identity key of someone you verified changed. Their devices are no longer trusted \
+                           through it; verify them again before trusting what they send."
+                        .to_owned(),
+                    accept: None,
+                },
                 KeyWarning::Changed { user, device_id, now, .. } => KeyNotice {
                     text: format!(
                         "The key of device {device_id} changed since you last saw it. Nothing is sent to that device \
@@ -171,8 +201,9 @@ impl Runtime {
                                 (Line { sender_key: Some(o.sender_key), ..line }, None)
                             }
                             Err(err) => {
-                                let retry = matches!(err, CryptoError::UnknownSession(_)).then(|| e.clone());
-                                (Line::new(&e, false, Err(err.to_string())), retry)
+                                let why = unreadable(err);
+                                let retry = why.awaits_key().then(|| e.clone());
+                                (Line::new(&e, false, Err(why)), retry)
                             }
                         }
                     })
@@ -190,13 +221,37 @@ impl Runtime {
                     edited: false,
                     deleted: false,
                     reply_to: None,
-                    body: Err(e.to_string()),
+                    body: Err(Unreadable::Refused(e.to_string())),
                     lock: crate::chat::Lock::Failed,
                     sender_key: None,
                 },
                 None,
             )],
         }
+    }
+
+    /// Asks this person's other verified devices for the keys of messages that did not open
+    /// (once per session and page load; devices answer only if they verified this one).
+    fn request_missing(self: &Rc<Self>, channel_id: Uuid, envelopes: &[&Envelope]) {
+        let mut wanted = vec![];
+        for e in envelopes {
+            if let Some((author, session)) = crate::crypto::channel::Channels::session_of(&e.ciphertext.0) {
+                let key = (channel_id, author, session);
+                if self.requested.borrow_mut().insert(key.clone()) {
+                    wanted.push(key);
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let rt = self.clone();
+        leptos::task::spawn_local(async move {
+            let asked = rt.vault.with(async |m: &mut Machine, relay| m.request_keys(relay, wanted).await).await;
+            if let Ok(Err(e)) | Err(e) = asked {
+                leptos::logging::warn!("could not ask your other devices for keys: {e}");
+            }
+        });
     }
 
     /// Puts opened lines into the channel's timeline (replacing older versions of the same message).
@@ -206,7 +261,10 @@ impl Runtime {
         timeline.update(|t| {
             for (line, retry) in lines {
                 if line.id.is_nil() {
-                    t.error = line.body.err();
+                    t.error = line.body.err().map(|e| match e {
+                        Unreadable::Refused(reason) => format!("Messages cannot be opened in this browser: {reason}"),
+                        _ => "Messages cannot be opened in this browser.".to_owned(),
+                    });
                     continue;
                 }
                 // An edit or delete of a message older than the loaded pages: shown when scrolled to.
@@ -260,7 +318,15 @@ impl Runtime {
         }
         if viewing {
             self.mark_read(channel_id, newest);
-        } else if fresh_from_others > 0 {
+        }
+        if fresh_from_others > 0 {
+            let body = match fresh_from_others {
+                1 => "1 new message".to_owned(),
+                n => format!("{n} new messages"),
+            };
+            desktop::notify("Chatalot", &body);
+        }
+        if !viewing && fresh_from_others > 0 {
             self.chat.unread.update(|u| {
                 if let Some(u) = u.as_mut() {
                     let entry = u.entry(channel_id).or_insert(crate::model::messages::Unread {
@@ -302,6 +368,21 @@ impl Runtime {
     }
 }
 
+/// What the person is told about a message that did not open.
+fn unreadable(e: CryptoError) -> Unreadable {
+    match e {
+        CryptoError::UnknownSession(_) => Unreadable::Missing,
+        CryptoError::BeforeKey => Unreadable::Earlier,
+        CryptoError::WrongSender(_) => Unreadable::Refused("its sender is not who the server says".into()),
+        CryptoError::WrongChannel => Unreadable::Refused("it was written for another conversation".into()),
+        CryptoError::Replay => Unreadable::Refused("it is a copy of an earlier message".into()),
+        CryptoError::Store(_) | CryptoError::Relay(_) => {
+            Unreadable::Refused("this browser could not open its key store; reload the page".into())
+        }
+        _ => Unreadable::Refused("it is damaged or was not encrypted by its sender's device".into()),
+    }
+}
+
 fn runtime() -> Result<Rc<Runtime>, ChatError> {
     current().ok_or(ChatError::NotReady("encryption is still starting in this browser; try again in a moment"))
 }
@@ -334,13 +415,15 @@ pub fn open_channel(channel_id: Uuid) {
     });
 }
 
-async fn load_page(rt: &Runtime, channel_id: Uuid, before: Option<i64>) {
+async fn load_page(rt: &Rc<Runtime>, channel_id: Uuid, before: Option<i64>) {
     let timeline = rt.chat.timeline(channel_id);
     match message_history(channel_id, before, None).await {
         Ok(page) => {
             let newest = page.messages.first().map_or(0, |m| m.seq);
             let envelopes = page.messages.into_iter().map(|m| (m, false)).collect();
             let lines = rt.open_all(envelopes).await;
+            let missing: Vec<&Envelope> = lines.iter().filter_map(|(_, retry)| retry.as_ref()).collect();
+            rt.request_missing(channel_id, &missing);
             rt.upsert(channel_id, lines, false);
             timeline.update(|t| {
                 t.loading = false;
@@ -408,6 +491,11 @@ pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Res
     let stored = send_message(channel_id, device, txn, String::new(), reply_to, sealed).await?;
     // The message ended "typing" for the others; the next keystroke says it again.
     rt.typing_sent.borrow_mut().remove(&channel_id);
+    // The send may have started a new session: into the key backup with it.
+    leptos::task::spawn_local({
+        let rt = rt.clone();
+        async move { backup::upload(&rt).await }
+    });
     // Shown at once (the socket's copy of the event replaces it with the same content).
     let lines = rt.open_all(vec![(stored.clone(), false)]).await;
     rt.upsert(channel_id, lines, true);
@@ -439,6 +527,32 @@ pub async fn accept_key(user: Uuid, device_id: String, ed25519: String) {
         rt.chat
             .warnings
             .update(|all| all.retain(|n| n.accept.as_ref().is_none_or(|(_, d, k)| *d != device_id || *k != ed25519)));
+    }
+}
+
+/// "Start a new device": after the server re-keyed this browser's device, replaces it with a new
+/// one (keeping the history) and reloads the page, which registers it.
+pub async fn start_new_device() -> Result<(), ChatError> {
+    let Some(me) = RUNTIME_USER.get() else {
+        return Err(ChatError::NotReady("encryption has not started in this browser"));
+    };
+    vault::start_new_device(me).await.map_err(ChatError::crypto)?;
+    if let Some(w) = web_sys::window() {
+        let _ = w.location().reload();
+    }
+    Ok(())
+}
+
+/// Records a channel's history setting (from the sidebar's data): in a channel whose newcomers
+/// read the history, sending also shares this device's earlier sessions with devices that lack them.
+pub fn history_setting(channel_id: Uuid, full: bool) {
+    if let Some(rt) = current() {
+        let mut set = rt.vault.relay.full_history.borrow_mut();
+        if full {
+            set.insert(channel_id);
+        } else {
+            set.remove(&channel_id);
+        }
     }
 }
 

@@ -111,6 +111,34 @@ impl CryptoStore for IdbStore {
     async fn save(&self, name: &str, sealed: String) -> CryptoResult<()> {
         self.put(RECORDS, name, &JsValue::from_str(&sealed)).await
     }
+
+    async fn load_prefix(&self, prefix: &str) -> CryptoResult<Vec<(String, String)>> {
+        let tx =
+            self.db.transaction_with_str_and_mode(RECORDS, IdbTransactionMode::Readonly).map_err(failed("reading"))?;
+        let store = tx.object_store(RECORDS).map_err(failed("reading"))?;
+        // Every name from the prefix up to the prefix followed by the highest code unit.
+        let range = web_sys::IdbKeyRange::bound(&prefix.into(), &format!("{prefix}\u{ffff}").into())
+            .map_err(failed("reading"))?;
+        let keys = store.get_all_keys_with_key(&range).map_err(failed("reading"))?;
+        let values = store.get_all_with_key(&range).map_err(failed("reading"))?;
+        let (keys, values) = (request(&keys).await?, request(&values).await?);
+        let (keys, values) = (js_sys::Array::from(&keys), js_sys::Array::from(&values));
+        Ok(keys.iter().zip(values.iter()).filter_map(|(k, v)| Some((k.as_string()?, v.as_string()?))).collect())
+    }
+
+    /// One transaction: every write and delete commits, or none does. Returns once committed.
+    async fn commit(&self, writes: Vec<(String, String)>, deletes: Vec<String>) -> CryptoResult<()> {
+        let tx =
+            self.db.transaction_with_str_and_mode(RECORDS, IdbTransactionMode::Readwrite).map_err(failed("writing"))?;
+        let store = tx.object_store(RECORDS).map_err(failed("writing"))?;
+        for name in deletes {
+            store.delete(&name.into()).map_err(failed("writing"))?;
+        }
+        for (name, sealed) in writes {
+            store.put_with_key(&JsValue::from_str(&sealed), &name.into()).map_err(failed("writing"))?;
+        }
+        committed(&tx).await
+    }
 }
 
 fn random<const N: usize>() -> CryptoResult<[u8; N]> {
@@ -126,7 +154,15 @@ fn random<const N: usize>() -> CryptoResult<[u8; N]> {
 /// The key that seals this device's crypto state. Generated once; stored only encrypted (AES-GCM)
 /// under a non-extractable WebCrypto key, which IndexedDB keeps as an opaque `CryptoKey`: no script
 /// can read its bytes, so a copy of the database alone does not open the state.
+///
+/// In the desktop app the key is the OS keychain's instead (`desktop::vault_key`), and nothing
+/// about it is kept in IndexedDB.
 pub async fn store_key(store: &IdbStore) -> CryptoResult<StoreKey> {
+    if let Some(key) =
+        super::desktop::vault_key().await.map_err(|e| CryptoError::Store(format!("the OS keychain: {e}")))?
+    {
+        return Ok(StoreKey(key));
+    }
     let subtle = window()?.crypto().map_err(failed("WebCrypto"))?.subtle();
     let existing = store.get(KEYS, "wrapping").await?;
     let wrapping: CryptoKey = if existing.is_undefined() {
@@ -222,15 +258,23 @@ mod tests {
         let key = store_key(&store).await.unwrap();
         let device = Device::new(uuid::Uuid::new_v4(), "WEB");
         let identity = device.ed25519();
-        store::save(&store, &Machine::new(device), &key).await.unwrap();
+        let mut written = store::Written::default();
+        store::save(&store, &Machine::new(device), &key, &mut written).await.unwrap();
         drop(store);
 
         // A reload: a new connection, the same wrapped key, the same device.
         let store = IdbStore::open(&name).await.unwrap();
         let again = store_key(&store).await.unwrap();
         assert_eq!(again.0, key.0, "the store key is stable across reloads");
-        let machine = store::load(&store, &again).await.unwrap().expect("saved state");
+        let (machine, read) = store::load(&store, &again).await.unwrap().expect("saved state");
         assert_eq!(machine.device.ed25519(), identity);
+        assert_eq!(read.generation, written.generation);
+        // Only what changes is written again; records by prefix come back in one read.
+        let mut next = read.clone();
+        assert_eq!(store::save(&store, &machine, &again, &mut next).await.unwrap(), store::Saved::default());
+        let records = store.load_prefix("v2/").await.unwrap();
+        assert!(records.iter().any(|(name, _)| name == "v2/account"), "{records:?}");
+        assert!(records.iter().all(|(name, _)| name.starts_with("v2/")));
         // What IndexedDB holds for the key is not the key.
         let sealed = Uint8Array::new(&store.get(KEYS, "store-key").await.unwrap()).to_vec();
         assert!(!sealed.windows(32).any(|w| w == key.0), "the store key is kept wrapped");

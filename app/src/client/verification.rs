@@ -63,12 +63,28 @@ pub(crate) async fn refresh_verified(rt: &Runtime) {
     }
 }
 
-/// Starts verifying `user`: at once if they have one device, else after the person picked one.
-pub async fn start(user: Uuid) -> Result<(), ChatError> {
-    let rt = runtime()?;
-    let mut flows = rt.flows.lock().await;
-    let devices = rt
-        .vault
+/// Another device of this person was just verified: it gets every key this one holds, so it reads
+/// the history too.
+async fn after_verified(rt: &Runtime, peer: VerifiedDevice) {
+    // Cross-signing first: one's own device gets the master key's signature, and the person's
+    // master key is verified through the device just verified.
+    let learned = rt.vault.with(async |m: &mut Machine, relay| m.after_verification(relay, &peer).await).await;
+    if let Ok(Err(e)) | Err(e) = learned {
+        leptos::logging::warn!("cross-signing after the verification failed: {e}");
+    }
+    refresh_verified(rt).await;
+    if peer.user != rt.chat.me.get_value() {
+        return;
+    }
+    let sent = rt.vault.with(async |m: &mut Machine, relay| m.forward_all(relay, &peer).await).await;
+    if let Ok(Err(e)) | Err(e) = sent {
+        leptos::logging::warn!("could not share keys with your other device: {e}");
+    }
+}
+
+/// `user`'s checked devices, each with whether it is verified here (warnings shown).
+async fn devices_of(rt: &Runtime, user: Uuid) -> Result<Vec<(bool, VerifiedDevice)>, ChatError> {
+    rt.vault
         .with(async |m: &mut Machine, relay| {
             let devices = m.devices_of(relay, user).await;
             rt.take_warnings(m);
@@ -76,7 +92,17 @@ pub async fn start(user: Uuid) -> Result<(), ChatError> {
         })
         .await
         .map_err(ChatError::crypto)?
-        .map_err(ChatError::crypto)?;
+        .map_err(ChatError::crypto)
+}
+
+/// Starts verifying `user`: at once if they have one device, else after the person picked one.
+pub async fn start(user: Uuid) -> Result<(), ChatError> {
+    let rt = runtime()?;
+    let mut flows = rt.flows.lock().await;
+    let devices = devices_of(&rt, user).await?;
+    // One's own devices: every one but this.
+    let here = rt.vault.device_id().to_owned();
+    let devices: Vec<_> = devices.into_iter().filter(|(_, d)| d.user != user || d.device_id != here).collect();
     match devices.as_slice() {
         [] => Err(ChatError::NotReady("they have no device that can be verified yet")),
         [(_, only)] => begin(&rt, &mut flows, only.clone()).await,
@@ -99,6 +125,19 @@ pub async fn start(user: Uuid) -> Result<(), ChatError> {
             Ok(())
         }
     }
+}
+
+/// Starts verifying one named device of `user` (one's own other device, from the start page).
+pub async fn start_device(user: Uuid, device_id: String) -> Result<(), ChatError> {
+    let rt = runtime()?;
+    let mut flows = rt.flows.lock().await;
+    let peer = devices_of(&rt, user)
+        .await?
+        .into_iter()
+        .map(|(_, d)| d)
+        .find(|d| d.device_id == device_id)
+        .ok_or(ChatError::NotReady("that device is no longer listed"))?;
+    begin(&rt, &mut flows, peer).await
 }
 
 /// The person picked `device_id` from the list on screen.
@@ -201,6 +240,7 @@ pub async fn confirm(matches: bool) {
             rt.chat.mark_verified(&peer.ed25519);
             drop(flows);
             refresh_verified(&rt).await;
+            after_verified(&rt, peer).await;
         }
         Ok(Ok(false)) => {
             show(&rt, &txn, &peer, VerifyStep::Confirmed);
@@ -222,7 +262,7 @@ pub(crate) async fn receive(rt: &Rc<Runtime>, sender: VerifiedDevice, content: T
             return;
         }
         ToDeviceContent::SasKey { txn, .. } | ToDeviceContent::SasMac { txn, .. } => txn.clone(),
-        ToDeviceContent::RoomKey { .. } | ToDeviceContent::Dummy => return,
+        _ => return,
     };
     // A flow this tab does not know (cancelled, or from before a reload) is ignored.
     let Some((mut flow, peer)) = flows.active.remove(&txn) else { return };
@@ -248,6 +288,7 @@ pub(crate) async fn receive(rt: &Rc<Runtime>, sender: VerifiedDevice, content: T
             rt.chat.mark_verified(&peer.ed25519);
             drop(flows);
             refresh_verified(rt).await;
+            after_verified(rt, peer).await;
         }
         Ok(Ok(step)) => {
             // After their MAC, our half waits for the person to confirm.

@@ -125,6 +125,20 @@ pub fn ErrorBanner(#[prop(into)] error: LastError) -> impl IntoView {
 }
 
 /// The submit button; disabled while the submission is in flight.
+/// A message said in the browser (not a server's field error), announced to screen readers.
+#[component]
+pub fn ErrorText(message: RwSignal<Option<String>>, #[prop(optional)] testid: &'static str) -> impl IntoView {
+    move || {
+        message.get().map(|e| {
+            view! {
+                <p role="alert" class="text-sm text-red-700 dark:text-red-300" data-testid=testid>
+                    {e}
+                </p>
+            }
+        })
+    }
+}
+
 #[component]
 pub fn SubmitButton(
     label: &'static str,

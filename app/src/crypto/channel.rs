@@ -12,17 +12,32 @@
 use super::{
     CryptoError, CryptoResult,
     device::{Device, VerifiedDevice},
-    olm::ToDeviceContent,
+    olm::{ForwardedSession, ToDeviceContent},
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, hash_map::Entry};
 use uuid::Uuid;
-use vodozemac::megolm::{GroupSession, InboundGroupSession, MegolmMessage, SessionConfig, SessionKey};
+use vodozemac::megolm::{
+    ExportedSessionKey, GroupSession, InboundGroupSession, MegolmMessage, SessionConfig, SessionKey,
+};
 
 /// An outbound session is replaced after this many messages…
 pub const ROTATE_AFTER_MESSAGES: u32 = 100;
 /// …or this long (milliseconds), whichever comes first.
 pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// A device joining a channel that shares its history gets this many of the sender's own sessions
+/// there at most (a session covers up to 100 messages)…
+pub const HISTORY_SESSIONS: usize = 120;
+/// …in to-device messages of at most this many sessions each (an exported session is about 300
+/// bytes of JSON; a to-device payload is at most 64 KiB).
+pub const HISTORY_PER_MESSAGE: usize = 60;
+
+/// A device forwards at most this many sessions to another device of its person at once…
+pub const FORWARD_SESSIONS: usize = 2000;
+/// …in to-device messages of at most this many sessions each (an author and an exported session
+/// are about 800 bytes once sealed; a to-device payload is at most 64 KiB).
+pub const FORWARD_PER_MESSAGE: usize = 40;
 
 /// What every channel message encrypts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +91,8 @@ pub struct Channels {
     pub(super) inbound: HashMap<(Uuid, String, String), Inbound>,
     /// (session id, message index) → the message it was first seen in.
     pub(super) seen: HashMap<(String, u32), Uuid>,
+    /// Per channel that shares its history: the devices this device gave its earlier sessions to.
+    pub(super) history_given: HashMap<Uuid, BTreeSet<VerifiedDevice>>,
 }
 
 impl std::fmt::Debug for Channels {
@@ -138,12 +155,150 @@ impl Channels {
             .collect()
     }
 
+    /// For a channel whose newcomers read its history: this device's own sessions there (from
+    /// their first message), for each recipient that has not had them yet. Sent with the room key;
+    /// if sending fails, call [`Channels::ungive_history`].
+    pub fn share_history(
+        &mut self,
+        me: &Device,
+        channel_id: Uuid,
+        recipients: &[VerifiedDevice],
+    ) -> Vec<(VerifiedDevice, ToDeviceContent)> {
+        let mine = me.as_verified();
+        let given = self.history_given.entry(channel_id).or_default();
+        let missing: Vec<VerifiedDevice> =
+            recipients.iter().filter(|d| **d != mine && !given.contains(*d)).cloned().collect();
+        if missing.is_empty() {
+            return vec![];
+        }
+        given.extend(missing.iter().cloned());
+        let mut own: Vec<(String, String)> = self
+            .inbound
+            .iter()
+            .filter(|((channel, sender_key, _), _)| *channel == channel_id && *sender_key == mine.curve25519)
+            .map(|((_, _, session_id), i)| (session_id.clone(), i.session.export_at_first_known_index().to_base64()))
+            .collect();
+        own.sort();
+        own.truncate(HISTORY_SESSIONS);
+        let mut out = vec![];
+        for device in missing {
+            for chunk in own.chunks(HISTORY_PER_MESSAGE) {
+                out.push((device.clone(), ToDeviceContent::History { channel_id, sessions: chunk.to_vec() }));
+            }
+        }
+        out
+    }
+
+    /// Sessions to forward to another device of this person: those `wanted` (channel, author's
+    /// Curve25519 key, session id) that this device holds, or all of them (at most
+    /// [`FORWARD_SESSIONS`]); in messages of [`FORWARD_PER_MESSAGE`].
+    pub fn forward(&self, wanted: Option<&[(Uuid, String, String)]>) -> Vec<ToDeviceContent> {
+        let mut sessions: Vec<ForwardedSession> = match wanted {
+            Some(wanted) => wanted.iter().filter_map(|k| self.inbound.get(k).map(|i| (k, i))).collect::<Vec<_>>(),
+            None => self.inbound.iter().collect(),
+        }
+        .into_iter()
+        .map(|((channel_id, _, session_id), i)| ForwardedSession {
+            channel_id: *channel_id,
+            author: i.sender.clone(),
+            session_id: session_id.clone(),
+            exported: i.session.export_at_first_known_index().to_base64(),
+        })
+        .collect();
+        sessions.truncate(FORWARD_SESSIONS);
+        sessions.chunks(FORWARD_PER_MESSAGE).map(|c| ToDeviceContent::Forward { sessions: c.to_vec() }).collect()
+    }
+
+    /// Accepts sessions forwarded by another device of this person (the caller checked that it
+    /// is one, and verified). Returns how many were taken.
+    pub fn add_forwarded(&mut self, content: &ToDeviceContent) -> CryptoResult<usize> {
+        let ToDeviceContent::Forward { sessions } = content else {
+            return Err(CryptoError::Malformed("not a forward".into()));
+        };
+        if sessions.len() > FORWARD_PER_MESSAGE {
+            return Err(CryptoError::Malformed("too many sessions in one forward".into()));
+        }
+        let mut taken = 0;
+        for s in sessions {
+            let key = ExportedSessionKey::from_base64(&s.exported).map_err(malformed)?;
+            if self.import(s.channel_id, &s.author, &s.session_id, &key).is_ok() {
+                taken += 1;
+            }
+        }
+        Ok(taken)
+    }
+
+    /// The author's Curve25519 key and session id a channel ciphertext names (to ask for it).
+    pub fn session_of(bytes: &[u8]) -> Option<(String, String)> {
+        let envelope: Envelope = serde_json::from_slice(bytes).ok()?;
+        Some((envelope.sender_key, envelope.session_id))
+    }
+
+    /// Counts `device` as not having this device's history of a channel (it could not be sent).
+    pub fn ungive_history(&mut self, channel_id: Uuid, device: &VerifiedDevice) {
+        if let Some(given) = self.history_given.get_mut(&channel_id) {
+            given.remove(device);
+        }
+    }
+
+    /// Accepts earlier sessions that arrived over Olm from `sender` (the author of their
+    /// messages: the sessions are filed under its key). A copy that starts earlier replaces the
+    /// one held; one that starts later is ignored. Returns the channel they are for.
+    pub fn add_history(&mut self, sender: &VerifiedDevice, content: &ToDeviceContent) -> CryptoResult<Uuid> {
+        let ToDeviceContent::History { channel_id, sessions } = content else {
+            return Err(CryptoError::Malformed("not a history share".into()));
+        };
+        if sessions.len() > HISTORY_PER_MESSAGE {
+            return Err(CryptoError::Malformed("too many sessions in one history share".into()));
+        }
+        for (session_id, exported) in sessions {
+            let key = ExportedSessionKey::from_base64(exported).map_err(malformed)?;
+            self.import(*channel_id, sender, session_id, &key)?;
+        }
+        Ok(*channel_id)
+    }
+
+    /// Files an exported session under its author: kept if new; merged with the copy held (the
+    /// earlier start wins) if they are the same session; a copy that is not the same session as
+    /// the one held under that id is refused.
+    pub(super) fn import(
+        &mut self,
+        channel_id: Uuid,
+        author: &VerifiedDevice,
+        session_id: &str,
+        key: &ExportedSessionKey,
+    ) -> CryptoResult<()> {
+        let mut session = InboundGroupSession::import(key, SessionConfig::version_1());
+        if session.session_id() != session_id {
+            return Err(CryptoError::Malformed("a shared session does not match its id".into()));
+        }
+        match self.inbound.entry((channel_id, author.curve25519.clone(), session_id.to_owned())) {
+            Entry::Vacant(slot) => {
+                slot.insert(Inbound { session, sender: author.clone() });
+            }
+            Entry::Occupied(mut held) => {
+                let merged = held.get_mut().session.merge(&mut session);
+                held.get_mut().session = merged
+                    .ok_or_else(|| CryptoError::Malformed("a shared session conflicts with the one held".into()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Counts `device` as not having the current session of a channel (its room key could not be
     /// sent): the next `prepare` offers it again.
     pub fn unshare(&mut self, channel_id: Uuid, device: &VerifiedDevice) {
         if let Some(out) = self.outbound.get_mut(&channel_id) {
             out.shared_with.remove(device);
         }
+    }
+
+    /// This browser took a new device identity: its outbound sessions (and whom they and its
+    /// history were given to) belong to the old one. Inbound sessions stay: the history stays
+    /// readable.
+    pub fn forget_outbound(&mut self) {
+        self.outbound.clear();
+        self.history_given.clear();
     }
 
     /// Forgets the outbound session of a channel: the next message starts a new one. Call when a
@@ -199,7 +354,10 @@ impl Channels {
         let key = (channel_id, envelope.sender_key, envelope.session_id.clone());
         let inbound =
             self.inbound.get_mut(&key).ok_or_else(|| CryptoError::UnknownSession(envelope.session_id.clone()))?;
-        let decrypted = inbound.session.decrypt(&message).map_err(|e| CryptoError::Decrypt(e.to_string()))?;
+        let decrypted = inbound.session.decrypt(&message).map_err(|e| match e {
+            vodozemac::megolm::DecryptionError::UnknownMessageIndex(..) => CryptoError::BeforeKey,
+            e => CryptoError::Decrypt(e.to_string()),
+        })?;
         let plaintext: ChannelPlaintext = serde_json::from_slice(&decrypted.plaintext).map_err(malformed)?;
         if plaintext.channel_id != channel_id {
             return Err(CryptoError::WrongChannel);

@@ -3,6 +3,7 @@
 //! the browser implements it with server functions, tests with an HTTP client against the real
 //! server. Persisting the state (before sending what it produced) stays with the caller.
 
+use super::cross_signing::{self, MasterSecret};
 use super::{
     CryptoError, CryptoResult,
     channel::{ChannelPlaintext, Channels, Decrypted},
@@ -10,7 +11,7 @@ use super::{
     olm::ToDeviceContent,
     trust::{Seen, Trust},
 };
-use crate::model::keys::{ClaimedKey, DeviceKeys, OutgoingToDevice, ToDeviceMessage};
+use crate::model::keys::{ClaimedKey, CrossSigning, DeviceKeys, OutgoingToDevice, ToDeviceMessage};
 use crate::model::messages::{Ciphertext, Envelope};
 use std::future::Future;
 use uuid::Uuid;
@@ -22,6 +23,23 @@ pub trait Relay {
     fn user_devices(&self, user_id: Uuid) -> impl Future<Output = CryptoResult<Vec<DeviceKeys>>>;
     fn claim(&self, user_id: Uuid, device_id: &str) -> impl Future<Output = CryptoResult<ClaimedKey>>;
     fn send_to_device(&self, batch: Vec<OutgoingToDevice>) -> impl Future<Output = CryptoResult<()>>;
+    /// Someone's master key and the devices it signed (cross-signing).
+    fn cross_signing(&self, _user_id: Uuid) -> impl Future<Output = CryptoResult<CrossSigning>> {
+        std::future::ready(Ok(CrossSigning::default()))
+    }
+    /// Publishes this person's master key (public part).
+    fn set_master(&self, _master_key: String) -> impl Future<Output = CryptoResult<()>> {
+        std::future::ready(Err(CryptoError::Relay("cross-signing is not available here".into())))
+    }
+    /// Publishes the master key's signature over one of this person's devices.
+    fn sign_device(&self, _device_id: String, _signature: String) -> impl Future<Output = CryptoResult<()>> {
+        std::future::ready(Err(CryptoError::Relay("cross-signing is not available here".into())))
+    }
+    /// Whether people who join `channel_id` read its earlier messages (the moderators' setting):
+    /// then this device shares its own earlier sessions there with devices that lack them.
+    fn shares_history(&self, _channel_id: Uuid) -> bool {
+        false
+    }
 }
 
 /// Something the user should see about another device's keys.
@@ -31,6 +49,9 @@ pub enum KeyWarning {
     Forged { user: Uuid, device_id: String, reason: String },
     /// A known device now has another key (trust on first use): shown until accepted or verified.
     Changed { user: Uuid, device_id: String, previous: String, now: String },
+    /// The master key of someone this device verified is not the one verified any more: their
+    /// devices are trusted through it no longer, until they are verified again.
+    MasterChanged { user: Uuid },
 }
 
 /// This device's whole crypto state.
@@ -39,37 +60,36 @@ pub struct Machine {
     pub device: Device,
     pub channels: Channels,
     pub trust: Trust,
+    /// This person's master key, on the device that made it (it signs their other devices).
+    pub master: Option<MasterSecret>,
     /// Warnings not yet shown.
     pub warnings: Vec<KeyWarning>,
+    /// Device keys whose cross-signing was already read (not kept: at most once per page load).
+    looked_up: std::collections::HashSet<String>,
 }
 
 impl Machine {
     pub fn new(device: Device) -> Self {
-        Self { device, channels: Channels::default(), trust: Trust::default(), warnings: vec![] }
+        Self {
+            device,
+            channels: Channels::default(),
+            trust: Trust::default(),
+            master: None,
+            warnings: vec![],
+            looked_up: Default::default(),
+        }
     }
 
     /// Checks listed devices: forged ones are dropped with a warning; one whose key changed since
     /// it was first seen warns and is dropped too until the user accepts the new key or verifies
     /// it (a server that made up keys for a known device must not receive room keys), unless
-    /// `with_changed` (to pick it for verification).
-    fn check(&mut self, listed: &[DeviceKeys], with_changed: bool) -> Vec<VerifiedDevice> {
-        let mut good = Vec::with_capacity(listed.len());
+    /// `with_changed` (to pick it for verification), or unless the person's master key, verified
+    /// here, signed the new key (cross-signing vouches for it).
+    async fn check(&mut self, relay: &impl Relay, listed: &[DeviceKeys], with_changed: bool) -> Vec<VerifiedDevice> {
+        let mut checked = Vec::with_capacity(listed.len());
         for keys in listed {
             match verify_device(keys, keys.user_id) {
-                Ok(device) => {
-                    if let Seen::Changed { previous } = self.trust.observe(&device) {
-                        self.warnings.push(KeyWarning::Changed {
-                            user: device.user,
-                            device_id: device.device_id.clone(),
-                            previous,
-                            now: device.ed25519.clone(),
-                        });
-                        if !with_changed {
-                            continue;
-                        }
-                    }
-                    good.push(device);
-                }
+                Ok(device) => checked.push(device),
                 Err(e) => self.warnings.push(KeyWarning::Forged {
                     user: keys.user_id,
                     device_id: keys.device_id.clone(),
@@ -77,7 +97,112 @@ impl Machine {
                 }),
             }
         }
+        // People whose master key is verified here, with a device not yet known as signed by it:
+        // their signatures are read once (a failure to ask only means no shortcut).
+        let to_learn: std::collections::BTreeSet<Uuid> = checked
+            .iter()
+            .filter(|d| {
+                self.trust.verified_master(d.user).is_some()
+                    && !self.trust.is_verified(d)
+                    && !self.looked_up.contains(&d.ed25519)
+            })
+            .map(|d| d.user)
+            .collect();
+        self.looked_up.extend(checked.iter().filter(|d| to_learn.contains(&d.user)).map(|d| d.ed25519.clone()));
+        for user in to_learn {
+            let _ = self.learn(relay, user, &checked).await;
+        }
+        let mut good = Vec::with_capacity(checked.len());
+        for device in checked {
+            if let Seen::Changed { previous } = self.trust.observe(&device) {
+                self.warnings.push(KeyWarning::Changed {
+                    user: device.user,
+                    device_id: device.device_id.clone(),
+                    previous,
+                    now: device.ed25519.clone(),
+                });
+                if !with_changed {
+                    continue;
+                }
+            }
+            good.push(device);
+        }
         good
+    }
+
+    /// Reads `user`'s master key and signatures, and records which of `devices` it signed. A
+    /// changed key signed by a master key verified here is accepted; a SAS-verified device that
+    /// carries the master key's signature makes the master key verified; a master key other than
+    /// the verified one is reported and trusted for nothing.
+    async fn learn(&mut self, relay: &impl Relay, user: Uuid, devices: &[VerifiedDevice]) -> CryptoResult<()> {
+        let info = relay.cross_signing(user).await?;
+        let Some(master) = info.master_key.clone() else { return Ok(()) };
+        if self.trust.observe_master(user, &master).is_some() {
+            self.warnings.push(KeyWarning::MasterChanged { user });
+            return Ok(());
+        }
+        let theirs: Vec<VerifiedDevice> = devices.iter().filter(|d| d.user == user).cloned().collect();
+        let signed: Vec<VerifiedDevice> = cross_signing::signed(&info, &theirs).into_iter().cloned().collect();
+        let verified_master = self.trust.verified_master(user) == Some(master.as_str());
+        for device in &signed {
+            if verified_master && matches!(self.trust.observe(device), Seen::Changed { .. }) {
+                self.trust.accept(device);
+            }
+            self.trust.mark_signed(device, &master);
+        }
+        if signed.iter().any(|d| self.trust.is_sas_verified(d)) {
+            self.trust.verify_master(user, &master);
+        }
+        Ok(())
+    }
+
+    /// Sets up this person's master key if nobody has (their first device): it signs this device
+    /// and is trusted here. A later device is signed once verified from this one.
+    pub async fn ensure_master(&mut self, relay: &impl Relay) -> CryptoResult<()> {
+        let me = self.device.as_verified();
+        if self.master.is_none() && relay.cross_signing(me.user).await?.master_key.is_none() {
+            let secret = MasterSecret::generate();
+            let public = secret.public()?;
+            relay.set_master(public.clone()).await?;
+            relay.sign_device(me.device_id.clone(), secret.sign(&me)?).await?;
+            self.trust.verify_master(me.user, &public);
+            self.trust.mark_signed(&me, &public);
+            self.master = Some(secret);
+        }
+        Ok(())
+    }
+
+    /// Takes this person's master key restored from the key backup, if it is the one published
+    /// for them: this device signs itself with it (and can sign later devices).
+    pub async fn adopt_master(&mut self, relay: &impl Relay, secret: MasterSecret) -> CryptoResult<bool> {
+        if self.master.is_some() {
+            return Ok(false);
+        }
+        let me = self.device.as_verified();
+        let public = secret.public()?;
+        if relay.cross_signing(me.user).await?.master_key.as_deref() != Some(public.as_str()) {
+            // An identity replaced since it was backed up: not this person's key any more.
+            return Ok(false);
+        }
+        relay.sign_device(me.device_id.clone(), secret.sign(&me)?).await?;
+        self.trust.verify_master(me.user, &public);
+        self.trust.mark_signed(&me, &public);
+        self.master = Some(secret);
+        Ok(true)
+    }
+
+    /// After a SAS verification of `peer` completed here: one's own new device is signed with the
+    /// master key (if this device holds it), and `peer`'s person's master key is learned, and
+    /// verified when `peer` carries its signature.
+    pub async fn after_verification(&mut self, relay: &impl Relay, peer: &VerifiedDevice) -> CryptoResult<()> {
+        if peer.user == self.device.user()
+            && let Some(secret) = &self.master
+        {
+            relay.sign_device(peer.device_id.clone(), secret.sign(peer)?).await?;
+        }
+        let listed = relay.user_devices(peer.user).await?;
+        let devices: Vec<VerifiedDevice> = listed.iter().filter_map(|k| verify_device(k, peer.user).ok()).collect();
+        self.learn(relay, peer.user, &devices).await
     }
 
     /// Encrypts a message for its channel: the room key goes first, over Olm, to every checked
@@ -90,8 +215,14 @@ impl Machine {
         now_ms: u64,
     ) -> CryptoResult<Ciphertext> {
         let listed = relay.channel_devices(plaintext.channel_id).await?;
-        let recipients = self.check(&listed, false);
-        let keys = self.channels.prepare(&self.device, plaintext.channel_id, &recipients, now_ms);
+        let recipients = self.check(relay, &listed, false).await;
+        let mut keys = self.channels.prepare(&self.device, plaintext.channel_id, &recipients, now_ms);
+        let mut history_to: Vec<VerifiedDevice> = vec![];
+        if relay.shares_history(plaintext.channel_id) {
+            let shares = self.channels.share_history(&self.device, plaintext.channel_id, &recipients);
+            history_to = shares.iter().map(|(d, _)| d.clone()).collect();
+            keys.extend(shares);
+        }
         let mut batch = Vec::with_capacity(keys.len());
         for (device, content) in keys {
             let claimed = if self.device.has_session_with(&device) {
@@ -103,6 +234,7 @@ impl Machine {
                     // nothing (and is asked again next time); everyone else still gets the message.
                     Err(e @ (CryptoError::BadKeySignature(_) | CryptoError::BadKey(_))) => {
                         self.channels.unshare(plaintext.channel_id, &device);
+                        self.channels.ungive_history(plaintext.channel_id, &device);
                         self.warnings.push(KeyWarning::Forged {
                             user: device.user,
                             device_id: device.device_id.clone(),
@@ -114,6 +246,7 @@ impl Machine {
                         // A device without a usable key cannot read this session; it must not be
                         // counted as having it, so the next send tries again with a fresh session.
                         self.channels.rotate(plaintext.channel_id);
+                        history_to.iter().for_each(|d| self.channels.ungive_history(plaintext.channel_id, d));
                         return Err(e);
                     }
                 }
@@ -125,6 +258,7 @@ impl Machine {
             && let Err(e) = relay.send_to_device(batch).await
         {
             self.channels.rotate(plaintext.channel_id);
+            history_to.iter().for_each(|d| self.channels.ungive_history(plaintext.channel_id, d));
             return Err(e);
         }
         Ok(Ciphertext(self.channels.encrypt(&self.device, plaintext)?))
@@ -143,7 +277,8 @@ impl Machine {
             .find(|k| k.device_id == message.sender_device)
             .ok_or(CryptoError::WrongSender("device not listed"))?;
         let sender = self
-            .check(std::slice::from_ref(keys), false)
+            .check(relay, std::slice::from_ref(keys), false)
+            .await
             .pop()
             .ok_or(CryptoError::WrongSender("forged device keys"))?;
         let content = match self.device.decrypt_to_device(&sender, &message.payload.0) {
@@ -162,9 +297,74 @@ impl Machine {
                 self.channels.add_room_key(&sender, &content)?;
                 Ok(None)
             }
+            ToDeviceContent::History { .. } => {
+                self.channels.add_history(&sender, &content)?;
+                Ok(None)
+            }
+            // Key material between one person's devices: only from (and to) those this device
+            // verified; anyone else's request or forward is refused.
+            ToDeviceContent::KeyRequest { ref sessions } => {
+                self.own_verified(&sender)?;
+                for forward in self.channels.forward(Some(sessions)) {
+                    self.send_to(relay, &sender, forward).await?;
+                }
+                Ok(None)
+            }
+            ToDeviceContent::Forward { .. } => {
+                self.own_verified(&sender)?;
+                self.channels.add_forwarded(&content)?;
+                Ok(None)
+            }
             ToDeviceContent::Dummy => Ok(None),
             other => Ok(Some((sender, other))),
         }
+    }
+
+    fn own_verified(&self, device: &VerifiedDevice) -> CryptoResult<()> {
+        if device.user != self.device.user() {
+            return Err(CryptoError::WrongSender("keys are shared only between one person's own devices"));
+        }
+        if !self.trust.is_verified(device) {
+            return Err(CryptoError::WrongSender("that device of yours is not verified on this one"));
+        }
+        Ok(())
+    }
+
+    /// After this person verified another of their devices: it gets every session this one holds.
+    pub async fn forward_all(&mut self, relay: &impl Relay, peer: &VerifiedDevice) -> CryptoResult<usize> {
+        self.own_verified(peer)?;
+        let forwards = self.channels.forward(None);
+        let n = forwards.len();
+        for forward in forwards {
+            self.send_to(relay, peer, forward).await?;
+        }
+        Ok(n)
+    }
+
+    /// Asks this person's other verified devices for the sessions `wanted`. Returns how many
+    /// devices were asked.
+    pub async fn request_keys(
+        &mut self,
+        relay: &impl Relay,
+        wanted: Vec<(Uuid, String, String)>,
+    ) -> CryptoResult<usize> {
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        let me = self.device.as_verified();
+        let listed = relay.user_devices(me.user).await?;
+        let mine: Vec<VerifiedDevice> = self
+            .check(relay, &listed, false)
+            .await
+            .into_iter()
+            .filter(|d| *d != me && self.trust.is_verified(d))
+            .collect();
+        for device in &mine {
+            for chunk in wanted.chunks(super::channel::FORWARD_PER_MESSAGE) {
+                self.send_to(relay, device, ToDeviceContent::KeyRequest { sessions: chunk.to_vec() }).await?;
+            }
+        }
+        Ok(mine.len())
     }
 
     async fn restart_session(&mut self, relay: &impl Relay, peer: &VerifiedDevice) -> CryptoResult<()> {
@@ -199,7 +399,7 @@ impl Machine {
     /// kept, with a warning: verifying is how the new key becomes trusted).
     pub async fn devices_of(&mut self, relay: &impl Relay, user: Uuid) -> CryptoResult<Vec<VerifiedDevice>> {
         let listed = relay.user_devices(user).await?;
-        Ok(self.check(&listed, true))
+        Ok(self.check(relay, &listed, true).await)
     }
 
     /// Decrypts a channel message (`message_id` is the server's id for it: replay bookkeeping).

@@ -15,12 +15,18 @@
 //! - [`machine`]: the send and receive flows over a [`machine::Relay`] (the server's key directory
 //!   and to-device queue), checking every listed device and warning about forged or changed keys.
 //! - [`trust`]: trust on first use with key-change warnings, and SAS verification (emoji/numbers).
+//! - [`cross_signing`]: each person's master key signs their devices; verifying one device of a
+//!   person verifies the master key, and with it every device it signed.
+//! - [`backup`]: the server-side key backup, sealed under a key only the person's devices and
+//!   recovery key open.
 //! - [`store`]: the persistence boundary: state sealed under a key that never leaves the browser.
 //!
 //! The browser's implementation of that boundary (IndexedDB, WebCrypto, Web Locks) does I/O, so it
 //! lives outside this module, in `client::storage`.
 
+pub mod backup;
 pub mod channel;
+pub mod cross_signing;
 pub mod device;
 pub mod machine;
 pub mod olm;
@@ -56,6 +62,10 @@ pub enum CryptoError {
     UnknownSession(String),
     #[error("no session with this device yet: claim one of its one-time keys first")]
     NoSession,
+    /// This device holds the message's session only from a later message on (it was given the key
+    /// after this message was sent: joined later, or a newer device).
+    #[error("the key this device holds starts after this message")]
+    BeforeKey,
     #[error("decryption failed: {0}")]
     Decrypt(String),
     #[error("the server could not be asked: {0}")]

@@ -22,6 +22,15 @@ use vodozemac::{
 pub enum ToDeviceContent {
     /// The key of a sender's Megolm session for a channel, at its current index.
     RoomKey { channel_id: Uuid, session_id: String, session_key: String },
+    /// Earlier sessions of the sender for a channel whose history newcomers read: each session id
+    /// with the session exported at its first known index (`ExportedSessionKey`, base64).
+    History { channel_id: Uuid, sessions: Vec<(String, String)> },
+    /// Between two devices of one person: "send me these sessions" (channel, author's Curve25519
+    /// key, session id), answered only for the person's own verified devices.
+    KeyRequest { sessions: Vec<(Uuid, String, String)> },
+    /// Between two devices of one person: sessions from the first message held, with their author,
+    /// accepted only from the person's own verified devices.
+    Forward { sessions: Vec<ForwardedSession> },
     /// Establishes or repairs a session; carries nothing.
     Dummy,
     /// Device verification (see `trust`): a commitment to the initiator's ephemeral key…
@@ -30,6 +39,17 @@ pub enum ToDeviceContent {
     SasKey { txn: String, key: String },
     /// …and, once the people compared the codes, a MAC of each side's Ed25519 device key.
     SasMac { txn: String, mac: String },
+}
+
+/// One session forwarded between a person's own devices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedSession {
+    pub channel_id: Uuid,
+    /// The device that wrote the session's messages, as the forwarding device had checked it.
+    pub author: super::device::VerifiedDevice,
+    pub session_id: String,
+    /// `ExportedSessionKey`, base64.
+    pub exported: String,
 }
 
 /// The signed-for-identity plaintext of an envelope.

@@ -7,7 +7,7 @@ use super::{
     channel::{ChannelPlaintext, Channels, ROTATE_AFTER_MESSAGES, ROTATE_AFTER_MS},
     device::{Device, ONE_TIME_KEY_TARGET, VerifiedDevice, verify_claimed_key, verify_device},
     olm::ToDeviceContent,
-    store::{self, MemoryStore, StoreKey},
+    store::{self, CryptoStore, MemoryStore, StoreKey},
     trust::{Seen, Trust, Verification},
 };
 use crate::crypto::machine::{KeyWarning, Machine, Relay};
@@ -66,7 +66,10 @@ fn share(from: &mut Person, to: &mut Person, keys: Vec<(VerifiedDevice, ToDevice
         let claimed = (!from.device.has_session_with(&device)).then(|| to.claim());
         let sealed = from.device.encrypt_to_device(&device, claimed, content).unwrap();
         let opened = to.device.decrypt_to_device(&from.seen(), &sealed).unwrap();
-        to.channels.add_room_key(&from.seen(), &opened).unwrap();
+        match opened {
+            ToDeviceContent::History { .. } => to.channels.add_history(&from.seen(), &opened).unwrap(),
+            _ => to.channels.add_room_key(&from.seen(), &opened).unwrap(),
+        };
     }
 }
 
@@ -292,6 +295,70 @@ fn sessions_rotate_on_removal_age_and_count_and_newcomers_read_from_joining() {
 }
 
 #[test]
+fn channels_that_share_history_give_newcomers_the_authors_earlier_sessions() {
+    use crate::crypto::channel::HISTORY_PER_MESSAGE;
+    let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
+    let channel = Uuid::new_v4();
+    // 150 messages: two sessions (rotated after 100).
+    let mut sent = vec![];
+    for n in 0..150 {
+        let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen()], n);
+        share(&mut alice, &mut bob, keys);
+        sent.push(alice.channels.encrypt(&alice.device, &text(channel, &format!("m{n}"))).unwrap());
+    }
+    // Carol joins a "since joining" channel: the current session from its current index only.
+    let mut carol = Person::new("carol");
+    let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen(), carol.seen()], 200);
+    share(&mut alice, &mut carol, keys);
+    assert!(matches!(carol.channels.decrypt(channel, Uuid::new_v4(), &sent[0]), Err(CryptoError::UnknownSession(_))));
+    assert_eq!(carol.channels.decrypt(channel, Uuid::new_v4(), &sent[120]), Err(CryptoError::BeforeKey));
+
+    // The moderators switch to "full history": Alice's next send gives Carol (and Bob, who lacks
+    // nothing but is not yet counted) her sessions from their first message, once.
+    let shares = alice.channels.share_history(&alice.device, channel, &[alice.seen(), bob.seen(), carol.seen()]);
+    assert_eq!(shares.len(), 2, "one share per device (two sessions fit in one), none to herself");
+    share(&mut alice, &mut carol, shares);
+    for (n, sealed) in sent.iter().enumerate() {
+        let got = carol.channels.decrypt(channel, Uuid::new_v4(), sealed).unwrap();
+        assert_eq!((got.plaintext.body, got.sender.user), (format!("m{n}"), alice.device.user()));
+    }
+    assert!(alice.channels.share_history(&alice.device, channel, &[bob.seen(), carol.seen()]).is_empty(), "given once");
+    // Sending failed: asked again next time.
+    alice.channels.ungive_history(channel, &carol.seen());
+    assert_eq!(alice.channels.share_history(&alice.device, channel, &[bob.seen(), carol.seen()]).len(), 1);
+
+    // Bob cannot pass Alice's sessions off: what he shares is filed under his own key, so Alice's
+    // messages still need Alice's key.
+    let mut dave = Person::new("dave");
+    let stolen = bob
+        .channels
+        .inbound
+        .iter()
+        .map(|((_, _, id), i)| (id.clone(), i.session.export_at_first_known_index().to_base64()))
+        .collect::<Vec<_>>();
+    let forged = ToDeviceContent::History { channel_id: channel, sessions: stolen };
+    let dave_seen = dave.seen();
+    share(&mut bob, &mut dave, vec![(dave_seen, forged)]);
+    assert!(matches!(dave.channels.decrypt(channel, Uuid::new_v4(), &sent[0]), Err(CryptoError::UnknownSession(_))));
+
+    // Malformed shares are refused whole.
+    let too_many = ToDeviceContent::History {
+        channel_id: channel,
+        sessions: vec![("x".into(), "y".into()); HISTORY_PER_MESSAGE + 1],
+    };
+    assert!(matches!(dave.channels.add_history(&alice.seen(), &too_many), Err(CryptoError::Malformed(_))));
+    let (id, key) = alice
+        .channels
+        .inbound
+        .iter()
+        .map(|((_, _, id), i)| (id.clone(), i.session.export_at_first_known_index().to_base64()))
+        .next()
+        .unwrap();
+    let renamed = ToDeviceContent::History { channel_id: channel, sessions: vec![(format!("{id}x"), key)] };
+    assert!(matches!(dave.channels.add_history(&alice.seen(), &renamed), Err(CryptoError::Malformed(_))));
+}
+
+#[test]
 fn state_survives_a_reload_sealed_under_its_key() {
     let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
     let channel = Uuid::new_v4();
@@ -311,16 +378,16 @@ fn state_survives_a_reload_sealed_under_its_key() {
     };
     let (alice_state, mut bob_state) = (as_machine(alice), as_machine(bob));
     bob_state.trust.observe(&alice_state.device.as_verified());
-    now(store::save(&alice_store, &alice_state, &key)).unwrap();
-    now(store::save(&bob_store, &bob_state, &key)).unwrap();
+    now(store::save(&alice_store, &alice_state, &key, &mut Default::default())).unwrap();
+    now(store::save(&bob_store, &bob_state, &key, &mut Default::default())).unwrap();
     for dump in [alice_store.dump(), bob_store.dump()] {
         assert!(!dump.contains(canary), "plaintext in the store");
     }
     assert!(matches!(now(store::load(&bob_store, &StoreKey([8; 32]))), Err(CryptoError::Store(_))), "wrong key");
 
-    let restored = now(store::load(&alice_store, &key)).unwrap().unwrap();
+    let (restored, _) = now(store::load(&alice_store, &key)).unwrap().unwrap();
     let mut alice = Person { device: restored.device, channels: restored.channels };
-    let restored = now(store::load(&bob_store, &key)).unwrap().unwrap();
+    let (restored, _) = now(store::load(&bob_store, &key)).unwrap().unwrap();
     assert_eq!(restored.trust, bob_state.trust, "remembered devices survive");
     let mut bob = Person { device: restored.device, channels: restored.channels };
     assert_eq!(
@@ -336,6 +403,69 @@ fn state_survives_a_reload_sealed_under_its_key() {
     assert_eq!((got.plaintext.body.as_str(), got.index), ("after reload", 1));
     let dummy = alice.device.encrypt_to_device(&bob.seen(), None, ToDeviceContent::Dummy).unwrap();
     assert_eq!(bob.device.decrypt_to_device(&alice.seen(), &dummy).unwrap(), ToDeviceContent::Dummy);
+}
+
+#[test]
+fn a_save_writes_what_changed_and_records_cannot_be_swapped() {
+    let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
+    let channel = Uuid::new_v4();
+    let mut sent = vec![];
+    for n in 0..1000 {
+        let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen()], n);
+        share(&mut alice, &mut bob, keys);
+        sent.push(alice.channels.encrypt(&alice.device, &text(channel, "hello")).unwrap());
+    }
+    for (n, sealed) in sent.iter().enumerate().take(999) {
+        bob.channels.decrypt(channel, Uuid::from_u128(n as u128 + 1), sealed).unwrap();
+    }
+    let mut machine = Machine::new(bob.device);
+    machine.channels = bob.channels;
+    machine.trust.observe(&alice.seen());
+    let (key, store) = (StoreKey([7; 32]), MemoryStore::default());
+    let mut written = store::Written::default();
+    let first = now(store::save(&store, &machine, &key, &mut written)).unwrap();
+    assert_eq!(first.records, 1 + 1 + 10 + 10 + 1, "account, Olm, 10 sessions, their replay memory, Alice");
+    // Nothing changed: nothing written.
+    assert_eq!(now(store::save(&store, &machine, &key, &mut written)).unwrap(), store::Saved::default());
+    // One more message: its session's records only, a small part of the whole.
+    machine.channels.decrypt(channel, Uuid::from_u128(1000), &sent[999]).unwrap();
+    let one = now(store::save(&store, &machine, &key, &mut written)).unwrap();
+    assert!(one.records <= 2 && one.deleted == 0, "{one:?}");
+    assert!(one.bytes * 10 < first.bytes, "{one:?} of {first:?}");
+    assert_eq!(written.generation, 3 - 1, "two saves that wrote");
+    // A rotated-away outbound session is deleted; what loads is what was saved.
+    let (again, read) = now(store::load(&store, &key)).unwrap().unwrap();
+    assert_eq!(read.generation, written.generation);
+    assert_eq!(again.channels.inbound.len(), 10);
+    assert_eq!(again.trust, machine.trust);
+
+    // The store cannot be rearranged: a session's record moved under another name does not open.
+    let dump = store.0.borrow().clone();
+    let mut names = dump.keys().filter(|n| n.starts_with("v2/in/"));
+    let (a, b) = (names.next().unwrap().clone(), names.next().unwrap().clone());
+    store.0.borrow_mut().insert(a, dump[&b].clone());
+    assert!(matches!(now(store::load(&store, &key)), Err(CryptoError::Store(_))));
+}
+
+#[test]
+fn a_state_in_the_first_layout_moves_to_the_second() {
+    let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
+    let channel = Uuid::new_v4();
+    let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen()], 0);
+    share(&mut alice, &mut bob, keys);
+    let sealed = alice.channels.encrypt(&alice.device, &text(channel, "kept")).unwrap();
+    let key = StoreKey([7; 32]);
+    let old = MemoryStore::default();
+    now(old.save("device", store::seal_device(&bob.device, &key).unwrap())).unwrap();
+    now(old.save("channels", store::seal_channels(&bob.channels, &key).unwrap())).unwrap();
+    now(old.save("trust", "{\"known\":{}}".into())).unwrap();
+    let (mut moved, written) = now(store::load(&old, &key)).unwrap().unwrap();
+    assert_eq!(written.generation, 1);
+    assert!(now(old.load("channels")).unwrap().is_none(), "the first layout's records are gone");
+    assert_eq!(moved.device.device_id(), "BOB");
+    assert_eq!(moved.channels.decrypt(channel, Uuid::new_v4(), &sealed).unwrap().plaintext.body, "kept");
+    let (_, again) = now(store::load(&old, &key)).unwrap().unwrap();
+    assert_eq!(again.generation, 1, "moved once");
 }
 
 #[test]
@@ -602,4 +732,326 @@ fn a_device_whose_key_changed_gets_nothing_until_the_new_key_is_accepted() {
     now(alice.encrypt(&lying, &text(channel, "welcome back"), 0)).unwrap();
     assert_eq!(lying.sent.borrow().len(), 1);
     assert!(alice.warnings.is_empty());
+}
+
+#[test]
+fn key_backup_restores_history_on_a_new_device_and_refuses_what_is_not_its_own() {
+    use crate::crypto::backup::{self, BackupKey, RecoveryKey, RecoveryKeyError, Restored};
+    let (mut alice, mut bob) = (Person::new("alice"), Person::new("bob"));
+    let channel = Uuid::new_v4();
+    let mut sent = vec![];
+    for n in 0..120 {
+        let keys = alice.channels.prepare(&alice.device, channel, &[bob.seen()], n);
+        share(&mut alice, &mut bob, keys);
+        sent.push(alice.channels.encrypt(&alice.device, &text(channel, &format!("m{n}"))).unwrap());
+    }
+
+    // Bob turns backup on: a recovery key to write down, the backup key wrapped under it.
+    let recovery = RecoveryKey::generate().unwrap();
+    let written = recovery.display();
+    assert_eq!(written.split(' ').count(), 14, "{written}");
+    let backup_key = BackupKey::generate().unwrap();
+    let auth_data = backup_key.wrap(&recovery).unwrap();
+    let mut uploaded = std::collections::HashMap::new();
+    let sealed = backup::pending(&bob.channels, &backup_key, &uploaded, 500).unwrap();
+    assert_eq!(sealed.len(), 2, "both of Alice's sessions");
+    for (blob, first) in &sealed {
+        uploaded.insert(blob.key_id.clone(), *first);
+        assert!(!blob.key_id.contains(&channel.to_string()), "ids say nothing of the channel");
+    }
+    assert!(backup::pending(&bob.channels, &backup_key, &uploaded, 500).unwrap().is_empty(), "uploaded once");
+    let blobs: Vec<_> = sealed.into_iter().map(|(b, _)| b).collect();
+
+    // His new device: the recovery key as typed (lower case, a 0 for an O, dashes) opens it.
+    let typed = written.to_lowercase().replace(' ', "-").replace('o', "0");
+    let opened = BackupKey::unwrap(&auth_data, &RecoveryKey::parse(&typed).unwrap()).unwrap();
+    let mut laptop = Person::new("bob-laptop");
+    let mut restored = Restored::default();
+    let mut laptop_uploaded = std::collections::HashMap::new();
+    let mut master = None;
+    backup::restore(&mut laptop.channels, &opened, &blobs, &mut restored, &mut laptop_uploaded, &mut master);
+    assert_eq!(restored, Restored { imported: 2, damaged: 0 });
+    assert!(master.is_none());
+    assert_eq!(laptop_uploaded, uploaded, "what came from the backup is not uploaded again");
+    assert!(backup::pending(&laptop.channels, &opened, &laptop_uploaded, 500).unwrap().is_empty());
+    for (n, sealed) in sent.iter().enumerate() {
+        let got = laptop.channels.decrypt(channel, Uuid::from_u128(n as u128 + 1), sealed).unwrap();
+        assert_eq!((got.plaintext.body, got.sender.user), (format!("m{n}"), alice.device.user()));
+    }
+
+    // Wrong keys: a clear reason, nothing opened.
+    let other = RecoveryKey::generate().unwrap();
+    assert_eq!(BackupKey::unwrap(&auth_data, &other).unwrap_err(), RecoveryKeyError::Wrong);
+    let mut typo = written.clone().into_bytes();
+    typo[0] = if typo[0] == b'A' { b'B' } else { b'A' };
+    assert_eq!(RecoveryKey::parse(&String::from_utf8(typo).unwrap()).unwrap_err(), RecoveryKeyError::Typo);
+    assert_eq!(RecoveryKey::parse("abcd efgh").unwrap_err(), RecoveryKeyError::Length);
+
+    // Damaged, truncated, swapped between ids, or sealed under another backup key: skipped and
+    // counted; what the device holds is untouched.
+    let mut flipped = blobs[0].clone();
+    let at = flipped.sealed.0.len() / 2;
+    flipped.sealed.0[at] ^= 1;
+    let mut cut = blobs[1].clone();
+    cut.sealed.0.truncate(20);
+    let swapped = crate::model::backup::BackupKey { key_id: blobs[1].key_id.clone(), sealed: blobs[0].sealed.clone() };
+    let foreign = backup::pending(&bob.channels, &BackupKey::generate().unwrap(), &Default::default(), 1).unwrap();
+    let mut phone = Person::new("bob-phone");
+    let mut report = Restored::default();
+    let mut phone_uploaded = std::collections::HashMap::new();
+    let bad = [flipped, cut, swapped, foreign[0].0.clone()];
+    backup::restore(&mut phone.channels, &opened, &bad, &mut report, &mut phone_uploaded, &mut None);
+    assert_eq!(report, Restored { imported: 0, damaged: 4 });
+    assert!(phone_uploaded.is_empty() && phone.channels.inbound.is_empty());
+    // A replayed copy of a session merges with the one held (nothing is lost).
+    backup::restore(&mut laptop.channels, &opened, &blobs, &mut report, &mut laptop_uploaded, &mut None);
+    assert_eq!(report.imported, 2);
+    assert!(laptop.channels.decrypt(channel, Uuid::from_u128(1), &sent[0]).is_ok());
+
+    // The master key (cross-signing) travels in the backup too, under its own opaque id; only the
+    // backup key opens it.
+    let secret = crate::crypto::cross_signing::MasterSecret::generate();
+    let sealed_master = backup_key.seal_master(&secret).unwrap();
+    assert!(!backup_key.master_uploaded(&laptop_uploaded));
+    let mut found = None;
+    backup::restore(
+        &mut laptop.channels,
+        &opened,
+        std::slice::from_ref(&sealed_master),
+        &mut report,
+        &mut laptop_uploaded,
+        &mut found,
+    );
+    assert_eq!(found.unwrap().public().unwrap(), secret.public().unwrap());
+    assert!(backup_key.master_uploaded(&laptop_uploaded));
+    let other = BackupKey::generate().unwrap();
+    let (mut found, before) = (None, report.damaged);
+    backup::restore(&mut laptop.channels, &other, &[sealed_master], &mut report, &mut laptop_uploaded, &mut found);
+    assert!(found.is_none() && report.damaged == before + 1, "another backup key opens nothing");
+}
+
+/// Verifies two machines' devices to each other (SAS, the codes compared and matching).
+fn sas(a: &mut Machine, b: &mut Machine) {
+    let (a_seen, b_seen) = (a.device.as_verified(), b.device.as_verified());
+    let (mut flow_a, start) = Verification::start(&a.device, &b_seen);
+    let (mut flow_b, b_key) = Verification::accept(&b.device, &a_seen, &start).unwrap();
+    let (a_key, _) = flow_a.receive_key(&b_key).unwrap();
+    flow_b.receive_key(&a_key.unwrap()).unwrap();
+    let (a_mac, b_mac) = (flow_a.confirm().unwrap(), flow_b.confirm().unwrap());
+    assert!(flow_b.receive_mac(&a_mac, &mut b.trust).unwrap());
+    assert!(flow_a.receive_mac(&b_mac, &mut a.trust).unwrap());
+}
+
+/// Hands `to` what the relay queued for it from `from`; returns each outcome.
+fn deliver(relay: &FakeRelay, from: &Machine, to: &mut Machine) -> Vec<Result<(), CryptoError>> {
+    let (for_me, rest): (Vec<_>, Vec<_>) =
+        relay.sent.take().into_iter().partition(|m| m.recipient_device == to.device.device_id());
+    *relay.sent.borrow_mut() = rest;
+    for_me
+        .into_iter()
+        .map(|m| {
+            let message = crate::model::keys::ToDeviceMessage {
+                id: Uuid::now_v7(),
+                sender_user: from.device.user(),
+                sender_device: from.device.device_id().into(),
+                payload: m.payload,
+            };
+            now(to.receive_to_device(relay, &message)).map(|_| ())
+        })
+        .collect()
+}
+
+fn one_time_key(m: &mut Machine) -> ClaimedKey {
+    let key = m.device.one_time_keys_to_publish(0).remove(0);
+    m.device.mark_published();
+    ClaimedKey { user_id: m.device.user(), device_id: m.device.device_id().into(), key, fallback: false }
+}
+
+#[test]
+fn own_verified_devices_forward_keys_and_nobody_else_can() {
+    let mut alice = Person::new("alice");
+    let bob_user = Uuid::new_v4();
+    let mut bob1 = Person { device: Device::new(bob_user, "BOB1"), channels: Channels::default() };
+    let channel = Uuid::new_v4();
+    let keys = alice.channels.prepare(&alice.device, channel, &[bob1.seen()], 0);
+    share(&mut alice, &mut bob1, keys);
+    let old = alice.channels.encrypt(&alice.device, &text(channel, "before the laptop")).unwrap();
+    let mut phone = Machine::new(bob1.device);
+    phone.channels = bob1.channels;
+    let mut laptop = Machine::new(Device::new(bob_user, "BOB2"));
+    let mut spare = Machine::new(Device::new(bob_user, "BOB3"));
+    let mut mallory = Machine::new(Device::new(Uuid::new_v4(), "MAL"));
+    let mut claims = vec![];
+    for _ in 0..3 {
+        claims.extend([one_time_key(&mut laptop), one_time_key(&mut phone)]);
+    }
+    let relay = FakeRelay {
+        listed: [&phone, &laptop, &spare, &mallory].iter().map(|m| m.device.device_keys()).collect(),
+        claims: RefCell::new(claims),
+        sent: RefCell::default(),
+    };
+
+    // Not verified yet: the phone forwards nothing, and the laptop's request is refused.
+    let laptop_seen = laptop.device.as_verified();
+    assert!(matches!(now(phone.forward_all(&relay, &laptop_seen)), Err(CryptoError::WrongSender(_))));
+    assert!(laptop.channels.decrypt(channel, Uuid::new_v4(), &old).is_err());
+
+    // Bob compares the codes on both: the phone forwards every session it holds.
+    sas(&mut phone, &mut laptop);
+    assert_eq!(now(phone.forward_all(&relay, &laptop_seen)).unwrap(), 1);
+    assert!(deliver(&relay, &phone, &mut laptop).iter().all(Result::is_ok));
+    let got = laptop.channels.decrypt(channel, Uuid::new_v4(), &old).unwrap();
+    assert_eq!((got.plaintext.body.as_str(), got.sender.user), ("before the laptop", alice.device.user()));
+
+    // A later session the laptop missed: it asks, the phone answers.
+    alice.channels.rotate(channel);
+    let phone_seen = phone.device.as_verified();
+    let keys = alice.channels.prepare(&alice.device, channel, std::slice::from_ref(&phone_seen), 1);
+    let mut as_person = Person { device: Device::new(bob_user, "X"), channels: Channels::default() };
+    std::mem::swap(&mut as_person.device, &mut phone.device);
+    std::mem::swap(&mut as_person.channels, &mut phone.channels);
+    share(&mut alice, &mut as_person, keys);
+    std::mem::swap(&mut as_person.device, &mut phone.device);
+    std::mem::swap(&mut as_person.channels, &mut phone.channels);
+    let later = alice.channels.encrypt(&alice.device, &text(channel, "while the laptop slept")).unwrap();
+    assert!(matches!(laptop.channels.decrypt(channel, Uuid::new_v4(), &later), Err(CryptoError::UnknownSession(_))));
+    let (author, session) = Channels::session_of(&later).unwrap();
+    assert_eq!(now(laptop.request_keys(&relay, vec![(channel, author, session)])).unwrap(), 1, "the phone only");
+    assert!(deliver(&relay, &laptop, &mut phone).iter().all(Result::is_ok));
+    assert!(deliver(&relay, &phone, &mut laptop).iter().all(Result::is_ok));
+    assert_eq!(
+        laptop.channels.decrypt(channel, Uuid::new_v4(), &later).unwrap().plaintext.body,
+        "while the laptop slept"
+    );
+
+    // Forged forwards: from someone else (even verified), or from an own device not verified.
+    let forged = phone.channels.forward(None).remove(0);
+    sas(&mut mallory, &mut laptop);
+    for (from, name) in [(&mut mallory, "another person"), (&mut spare, "an unverified device of bob")] {
+        now(from.send_to(&relay, &laptop_seen, forged.clone())).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let outcomes = deliver(&relay, from, &mut laptop);
+        assert!(matches!(outcomes.as_slice(), [Err(CryptoError::WrongSender(_))]), "{name}: {outcomes:?}");
+        // Nor does the phone answer their requests.
+        let request = ToDeviceContent::KeyRequest { sessions: vec![] };
+        now(from.send_to(&relay, &phone_seen, request)).unwrap();
+        let outcomes = deliver(&relay, from, &mut phone);
+        assert!(matches!(outcomes.as_slice(), [Err(CryptoError::WrongSender(_))]), "{name}: {outcomes:?}");
+    }
+    assert!(relay.sent.borrow().is_empty(), "nothing was sent in answer");
+}
+
+/// A relay that also keeps cross-signing (master keys and signatures), as the server does,
+/// without checking anything (a lying server may store anything).
+struct SigningRelay {
+    inner: FakeRelay,
+    me: RefCell<Uuid>,
+    cross: RefCell<std::collections::HashMap<Uuid, crate::model::keys::CrossSigning>>,
+}
+
+impl Relay for SigningRelay {
+    async fn channel_devices(&self, c: Uuid) -> super::CryptoResult<Vec<DeviceKeys>> {
+        self.inner.channel_devices(c).await
+    }
+    async fn user_devices(&self, u: Uuid) -> super::CryptoResult<Vec<DeviceKeys>> {
+        self.inner.user_devices(u).await
+    }
+    async fn claim(&self, u: Uuid, d: &str) -> super::CryptoResult<ClaimedKey> {
+        self.inner.claim(u, d).await
+    }
+    async fn send_to_device(&self, b: Vec<OutgoingToDevice>) -> super::CryptoResult<()> {
+        self.inner.send_to_device(b).await
+    }
+    async fn cross_signing(&self, user: Uuid) -> super::CryptoResult<crate::model::keys::CrossSigning> {
+        Ok(self.cross.borrow().get(&user).cloned().unwrap_or_default())
+    }
+    async fn set_master(&self, master_key: String) -> super::CryptoResult<()> {
+        let me = *self.me.borrow();
+        self.cross
+            .borrow_mut()
+            .insert(me, crate::model::keys::CrossSigning { master_key: Some(master_key), devices: vec![] });
+        Ok(())
+    }
+    async fn sign_device(&self, device_id: String, signature: String) -> super::CryptoResult<()> {
+        let me = *self.me.borrow();
+        let mut all = self.cross.borrow_mut();
+        let entry = all.entry(me).or_default();
+        entry.devices.retain(|d| d.device_id != device_id);
+        entry.devices.push(crate::model::keys::DeviceSignature { device_id, signature });
+        Ok(())
+    }
+}
+
+#[test]
+fn verifying_a_person_once_trusts_every_device_their_master_key_signed() {
+    use crate::crypto::cross_signing::MasterSecret;
+    let bob_user = Uuid::new_v4();
+    let mut alice = Machine::new(Device::new(Uuid::new_v4(), "ALICE"));
+    let mut bob1 = Machine::new(Device::new(bob_user, "BOB1"));
+    let mut bob3 = Machine::new(Device::new(bob_user, "BOB3"));
+    let bob4 = Device::new(bob_user, "BOB4");
+    let relay = SigningRelay {
+        inner: FakeRelay {
+            listed: vec![alice.device.device_keys(), bob1.device.device_keys()],
+            claims: RefCell::default(),
+            sent: RefCell::default(),
+        },
+        me: RefCell::new(bob_user),
+        cross: RefCell::default(),
+    };
+    // Bob's first device makes his master key and signs itself; a later one does not make another.
+    now(bob1.ensure_master(&relay)).unwrap();
+    assert!(bob1.master.is_some());
+    now(bob3.ensure_master(&relay)).unwrap();
+    assert!(bob3.master.is_none(), "the second device waits to be verified");
+
+    // Alice verifies Bob's first device once (SAS): his master key becomes verified for her.
+    sas(&mut alice, &mut bob1);
+    now(alice.after_verification(&relay, &bob1.device.as_verified())).unwrap();
+    assert!(alice.trust.verified_master(bob_user).is_some());
+
+    // Bob adds a device and verifies it from his first one, which signs it with his master key.
+    let relay = SigningRelay {
+        inner: FakeRelay {
+            listed: vec![
+                alice.device.device_keys(),
+                bob1.device.device_keys(),
+                bob3.device.device_keys(),
+                bob4.device_keys(),
+            ],
+            claims: RefCell::default(),
+            sent: RefCell::default(),
+        },
+        ..relay
+    };
+    sas(&mut bob1, &mut bob3);
+    now(bob1.after_verification(&relay, &bob3.device.as_verified())).unwrap();
+    now(bob3.after_verification(&relay, &bob1.device.as_verified())).unwrap();
+    assert!(bob3.trust.verified_master(bob_user).is_some(), "the new device trusts its person's master key");
+
+    // Alice never compared anything with the new device, and trusts it; the device the server
+    // added (not signed) she does not.
+    let listed = now(alice.devices_of(&relay, bob_user)).unwrap();
+    let trusted: Vec<&str> =
+        listed.iter().filter(|d| alice.trust.is_verified(d)).map(|d| d.device_id.as_str()).collect();
+    assert_eq!(trusted, vec!["BOB1", "BOB3"]);
+
+    // The server swaps in its own master key and signs the extra device with it: Alice is told,
+    // and trusts nothing through it.
+    let fake = MasterSecret::generate();
+    let bob4_seen = verify_device(&bob4.device_keys(), bob_user).unwrap();
+    relay.cross.borrow_mut().insert(
+        bob_user,
+        crate::model::keys::CrossSigning {
+            master_key: Some(fake.public().unwrap()),
+            devices: vec![crate::model::keys::DeviceSignature {
+                device_id: "BOB4".into(),
+                signature: fake.sign(&bob4_seen).unwrap(),
+            }],
+        },
+    );
+    let mut fresh = Machine::new(alice.device);
+    fresh.trust = alice.trust.clone();
+    let listed = now(fresh.devices_of(&relay, bob_user)).unwrap();
+    assert!(fresh.warnings.iter().any(|w| matches!(w, KeyWarning::MasterChanged { user } if *user == bob_user)));
+    assert!(!listed.iter().any(|d| d.device_id == "BOB4" && fresh.trust.is_verified(d)));
 }

@@ -23,9 +23,20 @@ use vodozemac::{
 
 /// What a device looked like the last time it was accepted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Known {
+pub(super) struct Known {
     ed25519: String,
     verified: bool,
+    /// The master key (cross-signing) whose valid signature over this very key was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed_by: Option<String>,
+}
+
+/// A person's cross-signing master key as this device knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Master {
+    pub(super) key: String,
+    /// Verified: one of their devices was verified (SAS) and that device is signed by this key.
+    pub(super) verified: bool,
 }
 
 /// How a device's keys compare with what was seen before.
@@ -44,6 +55,9 @@ pub enum Seen {
 pub struct Trust {
     /// By `user/device` (a string key, so that the map serialises as a JSON object).
     known: BTreeMap<String, Known>,
+    /// Master keys by user id.
+    #[serde(default)]
+    masters: BTreeMap<String, Master>,
 }
 
 fn device_key(device: &VerifiedDevice) -> String {
@@ -51,12 +65,80 @@ fn device_key(device: &VerifiedDevice) -> String {
 }
 
 impl Trust {
+    /// Every remembered device (`user/device` → what is known), for storing one record each.
+    pub(super) fn entries(&self) -> &BTreeMap<String, Known> {
+        &self.known
+    }
+
+    pub(super) fn insert_entry(&mut self, name: String, known: Known) {
+        self.known.insert(name, known);
+    }
+
+    pub(super) fn masters(&self) -> &BTreeMap<String, Master> {
+        &self.masters
+    }
+
+    pub(super) fn insert_master(&mut self, user: String, master: Master) {
+        self.masters.insert(user, master);
+    }
+
+    /// The master key this device trusts for `user` (verified), if any.
+    pub fn verified_master(&self, user: Uuid) -> Option<&str> {
+        self.masters.get(&user.to_string()).filter(|m| m.verified).map(|m| m.key.as_str())
+    }
+
+    /// The master key last seen for `user`, verified or not.
+    pub fn master(&self, user: Uuid) -> Option<&str> {
+        self.masters.get(&user.to_string()).map(|m| m.key.as_str())
+    }
+
+    /// Remembers `user`'s master key (unverified unless it is the same key already verified).
+    /// Returns the previously verified key when this one differs from it: the person's identity
+    /// changed, which the UI must say.
+    pub fn observe_master(&mut self, user: Uuid, key: &str) -> Option<String> {
+        match self.masters.get(&user.to_string()) {
+            Some(m) if m.key == key => None,
+            Some(m) if m.verified => Some(m.key.clone()),
+            _ => {
+                self.masters.insert(user.to_string(), Master { key: key.to_owned(), verified: false });
+                None
+            }
+        }
+    }
+
+    /// `user`'s master key is trusted from now on (a verified device of theirs carries its
+    /// signature, or it is this person's own).
+    pub fn verify_master(&mut self, user: Uuid, key: &str) {
+        self.masters.insert(user.to_string(), Master { key: key.to_owned(), verified: true });
+    }
+
+    /// The master key `master` signed this exact device key (the caller checked the signature).
+    /// A device seen for the first time is remembered with it.
+    pub fn mark_signed(&mut self, device: &VerifiedDevice, master: &str) {
+        let entry = self.known.entry(device_key(device)).or_insert_with(|| Known {
+            ed25519: device.ed25519.clone(),
+            verified: false,
+            signed_by: None,
+        });
+        if entry.ed25519 == device.ed25519 {
+            entry.signed_by = Some(master.to_owned());
+        }
+    }
+
+    /// Whether `device` is signed by a master key this device verified.
+    pub fn is_cross_signed(&self, device: &VerifiedDevice) -> bool {
+        self.known.get(&device_key(device)).is_some_and(|k| {
+            k.ed25519 == device.ed25519
+                && k.signed_by.as_deref().is_some_and(|m| self.verified_master(device.user) == Some(m))
+        })
+    }
+
     /// Records a device on first sight; reports a key change without accepting it.
     pub fn observe(&mut self, device: &VerifiedDevice) -> Seen {
         let key = device_key(device);
         match self.known.get(&key) {
             None => {
-                self.known.insert(key, Known { ed25519: device.ed25519.clone(), verified: false });
+                self.known.insert(key, Known { ed25519: device.ed25519.clone(), verified: false, signed_by: None });
                 Seen::New
             }
             Some(k) if k.ed25519 == device.ed25519 => Seen::Same,
@@ -71,12 +153,17 @@ impl Trust {
 
     /// [`Trust::accept`] by the parts the warning names.
     pub fn accept_key(&mut self, user: Uuid, device_id: &str, ed25519: &str) {
-        self.known.insert(format!("{user}/{device_id}"), Known { ed25519: ed25519.to_owned(), verified: false });
+        self.known.insert(
+            format!("{user}/{device_id}"),
+            Known { ed25519: ed25519.to_owned(), verified: false, signed_by: None },
+        );
     }
 
-    /// Whether this exact key was verified.
+    /// Whether this exact key was verified: by SAS, or through a master key this device verified
+    /// (cross-signing).
     pub fn is_verified(&self, device: &VerifiedDevice) -> bool {
         self.known.get(&device_key(device)).is_some_and(|k| k.verified && k.ed25519 == device.ed25519)
+            || self.is_cross_signed(device)
     }
 
     /// Users with at least one device verified at its current key.
@@ -85,11 +172,22 @@ impl Trust {
             .iter()
             .filter(|(_, k)| k.verified)
             .filter_map(|(key, _)| key.split('/').next().and_then(|u| Uuid::parse_str(u).ok()))
+            .chain(self.masters.iter().filter(|(_, m)| m.verified).filter_map(|(u, _)| Uuid::parse_str(u).ok()))
             .collect()
     }
 
     fn mark_verified(&mut self, device: &VerifiedDevice) {
-        self.known.insert(device_key(device), Known { ed25519: device.ed25519.clone(), verified: true });
+        let signed_by = self
+            .known
+            .get(&device_key(device))
+            .filter(|k| k.ed25519 == device.ed25519)
+            .and_then(|k| k.signed_by.clone());
+        self.known.insert(device_key(device), Known { ed25519: device.ed25519.clone(), verified: true, signed_by });
+    }
+
+    /// Whether this exact key was verified by SAS on this device.
+    pub fn is_sas_verified(&self, device: &VerifiedDevice) -> bool {
+        self.known.get(&device_key(device)).is_some_and(|k| k.verified && k.ed25519 == device.ed25519)
     }
 }
 

@@ -1,11 +1,14 @@
 //! The app's start page (in the signed-in frame): a greeting, this browser's encryption device,
-//! and registration invites for instance managers.
+//! the key backup, and registration invites for instance managers.
 
 use super::signed_in::ShellData;
 use crate::{
-    api::invites::CreateInvite,
-    chat::Chat,
-    components::form::{BUTTON, ErrorBanner, Field},
+    api::{invites::CreateInvite, keys::list_devices},
+    chat::{Chat, act},
+    components::{
+        form::{BUTTON, ErrorBanner, ErrorText, Field},
+        style::SMALL,
+    },
     error::AppError,
     model::Invite,
 };
@@ -25,6 +28,8 @@ pub fn HomePage() -> impl IntoView {
                 "Pick a conversation from the sidebar. Messages you send are end-to-end encrypted."
             </p>
             <DeviceBadge />
+            <OwnDevices />
+            <super::key_backup::KeyBackupPanel />
             {is_manager.then(|| view! { <InvitePanel create=data.create_invite invites=data.invites /> })}
         </main>
     }
@@ -45,7 +50,92 @@ fn DeviceBadge() -> impl IntoView {
                 Some(Err(e)) => format!("Encryption is unavailable in this browser: {e}"),
             }}
         </p>
+        <super::key_backup::StartNewDevice />
     }
+}
+
+/// This person's other devices: verifying one here (comparing emoji on both) makes each trust the
+/// other, and this browser then gives it every key it holds, so it reads the history too.
+#[component]
+fn OwnDevices() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let me = chat.me.get_value();
+    let error = RwSignal::new(None::<String>);
+    // Fetched in the browser only (a resource made by a page inside the signed-in frame could
+    // hold server-side rendering; see `signed_in.rs`), again once encryption has started here.
+    let devices = RwSignal::new(None::<Vec<crate::model::keys::DeviceKeys>>);
+    Effect::new(move |_| {
+        if chat.device.with(|d| matches!(d, Some(Ok(_)))) {
+            leptos::task::spawn_local(async move {
+                if let Ok(all) = list_devices(me).await {
+                    devices.set(Some(all));
+                }
+            });
+        }
+    });
+    let this = move || chat.device.with(|d| d.as_ref().and_then(|d| d.as_ref().ok()).map(|d| d.device_id.clone()));
+    let list = move || {
+        let here = this();
+        devices.get().filter(|all| all.len() > 1).map(|all| {
+            view! {
+                <section class="mt-6 max-w-2xl" aria-labelledby="devices-heading" data-testid="own-devices">
+                    <h2 id="devices-heading" class="text-lg font-semibold">
+                        "Your devices"
+                    </h2>
+                    <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">
+                        "Verify your other devices (compare the emoji on both): they then trust each other and share the keys to your earlier messages."
+                    </p>
+                    <ul class="mt-2 divide-y divide-slate-200 dark:divide-slate-800">
+                        {all
+                            .into_iter()
+                            .map(|d| {
+                                let mine = here.as_deref() == Some(d.device_id.as_str());
+                                let id = d.device_id.clone();
+                                let key = crate::chat::fingerprint(&d.ed25519);
+                                view! {
+                                    <li
+                                        class="flex flex-wrap items-center justify-between gap-2 py-2 text-sm"
+                                        data-testid="own-device"
+                                        data-device=d.device_id.clone()
+                                    >
+                                        <span class="min-w-0">
+                                            <span class="font-mono">{d.device_id.clone()}</span>
+                                            {mine.then_some(" (this browser)")}
+                                            <span class="block truncate font-mono text-xs text-slate-500">
+                                                {format!("key {key}")}
+                                            </span>
+                                        </span>
+                                        {(!mine)
+                                            .then(|| {
+                                                view! {
+                                                    <button
+                                                        type="button"
+                                                        class=SMALL
+                                                        data-testid="verify-own-device"
+                                                        on:click=move |_| {
+                                                            let id = id.clone();
+                                                            leptos::task::spawn_local(async move {
+                                                                if let Err(e) = act::verify_device(me, id).await {
+                                                                    error.set(Some(e.to_string()));
+                                                                }
+                                                            });
+                                                        }
+                                                    >
+                                                        "Verify"
+                                                    </button>
+                                                }
+                                            })}
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ul>
+                    <ErrorText message=error />
+                </section>
+            }
+        })
+    };
+    view! { <div>{list}</div> }
 }
 
 /// Registration invite codes, for the instance owner and admins.

@@ -2,6 +2,7 @@
 
 pub mod channel;
 pub mod home;
+pub mod key_backup;
 pub mod login;
 pub mod not_found;
 pub mod recover;

@@ -166,7 +166,9 @@ fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerActio
                 >
                     "☰ Menu"
                 </button>
-                <span class="font-bold text-indigo-600 dark:text-indigo-400">"Chatalot"</span>
+                <a href="/" class="font-bold text-indigo-600 dark:text-indigo-400" data-testid="home-link">
+                    "Chatalot"
+                </a>
             </header>
             <nav
                 id="sidebar"
@@ -280,7 +282,11 @@ fn VerifyDialog() -> impl IntoView {
     let chat = expect_context::<Chat>();
     let data = expect_context::<ShellData>();
     const BUTTON: &str = "rounded-lg px-3 py-2 text-sm font-semibold focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400";
+    let me = data.me.get_value().id;
     let name = move |user: Uuid| {
+        if user == me {
+            return "You".to_owned();
+        }
         data.members_now
             .with(|now| {
                 now.as_ref()

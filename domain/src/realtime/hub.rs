@@ -367,6 +367,10 @@ impl Hub {
                 let ids = ids_of(&inner.by_community, [community_id]);
                 resubscribe_all(inner, ids);
             }
+            Signal::ChannelChanged { channel_id } => {
+                let ids = ids_of(&inner.by_channel, [channel_id]);
+                send_all(inner, ids, &frame(&ServerFrame::ChannelChanged { channel_id }), Loss::CloseInstead);
+            }
             Signal::Revoke { user_id, session } => {
                 // Server functions stop accepting the session's access tokens at once: one session
                 // is known dead; for "all of a user's sessions", forgetting makes the next request
@@ -593,6 +597,19 @@ mod tests {
         assert!(text.contains("channel_removed") && text.contains(&lost.to_string()), "{text}");
         assert!(matches!(reg.rx.try_recv().unwrap(), Outbound::Event { channel_id, .. } if channel_id == kept));
         assert!(reg.rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_changed_channel_is_announced_to_its_readers_only() {
+        let hub = Hub::new(Uuid::new_v4());
+        let (channel, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut reader = hub.register(Uuid::new_v4(), Uuid::new_v4(), None, subs(&[(channel, None)]));
+        let mut outsider = hub.register(Uuid::new_v4(), Uuid::new_v4(), None, subs(&[(other, None)]));
+        hub.dispatch(Signal::ChannelChanged { channel_id: channel });
+        let Outbound::Frame(text) = reader.rx.try_recv().unwrap() else { panic!("expected channel_changed") };
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("channel_changed") && text.contains(&channel.to_string()), "{text}");
+        assert!(outsider.rx.try_recv().is_err());
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub enum Signal {
     CommunityChanged {
         community_id: Uuid,
     },
+    /// A channel's settings changed: the sockets reading it are told.
+    ChannelChanged {
+        channel_id: Uuid,
+    },
     /// Sessions ended (logout: one session; password change, recovery, suspension: all): close sockets.
     Revoke {
         user_id: Uuid,
@@ -235,6 +239,7 @@ mod tests {
                 Signal::CommunityChanged { community_id: id(2) },
                 format!(r#"{{"t":"community_changed","community_id":"{u2}"}}"#),
             ),
+            (Signal::ChannelChanged { channel_id: id(2) }, format!(r#"{{"t":"channel_changed","channel_id":"{u2}"}}"#)),
             (
                 Signal::Revoke { user_id: id(1), session: None },
                 format!(r#"{{"t":"revoke","user_id":"{u1}","session":null}}"#),
@@ -253,6 +258,6 @@ mod tests {
         let refused = serde_json::from_str::<Signal>(r#"{"t":"no_such_signal"}"#).unwrap_err().to_string();
         let variants =
             refused.split("expected one of").nth(1).unwrap_or_default().split('`').skip(1).step_by(2).count();
-        assert_eq!(variants, 11, "a new signal needs its JSON pinned above: {refused}");
+        assert_eq!(variants, 12, "a new signal needs its JSON pinned above: {refused}");
     }
 }

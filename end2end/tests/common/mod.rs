@@ -162,19 +162,24 @@ pub async fn find(c: &Client, css: &str) -> Element {
 }
 
 /// The element's text. A page that navigates between finding and reading (a form post without
-/// JavaScript) leaves a stale element: look it up again.
+/// JavaScript) leaves a stale element: look it up again. Chromium reports that as "stale element"
+/// or, when the new document is half built, as "Node with given id does not belong to the document".
 pub async fn text(c: &Client, css: &str) -> String {
     let mut tries = 0;
     loop {
         match find(c, css).await.text().await {
             Ok(text) => return text,
-            Err(e) if tries < 20 && e.to_string().contains("stale element") => {
+            Err(e) if tries < 20 && is_stale(&e.to_string()) => {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("reading {css:?}: {e}"),
         }
     }
+}
+
+fn is_stale(error: &str) -> bool {
+    error.contains("stale element") || error.contains("does not belong to the document")
 }
 
 /// Waits until the element's text is `expected` (errors appear after an asynchronous round trip).
@@ -203,10 +208,24 @@ pub async fn wait_prefix(c: &Client, css: &str, prefix: &str) -> String {
     }
 }
 
+/// Types `value` into the input named `name` (found again if the page replaced it meanwhile).
 pub async fn fill(c: &Client, name: &str, value: &str) {
-    let field = find(c, &format!("input[name={name}]")).await;
-    field.clear().await.unwrap();
-    field.send_keys(value).await.unwrap();
+    let mut tries = 0;
+    loop {
+        let field = find(c, &format!("input[name={name}]")).await;
+        let typed = match field.clear().await {
+            Ok(()) => field.send_keys(value).await,
+            Err(e) => Err(e),
+        };
+        match typed {
+            Ok(()) => return,
+            Err(e) if tries < 20 && is_stale(&e.to_string()) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("typing into {name:?}: {e}"),
+        }
+    }
 }
 
 pub async fn wait_path(c: &Client, path: &str) {
@@ -230,8 +249,20 @@ pub async fn screenshot(c: &Client, name: &str) {
     }
 }
 
+/// Clicks the form's submit button (found again if the page replaced it meanwhile, as hydration
+/// may right after a load).
 pub async fn submit(c: &Client, form: &str) {
-    find(c, &format!("#{form} button[type=submit]")).await.click().await.unwrap();
+    let mut tries = 0;
+    loop {
+        match find(c, &format!("#{form} button[type=submit]")).await.click().await {
+            Ok(_) => return,
+            Err(e) if tries < 20 && is_stale(&e.to_string()) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("submitting {form:?}: {e}"),
+        }
+    }
 }
 
 pub async fn hydrated(c: &Client) {
@@ -285,6 +316,24 @@ pub async fn register(c: &Client, url: &str, username: &str, display_name: &str)
     wait_path(c, "/").await;
     // The browser became an encryption device before anyone shares keys with it.
     wait_prefix(c, "[data-testid=device-status]", "This device: ").await;
+}
+
+/// Signs `username` in on a browser without a session (a new device for them); returns the id of
+/// the device this browser became.
+pub async fn sign_in(c: &Client, url: &str, username: &str) -> String {
+    c.goto(&format!("{url}/login")).await.unwrap();
+    hydrated(c).await;
+    fill(c, "username", username).await;
+    fill(c, "password", PASSWORD).await;
+    submit(c, "login-form").await;
+    wait_path(c, "/").await;
+    device_id(c).await
+}
+
+/// The id of this browser's device, from the start page.
+pub async fn device_id(c: &Client) -> String {
+    let status = wait_prefix(c, "[data-testid=device-status]", "This device: ").await;
+    status.trim_start_matches("This device: ").split(' ').next().unwrap_or_default().to_owned()
 }
 
 /// The text of every element matching `css`.

@@ -173,6 +173,10 @@ pub enum ServerFrame {
     ChannelRemoved {
         channel_id: Uuid,
     },
+    /// The channel's settings changed (such as who reads its history): read it again.
+    ChannelChanged {
+        channel_id: Uuid,
+    },
     /// The connection fell behind on this channel: fetch what was missed, then carry on.
     Resync {
         channel_id: Uuid,

@@ -65,6 +65,28 @@ pub fn device_signing_payload(user: Uuid, device_id: &str, curve25519: &str, ed2
     format!("chatalot-device-v1\n{user}\n{device_id}\n{curve25519}\n{ed25519}")
 }
 
+/// The exact bytes a person's master key signs to vouch for one of their devices (cross-signing):
+/// whoever trusts the master key trusts every device it signed.
+pub fn cross_signing_payload(user: Uuid, device_id: &str, curve25519: &str, ed25519: &str) -> String {
+    format!("chatalot-cross-sign-v1\n{user}\n{device_id}\n{curve25519}\n{ed25519}")
+}
+
+/// A person's cross-signing identity as the server relays it: their master key and its signatures
+/// over their devices. Clients check every signature; trust comes from verifying the master key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrossSigning {
+    /// The master key's Ed25519 public key (unpadded base64), if the person has set one up.
+    pub master_key: Option<String>,
+    /// Devices the master key signed, over [`cross_signing_payload`].
+    pub devices: Vec<DeviceSignature>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSignature {
+    pub device_id: String,
+    pub signature: String,
+}
+
 /// The exact bytes a device signs to publish a one-time or fallback key.
 pub fn key_signing_payload(user: Uuid, device_id: &str, key_id: &str, public_key: &str) -> String {
     format!("chatalot-key-v1\n{user}\n{device_id}\n{key_id}\n{public_key}")

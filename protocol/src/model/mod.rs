@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod backup;
 pub mod gateway;
 pub mod keys;
 pub mod messages;

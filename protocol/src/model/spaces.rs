@@ -81,6 +81,39 @@ pub struct ChannelSummary {
     pub name: String,
     /// For DMs and group DMs: everyone in it, the caller included.
     pub members: Vec<UserRef>,
+    /// Whether people who join read what was sent before (community channels; moderators choose).
+    #[serde(default)]
+    pub history: HistoryVisibility,
+    /// When the caller could first read this channel (RFC 3339): joining the community, being added
+    /// to the private group, or to the DM. Messages sent before it were not encrypted for them
+    /// unless the channel shares its history.
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+/// Who reads a channel's earlier messages. The server only keeps the setting: members' clients
+/// share the room keys of earlier messages with newcomers when it is `Full`, and not otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryVisibility {
+    /// Members read messages sent from when they joined (the default).
+    #[default]
+    Joined,
+    /// Members read the whole history.
+    Full,
+}
+
+impl HistoryVisibility {
+    pub fn to_db(self) -> i16 {
+        match self {
+            Self::Joined => 0,
+            Self::Full => 1,
+        }
+    }
+
+    pub fn from_db(value: i16) -> Self {
+        if value == 1 { Self::Full } else { Self::Joined }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
+pub(crate) enum Role {
     Anonymous,
     /// The instance owner, not a member of the community.
     Root,
@@ -32,25 +32,25 @@ enum Role {
 }
 use Role::*;
 
-const ROLES: [Role; 8] = [Anonymous, Root, Owner, Admin, Moderator, Member, Stranger, Banned];
+pub(crate) const ROLES: [Role; 8] = [Anonymous, Root, Owner, Admin, Moderator, Member, Stranger, Banned];
 
 /// A community with one user in each role, a private group that only the owner and the moderator
 /// are in, a DM between the owner and the member, and spare members to act on.
-struct World {
-    state: Core,
-    users: Vec<(Role, user::Model)>,
-    community: Uuid,
-    general_group: Uuid,
-    general_channel: Uuid,
-    private_group: Uuid,
-    private_channel: Uuid,
-    dm: Uuid,
-    victim: Uuid,
-    banned: Uuid,
+pub(crate) struct World {
+    pub(crate) state: Core,
+    pub(crate) users: Vec<(Role, user::Model)>,
+    pub(crate) community: Uuid,
+    pub(crate) general_group: Uuid,
+    pub(crate) general_channel: Uuid,
+    pub(crate) private_group: Uuid,
+    pub(crate) private_channel: Uuid,
+    pub(crate) dm: Uuid,
+    pub(crate) victim: Uuid,
+    pub(crate) banned: Uuid,
     /// A message the member sent in the general channel.
-    message: Uuid,
+    pub(crate) message: Uuid,
     /// The member's user id (their device `PHONE` has a fallback key).
-    member: Uuid,
+    pub(crate) member: Uuid,
 }
 
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -60,7 +60,7 @@ async fn new_user(state: &Core, tag: &str) -> user::Model {
     common::new_user(&state.db, &format!("{tag}{n}")).await
 }
 
-async fn world(state: &Core, root: &user::Model) -> World {
+pub(crate) async fn world(state: &Core, root: &user::Model) -> World {
     let core = state;
     let owner = new_user(state, "owner").await;
     let community = spaces::create_community(core, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
@@ -126,7 +126,7 @@ async fn world(state: &Core, root: &user::Model) -> World {
     }
 }
 
-async fn client_for(w: &World, role: Role) -> Client {
+pub(crate) async fn client_for(w: &World, role: Role) -> Client {
     let mut client = Client::new(&w.state);
     if role != Anonymous {
         let user = &w.users.iter().find(|(r, _)| *r == role).unwrap().1;
@@ -138,14 +138,14 @@ async fn client_for(w: &World, role: Role) -> Client {
     client
 }
 
-type Case = (&'static str, fn(&World) -> Vec<(&'static str, String)>, [(Role, u16); 8]);
+pub(crate) type Case = (&'static str, fn(&World) -> Vec<(&'static str, String)>, [(Role, u16); 8]);
 
 /// Expected statuses, in the order of `ROLES`.
 fn expect(statuses: [u16; 8]) -> [(Role, u16); 8] {
     std::array::from_fn(|i| (ROLES[i], statuses[i]))
 }
 
-fn space_cases() -> Vec<Case> {
+pub(crate) fn space_cases() -> Vec<Case> {
     vec![
         ("spaces/mine", |_| vec![], expect([401, 200, 200, 200, 200, 200, 200, 200])),
         (
@@ -210,6 +210,22 @@ fn space_cases() -> Vec<Case> {
             expect([401, 404, 200, 404, 403, 404, 404, 404]),
         ),
         (
+            "channels/set_history",
+            |w| vec![("channel_id", w.general_channel.to_string()), ("history", "full".into())],
+            expect([401, 404, 200, 200, 200, 403, 404, 404]),
+        ),
+        (
+            "channels/set_history",
+            |w| vec![("channel_id", w.private_channel.to_string()), ("history", "full".into())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            // DMs keep history from when one joined: no such setting, for anyone.
+            "channels/set_history",
+            |w| vec![("channel_id", w.dm.to_string()), ("history", "full".into())],
+            expect([401, 404, 422, 404, 404, 422, 404, 404]),
+        ),
+        (
             "channels/get",
             |w| vec![("channel_id", w.general_channel.to_string())],
             expect([401, 404, 200, 200, 200, 200, 404, 404]),
@@ -251,7 +267,7 @@ fn space_cases() -> Vec<Case> {
     ]
 }
 
-fn message_key_and_admin_cases() -> Vec<Case> {
+pub(crate) fn message_key_and_admin_cases() -> Vec<Case> {
     vec![
         (
             "messages/send",
@@ -332,6 +348,11 @@ fn message_key_and_admin_cases() -> Vec<Case> {
         // The key directory (JSON bodies): only people who share a community or DM with the member.
         ("devices/list", |w| vec![("user_id", w.member.to_string())], expect([401, 404, 200, 200, 200, 200, 404, 404])),
         (
+            "cross_signing/get",
+            |w| vec![("user_id", w.member.to_string())],
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        (
             "devices/of_channel",
             |w| vec![("channel_id", w.private_channel.to_string())],
             expect([401, 404, 200, 404, 200, 404, 404, 404]),
@@ -356,7 +377,7 @@ fn message_key_and_admin_cases() -> Vec<Case> {
 }
 
 /// Instance administration and the to-device queue (JSON bodies).
-fn instance_and_to_device_cases() -> Vec<Case> {
+pub(crate) fn instance_and_to_device_cases() -> Vec<Case> {
     vec![
         ("invites/create", |_| vec![], expect([401, 200, 403, 403, 403, 403, 403, 403])),
         ("invites/list", |_| vec![], expect([401, 200, 403, 403, 403, 403, 403, 403])),
@@ -387,6 +408,13 @@ const SELF_ONLY: &[(&str, &str)] = &[
     ("keys/counts", "of one of the caller's devices"),
     ("to_device/fetch", "the caller's device's own queue"),
     ("to_device/ack", "the caller's device's own queue"),
+    ("cross_signing/set_master", "sets the caller's own master key"),
+    ("cross_signing/sign_device", "signs one of the caller's devices with the caller's master key (keys.rs)"),
+    ("backup/current", "the caller's own newest backup version"),
+    ("backup/create", "a version under the caller's user id"),
+    ("backup/delete", "version ids are looked up among the caller's versions only (backup.rs)"),
+    ("backup/upload", "version ids are looked up among the caller's versions only (backup.rs)"),
+    ("backup/download", "version ids are looked up among the caller's versions only (backup.rs)"),
 ];
 
 /// Server functions anyone may call, signed in or not, with why.
@@ -399,7 +427,7 @@ const PUBLIC: &[(&str, &str)] = &[
 ];
 
 /// The instance (configured to let anyone create communities) with its owner, `root`.
-async fn instance(db: &TestDb) -> (Core, user::Model) {
+pub(crate) async fn instance(db: &TestDb) -> (Core, user::Model) {
     let base = db.state(RegistrationMode::Open).await;
     let mut config = (*base.config).clone();
     config.community_creation_mode = CommunityCreationMode::Open;
@@ -420,6 +448,24 @@ async fn instance(db: &TestDb) -> (Core, user::Model) {
     (state, root)
 }
 
+/// Calls a server function with a case's fields: form-encoded, or as JSON for the key directory.
+pub(crate) async fn call(client: &mut Client, endpoint: &str, fields: &[(&'static str, String)]) -> common::Reply {
+    let json = ["devices/", "keys/", "to_device/", "cross_signing/"].iter().any(|p| endpoint.starts_with(p));
+    if json {
+        // Lists and objects are sent as JSON; everything else as a string.
+        let value = |v: &String| match v.starts_with(['[', '{']) {
+            true => serde_json::from_str(v).unwrap(),
+            false => serde_json::Value::from(v.clone()),
+        };
+        let body: serde_json::Map<String, serde_json::Value> =
+            fields.iter().map(|(k, v)| ((*k).to_owned(), value(v))).collect();
+        client.call_json(endpoint, &serde_json::Value::Object(body).to_string()).await
+    } else {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        client.call(endpoint, &pairs).await
+    }
+}
+
 /// Runs each case for each role against a fresh world and reports every mismatch at once.
 async fn check(db: TestDb, cases: Vec<Case>) {
     let (state, root) = instance(&db).await;
@@ -429,21 +475,7 @@ async fn check(db: TestDb, cases: Vec<Case>) {
             // A fresh world per attempt: destructive calls (kick, leave, ban) must not affect the next row.
             let w = world(&state, &root).await;
             let mut client = client_for(&w, role).await;
-            let fields = form(&w);
-            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let json = ["devices/", "keys/", "to_device/"].iter().any(|p| endpoint.starts_with(p));
-            let reply = if json {
-                // Lists and objects are sent as JSON; everything else as a string.
-                let value = |v: &String| match v.starts_with(['[', '{']) {
-                    true => serde_json::from_str(v).unwrap(),
-                    false => serde_json::Value::from(v.clone()),
-                };
-                let body: serde_json::Map<String, serde_json::Value> =
-                    fields.iter().map(|(k, v)| ((*k).to_owned(), value(v))).collect();
-                client.call_json(endpoint, &serde_json::Value::Object(body).to_string()).await
-            } else {
-                client.call(endpoint, &pairs).await
-            };
+            let reply = call(&mut client, endpoint, &form(&w)).await;
             if reply.status != status {
                 failures
                     .push(format!("{endpoint} as {role:?}: expected {status}, got {} {}", reply.status, reply.body));
@@ -455,7 +487,7 @@ async fn check(db: TestDb, cases: Vec<Case>) {
 
 /// What a socket frame got: accepted, or the error code the server answered with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Answer {
+pub(crate) enum Answer {
     Ok,
     Refused(ErrorCode),
 }
@@ -466,7 +498,7 @@ const INVALID: Answer = Refused(ErrorCode::Invalid);
 
 /// A client frame, by the name its `type` has on the wire, and the answer per role (in the order of
 /// `ROLES`, without `Anonymous`: a socket without a session is refused at the upgrade, 401).
-type FrameCase = (&'static str, fn(&World) -> ClientFrame, [Answer; 7]);
+pub(crate) type FrameCase = (&'static str, fn(&World) -> ClientFrame, [Answer; 7]);
 
 fn send_to(channel_id: Uuid, device: &str) -> ClientFrame {
     ClientFrame::Send {
@@ -479,7 +511,7 @@ fn send_to(channel_id: Uuid, device: &str) -> ClientFrame {
     }
 }
 
-fn frame_cases() -> Vec<FrameCase> {
+pub(crate) fn frame_cases() -> Vec<FrameCase> {
     //      Root       Owner      Admin      Moderator  Member     Stranger   Banned
     vec![
         (

@@ -68,6 +68,32 @@ fn unreachable_database_at_start_up_is_one_line_and_exit_1() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// An older binary on a database a newer one migrated: it refuses to start, and says why and what
+/// to do, instead of running on a schema it does not know.
+#[tokio::test]
+async fn an_older_binary_refuses_a_newer_schema() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = temp_dir("newer");
+    let url = format!("sqlite://{}/chatalot.db?mode=rwc", dir.display());
+    let db = domain::db::connect_and_migrate(&url.clone().into()).await.unwrap();
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29990101_000001_from_the_future', 0)",
+    ))
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        run(&[("DATA_DIR", dir.to_str().unwrap()), ("DATABASE_URL", &url), ("LISTEN_ADDR", "127.0.0.1:0")])
+    })
+    .await
+    .unwrap();
+    assert_one_line_error(&out, 1, "a newer version of Chatalot");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("m29990101_000001_from_the_future"), "{stderr}");
+    assert!(stderr.contains("restore a backup"), "{stderr}");
+}
+
 #[test]
 fn unusable_data_directory_is_one_line_and_exit_1() {
     let dir = temp_dir("file");
@@ -114,6 +140,12 @@ fn starts_healthy_on_sqlite_and_stops_gracefully_on_sigterm() {
     // Created on first start: the database (WAL mode) and the signing key.
     assert!(dir.join("chatalot.db").is_file() && dir.join("token_signing_key.pem").is_file());
     assert!(dir.join("chatalot.db-wal").exists(), "SQLite is not in WAL mode");
+    // The container's health check: the binary itself, no shell or curl.
+    let check = |addr: &str| Command::new(BIN).arg("healthcheck").env("LISTEN_ADDR", addr).output().unwrap();
+    let healthy = check(&format!("127.0.0.1:{port}"));
+    assert!(healthy.status.success(), "{}", String::from_utf8_lossy(&healthy.stderr));
+    // Listening on every address: it asks the loopback one.
+    assert!(check(&format!("0.0.0.0:{port}")).status.success());
 
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -129,6 +161,8 @@ fn starts_healthy_on_sqlite_and_stops_gracefully_on_sigterm() {
     child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
     assert!(status.success(), "exit {status}: {log}");
     assert!(log.contains("shutting down") && log.contains("stopped"), "{log}");
+    let down = check(&format!("127.0.0.1:{port}"));
+    assert_one_line_error(&down, 1, "not healthy");
     eprintln!("start to healthy: {} ms", ready.as_millis());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -54,6 +54,53 @@ async fn client_for(server: &TestServer, user: Uuid) -> Client {
 }
 
 on_both_backends! {
+    async fn sends_are_limited_per_person_across_both_paths(db: TestDb) {
+        let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
+        let (_, general, [owner, bob, _]) = people(&server.state).await;
+        let (mut ws, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
+        // bob floods: 50 sends over his socket and 100 over HTTP, all at once.
+        let limit = server.state.config.messages_per_minute as usize;
+        let mut http = Vec::new();
+        for i in 0..100 {
+            let mut client = client_for(&server, bob.id).await;
+            http.push(tokio::spawn(async move {
+                let txn = format!("h{i}");
+                let form = [("channel_id", general.to_string()), ("device", "D".into()), ("client_txn", txn), ("ciphertext_b64", "AQID".into())];
+                let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                client.call("messages/send", &form).await.status
+            }));
+        }
+        for i in 0..50 {
+            ws.send(&send_frame(general, &format!("w{i}"), b"\x01flood")).await;
+        }
+        let (mut ws_sent, mut ws_limited) = (0, 0);
+        while ws_sent + ws_limited < 50 {
+            match ws.recv().await {
+                ServerFrame::Sent { .. } => ws_sent += 1,
+                ServerFrame::Error { code: ErrorCode::RateLimited, client_txn: Some(_), .. } => ws_limited += 1,
+                ServerFrame::Error { code, message, .. } => panic!("a send failed with {code:?}: {message}"),
+                _ => {}
+            }
+        }
+        let (mut http_sent, mut http_limited) = (0, 0);
+        for t in http {
+            match t.await.unwrap() {
+                200 => http_sent += 1,
+                429 => http_limited += 1,
+                status => panic!("a send over HTTP answered {status}"),
+            }
+        }
+        assert_eq!(ws_sent + http_sent, limit, "sent: {ws_sent} by socket, {http_sent} by HTTP");
+        assert_eq!(ws_limited + http_limited, 150 - limit);
+        assert!(ws_sent > 0 && http_sent > 0, "both paths were used: {ws_sent} by socket, {http_sent} by HTTP");
+        // The limit is bob's: the owner still sends.
+        let sent = messages::send(&server.state, owner.id, messages::Send {
+            channel_id: general, device: "D".into(), client_txn: "o1".into(), kind: app::model::messages::MessageKind::Text,
+            reply_to: None, ciphertext: Ciphertext(vec![1]),
+        }).await;
+        assert!(sent.is_ok(), "{:?}", sent.err());
+    }
+
     async fn messages_are_stored_then_fanned_out_and_acknowledged(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
         let (_, general, [owner, bob, eve]) = people(&server.state).await;
@@ -491,7 +538,10 @@ on_both_backends! {
     }
 
     async fn a_client_that_cannot_keep_up_is_told_to_resync(db: TestDb) {
-        let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
+        // The owner sends more than a person may per minute: this instance allows it.
+        let mut state = db.state(RegistrationMode::Open).await;
+        state.config = std::sync::Arc::new(domain::config::Config { messages_per_minute: 1000, ..(*state.config).clone() });
+        let server = TestServer::start(state).await;
         let (_, general, [owner, bob, _]) = people(&server.state).await;
         let (mut b, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
         // Bob stops reading. Large events fill the socket buffers, then bob's bounded queue.

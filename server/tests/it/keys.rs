@@ -26,6 +26,19 @@ async fn people(core: &Core) -> (user::Model, user::Model, user::Model) {
     (alice, bob, eve)
 }
 
+/// `n` more members of the community `owner` created first.
+async fn co_members(core: &Core, owner: &user::Model, n: usize) -> Vec<uuid::Uuid> {
+    let club = spaces::my_spaces(core, owner.id).await.unwrap().communities[0].id;
+    let invite = spaces::create_invite(core, owner.id, club, None, None).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let u = new_user(&core.db, &format!("m{}", &uuid::Uuid::new_v4().simple().to_string()[..12])).await;
+        spaces::join(core, u.id, &invite.code).await.unwrap();
+        ids.push(u.id);
+    }
+    ids
+}
+
 on_both_backends! {
     async fn devices_are_signed_and_keys_are_claimed_once(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
@@ -75,35 +88,92 @@ on_both_backends! {
         assert_eq!(err(keys::claim(core, alice.id, bob.id, "PHONE").await.unwrap_err()), AppError::NotFound);
     }
 
-    async fn concurrent_claims_never_share_a_key_and_draining_is_limited(db: TestDb) {
+    async fn concurrent_claims_never_share_a_key_and_cannot_drain_a_device(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
         let (alice, bob, _) = people(&state).await;
+        let claimers: Vec<_> = std::iter::once(alice.id).chain(co_members(&state, &alice, 3).await).collect();
         let laptop = TestDevice::new(bob.id, "LAPTOP");
         keys::register_device(&state, bob.id, laptop.keys()).await.unwrap();
         let otks: Vec<SignedKey> = (0..40).map(|i| laptop.key(&format!("k{i}"))).collect();
         keys::upload_keys(&state, bob.id, "LAPTOP", otks, Some(laptop.key("fb"))).await.unwrap();
+        // Four co-members each race 20 claims of bob's laptop at once.
         let mut tasks = Vec::new();
-        for _ in 0..40 {
-            let core = state.clone();
-            tasks.push(tokio::spawn(async move { keys::claim(&core, alice.id, bob.id, "LAPTOP").await.unwrap() }));
-        }
-        let mut ids = std::collections::BTreeSet::new();
-        for t in tasks {
-            let c = t.await.unwrap();
-            assert!(!c.fallback, "fell back while one-time keys remained");
-            assert!(ids.insert(c.key.key_id));
-        }
-        assert_eq!(ids.len(), 40);
-        // Claim loops hit the per-target limit.
-        let mut limited = false;
-        for _ in 0..40 {
-            if let Err(e) = keys::claim(&state, alice.id, bob.id, "LAPTOP").await {
-                assert!(matches!(err(e), AppError::RateLimited { .. }));
-                limited = true;
-                break;
+        for &claimer in &claimers {
+            for _ in 0..20 {
+                let core = state.clone();
+                tasks.push(tokio::spawn(async move { keys::claim(&core, claimer, bob.id, "LAPTOP").await.map_err(err) }));
             }
         }
-        assert!(limited, "claims were never rate limited");
+        let mut ids = std::collections::BTreeSet::new();
+        let mut limited = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(c) => {
+                    assert!(!c.fallback, "fell back while one-time keys remained");
+                    assert!(ids.insert(c.key.key_id), "a one-time key was handed out twice");
+                }
+                Err(AppError::RateLimited { .. }) => limited += 1,
+                Err(e) => panic!("a claim failed with {e:?}"),
+            }
+        }
+        assert_eq!((ids.len(), limited), (4 * 5, 4 * 15), "each co-member takes at most 5 keys of one device per hour");
+        // The device still has keys for someone who needs one; the fallback stays for running out.
+        let newcomer = co_members(&state, &alice, 1).await[0];
+        assert!(!keys::claim(&state, newcomer, bob.id, "LAPTOP").await.unwrap().fallback);
+        assert_eq!(keys::counts(&state, bob.id, "LAPTOP").await.unwrap().one_time, 40 - 21);
+    }
+
+    async fn a_flooding_member_cannot_starve_a_device(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let (alice, bob, _) = people(&state).await;
+        let floods = co_members(&state, &alice, 12).await;
+        for (user, id) in std::iter::once((alice.id, "A1")).chain(floods.iter().map(|u| (*u, "M1"))) {
+            keys::register_device(&state, user, TestDevice::new(user, id).keys()).await.unwrap();
+        }
+        keys::register_device(&state, bob.id, TestDevice::new(bob.id, "B1").keys()).await.unwrap();
+        let bob_id = bob.id;
+        let to_b1 = move |n: usize| OutgoingToDevice {
+            recipient_user: bob_id,
+            recipient_device: "B1".into(),
+            payload: Ciphertext(vec![n as u8; 32]),
+        };
+        let flood = |sender: uuid::Uuid, batches: usize| {
+            let core = state.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for _ in 0..batches {
+                    let batch: Vec<_> = (0..100).map(to_b1).collect();
+                    outcomes.push(keys::send_to_device(&core, sender, "M1", batch).await.map_err(err));
+                }
+                outcomes
+            })
+        };
+        let waiting = |from: Option<uuid::Uuid>| {
+            use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+            let mut q = entity::to_device::Entity::find().filter(entity::to_device::Column::RecipientDevice.eq("B1"));
+            if let Some(sender) = from {
+                q = q.filter(entity::to_device::Column::SenderUser.eq(sender));
+            }
+            q.count(&state.db)
+        };
+
+        // One member floods with ten batches of 100: only its share is queued, and another member's
+        // room-key share still gets through.
+        let outcomes = flood(floods[0], 10).await.unwrap();
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(_) | Err(AppError::RateLimited { .. }))), "{outcomes:?}");
+        assert_eq!(waiting(Some(floods[0])).await.unwrap(), keys::MAX_TO_DEVICE_FROM_ONE_SENDER);
+        assert_eq!(keys::send_to_device(&state, alice.id, "A1", vec![to_b1(1)]).await.unwrap(), 1);
+
+        // Twelve members flood at once: the device's whole queue holds, exactly, under concurrency.
+        let tasks: Vec<_> = floods.iter().map(|&m| flood(m, 2)).collect();
+        for t in tasks {
+            for outcome in t.await.unwrap() {
+                assert!(matches!(outcome, Ok(_) | Err(AppError::RateLimited { .. })), "{outcome:?}");
+            }
+        }
+        let total = waiting(None).await.unwrap();
+        assert!(total <= app::model::keys::MAX_TO_DEVICE_QUEUE, "{total} messages wait for one device");
+        assert!(total > app::model::keys::MAX_TO_DEVICE_QUEUE - 100, "{total}: the queue filled up to its last batch");
     }
 
     async fn to_device_messages_wait_until_acknowledged(db: TestDb) {
@@ -131,14 +201,60 @@ on_both_backends! {
         assert_eq!(keys::ack_to_device(core, bob.id, "B1", waiting[0].id).await.unwrap(), 1);
         assert_eq!(keys::fetch_to_device(core, bob.id, "B1").await.unwrap().len(), 1);
 
-        // The queue is bounded.
-        for _ in 0..10 {
-            let batch: Vec<_> = (0..100).map(|i| to_bob(i as u8)).collect();
-            if keys::send_to_device(core, alice.id, "A1", batch).await.is_err() {
-                break;
-            }
+        // What one sender may have waiting for a device is bounded (one message waits already).
+        for _ in 0..3 {
+            let batch: Vec<_> = (0..33).map(|i| to_bob(i as u8)).collect();
+            assert_eq!(keys::send_to_device(core, alice.id, "A1", batch).await.unwrap(), 33);
         }
         assert!(matches!(err(keys::send_to_device(core, alice.id, "A1", vec![to_bob(9)]).await.unwrap_err()), AppError::RateLimited { .. }));
+    }
+
+    async fn cross_signing_master_keys_sign_own_devices(db: TestDb) {
+        use app::model::keys::cross_signing_payload;
+        use ed25519_dalek::Signer;
+        let state = db.state(RegistrationMode::Open).await;
+        let core = &state;
+        let (alice, bob, eve) = people(core).await;
+        let (phone, laptop) = (TestDevice::new(bob.id, "PHONE"), TestDevice::new(bob.id, "LAPTOP"));
+        for d in [&phone, &laptop] {
+            keys::register_device(core, bob.id, d.keys()).await.unwrap();
+        }
+        let master = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let master_pub = TestDevice::b64(master.verifying_key().as_bytes());
+        let cross_sign = |signer: &ed25519_dalek::SigningKey, d: &TestDevice| {
+            let k = d.keys();
+            TestDevice::b64(&signer.sign(cross_signing_payload(d.user, &d.id, &k.curve25519, &k.ed25519).as_bytes()).to_bytes())
+        };
+
+        // Nothing to sign with before a master key; garbage is not a key.
+        assert!(err(keys::sign_device(core, bob.id, "PHONE", &cross_sign(&master, &phone)).await.unwrap_err()).for_field("master_key").is_some());
+        assert!(err(keys::set_master_key(core, bob.id, "not base64!").await.unwrap_err()).for_field("master_key").is_some());
+        keys::set_master_key(core, bob.id, &master_pub).await.unwrap();
+
+        // Only signatures by the stored master key over bob's own devices are kept.
+        let stranger_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        assert!(err(keys::sign_device(core, bob.id, "PHONE", &cross_sign(&stranger_key, &phone)).await.unwrap_err()).for_field("signature").is_some());
+        assert!(err(keys::sign_device(core, bob.id, "PHONE", &cross_sign(&master, &laptop)).await.unwrap_err()).for_field("signature").is_some());
+        // Alice, with a master key of her own, cannot sign bob's phone: it is not one of her devices.
+        let alice_master = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        keys::set_master_key(core, alice.id, &TestDevice::b64(alice_master.verifying_key().as_bytes())).await.unwrap();
+        assert_eq!(err(keys::sign_device(core, alice.id, "PHONE", &cross_sign(&alice_master, &phone)).await.unwrap_err()), AppError::NotFound);
+        keys::sign_device(core, bob.id, "PHONE", &cross_sign(&master, &phone)).await.unwrap();
+        let seen = keys::sign_device(core, bob.id, "LAPTOP", &cross_sign(&master, &laptop)).await.unwrap();
+        assert_eq!(seen.master_key.as_deref(), Some(master_pub.as_str()));
+        assert_eq!(seen.devices.iter().map(|d| d.device_id.as_str()).collect::<Vec<_>>(), vec!["LAPTOP", "PHONE"]);
+
+        // Related people see it; strangers see nothing.
+        assert_eq!(keys::cross_signing(core, alice.id, bob.id).await.unwrap(), seen);
+        assert_eq!(err(keys::cross_signing(core, eve.id, bob.id).await.unwrap_err()), AppError::NotFound);
+
+        // The same master key again changes nothing; a new one (an identity reset) drops every
+        // signature the old one made. A removed device takes its signature with it.
+        assert_eq!(keys::set_master_key(core, bob.id, &master_pub).await.unwrap(), seen);
+        keys::remove_device(core, bob.id, "LAPTOP").await.unwrap();
+        assert_eq!(keys::cross_signing(core, bob.id, bob.id).await.unwrap().devices.len(), 1);
+        let reset = keys::set_master_key(core, bob.id, &TestDevice::b64(stranger_key.verifying_key().as_bytes())).await.unwrap();
+        assert!(reset.devices.is_empty(), "signatures of the old master key survived a reset");
     }
 
     async fn device_registration_through_the_router(db: TestDb) {

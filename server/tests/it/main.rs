@@ -7,11 +7,16 @@ mod common;
 
 mod accounts;
 mod authz;
+mod backup;
 mod binary;
 mod cluster;
+mod connections;
+mod contention;
+mod deploy;
 mod e2ee;
 mod gateway;
 mod http;
 mod keys;
 mod messages;
+mod snapshot;
 mod spaces;

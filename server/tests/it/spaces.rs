@@ -11,6 +11,88 @@ use common::{err, new_user};
 use domain::spaces;
 
 on_both_backends! {
+    async fn every_channel_says_since_when_the_caller_can_read_it(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let at = |s: &Option<String>| chrono::DateTime::parse_from_rfc3339(s.as_deref().expect("a since")).unwrap();
+        let (owner, bob) = (new_user(&state.db, "owner").await, new_user(&state.db, "bob").await);
+        let club = spaces::create_community(&state, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
+        let invite = spaces::create_invite(&state, owner.id, club, None, None).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let before_join = Utc::now();
+        spaces::join(&state, bob.id, &invite.code).await.unwrap();
+        let general = |mine: app::model::spaces::MySpaces| mine.communities[0].groups[0].channels[0].clone();
+        let owners = general(spaces::my_spaces(&state, owner.id).await.unwrap());
+        let bobs = general(spaces::my_spaces(&state, bob.id).await.unwrap());
+        assert!(at(&owners.since) < before_join && at(&bobs.since) >= before_join, "{:?} {:?}", owners.since, bobs.since);
+        assert_eq!(spaces::channel_summary(&state, bob.id, bobs.id).await.unwrap().since, bobs.since);
+
+        // A private group: from being added to it, though the community was joined earlier.
+        let staff = spaces::create_group(&state, owner.id, club, "Staff", true).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        spaces::add_group_member(&state, owner.id, staff.id, bob.id).await.unwrap();
+        let plans = spaces::my_spaces(&state, bob.id).await.unwrap().communities[0].groups.iter().find(|g| g.id == staff.id).unwrap().channels[0].clone();
+        assert!(at(&plans.since) > at(&bobs.since));
+        assert_eq!(spaces::channel_summary(&state, bob.id, plans.id).await.unwrap().since, plans.since);
+
+        // A DM: from when it was opened.
+        let dm = spaces::open_dm(&state, owner.id, bob.id).await.unwrap();
+        assert!(at(&dm.since) >= at(&plans.since));
+        assert_eq!(spaces::my_spaces(&state, bob.id).await.unwrap().direct[0].since, dm.since);
+    }
+
+    async fn moderators_choose_whether_newcomers_read_history(db: TestDb) {
+        use app::model::spaces::{CommunityRole, HistoryVisibility};
+        let state = db.state(RegistrationMode::Open).await;
+        let (owner, ann, bob) = (new_user(&state.db, "owner").await, new_user(&state.db, "ann").await, new_user(&state.db, "bob").await);
+        let club = spaces::create_community(&state, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
+        let invite = spaces::create_invite(&state, owner.id, club, None, None).await.unwrap();
+        for u in [&ann, &bob] {
+            spaces::join(&state, u.id, &invite.code).await.unwrap();
+        }
+        spaces::set_role(&state, owner.id, club, ann.id, CommunityRole::Moderator).await.unwrap();
+        let general = spaces::my_spaces(&state, bob.id).await.unwrap().communities[0].groups[0].channels[0].clone();
+        assert_eq!(general.history, HistoryVisibility::Joined, "new channels start with history from joining");
+
+        assert_eq!(err(spaces::set_history(&state, bob.id, general.id, HistoryVisibility::Full).await.unwrap_err()), AppError::Forbidden);
+        let changed = spaces::set_history(&state, ann.id, general.id, HistoryVisibility::Full).await.unwrap();
+        assert_eq!(changed.history, HistoryVisibility::Full);
+        assert_eq!(spaces::channel_summary(&state, bob.id, general.id).await.unwrap().history, HistoryVisibility::Full);
+        assert_eq!(spaces::my_spaces(&state, bob.id).await.unwrap().communities[0].groups[0].channels[0].history, HistoryVisibility::Full);
+
+        let dm = spaces::open_dm(&state, ann.id, bob.id).await.unwrap();
+        assert_eq!(dm.history, HistoryVisibility::Joined);
+        assert!(err(spaces::set_history(&state, ann.id, dm.id, HistoryVisibility::Full).await.unwrap_err()).for_field("history").is_some());
+    }
+
+    async fn invite_codes_cannot_be_guessed_at_speed(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let (owner, eve) = (new_user(&state.db, "owner").await, new_user(&state.db, "eve").await);
+        let club = spaces::create_community(&state, &owner, CommunityCreationMode::Open, "Club", "").await.unwrap();
+        let real = spaces::create_invite(&state, owner.id, club, None, None).await.unwrap();
+        // eve tries 30 codes at once: every try counts, atomically, wrong or not.
+        let tries: Vec<_> = (0..30)
+            .map(|i| {
+                let core = state.clone();
+                tokio::spawn(async move { spaces::join(&core, eve.id, &format!("GUESS{i:07}")).await.map_err(err) })
+            })
+            .collect();
+        let (mut wrong, mut limited) = (0, 0);
+        for t in tries {
+            match t.await.unwrap() {
+                Err(AppError::RateLimited { .. }) => limited += 1,
+                Err(e) if e.for_field("code").is_some() => wrong += 1,
+                other => panic!("a guess got {other:?}"),
+            }
+        }
+        assert_eq!((wrong, limited), (spaces::JOINS_PER_HOUR as usize, 30 - spaces::JOINS_PER_HOUR as usize));
+        // Until the hour is over, even the right code waits: a guess that happens to be right
+        // cannot be told apart.
+        assert!(matches!(err(spaces::join(&state, eve.id, &real.code).await.unwrap_err()), AppError::RateLimited { .. }));
+        // Someone else joins with it.
+        let ann = new_user(&state.db, "ann").await;
+        assert_eq!(spaces::join(&state, ann.id, &real.code).await.unwrap(), club);
+    }
+
     async fn invites_bans_and_kicks(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
         let db = &state.db;

@@ -6,7 +6,7 @@ use crate::pages::signed_in::ShellData;
 use crate::{
     api::spaces::{CreateChannel, CreateCommunityInvite, CreateGroup, add_group_member, community_members},
     chat::Chat,
-    components::form::{ErrorBanner, Field, INPUT, reset_after},
+    components::form::{ErrorBanner, ErrorText, Field, INPUT, reset_after},
     model::spaces::{CommunityRole, Member},
 };
 use leptos::{form::ActionForm, prelude::*};
@@ -186,17 +186,7 @@ pub(super) fn AddToGroup(community_id: Uuid, group_id: Uuid) -> impl IntoView {
     view! {
         <div class="space-y-2" data-testid="add-to-group">
             {picker}
-            {move || {
-                error
-                    .get()
-                    .map(|e| {
-                        view! {
-                            <p role="alert" class="text-sm text-red-700 dark:text-red-300">
-                                {e}
-                            </p>
-                        }
-                    })
-            }}
+            <ErrorText message=error />
         </div>
     }
     .into_any()

@@ -2,7 +2,7 @@
 //! and delete.
 
 use super::timeline::name_of;
-use crate::chat::{Chat, Line, Lock, act, day_and_time};
+use crate::chat::{Chat, Line, Lock, Unreadable, act, day_and_time, sent_before};
 use crate::components::style::SMALL;
 use leptos::prelude::*;
 use std::collections::HashMap;
@@ -12,8 +12,26 @@ pub(super) fn lock_badge(lock: Lock) -> (&'static str, &'static str) {
     match lock {
         Lock::Verified => ("🔒✓", "End-to-end encrypted, from a verified device"),
         Lock::Encrypted => ("🔒", "End-to-end encrypted (the sender's device is not verified)"),
-        Lock::Failed => ("⚠", "Could not be decrypted"),
+        Lock::Failed => ("⚠", "Cannot be read"),
         Lock::Sending => ("…", "Sending"),
+    }
+}
+
+/// Why a message cannot be read and what will fix it, in plain words.
+pub(super) fn unreadable_text(
+    why: &Unreadable,
+    author: String,
+    created_at: &str,
+    device_since: Option<&str>,
+) -> String {
+    match why {
+        Unreadable::Refused(reason) => format!("Not shown: {reason}."),
+        _ if sent_before(created_at, device_since) => "Sent before this browser was set up: its key comes from your \
+                                                         other signed-in device or from your key backup."
+            .to_owned(),
+        Unreadable::Missing | Unreadable::Earlier => {
+            format!("Waiting for {author}'s device to share the key: it will arrive when that device comes online.")
+        }
     }
 }
 
@@ -44,13 +62,15 @@ pub(super) fn MessageRow(
                     l.body
                         .as_deref()
                         .map(|b| b.chars().take(80).collect::<String>())
-                        .unwrap_or_else(|_| "(could not decrypt)".into())
+                        .unwrap_or_else(|_| "(cannot be read)".into())
                 ),
                 None => "↪ an earlier message".to_owned(),
             }
         }
     });
     let (body, deleted) = (line.body.clone(), line.deleted);
+    let created_at = line.created_at.clone();
+    let device_since = chat.device.with_untracked(|d| d.clone().and_then(Result::ok).and_then(|d| d.created_at));
     let body_view = move || match (body.clone(), deleted) {
         (_, true) => view! {
             <p class="italic text-slate-500" data-testid="message-body">
@@ -64,12 +84,26 @@ pub(super) fn MessageRow(
             </p>
         }
         .into_any(),
-        (Err(reason), false) => view! {
-            <p class="break-words italic text-red-700 dark:text-red-300" data-testid="message-body">
-                {format!("Could not decrypt: {reason}")}
-            </p>
+        (Err(why), false) => {
+            let refused = !why.awaits_key();
+            let (created_at, device_since) = (created_at.clone(), device_since.clone());
+            let text =
+                move || unreadable_text(&why, names.with(|n| name_of(n, sender)), &created_at, device_since.as_deref());
+            view! {
+                <p
+                    class=if refused {
+                        "break-words italic text-red-700 dark:text-red-300"
+                    } else {
+                        "break-words italic text-slate-500 dark:text-slate-400"
+                    }
+                    data-testid="message-body"
+                    data-unreadable=if refused { "refused" } else { "waiting" }
+                >
+                    {text}
+                </p>
+            }
+            .into_any()
         }
-        .into_any(),
     };
     let can_act = !line.deleted && line.body.is_ok();
     let draft = RwSignal::new(line.body.clone().unwrap_or_default());

@@ -14,7 +14,7 @@ use crate::pages::signed_in::ShellData;
 use crate::{
     chat::{Chat, act},
     components::{form::ErrorBanner, sidebar::direct_label},
-    model::spaces::{ChannelKind, CommunityRole, MySpaces},
+    model::spaces::{ChannelKind, CommunityRole, HistoryVisibility, MySpaces},
 };
 use composer::Composer;
 use leptos::prelude::*;
@@ -35,6 +35,10 @@ struct Place {
     /// The community and the user's role in it (community channels only).
     community: Option<(Uuid, CommunityRole)>,
     group_id: Option<Uuid>,
+    /// Whether newcomers read earlier messages (community channels).
+    history: HistoryVisibility,
+    /// When the person's access began (RFC 3339).
+    since: Option<String>,
 }
 
 fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
@@ -47,6 +51,8 @@ fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
                     private: g.private,
                     community: Some((c.id, c.my_role)),
                     group_id: Some(g.id),
+                    history: ch.history,
+                    since: ch.since.clone(),
                 });
             }
         }
@@ -57,6 +63,8 @@ fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
         private: false,
         community: None,
         group_id: None,
+        history: ch.history,
+        since: ch.since.clone(),
     })
 }
 
@@ -130,12 +138,19 @@ fn Conversation(id: Uuid) -> impl IntoView {
     // messages are decrypted anyway, and again only when the channel's place changes.
     let me = data.me.get_value().id;
     let shown = Memo::new(move |_| data.spaces_now.with(|s| s.as_ref().and_then(|s| place(s, id, me))));
+    // For the runtime's sends (again once encryption has started in this browser).
+    Effect::new(move |_| {
+        chat.device.track();
+        if let Some(place) = shown.get() {
+            act::history_setting(id, place.history == HistoryVisibility::Full);
+        }
+    });
     let body = move || {
         shown.get().map(|place| {
             view! {
                 <div class="relative flex min-h-0 flex-1">
                     <section class="flex min-w-0 flex-1 flex-col" aria-label="Messages">
-                        <TimelineView channel=id names replying />
+                        <TimelineView channel=id names replying since=place.since.clone() />
                         <TypingLine channel=id names />
                         <Composer channel=id names replying />
                     </section>
@@ -194,6 +209,21 @@ fn Conversation(id: Uuid) -> impl IntoView {
                                         </h1>
                                         <p class="text-xs text-slate-500 dark:text-slate-400">
                                             "🔒 End-to-end encrypted: the server cannot read these messages."
+                                            {place
+                                                .community
+                                                .is_some()
+                                                .then(|| {
+                                                    view! {
+                                                        " "
+                                                        <HistorySetting
+                                                            channel=id
+                                                            history=place.history
+                                                            moderator=place
+                                                                .community
+                                                                .is_some_and(|(_, r)| r >= CommunityRole::Moderator)
+                                                        />
+                                                    }
+                                                })}
                                         </p>
                                     </div>
                                     <button
@@ -228,8 +258,67 @@ fn Conversation(id: Uuid) -> impl IntoView {
                                     .map(|e| format!("Encryption is unavailable in this browser: {e}"))
                             }}
                         </p>
+                        <div class="px-4">
+                            <crate::pages::key_backup::StartNewDevice />
+                        </div>
                     }
                 })
         }}
     }
+}
+
+/// Who reads this channel's earlier messages, as the header says it; moderators change it here.
+#[component]
+fn HistorySetting(channel: Uuid, history: HistoryVisibility, moderator: bool) -> impl IntoView {
+    let words = |h: HistoryVisibility| match h {
+        HistoryVisibility::Joined => "New members read from when they join.",
+        HistoryVisibility::Full => "New members read the full history.",
+    };
+    if !moderator {
+        return view! { <span data-testid="history-setting">{words(history)}</span> }.into_any();
+    }
+    let chat = expect_context::<Chat>();
+    let error = RwSignal::new(None::<String>);
+    let change = move |ev: leptos::ev::Event| {
+        let chosen =
+            if event_target_value(&ev) == "full" { HistoryVisibility::Full } else { HistoryVisibility::Joined };
+        leptos::task::spawn_local(async move {
+            match crate::api::spaces::set_channel_history(channel, chosen).await {
+                Ok(_) => {
+                    error.set(None);
+                    chat.spaces_changed.update(|n| *n += 1);
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    view! {
+        <label class="inline-flex items-center gap-1">
+            <span class="sr-only">"Who reads earlier messages"</span>
+            <select
+                class="rounded border border-slate-300 bg-transparent px-1 py-0 text-xs dark:border-slate-700"
+                data-testid="history-setting"
+                on:change=change
+            >
+                <option value="joined" selected=history == HistoryVisibility::Joined>
+                    {words(HistoryVisibility::Joined)}
+                </option>
+                <option value="full" selected=history == HistoryVisibility::Full>
+                    {words(HistoryVisibility::Full)}
+                </option>
+            </select>
+        </label>
+        {move || {
+            error
+                .get()
+                .map(|e| {
+                    view! {
+                        <span role="alert" class="text-red-700 dark:text-red-300">
+                            {e}
+                        </span>
+                    }
+                })
+        }}
+    }
+    .into_any()
 }

@@ -2,7 +2,7 @@
 //! pages, and who is typing.
 
 use super::message::MessageRow;
-use crate::chat::{Chat, Line, Timeline, act, day_and_time, same_group};
+use crate::chat::{Chat, Line, Timeline, act, day_and_time, same_group, sent_before};
 use crate::components::style::SMALL;
 use leptos::prelude::*;
 use std::collections::HashMap;
@@ -13,7 +13,13 @@ use uuid::Uuid;
 pub(super) enum Row {
     Day(String),
     NewMessages,
-    Message { line: Line, grouped: bool },
+    /// Stands for the messages sent before the person's access began that this device has no key
+    /// for: not errors, just history they were not given.
+    BeforeAccess,
+    Message {
+        line: Line,
+        grouped: bool,
+    },
 }
 
 impl Row {
@@ -23,6 +29,7 @@ impl Row {
         match self {
             Self::Day(d) => format!("day:{d}"),
             Self::NewMessages => "new".into(),
+            Self::BeforeAccess => "before-access".into(),
             Self::Message { line, grouped } => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 line.body.hash(&mut h);
@@ -32,11 +39,20 @@ impl Row {
     }
 }
 
-pub(super) fn rows(t: &Timeline, me: Uuid) -> Vec<Row> {
+/// Whether a message is one of those sent before the person's access began (`since`) that this
+/// device holds no key for.
+pub(super) fn before_access(line: &Line, since: Option<&str>) -> bool {
+    matches!(&line.body, Err(why) if why.awaits_key()) && sent_before(&line.created_at, since)
+}
+
+pub(super) fn rows(t: &Timeline, me: Uuid, since: Option<&str>) -> Vec<Row> {
     let mut out = Vec::with_capacity(t.lines.len() + 4);
     let mut prev: Option<&Line> = None;
     let mut divider_placed = false;
-    for line in t.lines.values() {
+    if t.lines.values().any(|l| before_access(l, since)) {
+        out.push(Row::BeforeAccess);
+    }
+    for line in t.lines.values().filter(|l| !before_access(l, since)) {
         let (day, _) = day_and_time(&line.created_at);
         if prev.is_none_or(|p| day_and_time(&p.created_at).0 != day) {
             out.push(Row::Day(day));
@@ -63,13 +79,37 @@ pub(super) fn TimelineView(
     channel: Uuid,
     names: Signal<HashMap<Uuid, String>>,
     replying: RwSignal<Option<Uuid>>,
+    /// When the person's access to the channel began (RFC 3339), if the server said.
+    since: Option<String>,
 ) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let me = chat.me.get_value();
     let timeline = chat.timeline(channel);
+    let since = StoredValue::new(since);
     let all_rows = Memo::new({
         let timeline = timeline.clone();
-        move |_| timeline.with(|t| rows(t, me))
+        move |_| since.with_value(|since| timeline.with(|t| rows(t, me, since.as_deref())))
+    });
+    // Reached the messages from before the person's access: older pages hold only more of them,
+    // so they are loaded on request, not by scrolling.
+    let reached_access = Memo::new(move |_| all_rows.with(|r| r.first() == Some(&Row::BeforeAccess)));
+    // Messages after the start of access still waiting for their keys: counted, not a wall.
+    let waiting = Memo::new({
+        let timeline = timeline.clone();
+        move |_| {
+            since.with_value(|since| {
+                timeline.with(|t| {
+                    t.lines
+                        .values()
+                        .filter(|l| {
+                            !l.deleted
+                                && matches!(&l.body, Err(w) if w.awaits_key())
+                                && !before_access(l, since.as_deref())
+                        })
+                        .count()
+                })
+            })
+        }
     });
     let scroller = NodeRef::<leptos::html::Div>::new();
     // Follow new messages while the view is at the bottom; keep the reading position when older
@@ -103,7 +143,8 @@ pub(super) fn TimelineView(
                 } else if stick.get_value() {
                     el.set_scroll_top(el.scroll_height());
                 }
-                let more = timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading);
+                let more = timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading)
+                    && !reached_access.get_untracked();
                 if timeline.with_untracked(|t| t.loaded) {
                     positioned.set_value(true);
                 }
@@ -126,7 +167,10 @@ pub(super) fn TimelineView(
                 return;
             }
             stick.set_value(el.scroll_height() - el.scroll_top() - el.client_height() < 80);
-            if el.scroll_top() < 200 && timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading) {
+            if el.scroll_top() < 200
+                && timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading)
+                && !reached_access.get_untracked()
+            {
                 older();
             }
         }
@@ -181,6 +225,28 @@ pub(super) fn TimelineView(
         >
             {status}
             {move || {
+                let n = waiting.get();
+                (n > 0)
+                    .then(|| {
+                        view! {
+                            <p
+                                role="status"
+                                class="sticky top-0 z-10 my-1 rounded bg-slate-100 px-3 py-1 text-center text-xs text-slate-600 dark:bg-slate-800 dark:text-slate-300"
+                                data-testid="waiting-count"
+                            >
+                                {if n == 1 {
+                                    "1 message is waiting for its key. It opens by itself when the key arrives."
+                                        .to_owned()
+                                } else {
+                                    format!(
+                                        "{n} messages are waiting for their keys. They open by themselves when the keys arrive.",
+                                    )
+                                }}
+                            </p>
+                        }
+                    })
+            }}
+            {move || {
                 t_err
                     .with(|t| t.error.clone())
                     .map(|e| {
@@ -218,6 +284,14 @@ pub(super) fn TimelineView(
                                 "New messages"
                                 <span class="h-px flex-1 bg-red-300 dark:bg-red-800"></span>
                             </div>
+                        }
+                            .into_any()
+                    }
+                    Row::BeforeAccess => {
+                        view! {
+                            <p class="py-2 text-center text-xs text-slate-500" data-testid="before-access">
+                                "Earlier messages were sent before you joined."
+                            </p>
                         }
                             .into_any()
                     }

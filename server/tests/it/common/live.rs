@@ -18,11 +18,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(state: Core) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = server::listen::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let limits = server::listen::Limits::new(&state.config, 1024);
+        let router = server::router(state.clone());
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            server::listen::serve(listener, router, limits, std::future::pending()).await.unwrap();
         });
         Self { addr, state, task }
     }
