@@ -276,11 +276,16 @@ fn ensure_chromium() -> Result {
 }
 
 /// Debian packages, with `sudo` when not root.
+/// Whether this process runs as root (apt without sudo, chroot).
+fn is_root() -> bool {
+    matches!(output(Command::new("id").arg("-u")).as_deref().map(str::trim), Some("0"))
+}
+
 fn apt_install(packages: &[&str]) -> Result {
     if which("apt-get").is_none() {
         return Err(format!("this needs {packages:?}; install them with your package manager"));
     }
-    let sudo = !matches!(output(Command::new("id").arg("-u")).as_deref().map(str::trim), Some("0"));
+    let sudo = !is_root();
     let apt = |args: &[&str]| {
         let mut cmd = if sudo {
             let mut c = Command::new("sudo");
