@@ -25,7 +25,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     {
         res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
     }
-    let css = format!("/pkg/{OUTPUT_NAME}.css?v={}", env!("CARGO_PKG_VERSION"));
+    // Beside the bundle: under its versioned path when the server has one (content-addressed).
+    let css = format!("/{}/{OUTPUT_NAME}.css", options.site_pkg_dir);
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -72,12 +72,34 @@ pub fn site_dir(config: &Config) -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from("site"))
 }
 
+/// The file in `<site>/pkg` where `cargo xtask build` leaves a hash of the browser bundle it built
+/// (the JS glue and the WASM).
+pub const BUNDLE_VERSION_FILE: &str = "version";
+
+/// How long a browser may keep an asset whose URL names its content.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Where pages find the built assets. When the build left a version, `pkg/<bundle>-<stylesheet>`:
+/// the path changes whenever a byte of the JS, the WASM or the stylesheet does, so it is served
+/// `immutable` for a year, and after an upgrade no browser pairs new JS with old WASM (a page from
+/// before asks for its own version and gets 404, never a mix). Without one (a site built by hand),
+/// plain `pkg`, revalidated on every use.
+fn pkg_dir(site: &Path) -> String {
+    let bundle = std::fs::read_to_string(site.join("pkg").join(BUNDLE_VERSION_FILE)).unwrap_or_default();
+    let bundle = bundle.trim();
+    if bundle.is_empty() || bundle.len() > 64 || !bundle.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return "pkg".to_owned();
+    }
+    format!("pkg/{bundle}-{}", APP_CSS_ETAG.trim_matches('"'))
+}
+
 /// Leptos's options for this configuration.
 pub fn leptos_options(config: &Config) -> LeptosOptions {
+    let site = site_dir(config);
     LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
-        .site_root(site_dir(config).to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
+        .site_pkg_dir(pkg_dir(&site))
+        .site_root(site.to_string_lossy().into_owned())
         .env(Env::PROD)
         .site_addr(config.listen_addr)
         .build()
@@ -93,9 +115,26 @@ pub fn router(core: Core) -> Router {
         move || shell(options.clone())
     };
     let not_found = file_and_error_handler_with_context::<Web, _>(context.clone(), shell).with_state(state.clone());
-    let assets = ServeDir::new(Path::new(&*state.leptos.site_root)).precompressed_gzip().fallback(not_found);
+    let site = Path::new(&*state.leptos.site_root);
+    let assets = ServeDir::new(site).precompressed_gzip().fallback(not_found);
+    // The versioned path (see `pkg_dir`): the same files, kept for a year. Any other version falls
+    // through to `assets`, where no such directory exists: 404.
+    let versioned = Router::new()
+        .route(&format!("/{OUTPUT_NAME}.css"), get(stylesheet))
+        .fallback_service(ServeDir::new(site.join("pkg")).precompressed_gzip())
+        .layer(middleware::map_response(|mut res: Response| async move {
+            if res.status().is_success() {
+                res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+            }
+            res
+        }));
+    let pkg = state.leptos.site_pkg_dir.to_string();
+    let router = match pkg.strip_prefix("pkg/") {
+        Some(version) => Router::new().nest(&format!("/pkg/{version}"), versioned),
+        None => Router::new(),
+    };
 
-    Router::new()
+    router
         .route("/healthz", get(health))
         .route("/ws", get(crate::gateway::upgrade))
         .route("/api/{*rest}", axum::routing::any(|| async { error_response(AppError::NotFound) }))
@@ -144,9 +183,8 @@ async fn security_headers(State(state): State<Core>, req: Request, next: Next) -
     if state.config.is_https() {
         set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
     }
-    if !public_asset {
-        set(header::CACHE_CONTROL, "no-store");
-    }
+    // Versioned assets already say `immutable`; the rest revalidate.
+    set(header::CACHE_CONTROL, if public_asset { "no-cache" } else { "no-store" });
     res
 }
 

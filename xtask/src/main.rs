@@ -343,7 +343,7 @@ fn build(release: bool) -> Result<PathBuf> {
         for file in ["chatalot_bg.wasm", "chatalot.js"] {
             gzip(&pkg.join(file))?;
         }
-        Ok(())
+        bundle_version(&pkg)
     })?;
     stage("build: server", || {
         status(cargo().args(["build", "-p", "server", "--bin", "chatalot-server"]).args(server_args))
@@ -366,6 +366,25 @@ fn copy_dir(from: &Path, to: &Path) -> Result {
 }
 
 /// Writes `file.gz` beside `file` (served precompressed to browsers that accept gzip).
+/// Writes `pkg/version`: a hash of the JS glue and the WASM. The server puts it in the assets'
+/// path and serves them `immutable` (server/src/http.rs, `pkg_dir`); every node built from the
+/// same files links the same path.
+fn bundle_version(pkg: &Path) -> Result {
+    use std::hash::Hasher;
+    // SipHash with fixed keys: the same bytes give the same version on every machine and run.
+    let mut hasher = std::hash::DefaultHasher::new();
+    for file in ["chatalot.js", "chatalot_bg.wasm"] {
+        let path = pkg.join(file);
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        hasher.write(&bytes);
+        hasher.write_u8(0);
+    }
+    let version = format!("{:016x}", hasher.finish());
+    std::fs::write(pkg.join("version"), format!("{version}\n")).map_err(|e| format!("{}: {e}", pkg.display()))?;
+    println!("    bundle version {version}: served as /pkg/{version}-<stylesheet>/…, immutable");
+    Ok(())
+}
+
 fn gzip(file: &Path) -> Result {
     use std::io::Write;
     let data = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;

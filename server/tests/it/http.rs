@@ -364,3 +364,58 @@ async fn malformed_requests_get_clear_errors() {
     assert_eq!(reply.status, 302);
     db.drop().await;
 }
+
+/// The page's link to a built asset, e.g. `/pkg/…/chatalot.js`.
+fn asset_link(page: &str, file: &str) -> String {
+    let end = page.find(&format!("/{file}\"")).unwrap_or_else(|| panic!("the page links no {file}"));
+    let start = page[..end].rfind('"').unwrap() + 1;
+    format!("{}/{file}", &page[start..end])
+}
+
+#[tokio::test]
+async fn built_assets_are_content_addressed_and_cached_for_a_year() {
+    let db = TestDb::sqlite();
+    let pkg = db.dir.join("site/pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("chatalot.js"), "export default 1;").unwrap();
+    std::fs::write(pkg.join("chatalot_bg.wasm"), b"\0asm").unwrap();
+    std::fs::write(pkg.join("version"), "0123abcd\n").unwrap();
+    let state = db.state(RegistrationMode::Open).await;
+    let mut browser = Client::new(&state);
+
+    // The page links the JS glue, the WASM and the stylesheet under one versioned path.
+    let page = browser.get("/login").await.body;
+    let (js, wasm, css) =
+        (asset_link(&page, "chatalot.js"), asset_link(&page, "chatalot_bg.wasm"), asset_link(&page, "chatalot.css"));
+    assert!(js.starts_with("/pkg/0123abcd-"), "{js}");
+    assert_eq!(js.rsplit_once('/').unwrap().0, wasm.rsplit_once('/').unwrap().0);
+    assert_eq!(js.rsplit_once('/').unwrap().0, css.rsplit_once('/').unwrap().0);
+    for (path, body) in [(&js, "export default 1;"), (&css, "")] {
+        let reply = browser.get(path).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.header("cache-control"), Some("public, max-age=31536000, immutable"), "{path}");
+        assert!(reply.body.contains(body), "{path}");
+    }
+    assert!(browser.get(&css).await.header("content-type").unwrap().starts_with("text/css"));
+    // A page from before an upgrade asks for its own version: not found, and nothing cached.
+    let old = browser.get("/pkg/99999999-0/chatalot.js").await;
+    assert_eq!(old.status, 404);
+    assert_ne!(old.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    // The unversioned names still answer, revalidated on every use.
+    let plain = browser.get("/pkg/chatalot.js").await;
+    assert_eq!((plain.status, plain.header("cache-control")), (200, Some("no-cache")));
+    // HTML is never cached.
+    assert_eq!(browser.get("/login").await.header("cache-control"), Some("no-store"));
+
+    // A site built without a version (by hand) is linked and served unversioned, never immutable.
+    std::fs::remove_file(pkg.join("version")).unwrap();
+    let mut browser = Client::new(&state);
+    let page = browser.get("/login").await.body;
+    assert_eq!(asset_link(&page, "chatalot.js"), "/pkg/chatalot.js");
+    assert_eq!(asset_link(&page, "chatalot.css"), "/pkg/chatalot.css");
+    for path in ["/pkg/chatalot.js", "/pkg/chatalot.css"] {
+        let reply = browser.get(path).await;
+        assert_eq!((reply.status, reply.header("cache-control")), (200, Some("no-cache")), "{path}");
+    }
+    db.drop().await;
+}
