@@ -322,8 +322,13 @@ fn connect_register_keychain_links_and_a_bad_certificate() {
     // Switching goes back to the connect screen, with the server filled in.
     again.run("window.__TAURI__.core.invoke('switch_server'); return 1;");
     again.wait_url("tauri://localhost");
-    let value = again.run("return document.querySelector('#server-url').value;");
-    assert_eq!(value.as_str().map(|v| v.trim_end_matches('/')), Some(url.as_str()));
+    // The page fills the field once it has asked for the remembered server (asynchronously).
+    let filled = || {
+        let value = again.run("return document.querySelector('#server-url').value;");
+        value.as_str().map(|v| v.trim_end_matches('/').to_owned()).unwrap_or_default()
+    };
+    wait_for("the remembered server in the field", Duration::from_secs(10), || !filled().is_empty());
+    assert_eq!(filled(), url);
     again.end();
     let _ = std::fs::remove_dir_all(&dir);
 }
