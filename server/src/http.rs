@@ -116,12 +116,12 @@ pub fn router(core: Core) -> Router {
     };
     let not_found = file_and_error_handler_with_context::<Web, _>(context.clone(), shell).with_state(state.clone());
     let site = Path::new(&*state.leptos.site_root);
-    let assets = ServeDir::new(site).precompressed_gzip().fallback(not_found);
+    let assets = ServeDir::new(site).precompressed_br().precompressed_gzip().fallback(not_found);
     // The versioned path (see `pkg_dir`): the same files, kept for a year. Any other version falls
     // through to `assets`, where no such directory exists: 404.
     let versioned = Router::new()
         .route(&format!("/{OUTPUT_NAME}.css"), get(stylesheet))
-        .fallback_service(ServeDir::new(site.join("pkg")).precompressed_gzip())
+        .fallback_service(ServeDir::new(site.join("pkg")).precompressed_br().precompressed_gzip())
         .layer(middleware::map_response(|mut res: Response| async move {
             if res.status().is_success() {
                 res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));

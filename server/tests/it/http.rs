@@ -380,6 +380,9 @@ async fn built_assets_are_content_addressed_and_cached_for_a_year() {
     std::fs::write(pkg.join("chatalot.js"), "export default 1;").unwrap();
     std::fs::write(pkg.join("chatalot_bg.wasm"), b"\0asm").unwrap();
     std::fs::write(pkg.join("version"), "0123abcd\n").unwrap();
+    // Precompressed copies, as `cargo xtask build` writes them (a release build has both).
+    std::fs::write(pkg.join("chatalot.js.gz"), "gzip bytes").unwrap();
+    std::fs::write(pkg.join("chatalot.js.br"), "brotli bytes").unwrap();
     let state = db.state(RegistrationMode::Open).await;
     let mut browser = Client::new(&state);
 
@@ -397,6 +400,17 @@ async fn built_assets_are_content_addressed_and_cached_for_a_year() {
         assert!(reply.body.contains(body), "{path}");
     }
     assert!(browser.get(&css).await.header("content-type").unwrap().starts_with("text/css"));
+    // Brotli where the browser takes it (Chromium's header), else gzip, else the file itself.
+    for (accept, encoding, body) in [
+        ("gzip, deflate, br, zstd", Some("br"), "brotli bytes"),
+        ("gzip, deflate", Some("gzip"), "gzip bytes"),
+        ("identity", None, "export default 1;"),
+    ] {
+        let req = Request::get(&js).header(header::ACCEPT_ENCODING, accept).body(Body::empty()).unwrap();
+        let reply = browser.send(req).await;
+        assert_eq!((reply.header("content-encoding"), reply.body.as_str()), (encoding, body), "{accept}");
+        assert_eq!(reply.header("cache-control"), Some("public, max-age=31536000, immutable"), "{accept}");
+    }
     // A page from before an upgrade asks for its own version: not found, and nothing cached.
     let old = browser.get("/pkg/99999999-0/chatalot.js").await;
     assert_eq!(old.status, 404);
