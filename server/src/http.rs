@@ -21,6 +21,11 @@ use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_ro
 use protocol::{AppError, model::messages::MAX_CIPHERTEXT};
 use std::path::Path;
 use tower_http::{
+    CompressionLevel,
+    compression::{
+        CompressionLayer,
+        predicate::{Predicate, SizeAbove},
+    },
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     services::ServeDir,
@@ -143,6 +148,15 @@ pub fn router(core: Core) -> Router {
         .fallback_service(assets)
         .layer(middleware::from_fn_with_state(state.core.clone(), resolve_session))
         .layer(middleware::from_fn(error_status))
+        .layer(middleware::from_fn(mark_compressible))
+        .layer(
+            CompressionLayer::new()
+                .br(true)
+                .gzip(true)
+                // Fast levels: these are made per request (quality 11 would take milliseconds per page).
+                .quality(CompressionLevel::Precise(4))
+                .compress_when(CompressibleAnswers),
+        )
         .layer(middleware::from_fn(keep_form_values))
         .layer(middleware::from_fn_with_state(state.core.clone(), same_origin_posts))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -157,6 +171,44 @@ pub fn router(core: Core) -> Router {
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The server functions whose answers are compressed: those that can run to tens of KB (a history
+/// page is ~30 KB of JSON, mostly base64 ciphertext and ids). Only these: BREACH recovers a secret
+/// from the size of compressed bodies that also hold text an attacker chose, so answers that carry
+/// codes or tokens (accounts, invites, administration) and pages are never compressed.
+const COMPRESSED_ANSWERS: &[&str] =
+    &["messages/", "spaces/", "keys/", "backup/", "to_device/", "cross_signing/", "devices/", "channels/"];
+
+/// Answers smaller than this gain less than compressing them costs.
+const COMPRESS_ABOVE_BYTES: u16 = 1024;
+
+/// Marks a response as one of [`COMPRESSED_ANSWERS`] (the compression layer sees only responses).
+#[derive(Clone, Copy)]
+struct Compressible;
+
+fn is_compressible(path: &str) -> bool {
+    path.strip_prefix("/api/v1/")
+        .is_some_and(|endpoint| COMPRESSED_ANSWERS.iter().any(|prefix| endpoint.starts_with(prefix)))
+}
+
+async fn mark_compressible(req: Request, next: Next) -> Response {
+    let compressible = is_compressible(req.uri().path());
+    let mut res = next.run(req).await;
+    if compressible {
+        res.extensions_mut().insert(Compressible);
+    }
+    res
+}
+
+/// Compress a marked answer above [`COMPRESS_ABOVE_BYTES`] (brotli or gzip, as the client accepts).
+#[derive(Clone, Copy)]
+struct CompressibleAnswers;
+
+impl Predicate for CompressibleAnswers {
+    fn should_compress<B: http_body::Body>(&self, res: &axum::http::Response<B>) -> bool {
+        res.extensions().get::<Compressible>().is_some() && SizeAbove::new(COMPRESS_ABOVE_BYTES).should_compress(res)
+    }
 }
 
 /// Adds the headers every response carries (a page's own CSP, with its nonce, is kept).
@@ -368,4 +420,30 @@ async fn stylesheet(headers: HeaderMap) -> Response {
         APP_CSS,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_compressible;
+
+    #[test]
+    fn only_answers_without_secrets_are_compressed() {
+        for path in ["/api/v1/messages/history", "/api/v1/spaces/mine", "/api/v1/backup/keys", "/api/v1/keys/claim"] {
+            assert!(is_compressible(path), "{path}");
+        }
+        // Codes, tokens and invite codes sit beside text a caller chose: BREACH territory.
+        for path in [
+            "/api/v1/auth/register",
+            "/api/v1/auth/recover",
+            "/api/v1/invites/list",
+            "/api/v1/communities/invites",
+            "/api/v1/admin/users",
+            "/login",
+            "/",
+            "/pkg/chatalot.js",
+            "/api/v1/messagesX",
+        ] {
+            assert!(!is_compressible(path), "{path}");
+        }
+    }
 }

@@ -433,3 +433,52 @@ async fn built_assets_are_content_addressed_and_cached_for_a_year() {
     }
     db.drop().await;
 }
+
+/// Calls a server function as a client that sends `Accept-Encoding: accept`.
+async fn call_accepting(client: &mut Client, endpoint: &str, accept: &str, form: &[(&str, &str)]) -> common::Reply {
+    let req = Request::post(format!("/api/v1/{endpoint}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .header(header::ACCEPT_ENCODING, accept)
+        .body(Body::from(common::form_encode(form)))
+        .unwrap();
+    client.send(req).await
+}
+
+#[tokio::test]
+async fn large_server_function_answers_are_compressed() {
+    let db = TestDb::sqlite();
+    let state = db.state(RegistrationMode::Open).await;
+    let mut client = Client::new(&state);
+    register(&mut client, "reader").await;
+    assert_eq!(client.call("communities/create", &[("name", "Mine")]).await.status, 200);
+    let mine: app::model::spaces::MySpaces = serde_json::from_str(&client.call("spaces/mine", &[]).await.body).unwrap();
+    let general = mine.communities[0].groups[0].channels[0].id.to_string();
+    let me: app::model::Me = serde_json::from_str(&client.call("auth/me", &[]).await.body).unwrap();
+    common::with_device(&state, me.id, "D1").await;
+    // Ciphertext is random bytes: only the JSON around it and base64's 6 bits a character compress.
+    use base64::Engine;
+    for i in 0..30 {
+        let txn = format!("t{i}");
+        let bytes: Vec<u8> = (0..300).map(|_| rand::random::<u8>()).collect();
+        let ciphertext = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let form =
+            [("channel_id", general.as_str()), ("device", "D1"), ("client_txn", &txn), ("ciphertext_b64", &ciphertext)];
+        assert_eq!(client.call("messages/send", &form).await.status, 200);
+    }
+    // The same call, as a browser that takes brotli and gzip, and as one that takes neither.
+    let history = [("channel_id", general.as_str())];
+    let plain = call_accepting(&mut client, "messages/history", "identity", &history).await;
+    let packed = call_accepting(&mut client, "messages/history", "gzip, deflate, br, zstd", &history).await;
+    assert_eq!((plain.status, plain.header("content-encoding")), (200, None));
+    assert!(plain.len > 12_000, "a history page of 30 messages: {} bytes", plain.len);
+    assert_eq!((packed.status, packed.header("content-encoding")), (200, Some("br")));
+    eprintln!("history page of 30 messages: {} bytes, {} with brotli", plain.len, packed.len);
+    assert!(packed.len * 10 < plain.len * 9, "brotli gave {} of {} bytes", packed.len, plain.len);
+    let gzipped = call_accepting(&mut client, "messages/history", "gzip", &history).await;
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    // Small answers are not worth it.
+    let small = call_accepting(&mut client, "spaces/mine", "gzip, br", &[]).await;
+    assert_eq!((small.status, small.header("content-encoding")), (200, None), "{} bytes", small.body.len());
+    db.drop().await;
+}

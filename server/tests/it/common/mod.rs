@@ -161,6 +161,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: String,
+    /// The body's length in bytes as sent (`body` is its lossy UTF-8 reading).
+    pub len: usize,
 }
 
 impl Reply {
@@ -168,7 +170,7 @@ impl Reply {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        Self { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        Self { status, headers, len: bytes.len(), body: String::from_utf8_lossy(&bytes).into_owned() }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
