@@ -106,7 +106,7 @@ pub const SETTINGS: &[Setting] = &[
         default: "admin_only",
         help: "who may create communities: admin_only | open",
     },
-    Setting { env: "SITE_DIR", default: "<binary dir>/../site", help: "the built web assets" },
+    Setting { env: "SITE_DIR", default: "<binary dir>/site, else <binary dir>/../site", help: "the built web assets" },
     Setting { env: "PUBLIC_URL", default: "-", help: "e.g. https://chat.example.com (https: Secure cookies and HSTS)" },
     Setting {
         env: "TRUSTED_PROXIES",

@@ -65,16 +65,18 @@ impl FromRef<Web> for Core {
     }
 }
 
-/// Where the built web assets are: configured, or `../site` relative to the binary (the layout
-/// `cargo xtask build` produces: `<target>/<profile>/chatalot-server` and `<target>/site`).
+/// Where the built web assets are: configured, else `site` beside the binary if there is one (a
+/// dev build's: `<target>/debug/site`), else `../site` relative to it (a release build's,
+/// `<target>/site`, and a deployment's `bin/` and `site/`).
 pub fn site_dir(config: &Config) -> std::path::PathBuf {
     if let Some(dir) = &config.site_dir {
         return dir.clone();
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().and_then(|p| p.parent()).map(|p| p.join("site")))
-        .unwrap_or_else(|| std::path::PathBuf::from("site"))
+    let Some(bin) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) else {
+        return std::path::PathBuf::from("site");
+    };
+    let beside = bin.join("site");
+    if beside.is_dir() { beside } else { bin.parent().unwrap_or(&bin).join("site") }
 }
 
 /// The file in `<site>/pkg` where `cargo xtask build` leaves a hash of the browser bundle it built

@@ -89,7 +89,8 @@ pub fn desktop(release: bool, server: Option<&Path>) -> Result {
                 .current_dir(root().join("src-tauri"))
                 .env("CARGO_TARGET_DIR", &target)
                 .env("CHATALOT_SERVER_BIN", server)
-                .env("CHATALOT_SITE_DIR", target_dir().join("site"))
+                // The test server is a dev build (`--test` builds one): its site.
+                .env("CHATALOT_SITE_DIR", super::site_dir(false))
                 .env("CHATALOT_DESKTOP_SCREENSHOT", &screenshot);
             status(&mut cmd)?;
             println!("    screenshot of the window: {}", screenshot.display());

@@ -78,16 +78,16 @@ pub fn rootfs(server: &Path, site: &Path, out: &Path) -> Result {
 /// compose.yaml.
 pub fn image(release: bool) -> Result {
     let server = super::build(release)?;
-    build_and_check(&server)?;
+    build_and_check(&server, &super::site_dir(release))?;
     stage("image: compose.yaml through podman-compose config", compose_config)
 }
 
-/// The image from an already built server (and `<target>/site`), then the smoke run.
-pub fn build_and_check(server: &Path) -> Result {
+/// The image from an already built server and site, then the smoke run.
+pub fn build_and_check(server: &Path, site: &Path) -> Result {
     ensure_podman()?;
     let work = target_dir().join("image");
     let context = work.join("context");
-    stage("image: root filesystem", || rootfs(server, &target_dir().join("site"), &context.join("rootfs")))?;
+    stage("image: root filesystem", || rootfs(server, site, &context.join("rootfs")))?;
     stage("image: podman build (runtime stage from the files above)", || {
         let version = env!("CARGO_PKG_VERSION");
         let git =

@@ -55,8 +55,10 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("build") => build(!args.iter().any(|a| a == "--dev")).map(|_| ()),
         Some("rootfs") => match args.get(1).filter(|a| !a.starts_with("--")) {
-            Some(dir) => build(!args.iter().any(|a| a == "--dev"))
-                .and_then(|server| image::rootfs(&server, &target_dir().join("site"), Path::new(dir))),
+            Some(dir) => {
+                let release = !args.iter().any(|a| a == "--dev");
+                build(release).and_then(|server| image::rootfs(&server, &site_dir(release), Path::new(dir)))
+            }
             None => Err(format!("rootfs needs a directory\n\n{USAGE}")),
         },
         Some("desktop") => desktop::command(&args[1..]),
@@ -304,7 +306,14 @@ fn apt_install(packages: &[&str]) -> Result {
 // ---------------------------------------------------------------------------------------------
 // Build
 
-/// Builds the server binary and the site (`<target>/site`); returns the server binary's path.
+/// Where a build puts the site: `<target>/site` for release (beside `release/`, the layout a
+/// deployment copies), `<target>/debug/site` for a dev build. A debug server finds the latter first
+/// (`<binary dir>/site`), and the release server never serves a debug bundle (16 MB of WASM).
+pub fn site_dir(release: bool) -> PathBuf {
+    if release { target_dir().join("site") } else { target_dir().join("debug").join("site") }
+}
+
+/// Builds the server binary and the site (see [`site_dir`]); returns the server binary's path.
 fn build(release: bool) -> Result<PathBuf> {
     let bindgen = stage("tools: wasm target, wasm-bindgen-cli", || {
         ensure_wasm_target()?;
@@ -328,7 +337,7 @@ fn build(release: bool) -> Result<PathBuf> {
         ]))
     })?;
     let target = target_dir();
-    let site = target.join("site");
+    let site = site_dir(release);
     stage("build: wasm-bindgen, assets", || {
         let pkg = site.join("pkg");
         std::fs::create_dir_all(&pkg).map_err(|e| format!("{}: {e}", pkg.display()))?;
@@ -494,13 +503,13 @@ fn test() -> Result {
         } else {
             cmd.args(["test", "--no-fail-fast"]);
         }
-        cmd.env("CHATALOT_SERVER_BIN", &server).env("CHATALOT_SITE_DIR", target_dir().join("site"));
+        cmd.env("CHATALOT_SERVER_BIN", &server).env("CHATALOT_SITE_DIR", site_dir(false));
         status_within(&mut cmd, std::time::Duration::from_secs(TEST_TIMEOUT_SECS))
     })?;
     stage("test: crypto core as WASM in headless Chromium", || {
         status_within(&mut browser_crypto_tests("dev", "::tests::")?, std::time::Duration::from_secs(TEST_TIMEOUT_SECS))
     })?;
-    image::build_and_check(&server)?;
+    image::build_and_check(&server, &site_dir(false))?;
     stage("test: compose.yaml through podman-compose config", image::compose_config)?;
     desktop::desktop(false, Some(&server))?;
     run_fuzz_targets(FUZZ_BRIEFLY_SECS, FUZZ_TARGETS)?;

@@ -166,3 +166,36 @@ fn starts_healthy_on_sqlite_and_stops_gracefully_on_sigterm() {
     eprintln!("start to healthy: {} ms", ready.as_millis());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The bundle version the server at `bin` links its pages to, started without `SITE_DIR`.
+fn linked_bundle(bin: &std::path::Path, data: &std::path::Path) -> String {
+    std::fs::create_dir_all(data).unwrap();
+    let server = testkit::process::ServerProcess::start(bin, data, &[("SITE_DIR", "")]);
+    let (status, page) = server.get("/login").unwrap();
+    assert_eq!(status, 200);
+    page.split("/pkg/").nth(1).and_then(|s| s.split('-').next()).unwrap_or_default().to_owned()
+}
+
+/// A dev build keeps its site beside the binary (`<target>/debug/site`) and a release build one
+/// level up (`<target>/site`, or a deployment's `site/` beside `bin/`): each binary serves its own,
+/// so the release server never serves the debug bundle.
+#[test]
+fn each_binary_serves_the_site_of_its_own_build() {
+    let dir = temp_dir("site");
+    let bin = dir.join("release").join("chatalot-server");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    if std::fs::hard_link(BIN, &bin).is_err() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    let write_site = |site: std::path::PathBuf, version: &str| {
+        std::fs::create_dir_all(site.join("pkg")).unwrap();
+        std::fs::write(site.join("pkg/version"), version).unwrap();
+    };
+    // A release layout: the site one level up from the binary.
+    write_site(dir.join("site"), "releasebundle");
+    assert_eq!(linked_bundle(&bin, &dir.join("data-1")), "releasebundle");
+    // A dev build's site beside its binary wins.
+    write_site(dir.join("release").join("site"), "devbundle");
+    assert_eq!(linked_bundle(&bin, &dir.join("data-2")), "devbundle");
+    let _ = std::fs::remove_dir_all(&dir);
+}
