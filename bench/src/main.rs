@@ -6,7 +6,11 @@
 //! connects many idle sockets and prints the RSS each one costs. It prints figures; it never fails
 //! on time. `--via ws` sends `send` frames over the socket instead, for comparison.
 //!
-//! `cargo xtask bench [-- --sizes 100,1000 --idle 5000 --rate 20 --seconds 10 --via http|ws --database-url postgres://…]`
+//! With `--storm 1000,5000` it also connects that many members of one community at once and
+//! prints the frames and bytes each connect cost (presence) and when everyone saw everyone online.
+//! Server CPU per delivery comes from `/proc/<pid>/stat`; the generator's own CPU is printed beside it.
+//!
+//! `cargo xtask bench [-- --sizes 100,1000 --idle 5000 --storm 1000,5000 --rate 20 --seconds 10 --via http|ws --database-url postgres://… --protocol N]`
 
 use domain::{Core, config::Config, spaces};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
@@ -44,7 +48,11 @@ struct Args {
     rate: u32,
     seconds: u64,
     senders: usize,
+    storm: Vec<usize>,
+    history: usize,
     database_url: Option<String>,
+    /// The gateway protocol to say hello with (an older server speaks an older one).
+    protocol: u16,
 }
 
 fn args() -> Result<Args> {
@@ -55,7 +63,10 @@ fn args() -> Result<Args> {
         rate: 20,
         seconds: 10,
         senders: 10,
+        storm: vec![1000, 5000],
+        history: 100_000,
         database_url: None,
+        protocol: protocol::model::gateway::PROTOCOL_VERSION,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +79,16 @@ fn args() -> Result<Args> {
             "--seconds" => a.seconds = number(value()?)? as u64,
             "--senders" => a.senders = number(value()?)?.max(1),
             "--database-url" => a.database_url = Some(value()?),
+            "--storm" => {
+                let v = value()?;
+                a.storm = if v.is_empty() || v == "0" {
+                    vec![]
+                } else {
+                    v.split(',').map(|s| number(s.trim().to_owned())).collect::<Result<_>>()?
+                };
+            }
+            "--history" => a.history = number(value()?)?,
+            "--protocol" => a.protocol = number(value()?)? as u16,
             "--via" => {
                 a.via = match value()?.as_str() {
                     "http" => Via::Http,
@@ -96,6 +117,12 @@ async fn run() -> Result {
     println!("machine: {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
     for &n in &args.sizes {
         load(&bin, &args, n).await?;
+    }
+    for &n in &args.storm {
+        storm(&bin, &args, n).await?;
+    }
+    if args.history > 0 {
+        history(&bin, &args, args.history).await?;
     }
     if args.idle > 0 {
         idle(&bin, &args, args.idle).await?;
@@ -200,25 +227,50 @@ async fn new_user(db: &sea_orm::DatabaseConnection, name: &str) -> Result<Uuid> 
     Ok(id)
 }
 
-/// Opens a socket and waits for `ready`.
-async fn connect(addr: SocketAddr, cookie: &str) -> Result<Socket> {
-    Ok(Ws::try_connect(addr, cookie, None, vec![]).await?.0.into_inner())
+/// Opens a socket, says hello in `protocol` and waits for `ready`; returns the socket and the
+/// bytes of the frames read.
+async fn connect(addr: SocketAddr, cookie: &str, protocol: u16) -> Result<(Socket, usize)> {
+    let mut socket = Ws::open(addr, &[("cookie", cookie)]).await.map_err(|e| format!("upgrade: {e}"))?.into_inner();
+    let hello = ClientFrame::Hello { protocol, device: None, resume: vec![] };
+    let text = serde_json::to_string(&hello).map_err(|e| e.to_string())?;
+    socket.send(Message::text(text)).await.map_err(|e| format!("hello: {e}"))?;
+    loop {
+        match tokio::time::timeout(testkit::ws::PATIENCE, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ServerFrame>(&text) {
+                Ok(ServerFrame::Ready { .. }) => return Ok((socket, text.len())),
+                other => return Err(format!("expected ready, got {other:?}")),
+            },
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            other => return Err(format!("expected ready, got {other:?}")),
+        }
+    }
 }
 
 /// Connects one socket per cookie (several at a time).
-async fn connect_all(addr: SocketAddr, cookies: &[String]) -> Result<Vec<Socket>> {
+async fn connect_all(addr: SocketAddr, cookies: &[String], protocol: u16) -> Result<Vec<Socket>> {
     let mut sockets = Vec::with_capacity(cookies.len());
     for chunk in cookies.chunks(64) {
-        let tasks: Vec<_> = chunk.iter().map(|c| tokio::spawn(connect_owned(addr, c.clone()))).collect();
+        let tasks: Vec<_> = chunk.iter().map(|c| tokio::spawn(connect_owned(addr, c.clone(), protocol))).collect();
         for t in tasks {
-            sockets.push(t.await.map_err(|e| e.to_string())??);
+            sockets.push(t.await.map_err(|e| e.to_string())??.0);
         }
     }
     Ok(sockets)
 }
 
-async fn connect_owned(addr: SocketAddr, cookie: String) -> Result<Socket> {
-    connect(addr, &cookie).await
+async fn connect_owned(addr: SocketAddr, cookie: String, protocol: u16) -> Result<(Socket, usize)> {
+    connect(addr, &cookie, protocol).await
+}
+
+/// CPU time (user + system, all threads, living and ended) a process has used so far, in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from field 3 on: utime is 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // Linux reports these in USER_HZ, 100 per second on every architecture it runs on.
+    (ticks(14) + ticks(15)) as f64 / 100.0
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -244,7 +296,7 @@ async fn load(bin: &Path, args: &Args, n: usize) -> Result {
     let setup = Instant::now();
     let (channel, cookies) = node.members(n).await?;
     let rss_idle = node.rss_kib();
-    let sockets = connect_all(node.addr, &cookies).await?;
+    let sockets = connect_all(node.addr, &cookies, args.protocol).await?;
     println!(
         "setup {:.1} s; server RSS {:.1} MiB before sockets, {:.1} MiB with {n} sockets",
         setup.elapsed().as_secs_f64(),
@@ -289,6 +341,8 @@ async fn load(bin: &Path, args: &Args, n: usize) -> Result {
     let mut peak = 0;
     let mut sent = 0usize;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate).max(0.001)));
+    let server_pid = node.process.pid().to_string();
+    let (server_cpu, own_cpu) = (cpu_seconds(&server_pid), cpu_seconds("self"));
     let started = Instant::now();
     while sent < total {
         tick.tick().await;
@@ -337,6 +391,7 @@ async fn load(bin: &Path, args: &Args, n: usize) -> Result {
         println!("{refused} of {sent} sends were refused or failed");
     }
     tokio::time::sleep(Duration::from_secs(3)).await; // in-flight deliveries
+    let (server_cpu, own_cpu) = (cpu_seconds(&server_pid) - server_cpu, cpu_seconds("self") - own_cpu);
     peak = peak.max(node.rss_kib());
     let rss_end = node.rss_kib();
     node.stop().await; // the server goes away: every reader finishes
@@ -362,6 +417,203 @@ async fn load(bin: &Path, args: &Args, n: usize) -> Result {
         peak as f64 / 1024.0,
         rss_end as f64 / 1024.0
     );
+    println!(
+        "server CPU {server_cpu:.2} s: {:.2} µs per delivery; the load generator took {own_cpu:.2} s of CPU beside it",
+        server_cpu * 1e6 / all.len().max(1) as f64
+    );
+    Ok(())
+}
+
+/// A channel of `n` messages; its latest 50 fetched through `messages/history` (the server
+/// function a browser calls when it opens the channel) with 8 requests in flight for 5 s.
+async fn history(bin: &Path, args: &Args, n: usize) -> Result {
+    println!("\n== history: the latest 50 of a {n}-message channel, 8 requests in flight");
+    let node = Node::start(bin, args.database_url.as_deref()).await?;
+    let setup = Instant::now();
+    let (channel, cookies) = node.members(2).await?;
+    let sender = entity::user::Entity::find().one(&node.state.db).await.map_err(|e| e.to_string())?;
+    let sender = sender.ok_or("no user")?.id;
+    let now = chrono::Utc::now();
+    let mut seq = 0i64;
+    while (seq as usize) < n {
+        let batch: Vec<entity::message::ActiveModel> = (0..500.min(n - seq as usize))
+            .map(|_| {
+                seq += 1;
+                entity::message::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    channel_id: Set(channel),
+                    seq: Set(seq),
+                    sender_id: Set(sender),
+                    sender_device: Set("BENCH".into()),
+                    client_txn: Set(format!("h{seq}")),
+                    kind: Set(0),
+                    reply_to: Set(None),
+                    ciphertext: Set(vec![7; 200]),
+                    created_at: Set(now),
+                    edited_at: Set(None),
+                    deleted_at: Set(None),
+                }
+            })
+            .collect();
+        entity::message::Entity::insert_many(batch).exec(&node.state.db).await.map_err(|e| e.to_string())?;
+    }
+    entity::channel::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(channel),
+        last_seq: Set(seq),
+        ..Default::default()
+    }
+    .update(&node.state.db)
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("setup {:.1} s", setup.elapsed().as_secs_f64());
+    let http = HttpSender::new(node.addr);
+    let body = format!("channel_id={channel}&limit=50");
+    // Warm up: connections, caches, the query plan.
+    for _ in 0..50 {
+        http.call("messages/history", &cookies[0], &body).await?;
+    }
+    let server_pid = node.process.pid().to_string();
+    let server_cpu = cpu_seconds(&server_pid);
+    let until = Instant::now() + Duration::from_secs(5);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, cookie, body) = (http.clone(), cookies[0].clone(), body.clone());
+            tokio::spawn(async move {
+                let mut took = vec![];
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    http.call("messages/history", &cookie, &body).await?;
+                    took.push(t.elapsed().as_micros() as u64);
+                }
+                Ok::<_, String>(took)
+            })
+        })
+        .collect();
+    let mut all = vec![];
+    for w in workers {
+        all.extend(w.await.map_err(|e| e.to_string())??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(&server_pid) - server_cpu;
+    all.sort_unstable();
+    println!(
+        "{} requests in {elapsed:.1} s: {:.0} req/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.0} µs per request",
+        all.len(),
+        all.len() as f64 / elapsed,
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+        percentile(&all, 1.0),
+        server_cpu * 1e6 / all.len().max(1) as f64
+    );
+    node.stop().await;
+    Ok(())
+}
+
+/// `n` members of one community connect at once (64 at a time, as fast as the server answers).
+/// Each socket counts the frames and bytes it gets and notes when it has seen all the others
+/// online; prints the cost per connect and when everyone saw everyone.
+async fn storm(bin: &Path, args: &Args, n: usize) -> Result {
+    println!("\n== connect storm: {n} members of one community connect at once");
+    let node = Node::start(bin, args.database_url.as_deref()).await?;
+    let setup = Instant::now();
+    let (_, cookies) = node.members(n).await?;
+    let ids: Vec<Uuid> = entity::user::Entity::find()
+        .all(&node.state.db)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    let everyone: Arc<std::collections::HashSet<Uuid>> = Arc::new(ids.into_iter().collect());
+    println!("setup {:.1} s", setup.elapsed().as_secs_f64());
+    let server_pid = node.process.pid().to_string();
+    let server_cpu = cpu_seconds(&server_pid);
+    let started = Instant::now();
+    let gate = Arc::new(tokio::sync::Semaphore::new(64));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Duration>>();
+    let frames = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = vec![];
+    for cookie in cookies {
+        let (gate, done_tx, frames, bytes, everyone) =
+            (gate.clone(), done_tx.clone(), frames.clone(), bytes.clone(), everyone.clone());
+        let (addr, protocol) = (node.addr, args.protocol);
+        tasks.push(tokio::spawn(async move {
+            let permit = gate.acquire().await;
+            let (socket, ready) = match connect(addr, &cookie, protocol).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = done_tx.send(Err(e));
+                    return;
+                }
+            };
+            drop(permit);
+            frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            bytes.fetch_add(ready, std::sync::atomic::Ordering::Relaxed);
+            let (_sink, mut stream) = socket.split();
+            let mut online = std::collections::HashSet::new();
+            let mut told = false;
+            while let Some(Ok(msg)) = stream.next().await {
+                let Message::Text(text) = msg else { continue };
+                frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                bytes.fetch_add(text.len(), std::sync::atomic::Ordering::Relaxed);
+                let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else { continue };
+                let seen = match &frame {
+                    ServerFrame::Presence { user_id, status } => vec![(*user_id, *status)],
+                    other => other.presences(),
+                };
+                for (user, status) in seen {
+                    if status == protocol::model::gateway::Presence::Offline {
+                        online.remove(&user);
+                    } else {
+                        online.insert(user);
+                    }
+                }
+                if !told && online.len() == everyone.len() {
+                    told = true;
+                    let _ = done_tx.send(Ok(started.elapsed()));
+                }
+            }
+        }));
+    }
+    drop(done_tx);
+    let mut settled = Duration::ZERO;
+    let mut failed = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    for _ in 0..n {
+        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+            Ok(Some(Ok(at))) => settled = settled.max(at),
+            Ok(Some(Err(e))) => {
+                if failed == 0 {
+                    eprintln!("bench: a connect failed: {e}");
+                }
+                failed += 1;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let frames_at_settle = frames.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await; // stragglers
+    let server_cpu = cpu_seconds(&server_pid) - server_cpu;
+    let (frames, bytes) =
+        (frames.load(std::sync::atomic::Ordering::Relaxed), bytes.load(std::sync::atomic::Ordering::Relaxed));
+    if settled.is_zero() || failed > 0 {
+        println!("NOT SETTLED: {failed} connects failed; the others did not all see everyone online within 120 s");
+    } else {
+        println!("every socket saw all {n} members online {:.2} s after the first connect", settled.as_secs_f64());
+    }
+    println!(
+        "{frames} frames, {:.1} MiB in all ({frames_at_settle} frames by then): {:.1} frames and {:.1} KiB per connect; server CPU {server_cpu:.2} s, RSS {:.1} MiB",
+        bytes as f64 / 1048576.0,
+        frames as f64 / n as f64,
+        bytes as f64 / 1024.0 / n as f64,
+        node.rss_kib() as f64 / 1024.0
+    );
+    node.stop().await;
+    for t in tasks {
+        let _ = t.await;
+    }
     Ok(())
 }
 
@@ -389,7 +641,13 @@ impl HttpSender {
             "channel_id={channel}&device=BENCH&client_txn={client_txn}&ciphertext_b64={}",
             ciphertext.to_base64().replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
         );
-        let request = hyper::Request::post(format!("http://{}/api/v1/messages/send", self.addr))
+        self.call("messages/send", cookie, &body).await
+    }
+
+    /// Calls the server function at `/api/v1/{path}` with a form body; the answer is read and dropped.
+    async fn call(&self, path: &str, cookie: &str, body: &str) -> Result {
+        let body = body.to_owned();
+        let request = hyper::Request::post(format!("http://{}/api/v1/{path}", self.addr))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
             .header("cookie", cookie)
@@ -410,12 +668,12 @@ async fn idle(bin: &Path, args: &Args, k: usize) -> Result {
     let node = Node::start(bin, args.database_url.as_deref()).await?;
     let (_, cookies) = node.members(users).await?;
     // Warm up: one socket opened and closed, so one-off allocations are not counted per socket.
-    drop(connect(node.addr, &cookies[0]).await?);
+    drop(connect(node.addr, &cookies[0], args.protocol).await?);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = node.rss_kib();
     let wanted: Vec<String> = (0..k).map(|i| cookies[i % cookies.len()].clone()).collect();
     let started = Instant::now();
-    let sockets = connect_all(node.addr, &wanted).await?;
+    let sockets = connect_all(node.addr, &wanted, args.protocol).await?;
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = node.rss_kib();

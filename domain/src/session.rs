@@ -11,7 +11,7 @@ use super::{
     keys::Keys,
     realtime::Signal,
     state::Core,
-    tokens::{self, ACCESS_TTL, REFRESH_TTL, ROTATION_GRACE},
+    tokens::{self, REFRESH_TTL, ROTATION_GRACE},
 };
 use chrono::{DateTime, Utc};
 use entity::refresh_token::{self, Column};
@@ -239,12 +239,12 @@ pub async fn is_live(db: &impl ConnectionTrait, family: Uuid, now: DateTime<Utc>
         .is_some())
 }
 
-/// Who opens a socket, and until when their access token is good.
+/// Who opens a socket, and the session it lives by. The socket outlives the access token that
+/// opened it: it stays open while the session is live (`still_live`), and a `Revoke` closes it at once.
 #[derive(Debug)]
 pub struct SocketAuth {
     pub user: entity::user::Model,
     pub session: Uuid,
-    pub expires_at: DateTime<Utc>,
 }
 
 /// Authenticates a WebSocket upgrade: an access token (from an `Authorization: Bearer` header or
@@ -258,18 +258,23 @@ pub async fn authenticate_socket(
 ) -> ServerResult<SocketAuth> {
     let now = Utc::now();
     let claims = access.and_then(|t| tokens::verify_access(&core.keys, t));
-    let (session, expires_at) = match (claims, refreshed) {
-        (Some(c), _) => {
-            (Session { user_id: c.sub, session_id: c.sid }, DateTime::from_timestamp(c.exp, 0).unwrap_or(now))
-        }
-        (None, Some(s)) => (s, now + ACCESS_TTL),
+    let session = match (claims, refreshed) {
+        (Some(c), _) => Session { user_id: c.sub, session_id: c.sid },
+        (None, Some(s)) => s,
         (None, None) => return Err(protocol::AppError::Unauthenticated.into()),
     };
     if !is_live(&core.db, session.session_id, now).await? {
         return Err(protocol::AppError::Unauthenticated.into());
     }
     let user = super::accounts::current(core, Some(session)).await?;
-    Ok(SocketAuth { user, session: session.session_id, expires_at })
+    Ok(SocketAuth { user, session: session.session_id })
+}
+
+/// Whether an open socket's session is still live (not logged out, revoked or past its refresh
+/// lifetime): this node's memory of the last second, or one indexed query. Sockets ask every few
+/// minutes; revocation does not wait for that, it closes them through the hub at once.
+pub async fn still_live(core: &Core, session: Session) -> ServerResult<bool> {
+    session_live(core, session).await
 }
 
 /// Deletes tokens that expired or were revoked more than a week ago.

@@ -26,6 +26,7 @@ use domain::{
     spaces,
 };
 use entity::user;
+use futures_util::SinkExt;
 use protocol::{
     AppError,
     model::{
@@ -47,9 +48,15 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(25);
 /// A socket that has sent nothing (not even a pong) for this long is closed.
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
+/// How often an open socket checks that its session is still live. Revocation closes sockets at
+/// once (a `Revoke` signal); this catches a session that simply ran out, without a reconnect every
+/// time an access token expires.
+const SESSION_CHECK_EVERY: Duration = Duration::from_secs(300);
 /// A client that does not take a frame within this long is too slow; it reconnects and resumes.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const TYPING_EVERY: Duration = Duration::from_secs(3);
+/// Queued frames written with one flush at most.
+const WRITE_BATCH: usize = 64;
 /// Frames per second a socket may send on average, and in a burst.
 const FRAMES_PER_SECOND: f64 = 20.0;
 const FRAME_BURST: f64 = 60.0;
@@ -115,7 +122,7 @@ struct Connection {
 
 impl Connection {
     async fn run(state: Core, auth: SocketAuth, mut socket: WebSocket) -> Result<(), End> {
-        let SocketAuth { user, session, expires_at } = auth;
+        let SocketAuth { user, session } = auth;
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
             Ok(Some(Ok(Message::Text(text)))) => ClientFrame::decode(&text),
             Ok(Some(Ok(_))) => Err((ErrorCode::BadFrame, "the first frame must be a text hello".into())),
@@ -152,11 +159,10 @@ impl Connection {
             Err(e) => return internal(&mut socket, e).await,
         };
         let communities: Vec<Uuid> = subs.communities.iter().copied().collect();
-        let snapshot = state.realtime.hub.presence_snapshot(user.id, &subs.communities);
         let channels: Vec<Uuid> = subs.channels.keys().copied().collect();
         let registered =
             state.realtime.hub.register_within(MAX_SOCKETS_PER_USER, user.id, session, device.clone(), subs.clone());
-        let Some(Registration { id, rx, closed }) = registered else {
+        let Some(Registration { id, rx, closed, presence: snapshot }) = registered else {
             let message = format!("at most {MAX_SOCKETS_PER_USER} open connections per account on this server");
             send_frame(&mut socket, &error(ErrorCode::RateLimited, message, None)).await?;
             return close(&mut socket, 4029, "too many connections").await;
@@ -176,7 +182,7 @@ impl Connection {
             last_heard: Instant::now(),
         };
         presence::connected(&conn.state, conn.user.id, status, communities).await;
-        let ended = conn.serve(rx, closed, expires_at, channels, snapshot, resume).await;
+        let ended = conn.serve(rx, closed, session, channels, snapshot, resume).await;
         presence::disconnected(&conn.state, conn.id).await;
         ended
     }
@@ -185,9 +191,9 @@ impl Connection {
         &mut self,
         mut rx: tokio::sync::mpsc::Receiver<Outbound>,
         mut closed: tokio::sync::watch::Receiver<Option<Close>>,
-        expires_at: chrono::DateTime<chrono::Utc>,
+        session: Uuid,
         channels: Vec<Uuid>,
-        snapshot: Vec<(Uuid, Presence)>,
+        snapshot: Vec<axum::body::Bytes>,
         resume: Vec<ResumePoint>,
     ) -> Result<(), End> {
         let unread = match messages::unread_counts(&self.state, self.user.id).await {
@@ -195,9 +201,10 @@ impl Connection {
             Err(e) => return internal(&mut self.socket, e).await,
         };
         self.send(&ServerFrame::Ready { protocol: PROTOCOL_VERSION, user_id: self.user.id, channels, unread }).await?;
-        for (user_id, status) in snapshot {
-            self.send(&ServerFrame::Presence { user_id, status }).await?;
+        for presences in snapshot {
+            self.write_json(presences).await?;
         }
+        self.flush().await?;
         self.send(&ServerFrame::Presence { user_id: self.user.id, status: Presence::from_db(self.user.presence) })
             .await?;
         for point in resume.into_iter().take(1000) {
@@ -205,9 +212,11 @@ impl Connection {
         }
         self.pending_to_device().await?;
 
-        let token_left = (expires_at - chrono::Utc::now()).to_std().unwrap_or_default();
-        let token_expiry = tokio::time::sleep(token_left);
-        tokio::pin!(token_expiry);
+        let session = Session { user_id: self.user.id, session_id: session };
+        let mut session_check = tokio::time::interval_at(
+            tokio::time::Instant::now() + SESSION_CHECK_EVERY.mul_f64(0.5 + rand_fraction()),
+            SESSION_CHECK_EVERY,
+        );
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         loop {
@@ -217,14 +226,24 @@ impl Connection {
                     let why = why.unwrap_or(Close::SHUTDOWN);
                     return close(&mut self.socket, why.code, why.reason).await;
                 }
-                () = &mut token_expiry => return close(&mut self.socket, 4001, "token expired").await,
+                _ = session_check.tick() => match session::still_live(&self.state, session).await {
+                    Ok(true) => {}
+                    Ok(false) => return close(&mut self.socket, 4001, "session ended").await,
+                    Err(e) => return internal(&mut self.socket, e).await,
+                },
                 out = rx.recv() => {
                     let Some(out) = out else {
                         // The hub dropped this socket; the reason is in `closed` (set first).
                         let why = (*closed.borrow()).unwrap_or(Close::SHUTDOWN);
                         return close(&mut self.socket, why.code, why.reason).await;
                     };
+                    // Frames already queued go out together: one write (system call) for the batch.
                     self.outbound(out).await?;
+                    for _ in 1..WRITE_BATCH {
+                        let Ok(out) = rx.try_recv() else { break };
+                        self.outbound(out).await?;
+                    }
+                    self.flush().await?;
                     if rx.is_empty() {
                         for (channel_id, after_seq) in self.state.realtime.hub.take_lagging(self.id) {
                             self.send(&ServerFrame::Resync { channel_id, after_seq }).await?;
@@ -283,9 +302,10 @@ impl Connection {
                 }
                 if !joined.is_empty() {
                     // A new community: who is online there, and its members learn about this user.
-                    for (user_id, status) in self.state.realtime.hub.presence_snapshot(self.user.id, &joined) {
-                        self.send(&ServerFrame::Presence { user_id, status }).await?;
+                    for presences in self.state.realtime.hub.presence_frames(&joined) {
+                        self.write_json(presences).await?;
                     }
+                    self.flush().await?;
                     if let Some(status) = self.state.realtime.hub.chosen_presence(self.user.id) {
                         presence::connected(&self.state, self.user.id, status, communities).await;
                     }
@@ -440,11 +460,22 @@ impl Connection {
         write(&mut self.socket, msg).await
     }
 
-    /// A frame the hub serialised (shared by every recipient, not copied).
+    /// A frame the hub serialised (shared by every recipient, not copied), buffered: it goes out
+    /// with the next flush (`send`, `flush`), or once the buffer is full.
     async fn write_json(&mut self, text: axum::body::Bytes) -> Result<(), End> {
-        match Utf8Bytes::try_from(text) {
-            Ok(text) => self.write(Message::Text(text)).await,
-            Err(_) => Err(End::Refused("a frame that is not UTF-8")),
+        let Ok(text) = Utf8Bytes::try_from(text) else { return Err(End::Refused("a frame that is not UTF-8")) };
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.feed(Message::Text(text))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Socket),
+            Err(_) => Err(End::Slow),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Socket),
+            Err(_) => Err(End::Slow),
         }
     }
 }
@@ -455,6 +486,12 @@ impl Drop for Connection {
         // then left to the next presence change: a panic is already a bug to fix).
         let _ = self.state.realtime.hub.unregister(self.id);
     }
+}
+
+/// A number in [0, 1) that differs between sockets: spreads their session checks so sockets opened
+/// together do not all ask at once.
+fn rand_fraction() -> f64 {
+    f64::from(Uuid::new_v4().as_u128() as u32) / (f64::from(u32::MAX) + 1.0)
 }
 
 fn error(code: ErrorCode, message: String, client_txn: Option<String>) -> ServerFrame {

@@ -178,9 +178,11 @@ async fn handle(rt: &Rc<Runtime>, texts: Vec<String>, failures: &mut u32) {
 async fn handle_one(rt: &Rc<Runtime>, frame: ServerFrame, failures: &mut u32) {
     let chat = rt.chat;
     match frame {
-        ServerFrame::Ready { unread, .. } => {
+        ServerFrame::Ready { unread, user_id, .. } => {
             *failures = 0;
             chat.connection.set(Connection::Online);
+            // Who is online comes next, in full: whoever it does not list is offline.
+            chat.presence.update(|p| p.retain(|u, _| *u == user_id));
             chat.unread.set(Some(unread.into_iter().map(|u| (u.channel_id, u)).collect::<HashMap<_, _>>()));
             // Something may have changed while disconnected.
             chat.spaces_changed.update(|n| *n += 1);
@@ -198,6 +200,11 @@ async fn handle_one(rt: &Rc<Runtime>, frame: ServerFrame, failures: &mut u32) {
         ServerFrame::Presence { user_id, status } => chat.presence.update(|p| {
             p.insert(user_id, status);
         }),
+        // Others' statuses; one's own is what `presence` frames say (others see invisible as offline).
+        ServerFrame::Presences { .. } => {
+            let me = chat.me.get_value();
+            chat.presence.update(|p| p.extend(frame.presences().into_iter().filter(|(u, _)| *u != me)));
+        }
         ServerFrame::Read { channel_id, seq } => chat.unread.update(|u| {
             if let Some(entry) = u.as_mut().and_then(|u| u.get_mut(&channel_id))
                 && seq >= entry.last_read_seq

@@ -23,6 +23,10 @@ pub const QUEUE_CAPACITY: usize = 256;
 /// How long a typing indicator shows unless renewed.
 pub const TYPING_EXPIRES_MS: u32 = 6_000;
 
+/// Presence changes are gathered for this long, then told in one `presences` frame per community:
+/// a thousand people connecting at once cost each socket a few frames, not a thousand.
+pub const PRESENCE_BATCH: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// What a socket task takes from its queue.
 #[derive(Debug)]
 pub enum Outbound {
@@ -60,6 +64,9 @@ pub struct Registration {
     pub id: u64,
     pub rx: mpsc::Receiver<Outbound>,
     pub closed: watch::Receiver<Option<Close>>,
+    /// Who is online in the socket's communities, as of registering: `presences` frames, one per
+    /// community (changes after it arrive through `rx`).
+    pub presence: Vec<Bytes>,
 }
 
 #[derive(Clone)]
@@ -82,6 +89,13 @@ struct Inner {
     by_channel: HashMap<Uuid, HashSet<u64>>,
     by_community: HashMap<Uuid, HashSet<u64>>,
     presence: HashMap<Uuid, UserPresence>,
+    /// Presence changes not yet told, per community: user → status as others see it.
+    pending_presence: HashMap<Uuid, HashMap<Uuid, Presence>>,
+    /// Whether a flush of `pending_presence` is on its way.
+    flush_scheduled: bool,
+    /// Who is online in a community, encoded once and shared by every socket that connects, until
+    /// the community's next presence change is flushed.
+    presence_snapshots: HashMap<Uuid, Bytes>,
     /// What this node last learned about sessions' liveness (`session::resolve` asks here first).
     sessions: HashMap<Uuid, SessionLiveness>,
 }
@@ -178,8 +192,9 @@ impl Hub {
         let (closed_tx, closed) = watch::channel(None);
         inner.by_user.entry(user).or_default().insert(id);
         index(inner, id, &subs);
+        let presence = subs.communities.iter().filter_map(|c| presence_snapshot(inner, *c)).collect();
         inner.conns.insert(id, Conn { user, session, device, subs, tx, closed: closed_tx, lagging: HashMap::new() });
-        Registration { id, rx, closed }
+        Registration { id, rx, closed, presence }
     }
 
     /// Removes a socket. Returns the presence signal to publish if it was its user's last one here.
@@ -239,16 +254,19 @@ impl Hub {
         self.lock().conns.get_mut(&id).map(|c| c.lagging.drain().collect()).unwrap_or_default()
     }
 
-    /// Users present in any of `communities` (other than `me`), as others see them.
-    pub fn presence_snapshot(&self, me: Uuid, communities: &HashSet<Uuid>) -> Vec<(Uuid, Presence)> {
-        self.lock()
-            .presence
-            .iter()
-            .filter(|(user, p)| {
-                **user != me && p.shown != Presence::Offline && p.communities.iter().any(|c| communities.contains(c))
-            })
-            .map(|(user, p)| (*user, p.shown))
-            .collect()
+    /// Who is online in each of `communities` (a community the socket just joined): `presences`
+    /// frames, one per community with anyone online.
+    pub fn presence_frames(&self, communities: &HashSet<Uuid>) -> Vec<Bytes> {
+        let mut inner = self.lock();
+        communities.iter().filter_map(|c| presence_snapshot(&mut inner, *c)).collect()
+    }
+
+    /// Tells every socket the presence changes gathered since the last flush: one frame per
+    /// community, encoded once. Runs `PRESENCE_BATCH` after the first change of a batch (tests
+    /// without a runtime call it themselves).
+    pub fn flush_presence(&self) {
+        let mut inner = self.lock();
+        flush_presence(&mut inner);
     }
 
     /// Presence signals for every user with sockets on this node (`connected: false` when stopping).
@@ -320,6 +338,7 @@ impl Hub {
             }
             Signal::Presence { user_id, node, status, connected, communities } => {
                 dispatch_presence(inner, user_id, node, status, connected, communities);
+                self.schedule_presence_flush(inner);
             }
             Signal::Read { user_id, channel_id, seq } => {
                 let f = frame(&ServerFrame::Read { channel_id, seq });
@@ -396,6 +415,68 @@ impl Hub {
         }
         vec![]
     }
+}
+
+impl Hub {
+    /// Flushes pending presence after `PRESENCE_BATCH`, once per batch. Without a Tokio runtime
+    /// (unit tests) the caller flushes.
+    fn schedule_presence_flush(&self, inner: &mut Inner) {
+        if inner.flush_scheduled || inner.pending_presence.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        inner.flush_scheduled = true;
+        let hub = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            tokio::time::sleep(PRESENCE_BATCH).await;
+            if let Some(hub) = hub.upgrade() {
+                let mut inner = hub.lock().unwrap_or_else(|p| p.into_inner());
+                flush_presence(&mut inner);
+            }
+        });
+    }
+}
+
+fn flush_presence(inner: &mut Inner) {
+    inner.flush_scheduled = false;
+    for (community, changes) in std::mem::take(&mut inner.pending_presence) {
+        inner.presence_snapshots.remove(&community);
+        let f = presences_frame(changes.into_iter());
+        let ids = ids_of(&inner.by_community, [community]);
+        send_all(inner, ids, &f, Loss::Droppable);
+    }
+}
+
+/// One `presences` frame listing each user under their status.
+fn presences_frame(users: impl Iterator<Item = (Uuid, Presence)>) -> Bytes {
+    let (mut online, mut idle, mut dnd, mut offline) = (vec![], vec![], vec![], vec![]);
+    for (user, status) in users {
+        match status {
+            Presence::Online => online.push(user),
+            Presence::Idle => idle.push(user),
+            Presence::Dnd => dnd.push(user),
+            Presence::Invisible | Presence::Offline => offline.push(user),
+        }
+    }
+    frame(&ServerFrame::Presences { online, idle, dnd, offline })
+}
+
+/// Everyone shown online in `community`, as one frame (cached until its next change); `None` when
+/// nobody is.
+fn presence_snapshot(inner: &mut Inner, community: Uuid) -> Option<Bytes> {
+    if let Some(f) = inner.presence_snapshots.get(&community) {
+        return Some(f.clone());
+    }
+    let mut online = inner
+        .presence
+        .iter()
+        .filter(|(_, p)| p.shown != Presence::Offline && p.communities.contains(&community))
+        .map(|(user, p)| (*user, p.shown))
+        .peekable();
+    online.peek()?;
+    let f = presences_frame(online);
+    inner.presence_snapshots.insert(community, f.clone());
+    Some(f)
 }
 
 fn ids_of(index: &HashMap<Uuid, HashSet<u64>>, keys: impl IntoIterator<Item = Uuid>) -> HashSet<u64> {
@@ -514,7 +595,7 @@ fn dispatch_presence(
     }
     let own = ids_of(&inner.by_user, [user]);
     if connected {
-        send_all(inner, own.clone(), &frame(&ServerFrame::Presence { user_id: user, status: chosen }), Loss::Droppable);
+        send_all(inner, own, &frame(&ServerFrame::Presence { user_id: user, status: chosen }), Loss::Droppable);
     }
     let audience = if changed {
         communities
@@ -523,10 +604,9 @@ fn dispatch_presence(
     } else {
         vec![]
     };
-    if !audience.is_empty() {
-        let others: Vec<u64> =
-            ids_of(&inner.by_community, audience).into_iter().filter(|id| !own.contains(id)).collect();
-        send_all(inner, others, &frame(&ServerFrame::Presence { user_id: user, status: shown }), Loss::Droppable);
+    // Told with the next flush; a later change in the same batch replaces this one.
+    for community in audience {
+        inner.pending_presence.entry(community).or_default().insert(user, shown);
     }
 }
 
@@ -647,15 +727,71 @@ mod tests {
             communities: vec![community],
         };
         hub.dispatch(presence(Presence::Online, true));
+        hub.flush_presence();
         hub.dispatch(presence(Presence::Invisible, true));
+        hub.flush_presence();
         let text = |o: Outbound| match o {
             Outbound::Frame(t) => String::from_utf8_lossy(&t).into_owned(),
             other => panic!("{other:?}"),
         };
-        assert!(text(theirs.rx.try_recv().unwrap()).contains(r#""status":"online""#));
-        assert!(text(theirs.rx.try_recv().unwrap()).contains(r#""status":"offline""#));
+        let online = format!(r#"{{"type":"presences","online":["{me}"]}}"#);
+        assert_eq!(text(theirs.rx.try_recv().unwrap()), online);
+        assert_eq!(text(theirs.rx.try_recv().unwrap()), format!(r#"{{"type":"presences","offline":["{me}"]}}"#));
+        // The batches list `me` to my own sockets too; my own status is what `presence` says.
         assert!(text(mine.rx.try_recv().unwrap()).contains(r#""status":"online""#));
+        assert_eq!(text(mine.rx.try_recv().unwrap()), online);
         assert!(text(mine.rx.try_recv().unwrap()).contains(r#""status":"invisible""#));
-        assert!(hub.presence_snapshot(mate, &HashSet::from([community])).is_empty());
+        assert!(hub.presence_frames(&HashSet::from([community])).is_empty(), "nobody shows online");
+    }
+
+    /// A thousand people connecting: each socket gets one snapshot and one frame per batch, not a
+    /// frame per person (the O(N²) storm).
+    #[test]
+    fn presence_changes_are_batched_per_community_and_snapshots_shared() {
+        let hub = Hub::new(Uuid::new_v4());
+        let community = Uuid::new_v4();
+        let connect = |user: Uuid| {
+            let reg = hub.register(user, Uuid::new_v4(), None, subs(&[(Uuid::new_v4(), Some(community))]));
+            hub.dispatch(Signal::Presence {
+                user_id: user,
+                node: hub.node(),
+                status: Presence::Online,
+                connected: true,
+                communities: vec![community],
+            });
+            reg
+        };
+        let early: Vec<Uuid> = (0..500).map(|_| Uuid::new_v4()).collect();
+        let mut first = connect(early[0]);
+        assert!(first.presence.is_empty(), "nobody was online");
+        let mut regs: Vec<Registration> = early[1..].iter().map(|u| connect(*u)).collect();
+        hub.flush_presence();
+        let late: Vec<Uuid> = (0..500).map(|_| Uuid::new_v4()).collect();
+        let newcomer = connect(late[0]);
+        regs.extend(late[1..].iter().map(|u| connect(*u)));
+        hub.flush_presence();
+
+        let decode = |b: &Bytes| serde_json::from_slice::<ServerFrame>(b).unwrap();
+        let drain = |reg: &mut Registration| {
+            let mut frames = vec![];
+            while let Ok(Outbound::Frame(f)) = reg.rx.try_recv() {
+                frames.push(decode(&f));
+            }
+            frames
+        };
+        // The first socket: its own status, then one batch per flush, listing everyone else.
+        let frames = drain(&mut first);
+        assert_eq!(frames.len(), 3, "{:?}", frames.iter().map(|f| f.presences().len()).collect::<Vec<_>>());
+        let seen: HashSet<Uuid> = frames.iter().flat_map(ServerFrame::presences).map(|(u, _)| u).collect();
+        assert!(early.iter().chain(&late).all(|u| seen.contains(u)), "every arrival is told");
+        // A socket of the second wave: the snapshot names the first wave, in one frame.
+        assert_eq!(newcomer.presence.len(), 1);
+        let snapshot: HashSet<Uuid> = decode(&newcomer.presence[0]).presences().into_iter().map(|(u, _)| u).collect();
+        assert_eq!(snapshot, early.iter().copied().collect::<HashSet<_>>());
+        // Sockets of one wave share the snapshot's bytes (encoded once).
+        let (a, b) = (&regs[600].presence[0], &regs[700].presence[0]);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one encoding shared");
+        let total: usize = regs.iter_mut().map(|r| drain(r).len()).sum::<usize>() + 3;
+        assert!(total <= 3 * 1000, "{total} frames for 1,000 connects");
     }
 }

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: others' presence comes in `presences` frames (a snapshot on connect, then batched changes).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The largest frame accepted: a maximal ciphertext in base64 plus the envelope around it.
 pub const MAX_FRAME_BYTES: usize = 96 * 1024;
 
@@ -149,9 +150,24 @@ pub enum ServerFrame {
         user_id: Uuid,
         expires_in_ms: u32,
     },
+    /// The user's own status (as they chose it, `invisible` included), on connect and when it changes.
     Presence {
         user_id: Uuid,
         status: Presence,
+    },
+    /// Others' statuses, many people per frame. After `ready`: everyone online in the user's
+    /// communities (whoever is not listed is offline); afterwards, the changes of a short interval,
+    /// gathered. Others never appear `invisible`. A frame may list the recipient too: their own
+    /// status is the one `presence` frames carry.
+    Presences {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        online: Vec<Uuid>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        idle: Vec<Uuid>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        dnd: Vec<Uuid>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        offline: Vec<Uuid>,
     },
     /// Another session of the same user moved a read cursor.
     Read {
@@ -192,6 +208,34 @@ pub enum ServerFrame {
     },
 }
 
+impl ServerFrame {
+    /// What this frame says of `user`'s status, if anything.
+    pub fn status_of(&self, user: Uuid) -> Option<Presence> {
+        match self {
+            Self::Presence { user_id, status } => (*user_id == user).then_some(*status),
+            Self::Presences { online, idle, dnd, offline } => {
+                [(online, Presence::Online), (idle, Presence::Idle), (dnd, Presence::Dnd), (offline, Presence::Offline)]
+                    .into_iter()
+                    .find_map(|(ids, status)| ids.contains(&user).then_some(status))
+            }
+            _ => None,
+        }
+    }
+
+    /// Every (user, status) a `presences` frame lists.
+    pub fn presences(&self) -> Vec<(Uuid, Presence)> {
+        match self {
+            Self::Presences { online, idle, dnd, offline } => {
+                [(online, Presence::Online), (idle, Presence::Idle), (dnd, Presence::Dnd), (offline, Presence::Offline)]
+                    .into_iter()
+                    .flat_map(|(ids, status)| ids.iter().map(move |id| (*id, status)))
+                    .collect()
+            }
+            _ => vec![],
+        }
+    }
+}
+
 impl ClientFrame {
     /// Parses one text frame, refusing oversized frames before reading them.
     pub fn decode(text: &str) -> Result<Self, (ErrorCode, String)> {
@@ -216,7 +260,7 @@ mod tests {
         let text = serde_json::to_string(&hello).unwrap();
         assert_eq!(
             text,
-            r#"{"type":"hello","protocol":1,"device":null,"resume":[{"channel_id":"00000000-0000-0000-0000-000000000000","last_seq":7}]}"#
+            r#"{"type":"hello","protocol":2,"device":null,"resume":[{"channel_id":"00000000-0000-0000-0000-000000000000","last_seq":7}]}"#
         );
         assert_eq!(ClientFrame::decode(&text).unwrap(), hello);
         let typing = serde_json::to_string(&ServerFrame::Typing {
@@ -226,6 +270,19 @@ mod tests {
         })
         .unwrap();
         assert!(typing.starts_with(r#"{"type":"typing","#), "{typing}");
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let batch = ServerFrame::Presences { online: vec![a], idle: vec![], dnd: vec![], offline: vec![b] };
+        let text = serde_json::to_string(&batch).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"presences","online":["00000000-0000-0000-0000-000000000001"],"offline":["00000000-0000-0000-0000-000000000002"]}"#,
+            "empty lists are left out"
+        );
+        assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), batch);
+        assert_eq!(
+            (batch.status_of(a), batch.status_of(b), batch.status_of(Uuid::nil())),
+            (Some(Presence::Online), Some(Presence::Offline), None)
+        );
     }
 
     #[test]

@@ -78,12 +78,7 @@ async fn two_nodes_share_events_over_nats() {
     let (mut bob_ws, _) = Ws::connect(b.process.addr, &bob_cookie, None, vec![]).await;
     let (mut owner_ws, channels) = Ws::connect(a.process.addr, &owner_cookie, None, vec![]).await;
     assert_eq!(channels, vec![general]);
-    let presence_of = |who| {
-        move |f: ServerFrame| match f {
-            ServerFrame::Presence { user_id, status } if user_id == who => Some(status),
-            _ => None,
-        }
-    };
+    let presence_of = |who| move |f: ServerFrame| f.status_of(who);
 
     // Presence crosses: each sees the other online (node A learnt of bob over NATS).
     assert_eq!(owner_ws.recv_where(presence_of(bob.id)).await, Presence::Online);
