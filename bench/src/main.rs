@@ -72,21 +72,18 @@ fn args() -> Result<Args> {
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         let number = |v: String| v.parse::<usize>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+        // A comma-separated list; empty or 0 for none.
+        let list = |v: String| -> Result<Vec<usize>> {
+            v.split(',').map(str::trim).filter(|s| !s.is_empty() && *s != "0").map(|s| number(s.to_owned())).collect()
+        };
         match flag.as_str() {
-            "--sizes" => a.sizes = value()?.split(',').map(|s| number(s.trim().to_owned())).collect::<Result<_>>()?,
+            "--sizes" => a.sizes = list(value()?)?,
             "--idle" => a.idle = number(value()?)?,
             "--rate" => a.rate = number(value()?)? as u32,
             "--seconds" => a.seconds = number(value()?)? as u64,
             "--senders" => a.senders = number(value()?)?.max(1),
             "--database-url" => a.database_url = Some(value()?),
-            "--storm" => {
-                let v = value()?;
-                a.storm = if v.is_empty() || v == "0" {
-                    vec![]
-                } else {
-                    v.split(',').map(|s| number(s.trim().to_owned())).collect::<Result<_>>()?
-                };
-            }
+            "--storm" => a.storm = list(value()?)?,
             "--history" => a.history = number(value()?)?,
             "--protocol" => a.protocol = number(value()?)? as u16,
             "--via" => {
@@ -262,6 +259,20 @@ async fn connect_owned(addr: SocketAddr, cookie: String, protocol: u16) -> Resul
     connect(addr, &cookie, protocol).await
 }
 
+/// When a delivered event was sent (µs since the epoch, the first 16 bytes of its ciphertext),
+/// read without decoding the whole frame: the generator shares the machine's cores with the
+/// server, and every microsecond it spends is one the server does not get.
+fn sent_at(text: &str) -> Option<u64> {
+    const KEY: &str = r#""ciphertext":""#;
+    if !text.starts_with(r#"{"type":"event""#) {
+        return None;
+    }
+    let at = text.find(KEY)? + KEY.len();
+    // 24 base64 characters hold the first 18 bytes.
+    let bytes = Ciphertext::from_base64(text.get(at..at + 24)?).ok()?.0;
+    Some(u128::from_le_bytes(bytes.get(..16)?.try_into().ok()?) as u64)
+}
+
 /// CPU time (user + system, all threads, living and ended) a process has used so far, in seconds.
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -321,11 +332,7 @@ async fn load(bin: &Path, args: &Args, n: usize) -> Result {
             let mut mine = vec![];
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
-                if let Ok(ServerFrame::Event { event }) = serde_json::from_str::<ServerFrame>(&text)
-                    && let Ok(bytes) =
-                        <[u8; 16]>::try_from(&event.message.ciphertext.0[..16.min(event.message.ciphertext.0.len())])
-                {
-                    let sent = u128::from_le_bytes(bytes) as u64;
+                if let Some(sent) = sent_at(&text) {
                     mine.push((epoch.elapsed().as_micros() as u64).saturating_sub(sent));
                 }
             }
@@ -528,7 +535,7 @@ async fn storm(bin: &Path, args: &Args, n: usize) -> Result {
     let everyone: Arc<std::collections::HashSet<Uuid>> = Arc::new(ids.into_iter().collect());
     println!("setup {:.1} s", setup.elapsed().as_secs_f64());
     let server_pid = node.process.pid().to_string();
-    let server_cpu = cpu_seconds(&server_pid);
+    let (server_cpu, own_cpu) = (cpu_seconds(&server_pid), cpu_seconds("self"));
     let started = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Duration>>();
@@ -595,7 +602,7 @@ async fn storm(bin: &Path, args: &Args, n: usize) -> Result {
     }
     let frames_at_settle = frames.load(std::sync::atomic::Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(2)).await; // stragglers
-    let server_cpu = cpu_seconds(&server_pid) - server_cpu;
+    let (server_cpu, own_cpu) = (cpu_seconds(&server_pid) - server_cpu, cpu_seconds("self") - own_cpu);
     let (frames, bytes) =
         (frames.load(std::sync::atomic::Ordering::Relaxed), bytes.load(std::sync::atomic::Ordering::Relaxed));
     if settled.is_zero() || failed > 0 {
@@ -604,7 +611,7 @@ async fn storm(bin: &Path, args: &Args, n: usize) -> Result {
         println!("every socket saw all {n} members online {:.2} s after the first connect", settled.as_secs_f64());
     }
     println!(
-        "{frames} frames, {:.1} MiB in all ({frames_at_settle} frames by then): {:.1} frames and {:.1} KiB per connect; server CPU {server_cpu:.2} s, RSS {:.1} MiB",
+        "{frames} frames, {:.1} MiB in all ({frames_at_settle} frames by then): {:.1} frames and {:.1} KiB per connect; server CPU {server_cpu:.2} s, RSS {:.1} MiB; the generator took {own_cpu:.2} s of CPU (reading every frame)",
         bytes as f64 / 1048576.0,
         frames as f64 / n as f64,
         bytes as f64 / 1024.0 / n as f64,

@@ -44,6 +44,7 @@ use uuid::Uuid;
 /// `MAX_FRAME_BYTES` and this get an error frame and the socket stays open.
 const MAX_SOCKET_MESSAGE: usize = 2 * MAX_FRAME_BYTES;
 const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 2 * 1024;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(25);
 /// A socket that has sent nothing (not even a pong) for this long is closed.
@@ -85,7 +86,13 @@ pub async fn upgrade(
     };
     // tungstenite reads in 128 KiB chunks by default: most of an idle socket's memory. Client frames
     // are small; a large one still arrives whole, over several reads.
-    let ws = ws.max_message_size(MAX_SOCKET_MESSAGE).max_frame_size(MAX_SOCKET_MESSAGE).read_buffer_size(READ_BUFFER);
+    // Likewise, the write buffer keeps the capacity it ever reached: frames queued together go
+    // out in writes of about this size, not in one large buffer kept for the socket's life.
+    let ws = ws
+        .max_message_size(MAX_SOCKET_MESSAGE)
+        .max_frame_size(MAX_SOCKET_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER);
     ws.on_upgrade(move |socket| async move {
         let user = auth.user.id;
         if let Err(e) = Connection::run(state, auth, socket).await {
@@ -118,6 +125,8 @@ struct Connection {
     refilled: Instant,
     bad_frames: u32,
     last_heard: Instant,
+    /// Set by the hub when it dropped events for this socket.
+    lagging: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Connection {
@@ -162,7 +171,7 @@ impl Connection {
         let channels: Vec<Uuid> = subs.channels.keys().copied().collect();
         let registered =
             state.realtime.hub.register_within(MAX_SOCKETS_PER_USER, user.id, session, device.clone(), subs.clone());
-        let Some(Registration { id, rx, closed, presence: snapshot }) = registered else {
+        let Some(Registration { id, rx, closed, presence: snapshot, lagging }) = registered else {
             let message = format!("at most {MAX_SOCKETS_PER_USER} open connections per account on this server");
             send_frame(&mut socket, &error(ErrorCode::RateLimited, message, None)).await?;
             return close(&mut socket, 4029, "too many connections").await;
@@ -180,6 +189,7 @@ impl Connection {
             refilled: Instant::now(),
             bad_frames: 0,
             last_heard: Instant::now(),
+            lagging,
         };
         presence::connected(&conn.state, conn.user.id, status, communities).await;
         let ended = conn.serve(rx, closed, session, channels, snapshot, resume).await;
@@ -244,7 +254,7 @@ impl Connection {
                         self.outbound(out).await?;
                     }
                     self.flush().await?;
-                    if rx.is_empty() {
+                    if rx.is_empty() && self.lagging.swap(false, std::sync::atomic::Ordering::AcqRel) {
                         for (channel_id, after_seq) in self.state.realtime.hub.take_lagging(self.id) {
                             self.send(&ServerFrame::Resync { channel_id, after_seq }).await?;
                         }

@@ -12,7 +12,10 @@ use protocol::model::{
 };
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -26,6 +29,10 @@ pub const TYPING_EXPIRES_MS: u32 = 6_000;
 /// Presence changes are gathered for this long, then told in one `presences` frame per community:
 /// a thousand people connecting at once cost each socket a few frames, not a thousand.
 pub const PRESENCE_BATCH: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// People listed in one `presences` frame at most (about 4 KiB): a socket's write buffer keeps the
+/// size of the largest frame it ever wrote, so large communities get several frames, not a huge one.
+pub const PRESENCE_PER_FRAME: usize = 100;
 
 /// What a socket task takes from its queue.
 #[derive(Debug)]
@@ -67,6 +74,9 @@ pub struct Registration {
     /// Who is online in the socket's communities, as of registering: `presences` frames, one per
     /// community (changes after it arrive through `rx`).
     pub presence: Vec<Bytes>,
+    /// Set when events were dropped for this socket: only then need it ask `take_lagging` (which
+    /// takes the hub's lock, as every dispatch does).
+    pub lagging: Arc<AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -95,7 +105,7 @@ struct Inner {
     flush_scheduled: bool,
     /// Who is online in a community, encoded once and shared by every socket that connects, until
     /// the community's next presence change is flushed.
-    presence_snapshots: HashMap<Uuid, Bytes>,
+    presence_snapshots: HashMap<Uuid, Arc<[Bytes]>>,
     /// What this node last learned about sessions' liveness (`session::resolve` asks here first).
     sessions: HashMap<Uuid, SessionLiveness>,
 }
@@ -119,6 +129,8 @@ struct Conn {
     closed: watch::Sender<Option<Close>>,
     /// Channels whose events were dropped, with the last sequence this socket was given before.
     lagging: HashMap<Uuid, i64>,
+    /// Whether `lagging` may hold something (shared with the socket's task).
+    lag_flag: Arc<AtomicBool>,
 }
 
 /// A user some node has sockets for.
@@ -192,9 +204,16 @@ impl Hub {
         let (closed_tx, closed) = watch::channel(None);
         inner.by_user.entry(user).or_default().insert(id);
         index(inner, id, &subs);
-        let presence = subs.communities.iter().filter_map(|c| presence_snapshot(inner, *c)).collect();
-        inner.conns.insert(id, Conn { user, session, device, subs, tx, closed: closed_tx, lagging: HashMap::new() });
-        Registration { id, rx, closed, presence }
+        let presence = subs
+            .communities
+            .iter()
+            .flat_map(|c| presence_snapshot(inner, *c).iter().cloned().collect::<Vec<_>>())
+            .collect();
+        let lag_flag = Arc::new(AtomicBool::new(false));
+        let lagging = HashMap::new();
+        let conn = Conn { user, session, device, subs, tx, closed: closed_tx, lagging, lag_flag: lag_flag.clone() };
+        inner.conns.insert(id, conn);
+        Registration { id, rx, closed, presence, lagging: lag_flag }
     }
 
     /// Removes a socket. Returns the presence signal to publish if it was its user's last one here.
@@ -255,10 +274,10 @@ impl Hub {
     }
 
     /// Who is online in each of `communities` (a community the socket just joined): `presences`
-    /// frames, one per community with anyone online.
+    /// frames, none for a community where nobody is.
     pub fn presence_frames(&self, communities: &HashSet<Uuid>) -> Vec<Bytes> {
         let mut inner = self.lock();
-        communities.iter().filter_map(|c| presence_snapshot(&mut inner, *c)).collect()
+        communities.iter().flat_map(|c| presence_snapshot(&mut inner, *c).iter().cloned().collect::<Vec<_>>()).collect()
     }
 
     /// Tells every socket the presence changes gathered since the last flush: one frame per
@@ -441,42 +460,47 @@ fn flush_presence(inner: &mut Inner) {
     inner.flush_scheduled = false;
     for (community, changes) in std::mem::take(&mut inner.pending_presence) {
         inner.presence_snapshots.remove(&community);
-        let f = presences_frame(changes.into_iter());
         let ids = ids_of(&inner.by_community, [community]);
-        send_all(inner, ids, &f, Loss::Droppable);
-    }
-}
-
-/// One `presences` frame listing each user under their status.
-fn presences_frame(users: impl Iterator<Item = (Uuid, Presence)>) -> Bytes {
-    let (mut online, mut idle, mut dnd, mut offline) = (vec![], vec![], vec![], vec![]);
-    for (user, status) in users {
-        match status {
-            Presence::Online => online.push(user),
-            Presence::Idle => idle.push(user),
-            Presence::Dnd => dnd.push(user),
-            Presence::Invisible | Presence::Offline => offline.push(user),
+        for f in presences_frames(changes.into_iter()) {
+            send_all(inner, ids.iter().copied(), &f, Loss::Droppable);
         }
     }
-    frame(&ServerFrame::Presences { online, idle, dnd, offline })
 }
 
-/// Everyone shown online in `community`, as one frame (cached until its next change); `None` when
+/// `presences` frames listing each user under their status, `PRESENCE_PER_FRAME` people each.
+fn presences_frames(users: impl Iterator<Item = (Uuid, Presence)>) -> Vec<Bytes> {
+    let users: Vec<(Uuid, Presence)> = users.collect();
+    users
+        .chunks(PRESENCE_PER_FRAME)
+        .map(|chunk| {
+            let (mut online, mut idle, mut dnd, mut offline) = (vec![], vec![], vec![], vec![]);
+            for (user, status) in chunk {
+                match status {
+                    Presence::Online => online.push(*user),
+                    Presence::Idle => idle.push(*user),
+                    Presence::Dnd => dnd.push(*user),
+                    Presence::Invisible | Presence::Offline => offline.push(*user),
+                }
+            }
+            frame(&ServerFrame::Presences { online, idle, dnd, offline })
+        })
+        .collect()
+}
+
+/// Everyone shown online in `community`, as frames (cached until its next change); none when
 /// nobody is.
-fn presence_snapshot(inner: &mut Inner, community: Uuid) -> Option<Bytes> {
+fn presence_snapshot(inner: &mut Inner, community: Uuid) -> Arc<[Bytes]> {
     if let Some(f) = inner.presence_snapshots.get(&community) {
-        return Some(f.clone());
+        return f.clone();
     }
-    let mut online = inner
+    let online = inner
         .presence
         .iter()
         .filter(|(_, p)| p.shown != Presence::Offline && p.communities.contains(&community))
-        .map(|(user, p)| (*user, p.shown))
-        .peekable();
-    online.peek()?;
-    let f = presences_frame(online);
-    inner.presence_snapshots.insert(community, f.clone());
-    Some(f)
+        .map(|(user, p)| (*user, p.shown));
+    let frames: Arc<[Bytes]> = presences_frames(online).into();
+    inner.presence_snapshots.insert(community, frames.clone());
+    frames
 }
 
 fn ids_of(index: &HashMap<Uuid, HashSet<u64>>, keys: impl IntoIterator<Item = Uuid>) -> HashSet<u64> {
@@ -559,6 +583,7 @@ fn dispatch_event(inner: &mut Inner, event: &ChannelEvent) {
         let out = Outbound::Event { channel_id: event.channel_id, seq: event.seq, text: text.clone() };
         if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(out) {
             conn.lagging.insert(event.channel_id, event.seq - 1);
+            conn.lag_flag.store(true, Ordering::Release);
         }
     }
 }
@@ -779,19 +804,27 @@ mod tests {
             }
             frames
         };
-        // The first socket: its own status, then one batch per flush, listing everyone else.
+        // The first socket: its own status, then each flush's changes, 100 people a frame.
         let frames = drain(&mut first);
-        assert_eq!(frames.len(), 3, "{:?}", frames.iter().map(|f| f.presences().len()).collect::<Vec<_>>());
+        let per_wave = 500usize.div_ceil(PRESENCE_PER_FRAME);
+        assert_eq!(
+            frames.len(),
+            1 + 2 * per_wave,
+            "{:?}",
+            frames.iter().map(|f| f.presences().len()).collect::<Vec<_>>()
+        );
         let seen: HashSet<Uuid> = frames.iter().flat_map(ServerFrame::presences).map(|(u, _)| u).collect();
         assert!(early.iter().chain(&late).all(|u| seen.contains(u)), "every arrival is told");
-        // A socket of the second wave: the snapshot names the first wave, in one frame.
-        assert_eq!(newcomer.presence.len(), 1);
-        let snapshot: HashSet<Uuid> = decode(&newcomer.presence[0]).presences().into_iter().map(|(u, _)| u).collect();
+        // A socket of the second wave: the snapshot names the first wave.
+        assert_eq!(newcomer.presence.len(), per_wave);
+        let snapshot: HashSet<Uuid> =
+            newcomer.presence.iter().flat_map(|f| decode(f).presences()).map(|(u, _)| u).collect();
         assert_eq!(snapshot, early.iter().copied().collect::<HashSet<_>>());
         // Sockets of one wave share the snapshot's bytes (encoded once).
         let (a, b) = (&regs[600].presence[0], &regs[700].presence[0]);
         assert_eq!(a.as_ptr(), b.as_ptr(), "one encoding shared");
-        let total: usize = regs.iter_mut().map(|r| drain(r).len()).sum::<usize>() + 3;
-        assert!(total <= 3 * 1000, "{total} frames for 1,000 connects");
+        let total: usize = regs.iter_mut().map(|r| drain(r).len()).sum::<usize>() + frames.len();
+        assert!(total <= 12 * 1000, "{total} frames for 1,000 connects (a frame per person would be 1,000,000)");
+        assert!(newcomer.presence.iter().all(|f| f.len() < 4200), "frames stay small");
     }
 }
