@@ -273,6 +273,15 @@ fn sent_at(text: &str) -> Option<u64> {
     Some(u128::from_le_bytes(bytes.get(..16)?.try_into().ok()?) as u64)
 }
 
+/// A `/proc/<pid>/status` figure in KiB (`RssAnon`, `RssFile`, …); 0 if unreadable.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// CPU time (user + system, all threads, living and ended) a process has used so far, in seconds.
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -306,12 +315,19 @@ async fn load(bin: &Path, args: &Args, n: usize) -> Result {
     let node = Node::start(bin, args.database_url.as_deref()).await?;
     let setup = Instant::now();
     let (channel, cookies) = node.members(n).await?;
+    // Start-up precomputes a dummy password hash (Argon2id, 64 MiB, freed at once): past it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = node.rss_kib();
+    let pid = node.process.pid();
+    let (rss_file, rss_anon) = (status_kib(pid, "RssFile"), status_kib(pid, "RssAnon"));
     let sockets = connect_all(node.addr, &cookies, args.protocol).await?;
     println!(
-        "setup {:.1} s; server RSS {:.1} MiB before sockets, {:.1} MiB with {n} sockets",
+        "setup {:.1} s; server RSS {:.1} MiB before sockets ({:.1} MiB of it the binary's code and data pages, \
+         file-backed and shared; {:.1} MiB anonymous), {:.1} MiB with {n} sockets",
         setup.elapsed().as_secs_f64(),
         rss_idle as f64 / 1024.0,
+        rss_file as f64 / 1024.0,
+        rss_anon as f64 / 1024.0,
         node.rss_kib() as f64 / 1024.0
     );
 
