@@ -159,14 +159,17 @@ pub enum ServerFrame {
     /// communities (whoever is not listed is offline); afterwards, the changes of a short interval,
     /// gathered. Others never appear `invisible`. A frame may list the recipient too: their own
     /// status is the one `presence` frames carry.
+    ///
+    /// Each list is one string of ids, 22 characters each (the id's 16 bytes in unpadded base64url):
+    /// a snapshot of thousands of people is 44 % smaller than as JSON UUIDs.
     Presences {
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty", with = "packed_ids")]
         online: Vec<Uuid>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty", with = "packed_ids")]
         idle: Vec<Uuid>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty", with = "packed_ids")]
         dnd: Vec<Uuid>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty", with = "packed_ids")]
         offline: Vec<Uuid>,
     },
     /// Another session of the same user moved a read cursor.
@@ -206,6 +209,37 @@ pub enum ServerFrame {
     Pong {
         nonce: u64,
     },
+}
+
+/// A list of ids as one string: each id's 16 bytes in unpadded base64url, 22 characters, back to back.
+mod packed_ids {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use uuid::Uuid;
+
+    const LEN: usize = 22;
+
+    pub fn serialize<S: Serializer>(ids: &[Uuid], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(ids.len() * LEN);
+        for id in ids {
+            URL_SAFE_NO_PAD.encode_string(id.as_bytes(), &mut out);
+        }
+        s.serialize_str(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Uuid>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if !text.len().is_multiple_of(LEN) {
+            return Err(D::Error::custom(format!("packed ids come in {LEN} characters each")));
+        }
+        text.as_bytes()
+            .chunks(LEN)
+            .map(|chunk| {
+                let bytes = URL_SAFE_NO_PAD.decode(chunk).map_err(D::Error::custom)?;
+                Uuid::from_slice(&bytes).map_err(D::Error::custom)
+            })
+            .collect()
+    }
 }
 
 impl ServerFrame {
@@ -274,10 +308,17 @@ mod tests {
         let batch = ServerFrame::Presences { online: vec![a], idle: vec![], dnd: vec![], offline: vec![b] };
         let text = serde_json::to_string(&batch).unwrap();
         assert_eq!(
-            text,
-            r#"{"type":"presences","online":["00000000-0000-0000-0000-000000000001"],"offline":["00000000-0000-0000-0000-000000000002"]}"#,
-            "empty lists are left out"
+            text, r#"{"type":"presences","online":"AAAAAAAAAAAAAAAAAAAAAQ","offline":"AAAAAAAAAAAAAAAAAAAAAg"}"#,
+            "empty lists are left out; ids are packed"
         );
+        let many =
+            ServerFrame::Presences { online: vec![a, b, Uuid::new_v4()], idle: vec![], dnd: vec![b], offline: vec![] };
+        assert_eq!(serde_json::from_str::<ServerFrame>(&serde_json::to_string(&many).unwrap()).unwrap(), many);
+        for bad in
+            [r#"{"type":"presences","online":"AAAA"}"#, r#"{"type":"presences","online":"!AAAAAAAAAAAAAAAAAAAAA"}"#]
+        {
+            assert!(serde_json::from_str::<ServerFrame>(bad).is_err(), "{bad}");
+        }
         assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), batch);
         assert_eq!(
             (batch.status_of(a), batch.status_of(b), batch.status_of(Uuid::nil())),
