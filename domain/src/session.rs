@@ -84,8 +84,9 @@ pub async fn resolve(core: &Core, access: Option<&str>, refresh_token: Option<&s
 pub const LIVENESS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether a session is still live: this node's memory of the last second, or one indexed query.
-/// `Revoke` signals update that memory on every node at once.
-async fn session_live(core: &Core, session: Session) -> ServerResult<bool> {
+/// `Revoke` signals update that memory on every node at once. Open sockets ask every few minutes;
+/// revocation does not wait for that, it closes them through the hub at once.
+pub async fn session_live(core: &Core, session: Session) -> ServerResult<bool> {
     let hub = &core.realtime.hub;
     if let Some(live) = hub.session_liveness(session.session_id, LIVENESS_FRESH_FOR) {
         return Ok(live);
@@ -240,7 +241,7 @@ pub async fn is_live(db: &impl ConnectionTrait, family: Uuid, now: DateTime<Utc>
 }
 
 /// Who opens a socket, and the session it lives by. The socket outlives the access token that
-/// opened it: it stays open while the session is live (`still_live`), and a `Revoke` closes it at once.
+/// opened it: it stays open while the session is live (`session_live`), and a `Revoke` closes it at once.
 #[derive(Debug)]
 pub struct SocketAuth {
     pub user: entity::user::Model,
@@ -268,13 +269,6 @@ pub async fn authenticate_socket(
     }
     let user = super::accounts::current(core, Some(session)).await?;
     Ok(SocketAuth { user, session: session.session_id })
-}
-
-/// Whether an open socket's session is still live (not logged out, revoked or past its refresh
-/// lifetime): this node's memory of the last second, or one indexed query. Sockets ask every few
-/// minutes; revocation does not wait for that, it closes them through the hub at once.
-pub async fn still_live(core: &Core, session: Session) -> ServerResult<bool> {
-    session_live(core, session).await
 }
 
 /// Deletes tokens that expired or were revoked more than a week ago.

@@ -224,7 +224,8 @@ impl Connection {
 
         let session = Session { user_id: self.user.id, session_id: session };
         let mut session_check = tokio::time::interval_at(
-            tokio::time::Instant::now() + SESSION_CHECK_EVERY.mul_f64(0.5 + rand_fraction()),
+            // Spread by socket id, so sockets opened together do not all ask at once.
+            tokio::time::Instant::now() + SESSION_CHECK_EVERY.mul_f64(0.5 + (self.id % 1024) as f64 / 1024.0),
             SESSION_CHECK_EVERY,
         );
         let mut ping = tokio::time::interval(PING_EVERY);
@@ -236,7 +237,7 @@ impl Connection {
                     let why = why.unwrap_or(Close::SHUTDOWN);
                     return close(&mut self.socket, why.code, why.reason).await;
                 }
-                _ = session_check.tick() => match session::still_live(&self.state, session).await {
+                _ = session_check.tick() => match session::session_live(&self.state, session).await {
                     Ok(true) => {}
                     Ok(false) => return close(&mut self.socket, 4001, "session ended").await,
                     Err(e) => return internal(&mut self.socket, e).await,
@@ -474,19 +475,11 @@ impl Connection {
     /// with the next flush (`send`, `flush`), or once the buffer is full.
     async fn write_json(&mut self, text: axum::body::Bytes) -> Result<(), End> {
         let Ok(text) = Utf8Bytes::try_from(text) else { return Err(End::Refused("a frame that is not UTF-8")) };
-        match tokio::time::timeout(SEND_TIMEOUT, self.socket.feed(Message::Text(text))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Socket),
-            Err(_) => Err(End::Slow),
-        }
+        in_time(self.socket.feed(Message::Text(text))).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.socket.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Socket),
-            Err(_) => Err(End::Slow),
-        }
+        in_time(self.socket.flush()).await
     }
 }
 
@@ -496,12 +489,6 @@ impl Drop for Connection {
         // then left to the next presence change: a panic is already a bug to fix).
         let _ = self.state.realtime.hub.unregister(self.id);
     }
-}
-
-/// A number in [0, 1) that differs between sockets: spreads their session checks so sockets opened
-/// together do not all ask at once.
-fn rand_fraction() -> f64 {
-    f64::from(Uuid::new_v4().as_u128() as u32) / (f64::from(u32::MAX) + 1.0)
 }
 
 fn error(code: ErrorCode, message: String, client_txn: Option<String>) -> ServerFrame {
@@ -520,7 +507,12 @@ fn code_of(e: &AppError) -> ErrorCode {
 }
 
 async fn write(socket: &mut WebSocket, msg: Message) -> Result<(), End> {
-    match tokio::time::timeout(SEND_TIMEOUT, socket.send(msg)).await {
+    in_time(socket.send(msg)).await
+}
+
+/// A write to the socket, which the client must take within `SEND_TIMEOUT`.
+async fn in_time(io: impl std::future::Future<Output = Result<(), axum::Error>>) -> Result<(), End> {
+    match tokio::time::timeout(SEND_TIMEOUT, io).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Socket),
         Err(_) => Err(End::Slow),

@@ -204,11 +204,7 @@ impl Hub {
         let (closed_tx, closed) = watch::channel(None);
         inner.by_user.entry(user).or_default().insert(id);
         index(inner, id, &subs);
-        let presence = subs
-            .communities
-            .iter()
-            .flat_map(|c| presence_snapshot(inner, *c).iter().cloned().collect::<Vec<_>>())
-            .collect();
+        let presence = presence_snapshots(inner, &subs.communities);
         let lag_flag = Arc::new(AtomicBool::new(false));
         let lagging = HashMap::new();
         let conn = Conn { user, session, device, subs, tx, closed: closed_tx, lagging, lag_flag: lag_flag.clone() };
@@ -276,8 +272,7 @@ impl Hub {
     /// Who is online in each of `communities` (a community the socket just joined): `presences`
     /// frames, none for a community where nobody is.
     pub fn presence_frames(&self, communities: &HashSet<Uuid>) -> Vec<Bytes> {
-        let mut inner = self.lock();
-        communities.iter().flat_map(|c| presence_snapshot(&mut inner, *c).iter().cloned().collect::<Vec<_>>()).collect()
+        presence_snapshots(&mut self.lock(), communities)
     }
 
     /// Tells every socket the presence changes gathered since the last flush: one frame per
@@ -485,6 +480,11 @@ fn presences_frames(users: impl Iterator<Item = (Uuid, Presence)>) -> Vec<Bytes>
             frame(&ServerFrame::Presences { online, idle, dnd, offline })
         })
         .collect()
+}
+
+/// The snapshot frames of each of `communities`, one after the other.
+fn presence_snapshots(inner: &mut Inner, communities: &HashSet<Uuid>) -> Vec<Bytes> {
+    communities.iter().flat_map(|c| presence_snapshot(inner, *c).to_vec()).collect()
 }
 
 /// Everyone shown online in `community`, as frames (cached until its next change); none when

@@ -247,25 +247,26 @@ impl ServerFrame {
     pub fn status_of(&self, user: Uuid) -> Option<Presence> {
         match self {
             Self::Presence { user_id, status } => (*user_id == user).then_some(*status),
-            Self::Presences { online, idle, dnd, offline } => {
-                [(online, Presence::Online), (idle, Presence::Idle), (dnd, Presence::Dnd), (offline, Presence::Offline)]
-                    .into_iter()
-                    .find_map(|(ids, status)| ids.contains(&user).then_some(status))
-            }
-            _ => None,
+            _ => self.presence_lists()?.into_iter().find_map(|(ids, status)| ids.contains(&user).then_some(status)),
         }
     }
 
     /// Every (user, status) a `presences` frame lists.
     pub fn presences(&self) -> Vec<(Uuid, Presence)> {
+        let Some(lists) = self.presence_lists() else { return vec![] };
+        lists.into_iter().flat_map(|(ids, status)| ids.iter().map(move |id| (*id, status))).collect()
+    }
+
+    /// A `presences` frame's lists, each with the status it stands for.
+    fn presence_lists(&self) -> Option<[(&[Uuid], Presence); 4]> {
         match self {
-            Self::Presences { online, idle, dnd, offline } => {
-                [(online, Presence::Online), (idle, Presence::Idle), (dnd, Presence::Dnd), (offline, Presence::Offline)]
-                    .into_iter()
-                    .flat_map(|(ids, status)| ids.iter().map(move |id| (*id, status)))
-                    .collect()
-            }
-            _ => vec![],
+            Self::Presences { online, idle, dnd, offline } => Some([
+                (online.as_slice(), Presence::Online),
+                (idle.as_slice(), Presence::Idle),
+                (dnd.as_slice(), Presence::Dnd),
+                (offline.as_slice(), Presence::Offline),
+            ]),
+            _ => None,
         }
     }
 }
