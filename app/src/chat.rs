@@ -144,7 +144,8 @@ impl Line {
 /// One channel's messages, as far as they are loaded.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Timeline {
-    /// By the sequence number that created each message.
+    /// By the sequence number that created each message; my own messages still on their way
+    /// (shown at once, [`Lock::Sending`]) are keyed from [`PENDING_FROM`] up, after every real one.
     pub lines: BTreeMap<i64, Line>,
     /// Where the next older page starts; `None` once the beginning is loaded (or before the first).
     pub next_before: Option<i64>,
@@ -163,7 +164,16 @@ pub struct Timeline {
     pub undecrypted: BTreeMap<i64, Envelope>,
 }
 
+/// Where the keys of my own messages still on their way begin in [`Timeline::lines`]: above any
+/// sequence number a server hands out.
+pub const PENDING_FROM: i64 = i64::MAX / 2;
+
 impl Timeline {
+    /// The oldest message the server has (not one on its way).
+    pub fn oldest_seq(&self) -> Option<i64> {
+        self.lines.range(..PENDING_FROM).next().map(|(seq, _)| *seq)
+    }
+
     /// The message with this id, if loaded.
     pub fn find(&self, id: Uuid) -> Option<&Line> {
         self.lines.values().find(|l| l.id == id)

@@ -15,18 +15,50 @@ use leptos_router::{
 /// The file name (without extension) of the built WASM bundle, JS glue and stylesheet.
 pub const OUTPUT_NAME: &str = "chatalot";
 
+/// Pages the server sends as plain HTML, without the WASM app: people who only sign in or register
+/// should not download the chat and its encryption (about 700 KB). Their forms post without
+/// JavaScript (the server answers with a redirect, errors and entered values in the query), and
+/// [`PLAIN_PAGE_SCRIPT`] does the little a script adds there. Reached from inside the running app
+/// (signing out), the same pages render in the app as usual.
+pub const PLAIN_PAGES: &[&str] = &["/login", "/register", "/recover", "/welcome"];
+
+/// The script of a plain page (inline, under the response's CSP nonce): the password fields'
+/// Show/Hide toggle, and the submit button's busy label (the button is disabled after the form is
+/// sent, and enabled again when the browser shows the page from its back/forward cache).
+pub const PLAIN_PAGE_SCRIPT: &str = "document.addEventListener('click',e=>{\
+const b=e.target.closest('[data-toggle-for]');if(!b)return;\
+const i=b.parentElement.querySelector('input'),show=i.type==='password';\
+i.type=show?'text':'password';b.textContent=show?'Hide':'Show';b.setAttribute('aria-pressed',show)});\
+document.addEventListener('submit',e=>{const b=e.target.querySelector('button[data-busy]');\
+if(b){b.dataset.label=b.textContent;b.textContent=b.dataset.busy;b.setAttribute('aria-busy','true');\
+setTimeout(()=>{b.disabled=true})}});\
+addEventListener('pageshow',e=>{if(e.persisted)for(const b of document.querySelectorAll('button[data-label]')){\
+b.disabled=false;b.textContent=b.dataset.label;b.setAttribute('aria-busy','false')}});";
+
+/// Whether the server sends `path` as a plain page (see [`PLAIN_PAGES`]).
+pub fn is_plain_page(path: &str) -> bool {
+    PLAIN_PAGES.contains(&path.trim_end_matches('/'))
+}
+
 /// The document around the app. Also sets the Content-Security-Policy with this response's nonce.
 #[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     use leptos::{hydration::HydrationScripts, nonce::use_nonce};
     use leptos_meta::MetaTags;
-    if let (Some(nonce), Some(res)) = (use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    let nonce = use_nonce();
+    if let (Some(nonce), Some(res)) = (&nonce, use_context::<leptos_axum::ResponseOptions>())
         && let Ok(value) = axum::http::HeaderValue::from_str(&crate::server_csp(Some(&nonce.to_string())))
     {
         res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
     }
     // Beside the bundle: under its versioned path when the server has one (content-addressed).
     let css = format!("/{}/{OUTPUT_NAME}.css", options.site_pkg_dir);
+    let plain = use_context::<axum::http::request::Parts>().is_some_and(|parts| is_plain_page(parts.uri.path()));
+    let scripts = if plain {
+        view! { <script nonce=nonce.map(|n| n.to_string()) inner_html=PLAIN_PAGE_SCRIPT></script> }.into_any()
+    } else {
+        view! { <HydrationScripts options /> }.into_any()
+    };
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -36,7 +68,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <link rel="stylesheet" href=css />
-                <HydrationScripts options />
+                {scripts}
                 <MetaTags />
             </head>
             <body class="min-h-screen bg-slate-50 text-slate-900 dark:bg-slate-950 dark:text-slate-100 antialiased">

@@ -70,27 +70,35 @@ async fn accounts_work_without_javascript() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_work_hydrated_without_reloads() {
     with_browser(true, 360, false, |c, url| async move {
+        // Registering happens on a plain page (no app code): the form posts, errors come back by the field.
         c.goto(&format!("{url}/register")).await.unwrap();
-        hydrated(&c).await;
-        // Anything set on `window` survives only as long as the page is not reloaded.
-        c.execute("window.__chatalot_no_reload = 'still here';", vec![]).await.unwrap();
-
-        // Client-side validation errors come back from the server without a reload.
+        toggle_works(&c).await;
+        let loaded: Value = c
+            .execute("return performance.getEntriesByType('resource').map(e => e.name).join(' ');", vec![])
+            .await
+            .unwrap();
+        assert!(!loaded.as_str().unwrap().contains("chatalot_bg.wasm"), "the register page loaded the app: {loaded}");
         fill(&c, "username", "hy").await;
         fill(&c, "display_name", "Hydra").await;
         fill(&c, "password", PASSWORD).await;
         submit(&c, "register-form").await;
         wait_text(&c, "[data-error-for=username]", "must be at least 3 characters").await;
-        assert_eq!(marker(&c).await, json!("still here"));
+        // What was typed comes back, except the password.
+        assert_eq!(find(&c, "input[name=display_name]").await.prop("value").await.unwrap().as_deref(), Some("Hydra"));
+        assert_eq!(find(&c, "input[name=password]").await.prop("value").await.unwrap().as_deref(), Some(""));
 
         fill(&c, "username", "hydra").await;
+        fill(&c, "password", PASSWORD).await;
         submit(&c, "register-form").await;
         wait_path(&c, "/welcome").await;
         assert_eq!(text(&c, "[data-testid=recovery-code]").await.len(), 19);
         screenshot(&c, "welcome-mobile").await;
         find(&c, "[data-testid=continue]").await.click().await.unwrap();
         wait_path(&c, "/").await;
-        assert_eq!(marker(&c).await, json!("still here"), "navigation reloaded the page");
+        // The app: from here on, nothing reloads the page. Anything set on `window` survives only
+        // as long as the page is not reloaded.
+        let device = wait_prefix(&c, "[data-testid=device-status]", "This device: ").await;
+        c.execute("window.__chatalot_no_reload = 'still here';", vec![]).await.unwrap();
 
         // 360 px wide: the sidebar folds behind the menu button, and nothing overflows sideways.
         assert_eq!(c.execute("return window.innerWidth;", vec![]).await.unwrap(), json!(360));
@@ -105,8 +113,6 @@ async fn accounts_work_hydrated_without_reloads() {
             Some("true")
         );
         assert_eq!(text(&c, "[data-testid=display-name]").await, "Hydra");
-        // This browser became an encryption device: keys made here, registered with the server.
-        let device = wait_prefix(&c, "[data-testid=device-status]", "This device: ").await;
         // Creating a community updates the sidebar in place.
         fill(&c, "name", "Hydra club").await;
         submit(&c, "create-community-form").await;
@@ -114,8 +120,10 @@ async fn accounts_work_hydrated_without_reloads() {
         assert_eq!(marker(&c).await, json!("still here"), "creating a community reloaded the page");
         screenshot(&c, "shell-mobile-menu").await;
 
+        // Signing out and in again happens inside the app, errors included.
         submit(&c, "logout-form").await;
         wait_path(&c, "/login").await;
+        toggle_works(&c).await;
         fill(&c, "username", "hydra").await;
         fill(&c, "password", "not the password").await;
         submit(&c, "login-form").await;

@@ -49,6 +49,27 @@ async fn three_people_talk_end_to_end_encrypted() {
         assert_eq!(lock_of(&a, "canary-alpha").await, json!("verified"), "her own device is cross-signed");
         screenshot(&a, "chat-channel-desktop").await;
 
+        // My own message shows at once, marked as sending, and becomes the stored one when the
+        // server has it. On Alice's slowed link a request takes at least 1.5 s.
+        network(&a, false, 1500).await;
+        composer_ready(&a).await.send_keys(&format!("canary-lima on a slow link{ENTER}")).await.unwrap();
+        let pressed = Instant::now();
+        loop {
+            if lock_of(&a, "canary-lima").await == json!("sending") {
+                break;
+            }
+            assert!(pressed.elapsed() < Duration::from_millis(1200), "my message was not shown before the server had it");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        wait_contains(&b, "[data-testid=message-body]", "canary-lima on a slow link").await;
+        let started = Instant::now();
+        while lock_of(&a, "canary-lima").await != json!("verified") {
+            assert!(started.elapsed() < Duration::from_secs(15), "the sent message stayed marked as sending");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(texts(&a, "[data-testid=message-body]").await.iter().filter(|t| t.contains("canary-lima")).count(), 1);
+        network(&a, false, 0).await;
+
         // Typing shows on the other side; presence shows in the member list.
         // (Typing is announced at most every 3 s, so keep typing as a person would.)
         let started = Instant::now();
@@ -157,6 +178,15 @@ async fn three_people_talk_end_to_end_encrypted() {
         assert!(!bodies(&c).await.iter().any(|t| t.contains("canary-juliet")), "{:?}", bodies(&c).await);
         c.refresh().await.unwrap();
         find(&c, "[data-testid=no-channel]").await;
+
+        // A send that fails loses nothing: the text goes back into the composer, the row goes.
+        network(&a, true, 0).await;
+        composer_ready(&a).await.send_keys(&format!("canary-mike while offline{ENTER}")).await.unwrap();
+        wait_contains(&a, "[data-testid=send-error]", "Not sent").await;
+        assert!(!bodies(&a).await.iter().any(|t| t.contains("canary-mike")), "{:?}", bodies(&a).await);
+        let kept = find(&a, "[data-testid=composer]").await.prop("value").await.unwrap();
+        assert_eq!(kept.as_deref(), Some("canary-mike while offline"));
+        network(&a, false, 0).await;
     })
     .await;
     for browser in [alice, bob, carol] {
@@ -183,6 +213,8 @@ async fn three_people_talk_end_to_end_encrypted() {
             "canary-india",
             "canary-juliet",
             "canary-kilo",
+            "canary-lima",
+            "canary-mike",
             "line two",
         ] {
             assert!(!occurs(bytes, canary), "{canary:?} found in {}", path.display());

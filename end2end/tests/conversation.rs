@@ -163,7 +163,7 @@ async fn history_groups_forgeries_and_key_changes() {
         // brings the rest, in order, down to the start of the conversation.
         let burst: String = (1..=LONG).map(|n| format!("{}{ENTER}", page_canary(n))).collect();
         composer_ready(&a).await.send_keys(&burst).await.unwrap();
-        wait_contains(&a, "[data-testid=message-body]", &page_canary(LONG)).await;
+        wait_sent(&a, &page_canary(LONG)).await;
         b.goto(&format!("{url}{night}")).await.unwrap();
         wait_contains(&b, "[data-testid=message-body]", &page_canary(LONG)).await;
         let first_page = bodies(&b).await;

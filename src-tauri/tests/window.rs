@@ -269,8 +269,8 @@ fn connect_register_keychain_links_and_a_bad_certificate() {
     app.wait_url(&url);
     app.call("POST", "/url", Some(json!({"url": format!("{url}/register")})));
     app.wait_find("#register-form");
-    // Hydrated: the password's Show toggle works only then.
-    wait_for("hydration", Duration::from_secs(30), || {
+    // The page's script runs in the window: the password's Show toggle works.
+    wait_for("the password toggle", Duration::from_secs(30), || {
         app.click("[data-toggle-for=password]");
         let kind = app.run("return document.querySelector('input[name=password]').type;");
         kind.as_str() == Some("text")

@@ -30,7 +30,9 @@ commands:
   lint            cargo fmt --check, leptosfmt --check (view! macros), cargo deny, cargo clippy -D warnings
   fmt             format the code: leptosfmt on app/src, then cargo fmt
   deny            cargo-deny: licenses, banned and duplicate crates, sources (offline; see deny.toml)
-  bench [ARGS…]   build in release mode and run the gateway load generator (bench/; ARGS go to it)
+  bench [ARGS…]   release builds, figures printed: the gateway load generator (bench/; ARGS go to
+                  it), the browser figures (end2end/benches: first load, felt latency), the crypto
+                  core; --browser-only or --crypto-only runs just that part
   fuzz [SECS] [TARGET…]
                   build the fuzz targets (fuzz/) with coverage and run each for SECS seconds
                   [default: 600] on its corpus; `cargo xtask test` runs each for 15 s
@@ -530,13 +532,21 @@ fn browser_crypto_tests(profile: &str, filter: &str) -> Result<Command> {
     Ok(cmd)
 }
 
-/// The gateway load generator against the release server, then the crypto figures (release WASM
-/// in headless Chromium); prints figures, never fails on time. `--crypto-only` skips the gateway.
+/// The gateway load generator against the release server, the browser figures (first load on a
+/// slow phone, felt latency: `end2end/benches/browser.rs`) against the release server and site, then
+/// the crypto figures (release WASM in headless Chromium); prints figures, never fails on time.
+/// `--crypto-only` and `--browser-only` run just that part.
 fn bench(args: &[String]) -> Result {
-    if args.iter().any(|a| a == "--crypto-only") {
-        return stage("bench: crypto in headless Chromium (release WASM)", || {
+    let crypto = || {
+        stage("bench: crypto in headless Chromium (release WASM)", || {
             status(browser_crypto_tests("wasm-release", "figures::")?.arg("--nocapture"))
-        });
+        })
+    };
+    if args.iter().any(|a| a == "--crypto-only") {
+        return crypto();
+    }
+    if args.iter().any(|a| a == "--browser-only") {
+        return browser_bench();
     }
     stage("build: release server and bench", || {
         status(cargo().args(["build", "--release", "-p", "server", "-p", "bench", "--bins"]))
@@ -545,8 +555,21 @@ fn bench(args: &[String]) -> Result {
     stage("bench: gateway", || {
         status(Command::new(dir.join("bench")).args(args).env("CHATALOT_SERVER_BIN", dir.join("chatalot-server")))
     })?;
-    stage("bench: crypto in headless Chromium (release WASM)", || {
-        status(browser_crypto_tests("wasm-release", "figures::")?.arg("--nocapture"))
+    browser_bench()?;
+    crypto()
+}
+
+/// The browser figures against the release server and its site (built first).
+fn browser_bench() -> Result {
+    stage("tools: chromium, chromedriver", ensure_chromium)?;
+    let server = build(true)?;
+    stage("bench: first load and felt latency in headless Chromium", || {
+        status(
+            cargo()
+                .args(["bench", "-p", "end2end", "--bench", "browser"])
+                .env("CHATALOT_SERVER_BIN", &server)
+                .env("CHATALOT_SITE_DIR", site_dir(true)),
+        )
     })
 }
 

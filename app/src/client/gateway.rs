@@ -159,6 +159,7 @@ async fn handle(rt: &Rc<Runtime>, texts: Vec<String>, failures: &mut u32) {
             }
         };
         if let ServerFrame::Event { event } = frame {
+            super::trace("receive", super::precise_ms());
             match events.last_mut() {
                 Some((ch, list)) if *ch == event.channel_id => list.push(event),
                 _ => events.push((event.channel_id, vec![event])),

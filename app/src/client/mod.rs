@@ -14,7 +14,7 @@ pub mod verification;
 
 use crate::{
     api::messages::{delete_message, edit_message, message_history, send_message, unread_counts},
-    chat::{Chat, ChatError, KeyNotice, Line, Timeline, Unreadable},
+    chat::{Chat, ChatError, KeyNotice, Line, Lock, PENDING_FROM, Timeline, Unreadable},
     crypto::{
         CryptoError,
         channel::ChannelPlaintext,
@@ -48,6 +48,8 @@ pub(crate) struct Runtime {
     /// The end of the queue of sends: each waits for the one before, so messages typed in quick
     /// succession are stored in the order they were written.
     last_send: RefCell<Option<futures::channel::oneshot::Receiver<()>>>,
+    /// Numbers my messages on their way (their keys from `PENDING_FROM`).
+    pending_count: std::cell::Cell<u64>,
     /// Held by the one tab of this profile that receives to-device messages (room keys, SAS): two
     /// tabs decrypting the same Olm message would each see the other's copy as a replay.
     leader: RefCell<Option<storage::TabLock>>,
@@ -65,6 +67,24 @@ fn current() -> Option<Rc<Runtime>> {
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> f64 {
     js_sys::Date::now()
+}
+
+/// Now on the page's high-resolution clock, as milliseconds since the epoch (comparable between
+/// the tabs and browsers of one machine).
+pub(crate) fn precise_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or_else(now_ms, |p| p.time_origin() + p.now())
+}
+
+/// Where a message's time goes, for the browser bench (`cargo xtask bench`): when the page has set
+/// `window.__chatalot_trace` to an array, each traced step appends `[step, started, ended]`
+/// ([`precise_ms`]). Otherwise nothing is kept.
+pub(crate) fn trace(step: &str, started: f64) {
+    use wasm_bindgen::JsCast;
+    let Some(window) = web_sys::window() else { return };
+    let Ok(list) = js_sys::Reflect::get(&window, &"__chatalot_trace".into()) else { return };
+    if let Some(list) = list.dyn_ref::<js_sys::Array>() {
+        list.push(&js_sys::Array::of3(&step.into(), &started.into(), &precise_ms().into()));
+    }
 }
 
 /// Starts the runtime for the signed-in user of `chat` (once per signed-in layout).
@@ -87,6 +107,7 @@ pub fn start(chat: Chat) {
                     typing_sent: Default::default(),
                     flows: Default::default(),
                     last_send: RefCell::new(None),
+                    pending_count: std::cell::Cell::new(0),
                     leader: RefCell::new(None),
                     requested: Default::default(),
                     uploading: Default::default(),
@@ -222,7 +243,7 @@ impl Runtime {
                     deleted: false,
                     reply_to: None,
                     body: Err(Unreadable::Refused(e.to_string())),
-                    lock: crate::chat::Lock::Failed,
+                    lock: Lock::Failed,
                     sender_key: None,
                 },
                 None,
@@ -256,8 +277,39 @@ impl Runtime {
 
     /// Puts opened lines into the channel's timeline (replacing older versions of the same message).
     /// `live`: events, not a history page (edits of messages above the loaded pages are skipped).
+    /// Puts my message in the timeline as it is sent; returns its key there.
+    fn show_pending(&self, channel_id: Uuid, body: &str, reply_to: Option<Uuid>) -> i64 {
+        let key = PENDING_FROM + self.pending_count.get() as i64;
+        self.pending_count.set(self.pending_count.get().wrapping_add(1) % (1 << 40));
+        let line = Line {
+            id: Uuid::new_v4(),
+            seq: key,
+            sender: self.chat.me.get_value(),
+            created_at: String::from(js_sys::Date::new_0().to_iso_string()),
+            edited: false,
+            deleted: false,
+            reply_to,
+            body: Ok(body.to_owned()),
+            lock: Lock::Sending,
+            sender_key: None,
+        };
+        if let Some(timeline) = self.chat.opened(channel_id) {
+            timeline.update(|t| {
+                t.lines.insert(key, line);
+            });
+        }
+        key
+    }
+
     fn upsert(&self, channel_id: Uuid, lines: Vec<(Line, Option<Envelope>)>, live: bool) {
+        self.upsert_replacing(channel_id, lines, live, None);
+    }
+
+    /// [`Self::upsert`]; `sent` is the key of the row shown while my message was on its way,
+    /// which its stored copy replaces.
+    fn upsert_replacing(&self, channel_id: Uuid, lines: Vec<(Line, Option<Envelope>)>, live: bool, sent: Option<i64>) {
         let Some(timeline) = self.chat.opened(channel_id) else { return };
+        let me = self.chat.me.get_value();
         timeline.update(|t| {
             for (line, retry) in lines {
                 if line.id.is_nil() {
@@ -268,7 +320,7 @@ impl Runtime {
                     continue;
                 }
                 // An edit or delete of a message older than the loaded pages: shown when scrolled to.
-                let oldest = t.lines.keys().next().copied();
+                let oldest = t.oldest_seq();
                 if live && !t.lines.contains_key(&line.seq) && !t.at_start && oldest.is_some_and(|o| line.seq < o) {
                     continue;
                 }
@@ -278,6 +330,18 @@ impl Runtime {
                     }
                     None => {
                         t.undecrypted.remove(&line.seq);
+                    }
+                }
+                // The server's copy of my message takes the place of the row shown while it was
+                // on its way. Arriving on the socket before the send returned, it is matched by
+                // text: sends go in order, so the first such row is its own.
+                if let Some(key) = sent {
+                    t.lines.remove(&key);
+                } else if line.sender == me && !t.lines.contains_key(&line.seq) {
+                    let pending =
+                        t.lines.range(PENDING_FROM..).find(|(_, p)| p.body == line.body && p.reply_to == line.reply_to);
+                    if let Some(key) = pending.map(|(key, _)| *key) {
+                        t.lines.remove(&key);
                     }
                 }
                 t.lines.insert(line.seq, line);
@@ -308,7 +372,9 @@ impl Runtime {
         if let Some(timeline) = self.chat.opened(channel_id) {
             let envelopes: Vec<(Envelope, bool)> =
                 events.into_iter().map(|e| (e.message, e.kind == EventKind::Deleted)).collect();
+            let started = precise_ms();
             let lines = self.open_all(envelopes).await;
+            trace("decrypt", started);
             self.upsert(channel_id, lines, true);
             timeline.update(|t| t.last_seq = t.last_seq.max(newest));
             if !self.is_leader() {
@@ -479,16 +545,46 @@ async fn encrypt(rt: &Runtime, plaintext: ChannelPlaintext) -> Result<String, Ch
 /// Encrypts and sends a message; returns once the server stored it.
 pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Result<(), ChatError> {
     let rt = runtime()?;
+    // Shown at once, marked as sending, in place of the message until the server has it.
+    let pending = rt.show_pending(channel_id, &body, reply_to);
+    let stored = match send_now(&rt, channel_id, body, reply_to).await {
+        Ok(stored) => stored,
+        Err(e) => {
+            if let Some(timeline) = rt.chat.opened(channel_id) {
+                timeline.update(|t| {
+                    t.lines.remove(&pending);
+                });
+            }
+            return Err(e);
+        }
+    };
+    // The socket's copy of the event, if it comes later, replaces it with the same content.
+    let lines = rt.open_all(vec![(stored, false)]).await;
+    rt.upsert_replacing(channel_id, lines, true, Some(pending));
+    Ok(())
+}
+
+/// Encrypts and sends, one send at a time (in the order they were asked for).
+async fn send_now(
+    rt: &Rc<Runtime>,
+    channel_id: Uuid,
+    body: String,
+    reply_to: Option<Uuid>,
+) -> Result<Envelope, ChatError> {
     // Dropped when this send ends (however it ends): the next one goes.
     let (_turn_done, turn) = futures::channel::oneshot::channel::<()>();
     if let Some(before) = rt.last_send.replace(Some(turn)) {
         let _ = before.await;
     }
     let plaintext = ChannelPlaintext { channel_id, body, edit_of: None, sent_at_ms: now_ms() as u64 };
-    let sealed = encrypt(&rt, plaintext).await?;
+    let started = precise_ms();
+    let sealed = encrypt(rt, plaintext).await?;
+    trace("encrypt", started);
     let txn = Uuid::new_v4().simple().to_string();
     let device = rt.vault.device_id().to_owned();
+    let started = precise_ms();
     let stored = send_message(channel_id, device, txn, String::new(), reply_to, sealed).await?;
+    trace("request", started);
     // The message ended "typing" for the others; the next keystroke says it again.
     rt.typing_sent.borrow_mut().remove(&channel_id);
     // The send may have started a new session: into the key backup with it.
@@ -496,10 +592,7 @@ pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Res
         let rt = rt.clone();
         async move { backup::upload(&rt).await }
     });
-    // Shown at once (the socket's copy of the event replaces it with the same content).
-    let lines = rt.open_all(vec![(stored.clone(), false)]).await;
-    rt.upsert(channel_id, lines, true);
-    Ok(())
+    Ok(stored)
 }
 
 /// Replaces a message's text (encrypted like a new message, naming the one it edits).

@@ -124,7 +124,6 @@ pub fn ErrorBanner(#[prop(into)] error: LastError) -> impl IntoView {
     }
 }
 
-/// The submit button; disabled while the submission is in flight.
 /// A message said in the browser (not a server's field error), announced to screen readers.
 #[component]
 pub fn ErrorText(message: RwSignal<Option<String>>, #[prop(optional)] testid: &'static str) -> impl IntoView {
@@ -139,6 +138,8 @@ pub fn ErrorText(message: RwSignal<Option<String>>, #[prop(optional)] testid: &'
     }
 }
 
+/// The submit button; disabled while the submission is in flight (on a plain page, by its script,
+/// which reads the busy label from `data-busy`).
 #[component]
 pub fn SubmitButton(
     label: &'static str,
@@ -146,7 +147,13 @@ pub fn SubmitButton(
     #[prop(into)] pending: Signal<bool>,
 ) -> impl IntoView {
     view! {
-        <button type="submit" class=BUTTON disabled=move || pending.get() aria-busy=move || pending.get().to_string()>
+        <button
+            type="submit"
+            class=BUTTON
+            disabled=move || pending.get()
+            aria-busy=move || pending.get().to_string()
+            data-busy=busy_label
+        >
             {move || if pending.get() { busy_label } else { label }}
         </button>
     }

@@ -18,6 +18,33 @@ pub use testkit::{
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// A Chrome DevTools Protocol command, through ChromeDriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Runs the DevTools command `cmd` in `c`'s page (network and CPU throttling, say).
+pub async fn cdp(c: &Client, cmd: &str, params: Value) -> Value {
+    c.issue_cmd(Cdp(json!({ "cmd": cmd, "params": params }))).await.unwrap_or_else(|e| panic!("{cmd}: {e}"))
+}
+
+/// Makes every request of `c` take `latency_ms` longer (0: as fast as the machine), or fail (offline).
+pub async fn network(c: &Client, offline: bool, latency_ms: u64) {
+    cdp(c, "Network.enable", json!({})).await;
+    let conditions =
+        json!({ "offline": offline, "latency": latency_ms, "downloadThroughput": -1, "uploadThroughput": -1 });
+    cdp(c, "Network.emulateNetworkConditions", conditions).await;
+}
+
 /// A child process killed when the test ends, however it ends.
 pub struct Guard(Child);
 
@@ -265,8 +292,9 @@ pub async fn submit(c: &Client, form: &str) {
     }
 }
 
-pub async fn hydrated(c: &Client) {
-    // The Show/Hide toggle only works once the WASM app has hydrated the page.
+/// Waits until the password's Show/Hide toggle works: at once on a plain page (its script), once
+/// the WASM app has hydrated on an app page.
+pub async fn toggle_works(c: &Client) {
     let started = Instant::now();
     loop {
         find(c, "[data-toggle-for=password]").await.click().await.unwrap();
@@ -275,7 +303,7 @@ pub async fn hydrated(c: &Client) {
             find(c, "[data-toggle-for=password]").await.click().await.unwrap();
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "the page never hydrated");
+        assert!(started.elapsed() < Duration::from_secs(20), "the password toggle never worked");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -306,7 +334,7 @@ pub const RELEASE: &str = "\u{E000}";
 
 pub async fn register(c: &Client, url: &str, username: &str, display_name: &str) {
     c.goto(&format!("{url}/register")).await.unwrap();
-    hydrated(c).await;
+    toggle_works(c).await;
     fill(c, "username", username).await;
     fill(c, "display_name", display_name).await;
     fill(c, "password", PASSWORD).await;
@@ -322,7 +350,7 @@ pub async fn register(c: &Client, url: &str, username: &str, display_name: &str)
 /// the device this browser became.
 pub async fn sign_in(c: &Client, url: &str, username: &str) -> String {
     c.goto(&format!("{url}/login")).await.unwrap();
-    hydrated(c).await;
+    toggle_works(c).await;
     fill(c, "username", username).await;
     fill(c, "password", PASSWORD).await;
     submit(c, "login-form").await;
@@ -386,19 +414,45 @@ pub async fn open_conversation(c: &Client, label: &str) {
 pub async fn composer_ready(c: &Client) -> fantoccini::elements::Element {
     let started = Instant::now();
     loop {
+        // The composer is rebuilt when its conversation's state changes: a box found a moment ago
+        // may be gone (stale); look it up again.
         let box_ = find(c, "[data-testid=composer]").await;
-        if box_.prop("disabled").await.unwrap().as_deref() == Some("false") {
-            return box_;
+        match box_.prop("disabled").await {
+            Ok(disabled) if disabled.as_deref() == Some("false") => return box_,
+            Ok(_) => {}
+            Err(e) if is_stale(&e.to_string()) => {}
+            Err(e) => panic!("the composer: {e}"),
         }
         assert!(started.elapsed() < Duration::from_secs(20), "the composer never became ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// Types a message and presses Enter.
+/// Types a message and presses Enter; returns once the server has it.
 pub async fn say(c: &Client, text: &str) {
     composer_ready(c).await.send_keys(&format!("{text}{ENTER}")).await.unwrap();
+    wait_sent(c, text).await;
+}
+
+/// Waits until my message containing `text` is shown as stored by the server (shown at once as
+/// sending, it then turns into the server's copy).
+pub async fn wait_sent(c: &Client, text: &str) {
     wait_contains(c, "[data-testid=message-body]", text).await;
+    let started = Instant::now();
+    loop {
+        let sending: Value = c
+            .execute(
+                "return [...document.querySelectorAll('[data-testid=message]')]                    .some(r => r.dataset.lock === 'sending' && r.textContent.includes(arguments[0]));",
+                vec![json!(text)],
+            )
+            .await
+            .unwrap();
+        if sending == json!(false) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{text:?} stayed marked as sending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub async fn bodies(c: &Client) -> Vec<String> {

@@ -238,7 +238,7 @@ async fn security_headers_on_every_response() {
     let page = browser.get("/login").await;
     let csp = page.header("content-security-policy").unwrap();
     let nonce = csp.split("'nonce-").nth(1).and_then(|s| s.split('\'').next()).expect("pages carry a nonce");
-    assert!(page.body.contains(&format!("nonce=\"{nonce}\"")), "the hydration script does not carry the CSP nonce");
+    assert!(page.body.contains(&format!("nonce=\"{nonce}\"")), "the page's script does not carry the CSP nonce");
     assert_eq!(browser.get("/no/such/page").await.status, 404);
 
     // Pages and server-function answers carry private data (names, messages, the recovery code):
@@ -386,8 +386,9 @@ async fn built_assets_are_content_addressed_and_cached_for_a_year() {
     let state = db.state(RegistrationMode::Open).await;
     let mut browser = Client::new(&state);
 
-    // The page links the JS glue, the WASM and the stylesheet under one versioned path.
-    let page = browser.get("/login").await.body;
+    // An app page links the JS glue, the WASM and the stylesheet under one versioned path.
+    register(&mut browser, "assets").await;
+    let page = browser.get("/").await.body;
     let (js, wasm, css) =
         (asset_link(&page, "chatalot.js"), asset_link(&page, "chatalot_bg.wasm"), asset_link(&page, "chatalot.css"));
     assert!(js.starts_with("/pkg/0123abcd-"), "{js}");
@@ -421,15 +422,56 @@ async fn built_assets_are_content_addressed_and_cached_for_a_year() {
     // HTML is never cached.
     assert_eq!(browser.get("/login").await.header("cache-control"), Some("no-store"));
 
-    // A site built without a version (by hand) is linked and served unversioned, never immutable.
+    // A site built without a version (by hand) is linked and served unversioned, never immutable
+    // (the router reads the version when it is made).
     std::fs::remove_file(pkg.join("version")).unwrap();
     let mut browser = Client::new(&state);
-    let page = browser.get("/login").await.body;
+    register(&mut browser, "handmade").await;
+    let page = browser.get("/").await.body;
     assert_eq!(asset_link(&page, "chatalot.js"), "/pkg/chatalot.js");
     assert_eq!(asset_link(&page, "chatalot.css"), "/pkg/chatalot.css");
     for path in ["/pkg/chatalot.js", "/pkg/chatalot.css"] {
         let reply = browser.get(path).await;
         assert_eq!((reply.status, reply.header("cache-control")), (200, Some("no-cache")), "{path}");
+    }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn sign_in_pages_load_no_app_code() {
+    let db = TestDb::sqlite();
+    let pkg = db.dir.join("site/pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("version"), "0123abcd\n").unwrap();
+    let state = db.state(RegistrationMode::Open).await;
+    let mut browser = Client::new(&state);
+    let app_code = ["chatalot.js", "chatalot_bg.wasm", "modulepreload", "hydrate"];
+    let plain = |path: &str, body: &str| {
+        for code in app_code {
+            assert!(!body.contains(code), "{path} loads the app: {code}");
+        }
+        // The stylesheet still comes, and the little script for the password toggle and busy button.
+        assert!(body.contains("/chatalot.css\""), "{path}: no stylesheet");
+        assert!(body.contains("data-toggle-for") || !body.contains("type=\"password\""), "{path}: no toggle");
+        assert!(body.contains(app::routes::PLAIN_PAGE_SCRIPT), "{path}: no page script");
+    };
+    for path in ["/login", "/register", "/recover", "/login?username=x&__err=y"] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        plain(path, &page.body);
+    }
+    // Signing in works as a form post from such a page; the recovery code page is plain too.
+    let form = [("username", "plain"), ("display_name", "Plain"), ("password", PASSWORD)];
+    let reply = browser.submit("auth/register", &form, "http://localhost/register").await;
+    assert_eq!(reply.header("location"), Some("/welcome"));
+    let welcome = browser.get("/welcome").await;
+    plain("/welcome", &welcome.body);
+    assert!(welcome.body.contains("data-testid=\"recovery-code\""));
+    // The app's pages hydrate: they load the bundle.
+    for path in ["/", "/no/such/page"] {
+        let body = browser.get(path).await.body;
+        assert!(body.contains("chatalot_bg.wasm") && body.contains("chatalot.js"), "{path} does not load the app");
+        assert!(!body.contains(app::routes::PLAIN_PAGE_SCRIPT), "{path}");
     }
     db.drop().await;
 }

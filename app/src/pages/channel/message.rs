@@ -105,7 +105,8 @@ pub(super) fn MessageRow(
             .into_any()
         }
     };
-    let can_act = !line.deleted && line.body.is_ok();
+    // A message on its way has no id at the server yet: nothing to reply to, edit or delete.
+    let can_act = !line.deleted && line.body.is_ok() && line.lock != Lock::Sending;
     let draft = RwSignal::new(line.body.clone().unwrap_or_default());
     let edit_error = RwSignal::new(None::<String>);
     let save = move || {
