@@ -652,6 +652,11 @@ pub fn history_setting(channel_id: Uuid, full: bool) {
 /// Tells the others this user is typing (at most every 3 s per channel).
 pub fn typing(channel_id: Uuid) {
     let Some(rt) = current() else { return };
+    // The send that follows needs the channel's devices: fetched now, it need not wait for them.
+    leptos::task::spawn_local({
+        let rt = rt.clone();
+        async move { rt.vault.relay.prefetch(channel_id).await }
+    });
     let now = now_ms();
     let due = rt.typing_sent.borrow().get(&channel_id).is_none_or(|at| now - at > 3000.0);
     if due {

@@ -36,10 +36,56 @@ pub struct ServerRelay {
     pub device_id: String,
     /// Channels whose newcomers read the history (the setting as the sidebar's data last said).
     pub full_history: std::cell::RefCell<std::collections::HashSet<Uuid>>,
+    /// Device lists fetched while the person typed (see [`ServerRelay::prefetch`]), with when.
+    prefetched: std::cell::RefCell<std::collections::HashMap<Uuid, (f64, Vec<DeviceKeys>)>>,
+    /// Channels whose device list is being fetched ahead.
+    prefetching: std::cell::RefCell<std::collections::HashSet<Uuid>>,
+}
+
+/// How old a device list fetched ahead may be when a send uses it: about the time between the last
+/// keystroke and Enter. The list is the server's word either way, checked like any other
+/// (signatures, trust). A device added in that window gets the room key with the next message, as
+/// one added while a send is in flight always has; a member removed in it already holds the current
+/// session, and the rotation that shuts them out comes one message later. Only a lying server
+/// could hand them that message, and a lying server can keep them in any list.
+const PREFETCH_FRESH_MS: f64 = 2000.0;
+
+impl ServerRelay {
+    fn new(device_id: String) -> Self {
+        Self {
+            device_id,
+            full_history: Default::default(),
+            prefetched: Default::default(),
+            prefetching: Default::default(),
+        }
+    }
+
+    /// Fetches `channel_id`'s device list ahead of a send (called as the person types), so that
+    /// the send does not wait for it. At most one fetch per channel at a time, and none while a
+    /// fresh enough list is waiting.
+    pub async fn prefetch(&self, channel_id: Uuid) {
+        let now = super::now_ms();
+        let fresh = self.prefetched.borrow().get(&channel_id).is_some_and(|(at, _)| now - at < PREFETCH_FRESH_MS / 2.0);
+        if fresh || !self.prefetching.borrow_mut().insert(channel_id) {
+            return;
+        }
+        let listed = channel_devices(channel_id).await;
+        self.prefetching.borrow_mut().remove(&channel_id);
+        if let Ok(listed) = listed {
+            self.prefetched.borrow_mut().insert(channel_id, (super::now_ms(), listed));
+        }
+    }
 }
 
 impl Relay for ServerRelay {
     async fn channel_devices(&self, channel_id: Uuid) -> CryptoResult<Vec<DeviceKeys>> {
+        // A list fetched ahead serves one send, if it is fresh enough.
+        let ahead = self.prefetched.borrow_mut().remove(&channel_id);
+        if let Some((at, listed)) = ahead
+            && super::now_ms() - at < PREFETCH_FRESH_MS
+        {
+            return Ok(listed);
+        }
         channel_devices(channel_id).await.map_err(relay_error)
     }
 
@@ -148,12 +194,7 @@ impl Vault {
             None => e.to_string(),
         })?;
         let device_id = machine.device.device_id().to_owned();
-        let vault = Self {
-            idb,
-            key,
-            relay: ServerRelay { device_id: device_id.clone(), full_history: Default::default() },
-            cache: Default::default(),
-        };
+        let vault = Self { idb, key, relay: ServerRelay::new(device_id.clone()), cache: Default::default() };
         vault.top_up(&mut machine, &mut written).await.map_err(text)?;
         // The person's first device sets up their master key (cross-signing); not fatal.
         if let Err(e) = machine.ensure_master(&vault.relay).await {
