@@ -28,7 +28,23 @@ fn main() {
     let mut hasher = std::hash::DefaultHasher::new();
     std::hash::Hash::hash(&css, &mut hasher);
     println!("cargo:rustc-env=CHATALOT_CSS_ETAG=\"{:016x}\"", std::hash::Hasher::finish(&hasher));
+    compressed(&out.with_extension("css.br"), &out.with_extension("css.gz"), css.as_bytes());
     fs::write(out, css).expect("write app.css");
+}
+
+/// The stylesheet compressed once, at build time (brotli at its best quality, and gzip -9), for
+/// browsers that take either: about a fifth of its size on the wire, at no cost per request.
+fn compressed(br: &Path, gz: &Path, css: &[u8]) {
+    use std::io::Write;
+    let mut out = Vec::new();
+    {
+        let mut enc = brotli::CompressorWriter::new(&mut out, 64 * 1024, 11, 22);
+        enc.write_all(css).expect("brotli");
+    }
+    fs::write(br, out).expect("write app.css.br");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(css).expect("gzip");
+    fs::write(gz, enc.finish().expect("gzip")).expect("write app.css.gz");
 }
 
 fn collect(dir: &Path, out: &mut String) {

@@ -43,6 +43,9 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// The compiled stylesheet (see `build.rs`).
 const APP_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/app.css"));
+/// The stylesheet compressed at build time (`build.rs`).
+const APP_CSS_BR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/app.css.br"));
+const APP_CSS_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/app.css.gz"));
 const APP_CSS_ETAG: &str = env!("CHATALOT_CSS_ETAG");
 
 /// What the router's handlers can reach: the domain, and Leptos's options (derived from the
@@ -413,15 +416,49 @@ async fn stylesheet(headers: HeaderMap) -> Response {
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(APP_CSS_ETAG) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, APP_CSS_ETAG)]).into_response();
     }
-    (
+    let (encoding, body): (Option<&str>, Body) = match accepted_encoding(&headers) {
+        Some("br") => (Some("br"), Body::from(APP_CSS_BR)),
+        Some(_) => (Some("gzip"), Body::from(APP_CSS_GZ)),
+        None => (None, Body::from(APP_CSS)),
+    };
+    let mut res = (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
             (header::ETAG, APP_CSS_ETAG),
+            (header::VARY, "accept-encoding"),
         ],
-        APP_CSS,
+        body,
     )
-        .into_response()
+        .into_response();
+    if let Some(encoding) = encoding {
+        res.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
+    res
+}
+
+/// `br` or `gzip` when the request's `Accept-Encoding` takes it (brotli first), else `None`.
+/// An encoding listed with `q=0` is refused.
+fn accepted_encoding(headers: &HeaderMap) -> Option<&'static str> {
+    let accepted =
+        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+    let mut found = (false, false);
+    for item in accepted {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or_default().trim();
+        let refused =
+            parts.any(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0));
+        match name {
+            "br" if !refused => found.0 = true,
+            "gzip" if !refused => found.1 = true,
+            _ => {}
+        }
+    }
+    match found {
+        (true, _) => Some("br"),
+        (false, true) => Some("gzip"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

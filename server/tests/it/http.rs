@@ -401,6 +401,27 @@ async fn built_assets_are_content_addressed_and_cached_for_a_year() {
         assert!(reply.body.contains(body), "{path}");
     }
     assert!(browser.get(&css).await.header("content-type").unwrap().starts_with("text/css"));
+    // The stylesheet goes compressed (at build time) to browsers that take it, brotli first; never
+    // an encoding the browser refused.
+    let plain_css = browser.get(&css).await.body;
+    assert!(plain_css.len() > 5_000, "the stylesheet: {} bytes", plain_css.len());
+    for (accept, encoding) in [
+        ("gzip, deflate, br, zstd", Some("br")),
+        ("gzip;q=1.0, br;q=0", Some("gzip")),
+        ("deflate, gzip", Some("gzip")),
+        ("identity", None),
+        ("br;q=0, gzip;q=0", None),
+    ] {
+        let req = Request::get(&css).header(header::ACCEPT_ENCODING, accept).body(Body::empty()).unwrap();
+        let reply = browser.send(req).await;
+        assert_eq!(reply.header("content-encoding"), encoding, "{accept}");
+        assert_eq!(reply.header("vary"), Some("accept-encoding"), "{accept}");
+        let size = reply.len;
+        match encoding {
+            Some(_) => assert!(size * 3 < plain_css.len(), "{accept}: {size} bytes of {}", plain_css.len()),
+            None => assert_eq!(reply.body, plain_css, "{accept}"),
+        }
+    }
     // Brotli where the browser takes it (Chromium's header), else gzip, else the file itself.
     for (accept, encoding, body) in [
         ("gzip, deflate, br, zstd", Some("br"), "brotli bytes"),
