@@ -193,24 +193,74 @@ pub struct VisibleChannel {
 }
 
 /// The channel, if `user` is in it: for a community channel, through its group; for a DM or group
-/// DM, as a participant.
+/// DM, as a participant. One query answers every case a member meets (the channel, its group, the
+/// user's role and their place in a private group or the DM); only a refusal of a community channel
+/// asks again, through [`visible_group`], so that it is worded the same (banned, or not found).
 pub async fn visible_channel(db: &impl ConnectionTrait, channel_id: Uuid, user: Uuid) -> ServerResult<VisibleChannel> {
-    let channel = channel::Entity::find_by_id(channel_id).one(db).await?.ok_or(AppError::NotFound)?;
-    match (ChannelKind::from_db(channel.kind), channel.group_id) {
-        (ChannelKind::Text, Some(group_id)) => {
-            let visible = visible_group(db, group_id, user).await?;
-            Ok(VisibleChannel { channel, role: Some(visible.role) })
+    use sea_orm::{
+        FromQueryResult, Iterable,
+        sea_query::{Alias, Condition, Expr, ExprTrait, Query},
+    };
+    let mut query = Query::select();
+    query
+        .columns(channel::Column::iter().map(|c| (channel::Entity, c)))
+        .expr_as(Expr::col((group::Entity, group::Column::Private)), Alias::new("group_private"))
+        .expr_as(Expr::col((community_member::Entity, community_member::Column::Role)), Alias::new("member_role"))
+        .expr_as(Expr::col((group_member::Entity, group_member::Column::UserId)), Alias::new("in_group"))
+        .expr_as(Expr::col((channel_member::Entity, channel_member::Column::UserId)), Alias::new("in_channel"))
+        .from(channel::Entity)
+        .left_join(
+            group::Entity,
+            Expr::col((group::Entity, group::Column::Id)).equals((channel::Entity, channel::Column::GroupId)),
+        )
+        .left_join(
+            community_member::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((community_member::Entity, community_member::Column::CommunityId))
+                        .equals((group::Entity, group::Column::CommunityId)),
+                )
+                .add(Expr::col((community_member::Entity, community_member::Column::UserId)).eq(user)),
+        )
+        .left_join(
+            group_member::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((group_member::Entity, group_member::Column::GroupId))
+                        .equals((group::Entity, group::Column::Id)),
+                )
+                .add(Expr::col((group_member::Entity, group_member::Column::UserId)).eq(user)),
+        )
+        .left_join(
+            channel_member::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((channel_member::Entity, channel_member::Column::ChannelId))
+                        .equals((channel::Entity, channel::Column::Id)),
+                )
+                .add(Expr::col((channel_member::Entity, channel_member::Column::UserId)).eq(user)),
+        )
+        .and_where(Expr::col((channel::Entity, channel::Column::Id)).eq(channel_id));
+    let row = db.query_one(&query).await?.ok_or(AppError::NotFound)?;
+    let channel = channel::Model::from_query_result(&row, "")?;
+    let role: Option<i16> = row.try_get("", "member_role")?;
+    let private: Option<bool> = row.try_get("", "group_private")?;
+    let in_group: Option<Uuid> = row.try_get("", "in_group")?;
+    let in_channel: Option<Uuid> = row.try_get("", "in_channel")?;
+    match (ChannelKind::from_db(channel.kind), channel.group_id, role) {
+        (ChannelKind::Text, Some(_), Some(role)) if private == Some(false) || in_group.is_some() => {
+            Ok(VisibleChannel { channel, role: Some(CommunityRole::from_db(role)) })
         }
-        (ChannelKind::Dm | ChannelKind::GroupDm, _) => {
-            let participant = channel_member::Entity::find()
-                .filter(channel_member::Column::ChannelId.eq(channel.id))
-                .filter(channel_member::Column::UserId.eq(user))
-                .one(db)
-                .await?;
-            participant.ok_or(AppError::NotFound)?;
+        (ChannelKind::Text, Some(_), Some(_)) => Err(AppError::NotFound.into()),
+        // Not a member: banned or a stranger, said as the group's own check says it.
+        (ChannelKind::Text, Some(group_id), None) => {
+            visible_group(db, group_id, user).await?;
+            Err(AppError::NotFound.into())
+        }
+        (ChannelKind::Dm | ChannelKind::GroupDm, _, _) if in_channel.is_some() => {
             Ok(VisibleChannel { channel, role: None })
         }
-        (ChannelKind::Text, None) => Err(AppError::NotFound.into()),
+        (ChannelKind::Dm | ChannelKind::GroupDm, _, _) | (ChannelKind::Text, None, _) => Err(AppError::NotFound.into()),
     }
 }
 
