@@ -366,14 +366,19 @@ async fn move_cursor(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid, s
 
 /// Unread counts for every channel the actor is in.
 pub async fn unread_counts(core: &Core, actor: Uuid) -> ServerResult<Vec<Unread>> {
-    let db = &core.db;
-    let spaces = super::spaces::my_spaces(core, actor).await?;
-    let channels: Vec<Uuid> = spaces
-        .communities
-        .iter()
-        .flat_map(|c| c.groups.iter().flat_map(|g| g.channels.iter().map(|ch| ch.id)))
-        .chain(spaces.direct.iter().map(|ch| ch.id))
-        .collect();
+    let mut channels: Vec<Uuid> = super::spaces::subscriptions(&core.db, actor).await?.channels.into_keys().collect();
+    channels.sort_unstable();
+    unread_counts_in(&core.db, actor, &channels).await
+}
+
+/// Unread counts for `channels` (which the caller found `actor` may read): their read cursors,
+/// then every count in one statement (one counting query per channel, joined by `UNION ALL`, each an
+/// index range from the cursor), in the order given. Two queries however many channels.
+pub async fn unread_counts_in(db: &impl ConnectionTrait, actor: Uuid, channels: &[Uuid]) -> ServerResult<Vec<Unread>> {
+    use sea_orm::sea_query::{Alias, Query, SelectStatement, UnionType};
+    if channels.is_empty() {
+        return Ok(vec![]);
+    }
     let cursors: HashMap<Uuid, i64> = read_cursor::Entity::find()
         .filter(read_cursor::Column::UserId.eq(actor))
         .all(db)
@@ -381,19 +386,32 @@ pub async fn unread_counts(core: &Core, actor: Uuid) -> ServerResult<Vec<Unread>
         .into_iter()
         .map(|c| (c.channel_id, c.last_read_seq))
         .collect();
-    let mut out = Vec::with_capacity(channels.len());
-    for channel_id in channels {
-        let last_read_seq = cursors.get(&channel_id).copied().unwrap_or(0);
-        let count = sea_orm::PaginatorTrait::count(
-            message::Entity::find()
-                .filter(message::Column::ChannelId.eq(channel_id))
-                .filter(message::Column::Seq.gt(last_read_seq))
-                .filter(message::Column::DeletedAt.is_null())
-                .filter(message::Column::SenderId.ne(actor)),
-            db,
-        )
-        .await?;
-        out.push(Unread { channel_id, count, last_read_seq });
+    let read = |channel: &Uuid| cursors.get(channel).copied().unwrap_or(0);
+    let count = |i: usize, channel: &Uuid| -> SelectStatement {
+        Query::select()
+            .expr_as(Expr::val(i as i64), Alias::new("ord"))
+            .expr_as(Expr::col(message::Column::Id).count(), Alias::new("unread"))
+            .from(message::Entity)
+            .and_where(message::Column::ChannelId.eq(*channel))
+            .and_where(message::Column::Seq.gt(read(channel)))
+            .and_where(message::Column::DeletedAt.is_null())
+            .and_where(message::Column::SenderId.ne(actor))
+            .to_owned()
+    };
+    let mut query = count(0, &channels[0]);
+    for (i, channel) in channels.iter().enumerate().skip(1) {
+        query.union(UnionType::All, count(i, channel));
     }
-    Ok(out)
+    let mut counts = vec![0u64; channels.len()];
+    for row in db.query_all(&query).await? {
+        let (ord, unread): (i64, i64) = (row.try_get("", "ord")?, row.try_get("", "unread")?);
+        if let Some(slot) = usize::try_from(ord).ok().and_then(|i| counts.get_mut(i)) {
+            *slot = u64::try_from(unread).unwrap_or(0);
+        }
+    }
+    Ok(channels
+        .iter()
+        .zip(counts)
+        .map(|(&channel_id, count)| Unread { channel_id, count, last_read_seq: read(&channel_id) })
+        .collect())
 }

@@ -206,7 +206,8 @@ impl Connection {
         snapshot: Vec<axum::body::Bytes>,
         resume: Vec<ResumePoint>,
     ) -> Result<(), End> {
-        let unread = match messages::unread_counts(&self.state, self.user.id).await {
+        // The channels this socket was subscribed to are the ones the person may read.
+        let unread = match messages::unread_counts_in(&self.state.db, self.user.id, &channels).await {
             Ok(u) => u,
             Err(e) => return internal(&mut self.socket, e).await,
         };

@@ -150,6 +150,20 @@ on_both_backends! {
         assert_eq!(messages::mark_read(core, bob.id, general, 1).await.unwrap(), 3);
         assert_eq!(messages::mark_read(core, bob.id, general, 999).await.unwrap(), 6);
         assert_eq!(unread(bob.id).await, 0);
+        // Several channels, each with its own count and cursor (they are counted in one statement).
+        let group = entity::channel::Entity::find_by_id(general).one(&core.db).await.unwrap().unwrap().group_id.unwrap();
+        let second = spaces::create_channel(core, owner.id, group, "second").await.unwrap().id;
+        let dm = spaces::open_dm(core, owner.id, bob.id).await.unwrap().id;
+        for (channel, n) in [(second, 4), (dm, 7), (general, 1)] {
+            for i in 0..n {
+                messages::send(core, owner.id, send(channel, &format!("m{channel}{i}"), b"x")).await.unwrap();
+            }
+        }
+        messages::mark_read(core, bob.id, dm, 2).await.unwrap();
+        let all = messages::unread_counts(core, bob.id).await.unwrap();
+        let of = |c| all.iter().find(|u| u.channel_id == c).map(|u| (u.count, u.last_read_seq));
+        assert_eq!((of(general), of(second), of(dm)), (Some((1, 6)), Some((4, 0)), Some((5, 2))), "{all:?}");
+        assert_eq!(all.len(), 3);
         assert_eq!(err(messages::mark_read(core, eve.id, general, 1).await.unwrap_err()), AppError::NotFound);
         assert!(messages::unread_counts(core, eve.id).await.unwrap().is_empty());
     }
