@@ -201,6 +201,8 @@ pub async fn visible_channel(db: &impl ConnectionTrait, channel_id: Uuid, user: 
         FromQueryResult, Iterable,
         sea_query::{Alias, Condition, Expr, ExprTrait, Query},
     };
+    // A joined row of `user`'s: the join's key, and its user column naming them.
+    let of_user = |key: Expr, user_column: Expr| Condition::all().add(key).add(user_column.eq(user));
     let mut query = Query::select();
     query
         .columns(channel::Column::iter().map(|c| (channel::Entity, c)))
@@ -215,30 +217,27 @@ pub async fn visible_channel(db: &impl ConnectionTrait, channel_id: Uuid, user: 
         )
         .left_join(
             community_member::Entity,
-            Condition::all()
-                .add(
-                    Expr::col((community_member::Entity, community_member::Column::CommunityId))
-                        .equals((group::Entity, group::Column::CommunityId)),
-                )
-                .add(Expr::col((community_member::Entity, community_member::Column::UserId)).eq(user)),
+            of_user(
+                Expr::col((community_member::Entity, community_member::Column::CommunityId))
+                    .equals((group::Entity, group::Column::CommunityId)),
+                Expr::col((community_member::Entity, community_member::Column::UserId)),
+            ),
         )
         .left_join(
             group_member::Entity,
-            Condition::all()
-                .add(
-                    Expr::col((group_member::Entity, group_member::Column::GroupId))
-                        .equals((group::Entity, group::Column::Id)),
-                )
-                .add(Expr::col((group_member::Entity, group_member::Column::UserId)).eq(user)),
+            of_user(
+                Expr::col((group_member::Entity, group_member::Column::GroupId))
+                    .equals((group::Entity, group::Column::Id)),
+                Expr::col((group_member::Entity, group_member::Column::UserId)),
+            ),
         )
         .left_join(
             channel_member::Entity,
-            Condition::all()
-                .add(
-                    Expr::col((channel_member::Entity, channel_member::Column::ChannelId))
-                        .equals((channel::Entity, channel::Column::Id)),
-                )
-                .add(Expr::col((channel_member::Entity, channel_member::Column::UserId)).eq(user)),
+            of_user(
+                Expr::col((channel_member::Entity, channel_member::Column::ChannelId))
+                    .equals((channel::Entity, channel::Column::Id)),
+                Expr::col((channel_member::Entity, channel_member::Column::UserId)),
+            ),
         )
         .and_where(Expr::col((channel::Entity, channel::Column::Id)).eq(channel_id));
     let row = db.query_one(&query).await?.ok_or(AppError::NotFound)?;

@@ -372,14 +372,20 @@ fn asset_link(page: &str, file: &str) -> String {
     format!("{}/{file}", &page[start..end])
 }
 
+/// The server's site directory with a bundle version, as `cargo xtask build` leaves it; returns `pkg`.
+fn versioned_site(db: &TestDb) -> std::path::PathBuf {
+    let pkg = db.dir.join("site/pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("version"), "0123abcd\n").unwrap();
+    pkg
+}
+
 #[tokio::test]
 async fn built_assets_are_content_addressed_and_cached_for_a_year() {
     let db = TestDb::sqlite();
-    let pkg = db.dir.join("site/pkg");
-    std::fs::create_dir_all(&pkg).unwrap();
+    let pkg = versioned_site(&db);
     std::fs::write(pkg.join("chatalot.js"), "export default 1;").unwrap();
     std::fs::write(pkg.join("chatalot_bg.wasm"), b"\0asm").unwrap();
-    std::fs::write(pkg.join("version"), "0123abcd\n").unwrap();
     // Precompressed copies, as `cargo xtask build` writes them (a release build has both).
     std::fs::write(pkg.join("chatalot.js.gz"), "gzip bytes").unwrap();
     std::fs::write(pkg.join("chatalot.js.br"), "brotli bytes").unwrap();
@@ -461,9 +467,7 @@ async fn built_assets_are_content_addressed_and_cached_for_a_year() {
 #[tokio::test]
 async fn sign_in_pages_load_no_app_code() {
     let db = TestDb::sqlite();
-    let pkg = db.dir.join("site/pkg");
-    std::fs::create_dir_all(&pkg).unwrap();
-    std::fs::write(pkg.join("version"), "0123abcd\n").unwrap();
+    versioned_site(&db);
     let state = db.state(RegistrationMode::Open).await;
     let mut browser = Client::new(&state);
     let app_code = ["chatalot.js", "chatalot_bg.wasm", "modulepreload", "hydrate"];
