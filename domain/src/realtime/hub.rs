@@ -34,15 +34,25 @@ pub const PRESENCE_BATCH: std::time::Duration = std::time::Duration::from_millis
 /// size of the largest frame it ever wrote, so large communities get several frames, not a huge one.
 pub const PRESENCE_PER_FRAME: usize = 100;
 
-/// What a socket task takes from its queue.
+/// What a socket task takes from its queue: a pointer wide, since every socket's queue keeps a
+/// block of 32 slots allocated (16 bytes a slot, not the 64 that an inline event would take).
 #[derive(Debug)]
 pub enum Outbound {
-    /// A channel event, serialised once and shared by every recipient (UTF-8 JSON).
-    Event { channel_id: Uuid, seq: i64, text: Bytes },
-    /// Any other frame, serialised (UTF-8 JSON).
-    Frame(Bytes),
+    /// A channel event, serialised once and shared by every recipient.
+    Event(Arc<SharedEvent>),
+    /// Any other frame, serialised once and shared by every recipient (UTF-8 JSON).
+    Frame(Arc<Bytes>),
     /// Membership may have changed: recompute subscriptions from the database.
     Resubscribe,
+}
+
+/// A channel event as every socket of its channel gets it.
+#[derive(Debug)]
+pub struct SharedEvent {
+    pub channel_id: Uuid,
+    pub seq: i64,
+    /// The `event` frame (UTF-8 JSON).
+    pub text: Bytes,
 }
 
 /// Why the hub closed a socket (a WebSocket close code and reason).
@@ -149,9 +159,13 @@ enum Loss {
     CloseInstead,
 }
 
-fn frame(f: &ServerFrame) -> Bytes {
+fn encode(f: &ServerFrame) -> Bytes {
     // Serialising these types cannot fail (no maps with non-string keys, no custom serialisers).
     Bytes::from(serde_json::to_string(f).unwrap_or_default())
+}
+
+fn frame(f: &ServerFrame) -> Arc<Bytes> {
+    Arc::new(encode(f))
 }
 
 impl Hub {
@@ -457,7 +471,7 @@ fn flush_presence(inner: &mut Inner) {
         inner.presence_snapshots.remove(&community);
         let ids = ids_of(&inner.by_community, [community]);
         for f in presences_frames(changes.into_iter()) {
-            send_all(inner, ids.iter().copied(), &f, Loss::Droppable);
+            send_all(inner, ids.iter().copied(), &Arc::new(f), Loss::Droppable);
         }
     }
 }
@@ -477,7 +491,7 @@ fn presences_frames(users: impl Iterator<Item = (Uuid, Presence)>) -> Vec<Bytes>
                     Presence::Invisible | Presence::Offline => offline.push(*user),
                 }
             }
-            frame(&ServerFrame::Presences { online, idle, dnd, offline })
+            encode(&ServerFrame::Presences { online, idle, dnd, offline })
         })
         .collect()
 }
@@ -546,7 +560,7 @@ fn remove(inner: &mut Inner, id: u64) -> Option<Conn> {
 }
 
 /// Queues `f` for each socket; a full queue drops it or closes the socket, as `loss` says.
-fn send_all(inner: &mut Inner, ids: impl IntoIterator<Item = u64>, f: &Bytes, loss: Loss) {
+fn send_all(inner: &mut Inner, ids: impl IntoIterator<Item = u64>, f: &Arc<Bytes>, loss: Loss) {
     for id in ids {
         let Some(conn) = inner.conns.get(&id) else { continue };
         if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(Outbound::Frame(f.clone()))
@@ -571,7 +585,8 @@ fn resubscribe_all(inner: &mut Inner, ids: impl IntoIterator<Item = u64>) {
 
 fn dispatch_event(inner: &mut Inner, event: &ChannelEvent) {
     let Some(ids) = inner.by_channel.get(&event.channel_id) else { return };
-    let text = frame(&ServerFrame::Event { event: event.clone() });
+    let text = encode(&ServerFrame::Event { event: event.clone() });
+    let shared = Arc::new(SharedEvent { channel_id: event.channel_id, seq: event.seq, text });
     for id in ids {
         let Some(conn) = inner.conns.get_mut(id) else { continue };
         // Events of one channel can arrive slightly out of order (racing senders): the resync
@@ -580,7 +595,7 @@ fn dispatch_event(inner: &mut Inner, event: &ChannelEvent) {
             *after = (*after).min(event.seq - 1);
             continue;
         }
-        let out = Outbound::Event { channel_id: event.channel_id, seq: event.seq, text: text.clone() };
+        let out = Outbound::Event(shared.clone());
         if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(out) {
             conn.lagging.insert(event.channel_id, event.seq - 1);
             conn.lag_flag.store(true, Ordering::Release);
@@ -671,6 +686,12 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_frame_is_a_pointer_wide() {
+        // Each socket's queue keeps a block of 32 slots allocated: this is most of its size.
+        assert!(std::mem::size_of::<Outbound>() <= 16, "{} bytes", std::mem::size_of::<Outbound>());
+    }
+
+    #[test]
     fn a_full_queue_drops_events_and_asks_for_a_resync_from_the_last_one_given() {
         let hub = Hub::new(Uuid::new_v4());
         let (ch, community) = (Uuid::new_v4(), Uuid::new_v4());
@@ -680,9 +701,9 @@ mod tests {
         }
         assert_eq!(hub.take_lagging(reg.id), vec![(ch, QUEUE_CAPACITY as i64)]);
         let mut seen = 0;
-        while let Ok(Outbound::Event { seq, .. }) = reg.rx.try_recv() {
+        while let Ok(Outbound::Event(e)) = reg.rx.try_recv() {
             seen += 1;
-            assert_eq!(seq, seen);
+            assert_eq!(e.seq, seen);
         }
         assert_eq!(seen, QUEUE_CAPACITY as i64, "the queue is bounded");
         assert!(reg.closed.borrow().is_none(), "lagging on events resyncs, it does not close");
@@ -700,7 +721,7 @@ mod tests {
         let Outbound::Frame(text) = reg.rx.try_recv().unwrap() else { panic!("expected channel_removed") };
         let text = String::from_utf8_lossy(&text);
         assert!(text.contains("channel_removed") && text.contains(&lost.to_string()), "{text}");
-        assert!(matches!(reg.rx.try_recv().unwrap(), Outbound::Event { channel_id, .. } if channel_id == kept));
+        assert!(matches!(reg.rx.try_recv().unwrap(), Outbound::Event(e) if e.channel_id == kept));
         assert!(reg.rx.try_recv().is_err());
     }
 

@@ -5,7 +5,7 @@
 
 mod hub;
 
-pub use hub::{Close, Hub, Outbound, Registration, Subscriptions};
+pub use hub::{Close, Hub, Outbound, Registration, SharedEvent, Subscriptions};
 
 use protocol::model::{gateway::Presence, keys::ToDeviceMessage, messages::ChannelEvent};
 use serde::{Deserialize, Serialize};
