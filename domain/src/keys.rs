@@ -15,6 +15,8 @@ pub struct Keys {
     signing: SigningKey,
     pub(crate) encoding: EncodingKey,
     pub(crate) decoding: DecodingKey,
+    /// Access tokens whose signature was already checked (`tokens::verify_access`).
+    pub(crate) verified: crate::tokens::Verified,
 }
 
 impl fmt::Debug for Keys {
@@ -49,7 +51,7 @@ impl Keys {
         let public_pem = signing.verifying_key().to_public_key_pem(LineEnding::LF).map_err(io::Error::other)?;
         let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes()).map_err(io::Error::other)?;
         let decoding = DecodingKey::from_ed_pem(public_pem.as_bytes()).map_err(io::Error::other)?;
-        Ok(Self { signing, encoding, decoding })
+        Ok(Self { signing, encoding, decoding, verified: Default::default() })
     }
 
     /// A throwaway key pair (tests).

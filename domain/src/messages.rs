@@ -269,7 +269,6 @@ pub async fn history(
     limit: Option<u32>,
 ) -> ServerResult<HistoryPage> {
     let db = &core.db;
-    policy::visible_channel(db, channel_id, actor).await?;
     let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let mut query = message::Entity::find()
         .filter(message::Column::ChannelId.eq(channel_id))
@@ -277,7 +276,10 @@ pub async fn history(
     if let Some(before) = before_seq {
         query = query.filter(message::Column::Seq.lt(before));
     }
-    let mut rows = query.order_by_desc(message::Column::Seq).limit(u64::from(limit) + 1).all(db).await?;
+    let page = async { Ok(query.order_by_desc(message::Column::Seq).limit(u64::from(limit) + 1).all(db).await?) };
+    // The check and the page are read side by side (two pooled connections): a page costs one
+    // query's wait, not two. The page is returned only if the check passes.
+    let (_, mut rows) = tokio::try_join!(policy::visible_channel(db, channel_id, actor), page)?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_before = if more { rows.last().map(|m| m.seq) } else { None };

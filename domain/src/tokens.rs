@@ -42,15 +42,61 @@ pub fn issue_access(keys: &Keys, user: Uuid, session: Uuid, now: DateTime<Utc>) 
     Ok(jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &keys.encoding)?)
 }
 
+/// Seconds an access token is still taken after its expiry (clocks of several nodes differ).
+const LEEWAY_S: u64 = 5;
+
+/// Access tokens whose signature was checked, with their claims: every request carries its token,
+/// and an Ed25519 verification costs more than the rest of a small request's authentication.
+/// Keyed by the whole token (a changed byte is another key, verified afresh); expiry is checked on
+/// every use; bounded.
+#[derive(Default)]
+pub struct Verified(std::sync::Mutex<std::collections::HashMap<String, AccessClaims>>);
+
+/// Tokens remembered at most (about 400 bytes each); past it, expired ones go, then all.
+const MAX_VERIFIED: usize = 4096;
+
+impl Verified {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, AccessClaims>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The claims of a valid, unexpired access token signed by us; `None` for anything else.
 pub fn verify_access(keys: &Keys, token: &str) -> Option<AccessClaims> {
+    verify_access_at(keys, token, Utc::now().timestamp())
+}
+
+fn verify_access_at(keys: &Keys, token: &str, now: i64) -> Option<AccessClaims> {
     if token.len() > 2048 {
         return None;
     }
+    let fresh = |c: &AccessClaims| c.exp.saturating_add(LEEWAY_S as i64) >= now;
+    {
+        let mut verified = keys.verified.lock();
+        if let Some(claims) = verified.get(token) {
+            if fresh(claims) {
+                return Some(claims.clone());
+            }
+            verified.remove(token);
+            return None;
+        }
+    }
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_audience(&[AUDIENCE]);
-    validation.leeway = 5;
-    jsonwebtoken::decode::<AccessClaims>(token, &keys.decoding, &validation).ok().map(|d| d.claims)
+    validation.leeway = LEEWAY_S;
+    let claims = jsonwebtoken::decode::<AccessClaims>(token, &keys.decoding, &validation).ok()?.claims;
+    if !fresh(&claims) {
+        return None;
+    }
+    let mut verified = keys.verified.lock();
+    if verified.len() >= MAX_VERIFIED {
+        verified.retain(|_, c| fresh(c));
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+    }
+    verified.insert(token.to_owned(), claims.clone());
+    Some(claims)
 }
 
 /// A new random secret (32 bytes, base64url) and the SHA-256 hex under which it is stored.
@@ -119,6 +165,35 @@ mod tests {
         let mut tampered = token.clone();
         tampered.insert(token.find('.').unwrap() + 3, 'x');
         assert_eq!(verify_access(&keys, &tampered), None);
+    }
+
+    /// A verified token is remembered, but only while it is valid, and only as it was signed.
+    #[test]
+    fn remembered_tokens_still_expire_and_cannot_be_altered() {
+        let keys = Keys::generate().unwrap();
+        let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = issue_access(&keys, user, sid, Utc::now()).unwrap();
+        assert!(verify_access(&keys, &token).is_some());
+        assert_eq!(keys.verified.lock().len(), 1, "remembered");
+        assert!(verify_access(&keys, &token).is_some(), "still valid");
+        let later = (Utc::now() + ACCESS_TTL + Duration::seconds(10)).timestamp();
+        assert_eq!(verify_access_at(&keys, &token, later), None, "a remembered token expires all the same");
+        assert!(keys.verified.lock().is_empty(), "and is forgotten");
+        // Every byte of a remembered token still counts: the claims part and the signature.
+        assert!(verify_access(&keys, &token).is_some());
+        let (head, signature) = token.rsplit_once('.').unwrap();
+        let mut forged = format!("{head}.{signature}");
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(verify_access(&keys, &forged), None);
+        let payload_changed = token.replacen(&token[token.find('.').unwrap() + 1..][..4], "AAAA", 1);
+        assert_eq!(verify_access(&keys, &payload_changed), None);
+        // Bounded: a flood of valid tokens does not grow it past its limit.
+        for _ in 0..MAX_VERIFIED + 10 {
+            let t = issue_access(&keys, user, sid, Utc::now()).unwrap();
+            assert!(verify_access(&keys, &t).is_some());
+        }
+        assert!(keys.verified.lock().len() <= MAX_VERIFIED);
     }
 
     #[test]
