@@ -294,6 +294,9 @@ pub struct Chat {
     pub unread: RwSignal<Option<HashMap<Uuid, Unread>>>,
     /// Bumped when the list of channels changed (joined, added, removed): the sidebar reloads.
     pub spaces_changed: RwSignal<u32>,
+    /// Bumped when a community's members changed (someone joined, left or got a new role, here or
+    /// elsewhere): the member panel reloads.
+    pub members_changed: RwSignal<u32>,
     /// The channel on screen, if any.
     pub viewing: RwSignal<Option<Uuid>>,
     /// Key warnings not dismissed yet (a changed or forged device key).
@@ -323,6 +326,7 @@ impl Default for Chat {
             presence: RwSignal::new(HashMap::new()),
             unread: RwSignal::new(None),
             spaces_changed: RwSignal::new(0),
+            members_changed: RwSignal::new(0),
             viewing: RwSignal::new(None),
             warnings: RwSignal::new(vec![]),
             verify: RwSignal::new(None),

@@ -442,6 +442,7 @@ pub async fn create_invite(
 pub async fn join(core: &Core, actor: Uuid, code: &str) -> ServerResult<Uuid> {
     let community_id = join_community(&core.db, actor, code).await?;
     core.realtime.publish(Signal::Resubscribe { users: vec![actor] }).await;
+    core.realtime.publish(Signal::MembersChanged { community_id }).await;
     Ok(community_id)
 }
 
@@ -524,6 +525,7 @@ pub async fn leave(core: &Core, actor: Uuid, community_id: Uuid) -> ServerResult
     remove_member(&txn, community_id, actor).await?;
     txn.commit().await?;
     core.realtime.publish(Signal::LeftCommunity { user_id: actor, community_id }).await;
+    core.realtime.publish(Signal::MembersChanged { community_id }).await;
     Ok(())
 }
 
@@ -541,6 +543,7 @@ pub async fn kick(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid) ->
     remove_member(&txn, community_id, target).await?;
     txn.commit().await?;
     core.realtime.publish(Signal::LeftCommunity { user_id: target, community_id }).await;
+    core.realtime.publish(Signal::MembersChanged { community_id }).await;
     Ok(())
 }
 
@@ -581,6 +584,7 @@ pub async fn ban(core: &Core, actor: Uuid, community_id: Uuid, target: Uuid, rea
         .await?;
     txn.commit().await?;
     core.realtime.publish(Signal::LeftCommunity { user_id: target, community_id }).await;
+    core.realtime.publish(Signal::MembersChanged { community_id }).await;
     Ok(())
 }
 
@@ -614,6 +618,7 @@ pub async fn set_role(
         .exec(db)
         .await?;
     core.realtime.publish(Signal::Resubscribe { users: vec![target] }).await;
+    core.realtime.publish(Signal::MembersChanged { community_id }).await;
     Ok(())
 }
 

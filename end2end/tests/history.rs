@@ -2,8 +2,8 @@
 //! - a second browser of Bob's reads nothing of the earlier history, and says why in plain words;
 //!   a mistyped or wrong recovery key is refused; the right one restores every earlier message in
 //!   place, without a reload, with progress on the way;
-//! - Carol joins a channel whose newcomers read from when they join: one quiet line stands for the
-//!   earlier messages, not a wall of errors;
+//! - Carol joins (Alice's open member panel lists her at once) a channel whose newcomers read from
+//!   when they join: one quiet line stands for the earlier messages, not a wall of errors;
 //! - Dave joins a channel switched to "full history": the earlier messages open for him as soon as
 //!   their author writes again, without a reload;
 //! - without the recovery key, Bob's third browser reads the history once he verifies it from his
@@ -133,6 +133,8 @@ async fn history_reaches_new_devices_and_newcomers() {
         fill(&c, "code", &code).await;
         submit(&c, "join-form").await;
         wait_contains(&c, "[data-testid=community] h2", "History Club").await;
+        // Alice's member panel, open all along, lists Carol without a reload.
+        wait_contains(&a, "[data-testid=member]", "Carol").await;
         open_conversation(&c, "# general").await;
         wait_contains(&c, "[data-testid=history-setting]", "from when they join").await;
         find(&c, "[data-testid=before-access]").await;

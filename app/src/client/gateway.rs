@@ -217,6 +217,7 @@ async fn handle_one(rt: &Rc<Runtime>, frame: ServerFrame, failures: &mut u32) {
         ServerFrame::ToDevice { message } => receive_to_device(rt, message).await,
         // The next message to the channels it shared rotates its session (the recipient set shrank).
         ServerFrame::DeviceRemoved { .. } => {}
+        ServerFrame::MembersChanged { .. } => chat.members_changed.update(|n| *n += 1),
         ServerFrame::ChannelAdded { .. } | ServerFrame::ChannelChanged { .. } => {
             chat.spaces_changed.update(|n| *n += 1)
         }

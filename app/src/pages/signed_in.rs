@@ -67,7 +67,7 @@ pub fn SignedIn() -> impl IntoView {
     let spaces = Resource::new(changed, |_| list_my_spaces());
     let unread = Resource::new(changed, |_| unread_counts());
     let location = use_location();
-    let members_changed = RwSignal::new(0u32);
+    let members_changed = chat.members_changed;
     let members = Resource::new(
         move || (location.pathname.with(|p| channel_in_path(p)), members_changed.get(), chat.spaces_changed.get()),
         |(channel, _, _)| async move {

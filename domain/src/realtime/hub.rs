@@ -418,6 +418,12 @@ impl Hub {
                 let ids = ids_of(&inner.by_channel, [channel_id]);
                 send_all(inner, ids, &frame(&ServerFrame::ChannelChanged { channel_id }), Loss::CloseInstead);
             }
+            Signal::MembersChanged { community_id } => {
+                // A socket that misses it shows a stale list until the next change or reload:
+                // not worth closing a slow socket for.
+                let ids = ids_of(&inner.by_community, [community_id]);
+                send_all(inner, ids, &frame(&ServerFrame::MembersChanged { community_id }), Loss::Droppable);
+            }
             Signal::Revoke { user_id, session } => {
                 // Server functions stop accepting the session's access tokens at once: one session
                 // is known dead; for "all of a user's sessions", forgetting makes the next request
@@ -735,6 +741,19 @@ mod tests {
         let Outbound::Frame(text) = reader.rx.try_recv().unwrap() else { panic!("expected channel_changed") };
         let text = String::from_utf8_lossy(&text);
         assert!(text.contains("channel_changed") && text.contains(&channel.to_string()), "{text}");
+        assert!(outsider.rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn changed_members_are_announced_to_the_community_only() {
+        let hub = Hub::new(Uuid::new_v4());
+        let (community, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut member = hub.register(Uuid::new_v4(), Uuid::new_v4(), None, subs(&[(Uuid::new_v4(), Some(community))]));
+        let mut outsider = hub.register(Uuid::new_v4(), Uuid::new_v4(), None, subs(&[(Uuid::new_v4(), Some(other))]));
+        hub.dispatch(Signal::MembersChanged { community_id: community });
+        let Outbound::Frame(text) = member.rx.try_recv().unwrap() else { panic!("expected members_changed") };
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("members_changed") && text.contains(&community.to_string()), "{text}");
         assert!(outsider.rx.try_recv().is_err());
     }
 

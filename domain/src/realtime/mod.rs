@@ -67,6 +67,10 @@ pub enum Signal {
     ChannelChanged {
         channel_id: Uuid,
     },
+    /// The community's members changed (joined, left, kicked, banned, new role): its sockets are told.
+    MembersChanged {
+        community_id: Uuid,
+    },
     /// Sessions ended (logout: one session; password change, recovery, suspension: all): close sockets.
     Revoke {
         user_id: Uuid,
@@ -241,6 +245,10 @@ mod tests {
             ),
             (Signal::ChannelChanged { channel_id: id(2) }, format!(r#"{{"t":"channel_changed","channel_id":"{u2}"}}"#)),
             (
+                Signal::MembersChanged { community_id: id(2) },
+                format!(r#"{{"t":"members_changed","community_id":"{u2}"}}"#),
+            ),
+            (
                 Signal::Revoke { user_id: id(1), session: None },
                 format!(r#"{{"t":"revoke","user_id":"{u1}","session":null}}"#),
             ),
@@ -258,6 +266,6 @@ mod tests {
         let refused = serde_json::from_str::<Signal>(r#"{"t":"no_such_signal"}"#).unwrap_err().to_string();
         let variants =
             refused.split("expected one of").nth(1).unwrap_or_default().split('`').skip(1).step_by(2).count();
-        assert_eq!(variants, 12, "a new signal needs its JSON pinned above: {refused}");
+        assert_eq!(variants, 13, "a new signal needs its JSON pinned above: {refused}");
     }
 }

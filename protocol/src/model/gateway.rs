@@ -196,6 +196,11 @@ pub enum ServerFrame {
     ChannelChanged {
         channel_id: Uuid,
     },
+    /// Someone joined or left the community, was kicked or banned, or changed role: member lists
+    /// shown from it are read again. (Who and what is not said: the list says it.)
+    MembersChanged {
+        community_id: Uuid,
+    },
     /// The connection fell behind on this channel: fetch what was missed, then carry on.
     Resync {
         channel_id: Uuid,

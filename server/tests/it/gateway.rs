@@ -272,6 +272,53 @@ on_both_backends! {
         o.recv_where(|f| matches!(f, ServerFrame::ChannelAdded { .. }).then_some(())).await;
     }
 
+    // Member panels follow the community: its members' sockets hear of every join, leave, kick,
+    // ban and role change (that something changed, not what); a stranger's socket and the
+    // socket of someone removed hear nothing of it.
+    async fn members_hear_when_the_member_list_changes(db: TestDb) {
+        let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
+        let (club, _, [owner, bob, eve]) = people(&server.state).await;
+        let carol = new_user(&server.state.db, "carol").await;
+        let (mut o, _) = Ws::connect(server.addr, &cookies_for(&server.state, owner.id).await, None, vec![]).await;
+        let (mut b, _) = Ws::connect(server.addr, &cookies_for(&server.state, bob.id).await, None, vec![]).await;
+        let (mut e, _) = Ws::connect(server.addr, &cookies_for(&server.state, eve.id).await, None, vec![]).await;
+        let changed = |f: ServerFrame| match f {
+            ServerFrame::MembersChanged { community_id } => Some(community_id),
+            _ => None,
+        };
+        let mut owner_http = client_for(&server, owner.id).await;
+        let club_id = club.to_string();
+
+        // Carol joins: both members hear it; eve, a stranger, does not.
+        let invite = spaces::create_invite(&server.state, owner.id, club, None, None).await.unwrap();
+        let mut carol_http = client_for(&server, carol.id).await;
+        assert_eq!(carol_http.call("communities/join", &[("code", &invite.code)]).await.status, 200);
+        assert_eq!(o.recv_where(changed).await, club);
+        assert_eq!(b.recv_where(changed).await, club);
+        // A new role.
+        let reply = owner_http
+            .call("communities/set_role", &[("community_id", &club_id), ("user_id", &carol.id.to_string()), ("role", "moderator")])
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(o.recv_where(changed).await, club);
+        assert_eq!(b.recv_where(changed).await, club);
+        // Bob is kicked: the owner hears it; bob's socket no longer hears of the club.
+        let reply = owner_http.call("communities/kick", &[("community_id", &club_id), ("user_id", &bob.id.to_string())]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(o.recv_where(changed).await, club);
+        b.recv_where(|f| matches!(f, ServerFrame::ChannelRemoved { .. }).then_some(())).await;
+        // Carol leaves, then is banned (a stranger by then).
+        assert_eq!(carol_http.call("communities/leave", &[("community_id", &club_id)]).await.status, 200);
+        assert_eq!(o.recv_where(changed).await, club);
+        let reply = owner_http.call("communities/ban", &[("community_id", &club_id), ("user_id", &carol.id.to_string())]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(o.recv_where(changed).await, club);
+
+        let heard = |frames: Vec<ServerFrame>| frames.into_iter().filter_map(changed).collect::<Vec<_>>();
+        assert_eq!(heard(b.during(QUIET).await), Vec::<Uuid>::new(), "the kicked socket heard of the club");
+        assert_eq!(heard(e.during(QUIET).await), Vec::<Uuid>::new(), "a stranger's socket heard of the club");
+    }
+
     async fn sessions_that_end_close_their_sockets(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
         let (_, _, [owner, bob, eve]) = people(&server.state).await;
