@@ -187,6 +187,36 @@ async fn three_people_talk_end_to_end_encrypted() {
         let kept = find(&a, "[data-testid=composer]").await.prop("value").await.unwrap();
         assert_eq!(kept.as_deref(), Some("canary-mike while offline"));
         network(&a, false, 0).await;
+
+        // A message over the size limit is refused in the composer, with its length and the limit
+        // said; nothing is sent and nothing typed is lost (it once failed with "expected value at
+        // line 1 column 1").
+        let long = format!("canary-oscar {}", "x".repeat(80_000));
+        let set: Value = a
+            .execute(
+                "const t = document.querySelector('[data-testid=composer]'); t.value = arguments[0]; \
+                 t.dispatchEvent(new Event('input', { bubbles: true })); return t.value.length;",
+                vec![json!(long)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(set, json!(long.len()));
+        wait_contains(&a, "[data-testid=length-warning]", "at most 40.0 KB").await;
+        composer_ready(&a).await.send_keys(ENTER).await.unwrap();
+        wait_contains(&a, "[data-testid=send-error]", "Too long to send: 80.0 KB of text").await;
+        let kept = find(&a, "[data-testid=composer]").await.prop("value").await.unwrap().unwrap_or_default();
+        assert_eq!(kept.len(), long.len(), "the text stays in the composer");
+        a.execute(
+            "const t = document.querySelector('[data-testid=composer]'); t.value = ''; \
+             t.dispatchEvent(new Event('input', { bubbles: true }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert!(texts(&a, "[data-testid=length-warning]").await.iter().all(|t| t.is_empty()));
+        say(&a, "canary-papa after the long one").await;
+        wait_contains(&b, "[data-testid=message-body]", "canary-papa after the long one").await;
+        assert!(!bodies(&b).await.iter().any(|t| t.contains("canary-oscar")), "the long message was never sent");
     })
     .await;
     for browser in [alice, bob, carol] {

@@ -539,6 +539,10 @@ async fn encrypt(rt: &Runtime, plaintext: ChannelPlaintext) -> Result<String, Ch
         .await
         .map_err(ChatError::crypto)?
         .map_err(ChatError::crypto)?;
+    // The server would refuse it: say so here, with nothing sent (the caller keeps the text).
+    if sealed.0.len() > crate::model::messages::MAX_CIPHERTEXT {
+        return Err(ChatError::Refused("This message is too long once encrypted: shorten it.".into()));
+    }
     Ok(sealed.to_base64())
 }
 

@@ -6,6 +6,10 @@ use uuid::Uuid;
 
 /// The largest ciphertext a message may carry.
 pub const MAX_CIPHERTEXT: usize = 64 * 1024;
+/// The longest message text a client sends (UTF-8 bytes). Encrypted, wrapped and base64-encoded in
+/// its envelope, ordinary text of this length stays under `MAX_CIPHERTEXT`; the sealed size is
+/// checked again before sending (text that is mostly escapes can grow more).
+pub const MAX_TEXT_BYTES: usize = 40_000;
 /// History page sizes.
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 100;

@@ -3,6 +3,7 @@
 use super::timeline::name_of;
 use crate::chat::{Chat, act};
 use crate::components::style::{PRIMARY, SMALL};
+use crate::model::messages::MAX_TEXT_BYTES;
 use leptos::prelude::*;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -29,9 +30,15 @@ pub(super) fn Composer(
     let error = RwSignal::new(None::<String>);
     let ready = move || matches!(chat.device.get(), Some(Ok(_)));
     let removed = Signal::derive(move || timeline.with(|t| t.removed));
+    let too_long = move || draft.with(|d| d.len() > MAX_TEXT_BYTES);
     let submit = move || {
         let body = draft.get_untracked();
         if body.trim().is_empty() {
+            return;
+        }
+        if body.len() > MAX_TEXT_BYTES {
+            // Refused here, before anything is encrypted or sent; the text stays in the box.
+            error.set(Some(too_long_message(body.len())));
             return;
         }
         draft.set(String::new());
@@ -91,6 +98,8 @@ pub(super) fn Composer(
                     }
                 }
                 disabled=move || !ready() || removed.get()
+                aria-invalid=move || too_long().then_some("true")
+                aria-describedby="composer-length"
                 prop:value=move || draft.get()
                 on:input=move |ev| {
                     draft.set(event_target_value(&ev));
@@ -107,6 +116,14 @@ pub(super) fn Composer(
                 "Send"
             </button>
         </form>
+        <p
+            id="composer-length"
+            class="px-4 pb-1 text-sm text-red-700 dark:text-red-300"
+            data-testid="length-warning"
+            hidden=move || !too_long()
+        >
+            {move || too_long().then(|| too_long_message(draft.with(String::len)))}
+        </p>
         {move || {
             error
                 .get()
@@ -124,4 +141,21 @@ pub(super) fn Composer(
         }}
     }
     .into_any()
+}
+
+/// What the composer says of a text over `MAX_TEXT_BYTES`: how long it is and the most it may be.
+fn too_long_message(bytes: usize) -> String {
+    let kb = |b: usize| format!("{:.1} KB", b as f64 / 1000.0);
+    format!("Too long to send: {} of text, at most {}. Shorten it or split it in parts.", kb(bytes), kb(MAX_TEXT_BYTES))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_overlong_message_says_its_length_and_the_limit() {
+        assert_eq!(
+            super::too_long_message(80_000),
+            "Too long to send: 80.0 KB of text, at most 40.0 KB. Shorten it or split it in parts."
+        );
+    }
 }
