@@ -358,10 +358,7 @@ impl Connection {
                     }
                 };
                 if let Some(text) = text {
-                    let Ok(text) = Utf8Bytes::try_from(text) else {
-                        return Err(End::Refused("a frame that is not UTF-8"));
-                    };
-                    self.socket.feed(Message::Text(text)).await.map_err(|_| End::Socket)?;
+                    self.socket.feed(json_message(text)?).await.map_err(|_| End::Socket)?;
                 }
                 written += 1;
                 if written < WRITE_BATCH {
@@ -553,8 +550,7 @@ impl Connection {
     /// A frame the hub serialised (shared by every recipient, not copied), buffered: it goes out
     /// with the next flush (`send`, `flush`), or once the buffer is full.
     async fn write_json(&mut self, text: axum::body::Bytes) -> Result<(), End> {
-        let Ok(text) = Utf8Bytes::try_from(text) else { return Err(End::Refused("a frame that is not UTF-8")) };
-        in_time(self.socket.feed(Message::Text(text))).await
+        in_time(self.socket.feed(json_message(text)?)).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
@@ -568,6 +564,11 @@ impl Drop for Connection {
         // then left to the next presence change: a panic is already a bug to fix).
         let _ = self.state.realtime.hub.unregister(self.id);
     }
+}
+
+/// A frame the hub serialised, as a text message (its bytes shared, not copied).
+fn json_message(text: axum::body::Bytes) -> Result<Message, End> {
+    Utf8Bytes::try_from(text).map(Message::Text).map_err(|_| End::Refused("a frame that is not UTF-8"))
 }
 
 fn error(code: ErrorCode, message: String, client_txn: Option<String>) -> ServerFrame {
