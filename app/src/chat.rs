@@ -6,7 +6,7 @@ use crate::{
     error::AppError,
     model::{
         gateway::Presence,
-        messages::{Envelope, Unread},
+        messages::{Envelope, MAX_DISTINCT_REACTIONS, MessageKind, Unread},
     },
 };
 use leptos::prelude::*;
@@ -109,6 +109,8 @@ pub struct Line {
     pub edited: bool,
     pub deleted: bool,
     pub reply_to: Option<Uuid>,
+    /// For a reaction (its `body` is the emoji): the message it answers.
+    pub reacts_to: Option<Uuid>,
     /// The text, or why it cannot be read. Never ciphertext.
     pub body: Result<String, Unreadable>,
     pub lock: Lock,
@@ -120,6 +122,7 @@ pub struct Line {
 impl Line {
     /// A message as shown after trying to open its envelope.
     pub fn new(envelope: &Envelope, deleted: bool, opened: Result<(String, bool), Unreadable>) -> Self {
+        let reaction = envelope.kind == MessageKind::Reaction;
         let lock = match &opened {
             _ if deleted => Lock::Encrypted,
             Ok((_, true)) => Lock::Verified,
@@ -133,7 +136,8 @@ impl Line {
             created_at: envelope.created_at.clone(),
             edited: envelope.edited_at.is_some(),
             deleted,
-            reply_to: envelope.reply_to,
+            reply_to: if reaction { None } else { envelope.reply_to },
+            reacts_to: if reaction { envelope.reply_to } else { None },
             body: if deleted { Ok(String::new()) } else { opened.map(|(body, _)| body) },
             lock,
             sender_key: None,
@@ -155,13 +159,28 @@ pub struct Timeline {
     pub loading: bool,
     /// The highest event sequence number seen: where a reconnect resumes.
     pub last_seq: i64,
-    /// The read cursor when the channel was opened: the "new messages" divider goes after it.
+    /// The read cursor when the channel was last opened: the "new messages" divider goes after it.
     pub read_seq: Option<i64>,
+    /// The newest message when the channel was last opened: what arrives while the person is
+    /// looking is not marked new.
+    pub opened_seq: i64,
     /// The user can no longer read this channel (left, kicked, banned).
     pub removed: bool,
     pub error: Option<String>,
     /// Messages whose room key has not arrived yet: tried again when keys come in.
     pub undecrypted: BTreeMap<i64, Envelope>,
+    /// Reactions (opened) to the loaded messages, by the sequence number that created each.
+    pub reactions: BTreeMap<i64, Line>,
+}
+
+/// One kind of reaction on a message, as its chip shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chip {
+    pub emoji: String,
+    /// Who reacted so, in the order they did (each once).
+    pub people: Vec<Uuid>,
+    /// My reaction of this kind (to remove it), if I gave one.
+    pub mine: Option<Uuid>,
 }
 
 /// Where the keys of my own messages still on their way begin in [`Timeline::lines`]: above any
@@ -169,6 +188,37 @@ pub struct Timeline {
 pub const PENDING_FROM: i64 = i64::MAX / 2;
 
 impl Timeline {
+    /// Whether the "new messages" divider goes above this message: it came from someone else
+    /// while the person was away (after their read cursor, before they opened the channel).
+    pub fn arrived_while_away(&self, line: &Line, me: Uuid) -> bool {
+        line.sender != me && self.read_seq.is_some_and(|r| line.seq > r) && line.seq <= self.opened_seq
+    }
+
+    /// The reactions to a message, one chip per kind in the order each kind was first given; at
+    /// most [`MAX_DISTINCT_REACTIONS`] kinds (later kinds are ignored, on every device alike).
+    pub fn chips(&self, message: Uuid, me: Uuid) -> Vec<Chip> {
+        let mut chips: Vec<Chip> = vec![];
+        for r in self.reactions.values().filter(|r| r.reacts_to == Some(message) && !r.deleted) {
+            let Ok(emoji) = &r.body else { continue };
+            let at = match chips.iter().position(|c| &c.emoji == emoji) {
+                Some(at) => at,
+                None if chips.len() < MAX_DISTINCT_REACTIONS => {
+                    chips.push(Chip { emoji: emoji.clone(), people: vec![], mine: None });
+                    chips.len() - 1
+                }
+                None => continue,
+            };
+            let chip = &mut chips[at];
+            if !chip.people.contains(&r.sender) {
+                chip.people.push(r.sender);
+            }
+            if r.sender == me && chip.mine.is_none() {
+                chip.mine = Some(r.id);
+            }
+        }
+        chips
+    }
+
     /// The oldest message the server has (not one on its way).
     pub fn oldest_seq(&self) -> Option<i64> {
         self.lines.range(..PENDING_FROM).next().map(|(seq, _)| *seq)
@@ -312,6 +362,8 @@ pub struct Chat {
     pub navigated: StoredValue<bool>,
     /// The key backup's state.
     pub backup: RwSignal<Backup>,
+    /// Timelines in the compact layout (one line per message, no avatars): this browser's choice.
+    pub compact: RwSignal<bool>,
 }
 
 impl Default for Chat {
@@ -334,6 +386,7 @@ impl Default for Chat {
             drafts: StoredValue::new(HashMap::new()),
             navigated: StoredValue::new(false),
             backup: RwSignal::new(Backup::Unknown),
+            compact: RwSignal::new(false),
         }
     }
 }
@@ -368,29 +421,13 @@ impl Chat {
     }
 }
 
-/// The calendar day and the time of day of an RFC 3339 timestamp, in the browser's time zone
-/// (UTC on the server, which never renders message times).
-pub fn day_and_time(rfc3339: &str) -> (String, String) {
-    #[cfg(all(target_arch = "wasm32", feature = "hydrate"))]
-    {
-        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(rfc3339));
-        if !date.get_time().is_nan() {
-            let day = format!("{:04}-{:02}-{:02}", date.get_full_year(), date.get_month() + 1, date.get_date());
-            return (day, format!("{:02}:{:02}", date.get_hours(), date.get_minutes()));
-        }
-    }
-    let day = rfc3339.get(..10).unwrap_or_default().to_owned();
-    let time = rfc3339.get(11..16).unwrap_or_default().to_owned();
-    (day, time)
-}
-
 /// Whether two messages are shown as one group (same author, same day, less than 5 minutes apart).
 pub fn same_group(prev: &Line, next: &Line) -> bool {
     if prev.sender != next.sender {
         return false;
     }
     let minutes = |l: &Line| {
-        let (day, time) = day_and_time(&l.created_at);
+        let (day, time) = crate::dates::day_and_time(&l.created_at);
         let hm: Vec<i64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
         (day, hm.first().copied().unwrap_or(0) * 60 + hm.get(1).copied().unwrap_or(0))
     };
@@ -405,7 +442,8 @@ pub mod act {
     pub use crate::client::{
         accept_key,
         backup::{restore_backup, turn_off as turn_off_backup, turn_on as turn_on_backup},
-        close_channel, delete, edit, history_setting, load_older, open_channel, send, start_new_device, typing,
+        close_channel, delete, edit, history_setting, load_older, open_channel, react, send, set_compact,
+        start_new_device, typing,
         verification::{
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
             decline as decline_verification, start as start_verification, start_device as verify_device,
@@ -422,6 +460,7 @@ pub mod act {
         pub fn load_older(_: Uuid) {}
         pub fn typing(_: Uuid) {}
         pub fn history_setting(_: Uuid, _: bool) {}
+        pub fn set_compact(_: bool) {}
         pub async fn start_new_device() -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
         }
@@ -441,6 +480,9 @@ pub mod act {
             Err(BROWSER_ONLY)
         }
         pub async fn delete(_: Uuid, _: Uuid) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn react(_: Uuid, _: Uuid, _: String) -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
         }
         pub async fn start_verification(_: Uuid) -> Result<(), ChatError> {
@@ -484,10 +526,36 @@ mod tests {
             edited: false,
             deleted: false,
             reply_to: None,
+            reacts_to: None,
             body: Ok("x".into()),
             lock: Lock::Encrypted,
             sender_key: None,
         }
+    }
+
+    #[test]
+    fn reactions_become_chips_by_kind_with_a_bound() {
+        let (me, bob, message) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut t = Timeline::default();
+        let mut react = |seq: i64, sender: Uuid, emoji: &str, to: Uuid| {
+            let r = Line { seq, reacts_to: Some(to), body: Ok(emoji.into()), ..line(sender, "2026-12-07T10:00:00Z") };
+            t.reactions.insert(seq, r.clone());
+            r.id
+        };
+        react(1, bob, "👍", message);
+        let mine = react(2, me, "👍", message);
+        react(3, bob, "👍", message); // the same person twice counts once
+        react(4, bob, "🎉", message);
+        react(5, bob, "🙂", Uuid::new_v4()); // another message
+        for (i, emoji) in (0..30).map(|i| (10 + i, format!("e{i}"))) {
+            react(i, bob, &emoji, message);
+        }
+        let chips = t.chips(message, me);
+        assert_eq!(chips.len(), MAX_DISTINCT_REACTIONS);
+        assert_eq!(chips[0], Chip { emoji: "👍".into(), people: vec![bob, me], mine: Some(mine) });
+        assert_eq!(chips[1].emoji, "🎉");
+        assert_eq!(chips.last().unwrap().emoji, "e17", "the first 20 kinds, in order");
+        assert!(t.chips(Uuid::new_v4(), me).is_empty());
     }
 
     #[test]
@@ -498,7 +566,20 @@ mod tests {
         assert!(!same_group(&first, &line(a, "2026-11-25T10:05:00Z")));
         assert!(!same_group(&first, &line(b, "2026-11-25T10:01:00Z")));
         assert!(!same_group(&first, &line(a, "2026-11-26T10:00:00Z")));
-        assert_eq!(day_and_time("2026-11-25T10:04:59.123Z"), ("2026-11-25".into(), "10:04".into()));
+    }
+
+    #[test]
+    fn only_what_came_while_away_is_marked_new() {
+        let (me, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let at = |seq: i64, sender: Uuid| Line { seq, ..line(sender, "2026-11-25T10:00:00Z") };
+        let t = Timeline { read_seq: Some(10), opened_seq: 14, ..Timeline::default() };
+        assert!(!t.arrived_while_away(&at(10, other), me), "already read");
+        assert!(t.arrived_while_away(&at(11, other), me));
+        assert!(t.arrived_while_away(&at(14, other), me));
+        assert!(!t.arrived_while_away(&at(15, other), me), "arrived while looking");
+        assert!(!t.arrived_while_away(&at(12, me), me), "my own");
+        let unknown = Timeline { read_seq: None, opened_seq: 14, ..Timeline::default() };
+        assert!(!unknown.arrived_while_away(&at(12, other), me), "no cursor known yet");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod client;
 pub mod components;
 #[cfg(feature = "e2ee")]
 pub mod crypto;
+pub mod dates;
 pub mod pages;
 pub mod routes;
 #[cfg(feature = "ssr")]

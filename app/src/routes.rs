@@ -53,7 +53,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
     // Beside the bundle: under its versioned path when the server has one (content-addressed).
     let css = format!("/{}/{OUTPUT_NAME}.css", options.site_pkg_dir);
-    let plain = use_context::<axum::http::request::Parts>().is_some_and(|parts| is_plain_page(parts.uri.path()));
+    // The front page is plain too for a visitor without a session (it shows what the server is).
+    let plain = use_context::<axum::http::request::Parts>().is_some_and(|parts| {
+        is_plain_page(parts.uri.path()) || (parts.uri.path() == "/" && crate::web::session(&parts).is_none())
+    });
     let scripts = if plain {
         view! { <script nonce=nonce.map(|n| n.to_string()) inner_html=PLAIN_PAGE_SCRIPT></script> }.into_any()
     } else {
@@ -78,15 +81,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The tab's title: the page, the app, and how many messages are unread (if any).
+pub fn title_text(page: &str, unread: u64) -> String {
+    let count = match unread {
+        0 => String::new(),
+        1..=99 => format!("({unread}) "),
+        _ => "(99+) ".to_owned(),
+    };
+    if page.is_empty() { format!("{count}Chatalot") } else { format!("{count}{page} · Chatalot") }
+}
+
 /// The application: every page, behind one router. Pages render fully on the server before the
 /// response is sent (`SsrMode::Async`), so forms and redirects work without JavaScript.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Title formatter=|page: String| {
-            if page.is_empty() { "Chatalot".to_owned() } else { format!("{page} · Chatalot") }
-        } />
+        <Title formatter=|page: String| title_text(&page, 0) />
         <Router>
             <Routes fallback=NotFound>
                 // The signed-in frame (sidebar, live connection) stays while its pages change.

@@ -17,13 +17,13 @@ use protocol::{
     error::AppError,
     model::messages::{
         ChannelEvent, Ciphertext, DEFAULT_PAGE, Envelope, EventKind, HistoryPage, MAX_CIPHERTEXT, MAX_PAGE,
-        MessageKind, Unread,
+        MAX_REACTIONS_PER_PERSON, MessageKind, Unread,
     },
 };
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use std::collections::HashMap;
@@ -144,9 +144,20 @@ async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send, per_m
     if let Some(original) = find_by_txn(db, actor, &input.client_txn).await? {
         return same_send(original, &input);
     }
+    // A reply quotes, and a reaction answers, a message of this channel (not a reaction); a
+    // reaction, a message that is still there.
+    let reaction = input.kind == MessageKind::Reaction;
+    if reaction && input.reply_to.is_none() {
+        return Err(AppError::invalid("reply_to", "must name the message a reaction answers").into());
+    }
     if let Some(reply_to) = input.reply_to {
         let target = message::Entity::find_by_id(reply_to).one(db).await?;
-        if target.is_none_or(|t| t.channel_id != input.channel_id) {
+        let fits = target.is_some_and(|t| {
+            t.channel_id == input.channel_id
+                && MessageKind::from_db(t.kind) != MessageKind::Reaction
+                && !(reaction && t.deleted_at.is_some())
+        });
+        if !fits {
             return Err(AppError::invalid("reply_to", "is not a message of this channel").into());
         }
     }
@@ -157,6 +168,24 @@ async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send, per_m
     let limit = Limit::new(format!("send:{actor}"), per_minute as i32, chrono::Duration::minutes(1));
     throttle::take(&txn, &[limit], now).await?;
     let seq = next_seq(&txn, input.channel_id).await?;
+    // Counted after taking the sequence number: concurrent reactions in the channel wait here
+    // for each other (the channel's row lock, or SQLite's write lock).
+    if let (true, Some(target)) = (reaction, input.reply_to) {
+        let mine = message::Entity::find()
+            .filter(message::Column::ReplyTo.eq(target))
+            .filter(message::Column::Kind.eq(MessageKind::Reaction.to_db()))
+            .filter(message::Column::SenderId.eq(actor))
+            .filter(message::Column::DeletedAt.is_null())
+            .count(&txn)
+            .await?;
+        if mine >= MAX_REACTIONS_PER_PERSON {
+            return Err(AppError::invalid(
+                "reply_to",
+                format!("already has {MAX_REACTIONS_PER_PERSON} of your reactions; remove one first"),
+            )
+            .into());
+        }
+    }
     let inserted = message::ActiveModel {
         id: Set(Uuid::now_v7()),
         channel_id: Set(input.channel_id),
@@ -214,6 +243,9 @@ pub async fn edit(core: &Core, actor: Uuid, message_id: Uuid, ciphertext: Cipher
         return Err(AppError::NotFound.into());
     }
     policy::may_edit_message(actor, m.sender_id)?;
+    if MessageKind::from_db(m.kind) == MessageKind::Reaction {
+        return Err(AppError::invalid("message_id", "is a reaction: remove it and react again").into());
+    }
     let now = Utc::now();
     let txn = crate::db::begin_write(db).await?;
     let seq = next_seq(&txn, m.channel_id).await?;
@@ -249,6 +281,15 @@ pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<
     let txn = crate::db::begin_write(db).await?;
     let seq = next_seq(&txn, m.channel_id).await?;
     message_edit::Entity::delete_many().filter(message_edit::Column::MessageId.eq(m.id)).exec(&txn).await?;
+    // Its reactions go with it (no client shows a reaction to a deleted message).
+    message::Entity::update_many()
+        .col_expr(message::Column::Ciphertext, Expr::value(Vec::<u8>::new()))
+        .col_expr(message::Column::DeletedAt, Expr::value(Utc::now()))
+        .filter(message::Column::ReplyTo.eq(m.id))
+        .filter(message::Column::Kind.eq(MessageKind::Reaction.to_db()))
+        .filter(message::Column::DeletedAt.is_null())
+        .exec(&txn)
+        .await?;
     let mut active: message::ActiveModel = m.into();
     active.ciphertext = Set(Vec::new());
     active.deleted_at = Set(Some(Utc::now()));
@@ -272,7 +313,8 @@ pub async fn history(
     let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let mut query = message::Entity::find()
         .filter(message::Column::ChannelId.eq(channel_id))
-        .filter(message::Column::DeletedAt.is_null());
+        .filter(message::Column::DeletedAt.is_null())
+        .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()));
     if let Some(before) = before_seq {
         query = query.filter(message::Column::Seq.lt(before));
     }
@@ -283,7 +325,27 @@ pub async fn history(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_before = if more { rows.last().map(|m| m.seq) } else { None };
-    Ok(HistoryPage { messages: rows.iter().map(envelope).collect(), next_before })
+    let reactions = reactions_to(db, channel_id, rows.iter().map(|m| m.id).collect()).await?;
+    Ok(HistoryPage { messages: rows.iter().map(envelope).collect(), reactions, next_before })
+}
+
+/// The reactions (not deleted) to these messages of a channel, oldest first: at most
+/// `MAX_REACTIONS_PER_PAGE`, a bound on a page's size whatever a crowd did.
+async fn reactions_to(db: &impl ConnectionTrait, channel_id: Uuid, messages: Vec<Uuid>) -> ServerResult<Vec<Envelope>> {
+    const MAX_REACTIONS_PER_PAGE: u64 = 5_000;
+    if messages.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows = message::Entity::find()
+        .filter(message::Column::ChannelId.eq(channel_id))
+        .filter(message::Column::Kind.eq(MessageKind::Reaction.to_db()))
+        .filter(message::Column::ReplyTo.is_in(messages))
+        .filter(message::Column::DeletedAt.is_null())
+        .order_by_asc(message::Column::Seq)
+        .limit(MAX_REACTIONS_PER_PAGE)
+        .all(db)
+        .await?;
+    Ok(rows.iter().map(envelope).collect())
 }
 
 /// Every event after `after_seq`, oldest first (at most `limit`): what a reconnecting client missed.
@@ -398,6 +460,7 @@ pub async fn unread_counts_in(db: &impl ConnectionTrait, actor: Uuid, channels: 
             .and_where(message::Column::Seq.gt(read(channel)))
             .and_where(message::Column::DeletedAt.is_null())
             .and_where(message::Column::SenderId.ne(actor))
+            .and_where(message::Column::Kind.ne(MessageKind::Reaction.to_db()))
             .to_owned()
     };
     let mut query = count(0, &channels[0]);

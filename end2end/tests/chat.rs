@@ -170,6 +170,11 @@ async fn three_people_talk_end_to_end_encrypted() {
         open_conversation(&c, "# general").await;
         open_conversation(&a, "# general").await;
         member_action(&a, "Carol", "kick").await;
+        // Nothing happens before Alice confirms.
+        find(&a, "[data-testid=confirm-kick]").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(texts(&c, "[data-testid=removed]").await.is_empty(), "kicked without confirmation");
+        member_action(&a, "Carol", "confirm-kick").await;
         // The open channel says so (then the sidebar drops it and the page says it is gone).
         find(&c, "[data-testid=removed], [data-testid=no-channel]").await;
         say(&a, "canary-juliet after the kick").await;

@@ -14,6 +14,7 @@ mod m20261126_000006_presence_suspension;
 mod m20261127_000007_key_backup;
 mod m20261127_000008_channel_history;
 mod m20261127_000009_cross_signing;
+mod m20261207_000010_reactions;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000007_key_backup::Migration),
             Box::new(m20261127_000008_channel_history::Migration),
             Box::new(m20261127_000009_cross_signing::Migration),
+            Box::new(m20261207_000010_reactions::Migration),
         ]
     }
 }

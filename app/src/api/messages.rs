@@ -33,7 +33,9 @@ pub async fn send_message(
     let (core, me) = actor().await?;
     let kind = match kind.as_str() {
         "" => MessageKind::Text,
-        other => MessageKind::parse(other).ok_or_else(|| AppError::invalid("kind", "must be text or file"))?,
+        other => {
+            MessageKind::parse(other).ok_or_else(|| AppError::invalid("kind", "must be text, file or reaction"))?
+        }
     };
     let input =
         messages::Send { channel_id, device, client_txn, kind, reply_to, ciphertext: ciphertext(&ciphertext_b64)? };

@@ -46,6 +46,10 @@ pub(super) async fn run(rt: Rc<Runtime>) {
         async move {
             while rt.is_current() {
                 sleep(1000).await;
+                // Signed out meanwhile: the state this reads is gone with the page.
+                if !rt.is_current() {
+                    break;
+                }
                 let now = now_ms();
                 if rt.chat.typing.with_untracked(|all| all.values().any(|m| m.values().any(|until| *until <= now))) {
                     rt.chat.typing.update(|all| all.values_mut().for_each(|m| m.retain(|_, until| *until > now)));

@@ -22,7 +22,7 @@ use crate::{
     },
     model::{
         gateway::ClientFrame,
-        messages::{Envelope, EventKind},
+        messages::{Envelope, EventKind, MessageKind},
     },
 };
 use futures::channel::mpsc::UnboundedSender;
@@ -90,6 +90,7 @@ pub(crate) fn trace(step: &str, started: f64) {
 /// Starts the runtime for the signed-in user of `chat` (once per signed-in layout).
 pub fn start(chat: Chat) {
     RUNTIME_USER.set(Some(chat.me.get_value()));
+    chat.compact.set(local_storage().and_then(|s| s.get_item(COMPACT_KEY).ok().flatten()).as_deref() == Some("1"));
     if desktop::available() {
         // The desktop app's tray shows the total unread count.
         Effect::new(move |_| {
@@ -242,6 +243,7 @@ impl Runtime {
                     edited: false,
                     deleted: false,
                     reply_to: None,
+                    reacts_to: None,
                     body: Err(Unreadable::Refused(e.to_string())),
                     lock: Lock::Failed,
                     sender_key: None,
@@ -289,6 +291,7 @@ impl Runtime {
             edited: false,
             deleted: false,
             reply_to,
+            reacts_to: None,
             body: Ok(body.to_owned()),
             lock: Lock::Sending,
             sender_key: None,
@@ -332,6 +335,15 @@ impl Runtime {
                         t.undecrypted.remove(&line.seq);
                     }
                 }
+                // A reaction goes with its message; one that was removed, or refused, goes.
+                if line.reacts_to.is_some() {
+                    if line.deleted || matches!(&line.body, Err(why) if !why.awaits_key()) {
+                        t.reactions.remove(&line.seq);
+                    } else {
+                        t.reactions.insert(line.seq, line);
+                    }
+                    continue;
+                }
                 // The server's copy of my message takes the place of the row shown while it was
                 // on its way. Arriving on the socket before the send returned, it is matched by
                 // text: sends go in order, so the first such row is its own.
@@ -357,7 +369,7 @@ impl Runtime {
         let mut fresh_from_others = 0;
         for e in &events {
             newest = newest.max(e.seq);
-            if e.kind == EventKind::Created && e.message.sender_id != me {
+            if e.kind == EventKind::Created && e.message.sender_id != me && e.message.kind != MessageKind::Reaction {
                 fresh_from_others += 1;
             }
         }
@@ -453,13 +465,36 @@ fn runtime() -> Result<Rc<Runtime>, ChatError> {
     current().ok_or(ChatError::NotReady("encryption is still starting in this browser; try again in a moment"))
 }
 
+/// Where this browser keeps its choice of the compact timeline.
+const COMPACT_KEY: &str = "chatalot.compact";
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
+/// Remembers in this browser whether timelines are compact (one line per message).
+pub fn set_compact(on: bool) {
+    if let Some(storage) = local_storage() {
+        let _ = if on { storage.set_item(COMPACT_KEY, "1") } else { storage.remove_item(COMPACT_KEY) };
+    }
+}
+
 /// Shows a channel: loads (and decrypts) its newest page the first time, marks it read.
 pub fn open_channel(channel_id: Uuid) {
     let Some(rt) = current() else { return };
     let timeline = rt.chat.timeline(channel_id);
     rt.chat.viewing.set(Some(channel_id));
     if timeline.with_untracked(|t| t.loaded || t.loading) {
+        // Back in a channel opened before: the divider marks what came while the person was away.
+        let read =
+            rt.chat.unread.with_untracked(|u| u.as_ref().and_then(|u| u.get(&channel_id)).map(|u| u.last_read_seq));
         let last = timeline.with_untracked(|t| t.last_seq);
+        timeline.update(|t| {
+            if let Some(read) = read {
+                t.read_seq = Some(read);
+            }
+            t.opened_seq = last;
+        });
         rt.mark_read(channel_id, last);
         return;
     }
@@ -473,7 +508,10 @@ pub fn open_channel(channel_id: Uuid) {
                 .and_then(|all| all.into_iter().find(|u| u.channel_id == channel_id).map(|u| u.last_read_seq)),
         };
         load_page(&rt, channel_id, None).await;
-        timeline.update(|t| t.read_seq = read_seq.or(Some(0)));
+        timeline.update(|t| {
+            t.read_seq = read_seq.or(Some(0));
+            t.opened_seq = t.last_seq;
+        });
         let last = timeline.with_untracked(|t| t.last_seq);
         if rt.chat.viewing.get_untracked() == Some(channel_id) {
             rt.mark_read(channel_id, last);
@@ -486,7 +524,7 @@ async fn load_page(rt: &Rc<Runtime>, channel_id: Uuid, before: Option<i64>) {
     match message_history(channel_id, before, None).await {
         Ok(page) => {
             let newest = page.messages.first().map_or(0, |m| m.seq);
-            let envelopes = page.messages.into_iter().map(|m| (m, false)).collect();
+            let envelopes = page.messages.into_iter().chain(page.reactions).map(|m| (m, false)).collect();
             let lines = rt.open_all(envelopes).await;
             let missing: Vec<&Envelope> = lines.iter().filter_map(|(_, retry)| retry.as_ref()).collect();
             rt.request_missing(channel_id, &missing);
@@ -580,7 +618,7 @@ async fn send_now(
     if let Some(before) = rt.last_send.replace(Some(turn)) {
         let _ = before.await;
     }
-    let plaintext = ChannelPlaintext { channel_id, body, edit_of: None, sent_at_ms: now_ms() as u64 };
+    let plaintext = ChannelPlaintext { channel_id, body, edit_of: None, react_to: None, sent_at_ms: now_ms() as u64 };
     let started = precise_ms();
     let sealed = encrypt(rt, plaintext).await?;
     trace("encrypt", started);
@@ -602,10 +640,32 @@ async fn send_now(
 /// Replaces a message's text (encrypted like a new message, naming the one it edits).
 pub async fn edit(channel_id: Uuid, message_id: Uuid, body: String) -> Result<(), ChatError> {
     let rt = runtime()?;
-    let plaintext = ChannelPlaintext { channel_id, body, edit_of: Some(message_id), sent_at_ms: now_ms() as u64 };
+    let plaintext =
+        ChannelPlaintext { channel_id, body, edit_of: Some(message_id), react_to: None, sent_at_ms: now_ms() as u64 };
     let sealed = encrypt(&rt, plaintext).await?;
     let event = edit_message(message_id, sealed).await?;
     rt.apply_events(channel_id, vec![event]).await;
+    Ok(())
+}
+
+/// Reacts to a message with an emoji (encrypted like a message, naming the one it answers).
+pub async fn react(channel_id: Uuid, message_id: Uuid, emoji: String) -> Result<(), ChatError> {
+    let rt = runtime()?;
+    let plaintext = ChannelPlaintext {
+        channel_id,
+        body: emoji,
+        edit_of: None,
+        react_to: Some(message_id),
+        sent_at_ms: now_ms() as u64,
+    };
+    let sealed = encrypt(&rt, plaintext).await?;
+    let txn = Uuid::new_v4().simple().to_string();
+    let device = rt.vault.device_id().to_owned();
+    let stored = send_message(channel_id, device, txn, "reaction".into(), Some(message_id), sealed).await?;
+    let lines = rt.open_all(vec![(stored, false)]).await;
+    rt.upsert(channel_id, lines, true);
+    // The reaction may have started a new session: into the key backup with it.
+    leptos::task::spawn_local(async move { backup::upload(&rt).await });
     Ok(())
 }
 

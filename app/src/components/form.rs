@@ -46,7 +46,7 @@ pub fn Field(
                 aria-invalid=move || message().is_some().then_some("true")
                 aria-describedby=error_id.clone()
             />
-            {(!hint.is_empty()).then(|| view! { <p class="text-xs text-slate-500 dark:text-slate-400">{hint}</p> })}
+            {(!hint.is_empty()).then(|| view! { <p class="text-xs text-slate-600 dark:text-slate-400">{hint}</p> })}
             <p id=error_id role="alert" class="min-h-0 text-sm text-red-600 dark:text-red-400" data-error-for=name>
                 {message}
             </p>
@@ -86,14 +86,14 @@ pub fn PasswordField(
                 <button
                     type="button"
                     data-toggle-for=name
-                    class="absolute inset-y-0 right-0 px-3 text-sm text-slate-500 hover:text-slate-800 dark:hover:text-slate-200"
+                    class="absolute inset-y-0 right-0 px-3 text-sm text-slate-600 dark:text-slate-400 hover:text-slate-800 dark:hover:text-slate-200"
                     aria-pressed=move || if shown.get() { "true" } else { "false" }
                     on:click=move |_| shown.update(|s| *s = !*s)
                 >
                     {move || if shown.get() { "Hide" } else { "Show" }}
                 </button>
             </div>
-            {(!hint.is_empty()).then(|| view! { <p class="text-xs text-slate-500 dark:text-slate-400">{hint}</p> })}
+            {(!hint.is_empty()).then(|| view! { <p class="text-xs text-slate-600 dark:text-slate-400">{hint}</p> })}
             <p id=error_id role="alert" class="text-sm text-red-600 dark:text-red-400" data-error-for=name>
                 {message}
             </p>

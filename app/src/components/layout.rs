@@ -12,7 +12,7 @@ pub fn AuthCard(title: &'static str, #[prop(optional)] subtitle: &'static str, c
                     <p class="text-2xl font-bold tracking-tight text-indigo-600 dark:text-indigo-400">"Chatalot"</p>
                     <h1 class="mt-2 text-xl font-semibold">{title}</h1>
                     {(!subtitle.is_empty())
-                        .then(|| view! { <p class="mt-1 text-sm text-slate-500 dark:text-slate-400">{subtitle}</p> })}
+                        .then(|| view! { <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">{subtitle}</p> })}
                 </div>
                 <div class="rounded-2xl border border-slate-200 bg-white p-6 shadow-sm dark:border-slate-800 dark:bg-slate-900">
                     {children()}

@@ -1,5 +1,6 @@
 //! Reusable pieces of UI.
 
+pub mod avatar;
 pub mod form;
 pub mod layout;
 pub mod sidebar;

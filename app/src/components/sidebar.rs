@@ -85,14 +85,14 @@ pub fn SpaceList(
 ) -> impl IntoView {
     view! {
         <Transition fallback=|| {
-            view! { <p class="px-4 py-2 text-sm text-slate-500">"Loading…"</p> }
+            view! { <p class="px-4 py-2 text-sm text-slate-600 dark:text-slate-400">"Loading…"</p> }
         }>
             {move || Suspend::new(async move {
                 let unread = unread.await.unwrap_or_default();
                 match spaces.await {
                     Ok(s) if s.communities.is_empty() && s.direct.is_empty() => {
                         view! {
-                            <p class="px-4 py-2 text-sm text-slate-500 dark:text-slate-400" data-testid="no-spaces">
+                            <p class="px-4 py-2 text-sm text-slate-600 dark:text-slate-400" data-testid="no-spaces">
                                 "You are not in any community yet. Join one with an invite code."
                             </p>
                         }
@@ -113,7 +113,7 @@ pub fn SpaceList(
                                                     .into_iter()
                                                     .map(|g| {
                                                         view! {
-                                                            <h3 class="mt-2 px-2 text-xs font-semibold uppercase tracking-wide text-slate-500 dark:text-slate-400">
+                                                            <h3 class="mt-2 px-2 text-xs font-semibold uppercase tracking-wide text-slate-600 dark:text-slate-400">
                                                                 {g.name.clone()}{g.private.then_some(" · private")}
                                                             </h3>
                                                             <ul>

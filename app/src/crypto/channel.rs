@@ -48,6 +48,10 @@ pub struct ChannelPlaintext {
     /// For an edit: the message it replaces.
     #[serde(default)]
     pub edit_of: Option<Uuid>,
+    /// For a reaction (`body` is the emoji): the message it answers. Checked on receipt against
+    /// the envelope, so the server can neither move a reaction nor pass a message off as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub react_to: Option<Uuid>,
     pub sent_at_ms: u64,
 }
 

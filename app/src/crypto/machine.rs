@@ -12,7 +12,7 @@ use super::{
     trust::{Seen, Trust},
 };
 use crate::model::keys::{ClaimedKey, CrossSigning, DeviceKeys, OutgoingToDevice, ToDeviceMessage};
-use crate::model::messages::{Ciphertext, Envelope};
+use crate::model::messages::{Ciphertext, Envelope, MessageKind};
 use std::future::Future;
 use uuid::Uuid;
 
@@ -433,6 +433,15 @@ pub struct Opened {
 pub fn check_envelope(decrypted: &Decrypted, envelope: &Envelope) -> CryptoResult<()> {
     if decrypted.sender.user != envelope.sender_id {
         return Err(CryptoError::WrongSender("the author is someone else"));
+    }
+    // A reaction names its message inside the ciphertext too; anything else names none.
+    let reacts_to = if envelope.kind == MessageKind::Reaction {
+        Some(envelope.reply_to.ok_or(CryptoError::Malformed("a reaction to no message".into()))?)
+    } else {
+        None
+    };
+    if decrypted.plaintext.react_to != reacts_to {
+        return Err(CryptoError::Malformed("a reaction moved, or a message passed off as a reaction".into()));
     }
     match decrypted.plaintext.edit_of {
         None if decrypted.sender.device_id != envelope.sender_device => {

@@ -74,7 +74,7 @@ fn share(from: &mut Person, to: &mut Person, keys: Vec<(VerifiedDevice, ToDevice
 }
 
 fn text(channel_id: Uuid, body: &str) -> ChannelPlaintext {
-    ChannelPlaintext { channel_id, body: body.into(), edit_of: None, sent_at_ms: 1 }
+    ChannelPlaintext { channel_id, body: body.into(), edit_of: None, react_to: None, sent_at_ms: 1 }
 }
 
 #[test]
@@ -224,6 +224,37 @@ fn envelopes_must_agree_with_the_ciphertext_about_author_and_edits() {
     let moved = Envelope { id: Uuid::new_v4(), ..envelope(edit.clone(), &alice) };
     let got = bob.channels.decrypt(channel, moved.id, &edit).unwrap();
     assert!(matches!(check_envelope(&got, &moved), Err(CryptoError::Malformed(_))));
+    // A reaction to message `id`: accepted as such; moved to another message, relabelled as a
+    // message, or a message relabelled as a reaction: refused.
+    let reaction = ChannelPlaintext { react_to: Some(id), ..text(channel, "👍") };
+    let sealed = alice.channels.encrypt(&alice.device, &reaction).unwrap();
+    let reaction_id = Uuid::new_v4();
+    let as_sent = Envelope {
+        id: reaction_id,
+        kind: MessageKind::Reaction,
+        reply_to: Some(id),
+        ..envelope(sealed.clone(), &alice)
+    };
+    let got = bob.channels.decrypt(channel, reaction_id, &sealed).unwrap();
+    check_envelope(&got, &as_sent).unwrap();
+    for lie in [
+        Envelope { reply_to: Some(Uuid::new_v4()), ..as_sent.clone() },
+        Envelope { kind: MessageKind::Text, ..as_sent.clone() },
+        Envelope { kind: MessageKind::Text, reply_to: None, ..as_sent.clone() },
+        Envelope { reply_to: None, ..as_sent.clone() },
+    ] {
+        assert!(
+            matches!(check_envelope(&got, &lie), Err(CryptoError::Malformed(_))),
+            "{:?} {:?}",
+            lie.kind,
+            lie.reply_to
+        );
+    }
+    let message = alice.channels.encrypt(&alice.device, &text(channel, "👍")).unwrap();
+    let got = bob.channels.decrypt(channel, id, &message).unwrap();
+    let passed_off =
+        Envelope { kind: MessageKind::Reaction, reply_to: Some(Uuid::new_v4()), ..envelope(message, &alice) };
+    assert!(matches!(check_envelope(&got, &passed_off), Err(CryptoError::Malformed(_))));
 }
 
 #[test]

@@ -101,7 +101,7 @@ fn OwnDevices() -> impl IntoView {
                                         <span class="min-w-0">
                                             <span class="font-mono">{d.device_id.clone()}</span>
                                             {mine.then_some(" (this browser)")}
-                                            <span class="block truncate font-mono text-xs text-slate-500">
+                                            <span class="block truncate font-mono text-xs text-slate-600 dark:text-slate-400">
                                                 {format!("key {key}")}
                                             </span>
                                         </span>
@@ -171,7 +171,8 @@ fn InvitePanel(create: ServerAction<CreateInvite>, invites: Resource<Result<Vec<
                 {move || Suspend::new(async move {
                     match invites.await {
                         Ok(list) if list.is_empty() => {
-                            view! { <p class="mt-4 text-sm text-slate-500">"No invites yet."</p> }.into_any()
+                            view! { <p class="mt-4 text-sm text-slate-600 dark:text-slate-400">"No invites yet."</p> }
+                                .into_any()
                         }
                         Ok(list) => {
                             view! {
@@ -187,7 +188,7 @@ fn InvitePanel(create: ServerAction<CreateInvite>, invites: Resource<Result<Vec<
                                                     <code class="font-mono" data-testid="invite-code">
                                                         {i.code}
                                                     </code>
-                                                    <span class="text-slate-500">
+                                                    <span class="text-slate-600 dark:text-slate-400">
                                                         {format!(
                                                             "{} used{}",
                                                             i.uses,

@@ -64,7 +64,11 @@ pub fn KeyBackupPanel() -> impl IntoView {
     };
     let state = move || {
         match chat.backup.get() {
-        Backup::Unknown => view! { <p class="text-sm text-slate-500">"Key backup is checked once encryption has started in this browser."</p> }
+        Backup::Unknown => view! {
+            <p class="text-sm text-slate-600 dark:text-slate-400">
+                "Key backup is checked once encryption has started in this browser."
+            </p>
+        }
         .into_any(),
         Backup::Off => view! {
             <p class="text-sm">

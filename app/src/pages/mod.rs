@@ -3,6 +3,7 @@
 pub mod channel;
 pub mod home;
 pub mod key_backup;
+pub mod landing;
 pub mod login;
 pub mod not_found;
 pub mod recover;

@@ -24,6 +24,7 @@ use crate::{
     },
 };
 use leptos::{form::ActionForm, prelude::*};
+use leptos_meta::Title;
 use leptos_router::{components::Outlet, components::Redirect, hooks::use_location};
 use uuid::Uuid;
 
@@ -66,10 +67,10 @@ pub fn SignedIn() -> impl IntoView {
     let changed = move || (join.version().get(), create.version().get(), chat.spaces_changed.get());
     let spaces = Resource::new(changed, |_| list_my_spaces());
     let unread = Resource::new(changed, |_| unread_counts());
-    let location = use_location();
+    let path = use_location().pathname;
     let members_changed = chat.members_changed;
     let members = Resource::new(
-        move || (location.pathname.with(|p| channel_in_path(p)), members_changed.get(), chat.spaces_changed.get()),
+        move || (path.with(|p| channel_in_path(p)), members_changed.get(), chat.spaces_changed.get()),
         |(channel, _, _)| async move {
             match channel {
                 Some(id) => channel_member_list(id).await.map(|list| Some((id, list))),
@@ -109,6 +110,11 @@ pub fn SignedIn() -> impl IntoView {
                             members_changed,
                         };
                         view! { <Shell data join create /> }.into_any()
+                    }
+                    Ok(None) if path.get_untracked() == "/" => {
+                        // A visitor of the front page learns what this server is; elsewhere, sign in first.
+                        view! { <super::landing::Landing /> }
+                            .into_any()
                     }
                     Ok(None) => view! { <Redirect path="/login" /> }.into_any(),
                     Err(e) => {
@@ -152,7 +158,31 @@ fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerActio
     });
     let logout = ServerAction::<Logout>::new();
     let is_manager = me.is_owner || me.is_admin;
+    // The tab's title counts unread messages, so a tab in the background says when something came.
+    let unread_total = move || chat.unread.with(|u| u.as_ref().map_or(0, |u| u.values().map(|u| u.count).sum::<u64>()));
+    let here = use_location().pathname;
+    let in_channel = move || here.with(|p| channel_in_path(p).is_some());
+    // Keyboard users skip the sidebar: to the message box in a conversation, else to the page.
+    let skip = move |ev: leptos::ev::MouseEvent| {
+        use leptos::wasm_bindgen::JsCast;
+        let target = if in_channel() { "composer" } else { "main" };
+        if let Some(el) =
+            document().get_element_by_id(target).and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+        {
+            ev.prevent_default();
+            let _ = el.focus();
+        }
+    };
     view! {
+        <Title formatter=move |page: String| crate::routes::title_text(&page, unread_total()) />
+        <a
+            href=move || if in_channel() { "#composer" } else { "#main" }
+            class="sr-only focus:not-sr-only focus:absolute focus:left-2 focus:top-2 focus:z-50 focus:rounded-md focus:bg-white focus:px-3 focus:py-2 focus:font-semibold focus:text-indigo-700 focus:shadow-lg focus:outline-none focus:ring-2 focus:ring-indigo-500 dark:focus:bg-slate-900 dark:focus:text-indigo-300"
+            data-testid="skip-link"
+            on:click=skip
+        >
+            {move || if in_channel() { "Skip to the message box" } else { "Skip to the content" }}
+        </a>
         <div class="flex h-screen flex-col md:flex-row" data-testid="app-shell">
             // Top bar on small screens; the menu button needs the hydrated app.
             <header class="flex items-center justify-between border-b border-slate-200 bg-white px-4 py-2 md:hidden dark:border-slate-800 dark:bg-slate-900">
@@ -192,7 +222,7 @@ fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerActio
                         <p class="truncate text-sm font-semibold" data-testid="display-name">
                             {me.display_name.clone()}
                         </p>
-                        <p class="truncate text-xs text-slate-500 dark:text-slate-400">"@"{me.username.clone()}</p>
+                        <p class="truncate text-xs text-slate-600 dark:text-slate-400">"@"{me.username.clone()}</p>
                         <ConnectionStatus />
                     </div>
                     <ActionForm action=logout attr:id="logout-form">
@@ -205,7 +235,7 @@ fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerActio
                     </ActionForm>
                 </div>
             </nav>
-            <div class="flex min-h-0 min-w-0 flex-1 flex-col">
+            <div id="main" tabindex="-1" class="flex min-h-0 min-w-0 flex-1 flex-col focus:outline-none">
                 <KeyWarnings />
                 <VerifyDialog />
                 <Outlet />
@@ -219,7 +249,7 @@ fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerActio
 fn ConnectionStatus() -> impl IntoView {
     let chat = expect_context::<Chat>();
     view! {
-        <p class="truncate text-xs text-slate-500 dark:text-slate-400" data-testid="connection" role="status">
+        <p class="truncate text-xs text-slate-600 dark:text-slate-400" data-testid="connection" role="status">
             {move || match chat.connection.get() {
                 Connection::Starting => "Starting…".to_owned(),
                 Connection::Connecting => "Connecting…".to_owned(),

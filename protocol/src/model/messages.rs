@@ -10,6 +10,11 @@ pub const MAX_CIPHERTEXT: usize = 64 * 1024;
 /// its envelope, ordinary text of this length stays under `MAX_CIPHERTEXT`; the sealed size is
 /// checked again before sending (text that is mostly escapes can grow more).
 pub const MAX_TEXT_BYTES: usize = 40_000;
+/// The most reactions one person keeps on one message (the server refuses more).
+pub const MAX_REACTIONS_PER_PERSON: u64 = 20;
+/// The most different reactions a message shows: clients count the first 20 kinds (in the order
+/// they were first given) and ignore the rest, the same on every device.
+pub const MAX_DISTINCT_REACTIONS: usize = 20;
 /// History page sizes.
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 100;
@@ -55,6 +60,9 @@ pub enum MessageKind {
     Text,
     /// An encrypted message about an encrypted file.
     File,
+    /// An encrypted reaction (an emoji) to the message named by `reply_to`. The server knows that
+    /// someone reacted to that message, never with what.
+    Reaction,
 }
 
 impl MessageKind {
@@ -62,17 +70,23 @@ impl MessageKind {
         match self {
             Self::Text => 0,
             Self::File => 1,
+            Self::Reaction => 2,
         }
     }
 
     pub fn from_db(v: i16) -> Self {
-        if v == 1 { Self::File } else { Self::Text }
+        match v {
+            1 => Self::File,
+            2 => Self::Reaction,
+            _ => Self::Text,
+        }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "text" => Some(Self::Text),
             "file" => Some(Self::File),
+            "reaction" => Some(Self::Reaction),
             _ => None,
         }
     }
@@ -124,7 +138,11 @@ pub struct Unread {
 /// A page of history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {
+    /// Messages (never reactions), newest first.
     pub messages: Vec<Envelope>,
+    /// The reactions (not deleted) to the messages of this page, oldest first.
+    #[serde(default)]
+    pub reactions: Vec<Envelope>,
     /// Pass as `before_seq` for the next (older) page; `None` at the beginning of the channel.
     pub next_before: Option<i64>,
 }

@@ -102,6 +102,59 @@ on_both_backends! {
         assert_eq!(messages::events_since(core, bob.id, general, 3, None).await.unwrap().len(), 2);
     }
 
+    async fn reactions_answer_messages_of_their_channel(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let core = &state;
+        let (_, general, [owner, ann, bob, eve]) = setup(core).await;
+        let target = messages::send(core, bob.id, send(general, "m1", b"message")).await.unwrap().message;
+        let react = |txn: &str, to: Option<Uuid>| messages::Send {
+            kind: MessageKind::Reaction,
+            reply_to: to,
+            ..send(general, txn, b"sealed emoji")
+        };
+        let first = messages::send(core, ann.id, react("r1", Some(target.id))).await.unwrap().message;
+        assert_eq!((first.kind, first.reply_to), (MessageKind::Reaction, Some(target.id)));
+        // A page holds messages; the reactions to them come beside, not in their place.
+        let page = messages::history(core, bob.id, general, None, None).await.unwrap();
+        assert_eq!(page.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [target.id]);
+        assert_eq!(page.reactions.iter().map(|m| m.id).collect::<Vec<_>>(), [first.id]);
+        // A reaction is no unread message.
+        let unread = messages::unread_counts(core, bob.id).await.unwrap();
+        assert_eq!(unread.iter().find(|u| u.channel_id == general).unwrap().count, 0);
+
+        // What it answers must be a message (not a reaction) of this channel; outsiders: not found.
+        assert!(err(messages::send(core, ann.id, react("r2", None)).await.unwrap_err()).for_field("reply_to").is_some());
+        assert!(err(messages::send(core, ann.id, react("r3", Some(first.id))).await.unwrap_err()).for_field("reply_to").is_some());
+        let dm = spaces::open_dm(core, owner.id, bob.id).await.unwrap().id;
+        let elsewhere = messages::send(core, owner.id, send(dm, "d1", b"in a dm")).await.unwrap().message;
+        assert!(err(messages::send(core, ann.id, react("r4", Some(elsewhere.id))).await.unwrap_err()).for_field("reply_to").is_some());
+        let mut reply_to_reaction = send(general, "r5", b"text");
+        reply_to_reaction.reply_to = Some(first.id);
+        assert!(err(messages::send(core, bob.id, reply_to_reaction).await.unwrap_err()).for_field("reply_to").is_some());
+        assert_eq!(err(messages::send(core, eve.id, react("r6", Some(target.id))).await.unwrap_err()), AppError::NotFound);
+        // A reaction is not edited (removed, and given again).
+        assert!(err(messages::edit(core, ann.id, first.id, Ciphertext(b"x".to_vec())).await.unwrap_err()).for_field("message_id").is_some());
+
+        // At most 20 of one person's reactions on one message: the 21st waits for one to go.
+        for i in 2..=20 {
+            messages::send(core, ann.id, react(&format!("many{i}"), Some(target.id))).await.unwrap();
+        }
+        let over = err(messages::send(core, ann.id, react("many21", Some(target.id))).await.unwrap_err());
+        assert!(over.for_field("reply_to").is_some_and(|m| m.contains("20")), "{over:?}");
+        messages::send(core, bob.id, react("bob1", Some(target.id))).await.unwrap();
+        messages::delete(core, ann.id, first.id).await.unwrap();
+        messages::send(core, ann.id, react("many21", Some(target.id))).await.unwrap();
+
+        // Deleting the message takes its reactions: none left, no ciphertext kept; no new ones.
+        messages::delete(core, bob.id, target.id).await.unwrap();
+        let left: Vec<_> = entity::message::Entity::find().all(&state.db).await.unwrap().into_iter()
+            .filter(|m| m.reply_to == Some(target.id)).collect();
+        assert_eq!(left.len(), 22, "20 of ann (one removed, one more), one of bob");
+        assert!(left.iter().all(|m| m.deleted_at.is_some() && m.ciphertext.is_empty()), "reactions erased with their message");
+        assert!(messages::history(core, bob.id, general, None, None).await.unwrap().reactions.is_empty());
+        assert!(err(messages::send(core, ann.id, react("late", Some(target.id))).await.unwrap_err()).for_field("reply_to").is_some());
+    }
+
     async fn history_pages_newest_first(db: TestDb) {
         let state = db.state(RegistrationMode::Open).await;
         let core = &state;

@@ -13,6 +13,8 @@ pub(super) fn Composer(
     channel: Uuid,
     names: Signal<HashMap<Uuid, String>>,
     replying: RwSignal<Option<Uuid>>,
+    /// Bumped on every send: the timeline goes to the newest message.
+    follow: RwSignal<u32>,
 ) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let timeline = chat.timeline(channel);
@@ -42,6 +44,7 @@ pub(super) fn Composer(
             return;
         }
         draft.set(String::new());
+        follow.update(|n| *n += 1);
         let reply_to = replying.get_untracked();
         leptos::task::spawn_local(async move {
             match act::send(channel, body.clone(), reply_to).await {
@@ -86,6 +89,7 @@ pub(super) fn Composer(
             <textarea
                 rows="2"
                 class="block min-h-[2.5rem] w-full resize-y rounded-lg border border-slate-300 bg-white px-3 py-2 text-base focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500 disabled:opacity-60 dark:border-slate-700 dark:bg-slate-950"
+                id="composer"
                 data-testid="composer"
                 aria-label="Message"
                 placeholder=move || {

@@ -66,7 +66,10 @@ pub(super) fn MemberPanel(
             }
         });
     };
+    // Whose kick awaits confirmation.
+    let confirming = RwSignal::new(None::<Uuid>);
     let kick = move |user: Uuid| {
+        confirming.set(None);
         let Some((community_id, _)) = community else { return };
         leptos::task::spawn_local(async move {
             match kick_member(community_id, user).await {
@@ -150,10 +153,44 @@ pub(super) fn MemberPanel(
                     })}
                 {can_kick
                     .then(|| {
-                        view! {
-                            <button type="button" class=SMALL data-testid="kick" on:click=move |_| kick(id)>
-                                "Kick"
-                            </button>
+                        let name = m.user.display_name.clone();
+                        move || {
+                            if confirming.get() == Some(id) {
+                                view! {
+                                    <span class="basis-full text-xs" role="alert">
+                                        {format!("Remove {name} from the community?")}
+                                    </span>
+                                    <button
+                                        type="button"
+                                        class=SMALL
+                                        data-testid="confirm-kick"
+                                        on:click=move |_| kick(id)
+                                    >
+                                        "Kick"
+                                    </button>
+                                    <button
+                                        type="button"
+                                        class=SMALL
+                                        data-testid="keep-member"
+                                        on:click=move |_| confirming.set(None)
+                                    >
+                                        "Cancel"
+                                    </button>
+                                }
+                                    .into_any()
+                            } else {
+                                view! {
+                                    <button
+                                        type="button"
+                                        class=SMALL
+                                        data-testid="kick"
+                                        on:click=move |_| confirming.set(Some(id))
+                                    >
+                                        "Kick"
+                                    </button>
+                                }
+                                    .into_any()
+                            }
                         }
                     })}
             </li>
@@ -171,7 +208,17 @@ pub(super) fn MemberPanel(
             }
             data-testid="member-panel"
         >
-            <h2 class="font-semibold">"Members"</h2>
+            <div class="flex items-center justify-between">
+                <h2 class="font-semibold">"Members"</h2>
+                <button
+                    type="button"
+                    class=format!("{SMALL} md:hidden")
+                    data-testid="close-members"
+                    on:click=move |_| open.set(false)
+                >
+                    "Close"
+                </button>
+            </div>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match data.members.await {

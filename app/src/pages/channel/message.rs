@@ -1,9 +1,10 @@
-//! One message: its author and time, its text (or why it cannot be read), its lock, reply, edit
-//! and delete.
+//! One message: its author, avatar and time, its text (or why it cannot be read), its lock, and its
+//! actions (reply, edit, delete) in a bar shown on hover, on focus, or when the message is tapped.
 
 use super::timeline::name_of;
-use crate::chat::{Chat, Line, Lock, Unreadable, act, day_and_time, sent_before};
-use crate::components::style::SMALL;
+use crate::chat::{Chat, Line, Lock, Unreadable, act, sent_before};
+use crate::components::{avatar::Avatar, style::SMALL};
+use crate::dates::{full_time, time_label};
 use leptos::prelude::*;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -35,22 +36,41 @@ pub(super) fn unreadable_text(
     }
 }
 
+/// What a message row shares with the rest of the timeline.
+#[derive(Clone, Copy)]
+pub(super) struct RowState {
+    pub names: Signal<HashMap<Uuid, String>>,
+    pub replying: RwSignal<Option<Uuid>>,
+    pub editing: RwSignal<Option<Uuid>>,
+    /// The message whose deletion awaits confirmation.
+    pub confirming: RwSignal<Option<Uuid>>,
+    /// The message whose action bar stays shown (tapped on a touch screen, or long-pressed).
+    pub selected: RwSignal<Option<Uuid>>,
+    /// One line per message, no avatars.
+    pub compact: Signal<bool>,
+    /// The message whose reaction picker is open.
+    pub reacting: RwSignal<Option<Uuid>>,
+}
+
+/// The reactions offered at once (a full emoji picker comes with emoji search).
+pub(super) const QUICK_REACTIONS: [&str; 8] = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"];
+
+/// "👍 2: Alice, Bob", for hovering and screen readers.
+fn chip_label(emoji: &str, names: &[String]) -> String {
+    format!("{emoji} {}: {}", names.len(), names.join(", "))
+}
+
 #[component]
-pub(super) fn MessageRow(
-    channel: Uuid,
-    line: Line,
-    grouped: bool,
-    names: Signal<HashMap<Uuid, String>>,
-    replying: RwSignal<Option<Uuid>>,
-    editing: RwSignal<Option<Uuid>>,
-    confirming: RwSignal<Option<Uuid>>,
-) -> impl IntoView {
+pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowState) -> impl IntoView {
+    let RowState { names, replying, editing, confirming, selected, compact, reacting } = state;
     let chat = expect_context::<Chat>();
     let mine = line.sender == chat.me.get_value();
-    let (_, time) = day_and_time(&line.created_at);
+    let time = time_label(&line.created_at);
+    let full = full_time(&line.created_at);
     let (icon, lock_title) = lock_badge(line.lock);
     let id = line.id;
     let sender = line.sender;
+    let author = Signal::derive(move || names.with(|n| name_of(n, sender)));
     let quoted = line.reply_to.map(|target| {
         let timeline = chat.timeline(channel);
         move || {
@@ -73,7 +93,7 @@ pub(super) fn MessageRow(
     let device_since = chat.device.with_untracked(|d| d.clone().and_then(Result::ok).and_then(|d| d.created_at));
     let body_view = move || match (body.clone(), deleted) {
         (_, true) => view! {
-            <p class="italic text-slate-500" data-testid="message-body">
+            <p class="italic text-slate-600 dark:text-slate-400" data-testid="message-body">
                 "Message deleted"
             </p>
         }
@@ -94,7 +114,7 @@ pub(super) fn MessageRow(
                     class=if refused {
                         "break-words italic text-red-700 dark:text-red-300"
                     } else {
-                        "break-words italic text-slate-500 dark:text-slate-400"
+                        "break-words italic text-slate-600 dark:text-slate-400"
                     }
                     data-testid="message-body"
                     data-unreadable=if refused { "refused" } else { "waiting" }
@@ -124,196 +144,368 @@ pub(super) fn MessageRow(
             }
         });
     };
+    let edit_form = move || {
+        view! {
+            <form
+                class="space-y-1 py-1"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    save();
+                }
+            >
+                <textarea
+                    class="block w-full rounded border border-slate-300 bg-white p-2 text-sm dark:border-slate-700 dark:bg-slate-900"
+                    data-testid="edit-box"
+                    aria-label="Edit message"
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:keydown=move |ev| {
+                        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                            ev.prevent_default();
+                            save();
+                        } else if ev.key() == "Escape" {
+                            editing.set(None);
+                        }
+                    }
+                ></textarea>
+                <div class="flex gap-2 text-xs">
+                    <button type="submit" class=SMALL data-testid="save-edit">
+                        "Save"
+                    </button>
+                    <button type="button" class=SMALL on:click=move |_| editing.set(None)>
+                        "Cancel"
+                    </button>
+                    <span class="text-slate-600 dark:text-slate-400">"Enter saves · Esc cancels"</span>
+                </div>
+            </form>
+        }
+    };
+    let was_edited = line.edited;
+    let edited = move || {
+        was_edited.then(|| {
+            view! {
+                <span class="text-xs text-slate-600 dark:text-slate-400" data-testid="edited">
+                    " (edited)"
+                </span>
+            }
+        })
+    };
+    let lock = move || {
+        view! {
+            <span class="shrink-0 text-xs" title=lock_title aria-label=lock_title data-testid="lock">
+                {icon}
+            </span>
+        }
+    };
+    let stamp = {
+        let (time, full, at) = (time.clone(), full.clone(), line.created_at.clone());
+        move |class: &'static str| {
+            view! {
+                <time class=class datetime=at.clone() title=full.clone()>
+                    {time.clone()}
+                </time>
+            }
+        }
+    };
+    let quote = move || {
+        quoted.clone().map(|q| {
+            view! {
+                <p
+                    class="truncate border-l-2 border-slate-300 pl-2 text-xs text-slate-600 dark:border-slate-700 dark:text-slate-400"
+                    data-testid="reply-quote"
+                >
+                    {q}
+                </p>
+            }
+        })
+    };
+    // The text, or the box editing it; then any error of an edit or delete.
+    let content = move || {
+        let body_view = body_view.clone();
+        view! {
+            {move || if editing.get() == Some(id) { edit_form().into_any() } else { body_view().into_any() }}
+            {edited()}
+            {move || {
+                edit_error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p role="alert" class="text-xs text-red-700 dark:text-red-300">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
+        }
+    };
+    // Reactions, one chip per kind: mine pressed; a click adds or removes mine.
+    let chips = Memo::new({
+        let timeline = chat.timeline(channel);
+        let me = chat.me.get_value();
+        move |_| timeline.with(|t| t.chips(id, me))
+    });
+    let react = move |emoji: String, mine: Option<Uuid>| {
+        reacting.set(None);
+        leptos::task::spawn_local(async move {
+            let done = match mine {
+                Some(reaction) => act::delete(channel, reaction).await,
+                None => act::react(channel, id, emoji).await,
+            };
+            if let Err(e) = done {
+                edit_error.set(Some(format!("Reaction not sent: {e}")));
+            }
+        });
+    };
+    let chip_row = move || {
+        let list = chips.get();
+        (!list.is_empty()).then(|| {
+            view! {
+                <div class="mt-0.5 flex flex-wrap gap-1" data-testid="reactions">
+                    {list
+                        .into_iter()
+                        .map(|chip| {
+                            let who: Vec<String> = names.with(|n| chip.people.iter().map(|u| name_of(n, *u)).collect());
+                            let label = chip_label(&chip.emoji, &who);
+                            let (emoji, mine) = (chip.emoji.clone(), chip.mine);
+                            view! {
+                                <button
+                                    type="button"
+                                    class=if mine.is_some() {
+                                        "inline-flex items-center gap-1 rounded-full border border-indigo-400 bg-indigo-50 px-2 text-sm leading-6 text-indigo-900 hover:bg-indigo-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400 dark:border-indigo-500 dark:bg-indigo-950 dark:text-indigo-100"
+                                    } else {
+                                        "inline-flex items-center gap-1 rounded-full border border-slate-300 bg-white px-2 text-sm leading-6 text-slate-800 hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400 dark:border-slate-700 dark:bg-slate-900 dark:text-slate-100"
+                                    }
+                                    title=label.clone()
+                                    aria-label=label
+                                    aria-pressed=mine.is_some().to_string()
+                                    data-testid="reaction"
+                                    data-emoji=chip.emoji.clone()
+                                    on:click=move |_| react(emoji.clone(), mine)
+                                >
+                                    <span aria-hidden="true">{chip.emoji.clone()}</span>
+                                    <span class="text-xs font-semibold" aria-hidden="true">
+                                        {chip.people.len()}
+                                    </span>
+                                </button>
+                            }
+                        })
+                        .collect_view()}
+                </div>
+            }
+        })
+    };
+    let layout = move || {
+        let (quote, stamp, content) = (quote.clone(), stamp.clone(), content.clone());
+        if compact.get() {
+            // One line: time, lock, author, text.
+            view! {
+                {stamp(
+                    "w-14 shrink-0 whitespace-nowrap pt-0.5 text-xs tabular-nums text-slate-600 dark:text-slate-400",
+                )}
+                {lock()}
+                <div class="min-w-0 flex-1 leading-[1.375rem]">
+                    {quote()} <span class="float-left mr-2 text-sm font-semibold" data-testid="author">
+                        {author}
+                    </span> {content()} {chip_row}
+                </div>
+            }
+            .into_any()
+        } else if grouped {
+            view! {
+                <div class="flex w-10 shrink-0 justify-center leading-[1.375rem]">
+                    {stamp(
+                        "invisible whitespace-nowrap text-[10px] text-slate-600 group-hover:visible group-focus-within:visible dark:text-slate-400",
+                    )}
+                </div>
+                <div class="min-w-0 flex-1 leading-[1.375rem]">
+                    {quote()}
+                    <div class="flex items-start gap-2">
+                        {lock()} <div class="min-w-0 flex-1">{content()} {chip_row}</div>
+                    </div>
+                </div>
+            }
+            .into_any()
+        } else {
+            view! {
+                <div class="flex w-10 shrink-0 justify-center pt-0.5">
+                    <Avatar user=sender name=author size="h-8 w-8 text-xs" />
+                </div>
+                <div class="min-w-0 flex-1">
+                    <header class="flex items-baseline gap-2 leading-[1.125rem]">
+                        <span class="truncate text-sm font-semibold" data-testid="author">
+                            {author}
+                        </span>
+                        {stamp("shrink-0 text-xs text-slate-600 dark:text-slate-400")}
+                    </header>
+                    {quote()}
+                    <div class="flex items-start gap-2 leading-[1.375rem]">
+                        {lock()} <div class="min-w-0 flex-1">{content()} {chip_row}</div>
+                    </div>
+                </div>
+            }
+            .into_any()
+        }
+    };
+    let delete_confirm = move || {
+        view! {
+            <span class="px-1 text-xs">"Delete for everyone?"</span>
+            <button
+                type="button"
+                class=SMALL
+                data-testid="confirm-delete"
+                on:click=move |_| {
+                    confirming.set(None);
+                    selected.set(None);
+                    leptos::task::spawn_local(async move {
+                        if let Err(e) = act::delete(channel, id).await {
+                            edit_error.set(Some(e.to_string()));
+                        }
+                    });
+                }
+            >
+                "Delete"
+            </button>
+            <button type="button" class=SMALL data-testid="keep" on:click=move |_| confirming.set(None)>
+                "Keep"
+            </button>
+        }
+    };
+    let picker = move || {
+        let mine: Vec<(String, Option<Uuid>)> = chips.with(|c| c.iter().map(|c| (c.emoji.clone(), c.mine)).collect());
+        let full = mine.len() >= crate::model::messages::MAX_DISTINCT_REACTIONS;
+        view! {
+            {QUICK_REACTIONS
+                .iter()
+                .map(|emoji| {
+                    let given = mine.iter().find(|(e, _)| e == emoji).and_then(|(_, m)| *m);
+                    let new_kind = !mine.iter().any(|(e, _)| e == emoji);
+                    view! {
+                        <button
+                            type="button"
+                            class="rounded px-1 text-lg leading-7 hover:bg-slate-200 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400 disabled:opacity-40 dark:hover:bg-slate-700"
+                            aria-label=format!("React with {emoji}")
+                            aria-pressed=given.is_some().to_string()
+                            disabled=full && new_kind
+                            data-testid="pick-reaction"
+                            data-emoji=*emoji
+                            on:click=move |_| react((*emoji).to_owned(), given)
+                        >
+                            {*emoji}
+                        </button>
+                    }
+                })
+                .collect_view()}
+            <button type="button" class=SMALL aria-label="Close reactions" on:click=move |_| reacting.set(None)>
+                "✕"
+            </button>
+        }
+    };
+    let actions = move || {
+        view! {
+            <button
+                type="button"
+                class=SMALL
+                data-testid="react"
+                aria-label="Add a reaction"
+                on:click=move |_| reacting.set(Some(id))
+            >
+                "☺+"
+            </button>
+            <button
+                type="button"
+                class=SMALL
+                data-testid="reply"
+                on:click=move |_| {
+                    selected.set(None);
+                    replying.set(Some(id));
+                }
+            >
+                "Reply"
+            </button>
+            {mine
+                .then(|| {
+                    view! {
+                        <button
+                            type="button"
+                            class=SMALL
+                            data-testid="edit"
+                            on:click=move |_| {
+                                selected.set(None);
+                                editing.set(Some(id));
+                            }
+                        >
+                            "Edit"
+                        </button>
+                        <button
+                            type="button"
+                            class=SMALL
+                            data-testid="delete"
+                            on:click=move |_| confirming.set(Some(id))
+                        >
+                            "Delete"
+                        </button>
+                    }
+                })}
+        }
+    };
+    // Shown while hovered, while one of its buttons has the focus, or when tapped (touch screens
+    // have no hover); always while a deletion awaits its answer. Out of the flow, so a message
+    // takes no room for it.
+    let bar = can_act.then(|| {
+        let shown = move || selected.get() == Some(id) || confirming.get() == Some(id) || reacting.get() == Some(id);
+        view! {
+            <div
+                role="toolbar"
+                aria-label="Message actions"
+                data-testid="message-actions"
+                // `message-actions` (style/main.css): shown on hover (not on touch screens), focus or tap.
+                class=move || {
+                    format!(
+                        "message-actions absolute -top-3 right-2 z-10 flex items-center gap-0.5 rounded-md border border-slate-200 bg-white p-0.5 shadow-sm dark:border-slate-700 dark:bg-slate-800 {}",
+                        if editing.get() == Some(id) { "hidden" } else { "" },
+                    )
+                }
+                data-shown=move || shown().then_some("")
+            >
+                {move || {
+                    if confirming.get() == Some(id) {
+                        delete_confirm().into_any()
+                    } else if reacting.get() == Some(id) {
+                        picker().into_any()
+                    } else {
+                        actions().into_any()
+                    }
+                }}
+            </div>
+        }
+    });
     view! {
         <article
-            class=if grouped {
-                "group rounded px-2 py-0.5 hover:bg-slate-100 dark:hover:bg-slate-900"
-            } else {
-                "group mt-2 rounded px-2 py-0.5 hover:bg-slate-100 dark:hover:bg-slate-900"
+            class=move || {
+                format!(
+                    "group relative flex gap-2 rounded px-2 hover:bg-slate-100 dark:hover:bg-slate-900 {}",
+                    if compact.get() { "py-px" } else if grouped { "" } else { "pt-0.5" },
+                )
             }
             data-testid="message"
             data-id=id.to_string()
             data-seq=line.seq.to_string()
             data-lock=format!("{:?}", line.lock).to_lowercase()
+            data-grouped=grouped.to_string()
+            // A tap (touch screens have no hover) or a long press shows the actions.
+            on:click=move |ev| {
+                let on_control = event_target::<leptos::web_sys::Element>(&ev)
+                    .closest("button, a, textarea, input, select")
+                    .ok()
+                    .flatten()
+                    .is_some();
+                if can_act && !on_control {
+                    selected.update(|s| *s = if *s == Some(id) { None } else { Some(id) });
+                }
+            }
         >
-            {(!grouped)
-                .then(|| {
-                    view! {
-                        <header class="flex items-baseline gap-2">
-                            <span class="font-semibold" data-testid="author">
-                                {move || names.with(|n| name_of(n, sender))}
-                            </span>
-                            <time class="text-xs text-slate-500" datetime=line.created_at.clone()>
-                                {time.clone()}
-                            </time>
-                        </header>
-                    }
-                })}
-            {quoted
-                .map(|q| {
-                    view! {
-                        <p
-                            class="truncate border-l-2 border-slate-300 pl-2 text-xs text-slate-500 dark:border-slate-700"
-                            data-testid="reply-quote"
-                        >
-                            {q}
-                        </p>
-                    }
-                })}
-            <div class="flex items-start gap-2">
-                <span class="mt-0.5 shrink-0 text-xs" title=lock_title aria-label=lock_title data-testid="lock">
-                    {icon}
-                </span>
-                <div class="min-w-0 flex-1">
-                    {move || {
-                        if editing.get() == Some(id) {
-                            view! {
-                                <form
-                                    class="space-y-1"
-                                    on:submit=move |ev| {
-                                        ev.prevent_default();
-                                        save();
-                                    }
-                                >
-                                    <textarea
-                                        class="block w-full rounded border border-slate-300 bg-white p-2 text-sm dark:border-slate-700 dark:bg-slate-900"
-                                        data-testid="edit-box"
-                                        aria-label="Edit message"
-                                        prop:value=move || draft.get()
-                                        on:input=move |ev| draft.set(event_target_value(&ev))
-                                        on:keydown=move |ev| {
-                                            if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
-                                                ev.prevent_default();
-                                                save();
-                                            } else if ev.key() == "Escape" {
-                                                editing.set(None);
-                                            }
-                                        }
-                                    ></textarea>
-                                    <div class="flex gap-2 text-xs">
-                                        <button type="submit" class=SMALL data-testid="save-edit">
-                                            "Save"
-                                        </button>
-                                        <button type="button" class=SMALL on:click=move |_| editing.set(None)>
-                                            "Cancel"
-                                        </button>
-                                        <span class="text-slate-500">"Enter saves · Esc cancels"</span>
-                                    </div>
-                                    {move || {
-                                        edit_error
-                                            .get()
-                                            .map(|e| {
-                                                view! {
-                                                    <p role="alert" class="text-xs text-red-700">
-                                                        {e}
-                                                    </p>
-                                                }
-                                            })
-                                    }}
-                                </form>
-                            }
-                                .into_any()
-                        } else {
-                            view! {
-                                <div>
-                                    {body_view.clone()()}
-                                    {line
-                                        .edited
-                                        .then(|| {
-                                            view! {
-                                                <span class="text-xs text-slate-500" data-testid="edited">
-                                                    " (edited)"
-                                                </span>
-                                            }
-                                        })}
-                                </div>
-                            }
-                                .into_any()
-                        }
-                    }}
-                </div>
-                {grouped
-                    .then(|| {
-                        view! {
-                            <time
-                                class="hidden shrink-0 text-xs text-slate-400 group-hover:inline"
-                                datetime=line.created_at.clone()
-                            >
-                                {time.clone()}
-                            </time>
-                        }
-                    })}
-            </div>
-            {can_act
-                .then(|| {
-                    view! {
-                        <div class="flex gap-1 pl-6" data-testid="message-actions">
-                            <button
-                                type="button"
-                                class=SMALL
-                                data-testid="reply"
-                                on:click=move |_| replying.set(Some(id))
-                            >
-                                "Reply"
-                            </button>
-                            {mine
-                                .then(|| {
-                                    view! {
-                                        <button
-                                            type="button"
-                                            class=SMALL
-                                            data-testid="edit"
-                                            on:click=move |_| editing.set(Some(id))
-                                        >
-                                            "Edit"
-                                        </button>
-                                        {move || {
-                                            if confirming.get() == Some(id) {
-                                                view! {
-                                                    <span class="text-xs">"Delete for everyone?"</span>
-                                                    <button
-                                                        type="button"
-                                                        class=SMALL
-                                                        data-testid="confirm-delete"
-                                                        on:click=move |_| {
-                                                            confirming.set(None);
-                                                            leptos::task::spawn_local(async move {
-                                                                if let Err(e) = act::delete(channel, id).await {
-                                                                    edit_error.set(Some(e.to_string()));
-                                                                }
-                                                            });
-                                                        }
-                                                    >
-                                                        "Delete"
-                                                    </button>
-                                                    <button
-                                                        type="button"
-                                                        class=SMALL
-                                                        on:click=move |_| confirming.set(None)
-                                                    >
-                                                        "Keep"
-                                                    </button>
-                                                }
-                                                    .into_any()
-                                            } else {
-                                                view! {
-                                                    <button
-                                                        type="button"
-                                                        class=SMALL
-                                                        data-testid="delete"
-                                                        on:click=move |_| confirming.set(Some(id))
-                                                    >
-                                                        "Delete"
-                                                    </button>
-                                                }
-                                                    .into_any()
-                                            }
-                                        }}
-                                    }
-                                })}
-                        </div>
-                    }
-                })}
+            {layout}
+            {bar}
         </article>
     }
     .into_any()

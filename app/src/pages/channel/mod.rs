@@ -115,6 +115,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
         unknown
     });
     let replying = RwSignal::new(None::<Uuid>);
+    let follow = RwSignal::new(0u32);
     let members_open = RwSignal::new(false);
     // A conversation chosen in the sidebar takes the focus (its link may be rebuilt and the focus
     // would fall back to the page start): the next Tab goes on from the heading. Focus elsewhere,
@@ -127,7 +128,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
             let lost = document()
                 .active_element()
                 .is_none_or(|e| e.tag_name() == "BODY" || e.closest("[data-testid=channel]").ok().flatten().is_some());
-            if lost && chat.navigated.get_value() && h.is_connected() {
+            if h.is_connected() && lost && chat.navigated.get_value() {
                 let _ = h.focus();
             }
         });
@@ -150,9 +151,9 @@ fn Conversation(id: Uuid) -> impl IntoView {
             view! {
                 <div class="relative flex min-h-0 flex-1">
                     <section class="flex min-w-0 flex-1 flex-col" aria-label="Messages">
-                        <TimelineView channel=id names replying since=place.since.clone() />
+                        <TimelineView channel=id names replying since=place.since.clone() follow />
                         <TypingLine channel=id names />
-                        <Composer channel=id names replying />
+                        <Composer channel=id names replying follow />
                     </section>
                     <MemberPanel
                         community=place.community
@@ -207,7 +208,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
                                         >
                                             {place.title}
                                         </h1>
-                                        <p class="text-xs text-slate-500 dark:text-slate-400">
+                                        <p class="text-xs text-slate-600 dark:text-slate-400">
                                             "🔒 End-to-end encrypted: the server cannot read these messages."
                                             {place
                                                 .community
@@ -226,16 +227,32 @@ fn Conversation(id: Uuid) -> impl IntoView {
                                                 })}
                                         </p>
                                     </div>
-                                    <button
-                                        type="button"
-                                        class=SMALL
-                                        data-testid="members-button"
-                                        aria-controls="member-panel"
-                                        aria-expanded=move || members_open.get().to_string()
-                                        on:click=move |_| members_open.update(|o| *o = !*o)
-                                    >
-                                        "Members"
-                                    </button>
+                                    <div class="flex shrink-0 items-center gap-1">
+                                        <button
+                                            type="button"
+                                            class=SMALL
+                                            data-testid="compact-button"
+                                            title="One line per message, without avatars"
+                                            aria-pressed=move || chat.compact.get().to_string()
+                                            on:click=move |_| {
+                                                let on = !chat.compact.get_untracked();
+                                                chat.compact.set(on);
+                                                act::set_compact(on);
+                                            }
+                                        >
+                                            "Compact"
+                                        </button>
+                                        <button
+                                            type="button"
+                                            class=SMALL
+                                            data-testid="members-button"
+                                            aria-controls="member-panel"
+                                            aria-expanded=move || members_open.get().to_string()
+                                            on:click=move |_| members_open.update(|o| *o = !*o)
+                                        >
+                                            "Members"
+                                        </button>
+                                    </div>
                                 </header>
                             }
                                 .into_any()
@@ -243,6 +260,15 @@ fn Conversation(id: Uuid) -> impl IntoView {
                     }
                 })}
             </Transition>
+            <noscript>
+                <p
+                    class="m-4 rounded-lg border border-amber-300 bg-amber-50 p-4 text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-100"
+                    data-testid="needs-javascript"
+                >
+                    "Messages here are end-to-end encrypted: they are opened and written in your browser, by "
+                    "JavaScript. Turn JavaScript on for this site to read and send them."
+                </p>
+            </noscript>
             {body}
         </main>
         {move || {

@@ -1,9 +1,10 @@
 //! The timeline: day separators, the "new messages" divider, grouped messages, scrolling up for older
 //! pages, and who is typing.
 
-use super::message::MessageRow;
-use crate::chat::{Chat, Line, Timeline, act, day_and_time, same_group, sent_before};
+use super::message::{MessageRow, RowState};
+use crate::chat::{Chat, Line, PENDING_FROM, Timeline, act, same_group, sent_before};
 use crate::components::style::SMALL;
+use crate::dates::{day_and_time, day_label};
 use leptos::prelude::*;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -11,6 +12,7 @@ use uuid::Uuid;
 /// A row of the timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Row {
+    /// A day's first message follows (the day as `YYYY-MM-DD`).
     Day(String),
     NewMessages,
     /// Stands for the messages sent before the person's access began that this device has no key
@@ -58,7 +60,7 @@ pub(super) fn rows(t: &Timeline, me: Uuid, since: Option<&str>) -> Vec<Row> {
             out.push(Row::Day(day));
             prev = None;
         }
-        if !divider_placed && line.sender != me && t.read_seq.is_some_and(|r| line.seq > r) {
+        if !divider_placed && t.arrived_while_away(line, me) {
             out.push(Row::NewMessages);
             divider_placed = true;
             prev = None;
@@ -81,6 +83,8 @@ pub(super) fn TimelineView(
     replying: RwSignal<Option<Uuid>>,
     /// When the person's access to the channel began (RFC 3339), if the server said.
     since: Option<String>,
+    /// Bumped when the person sends: the view goes to the newest message.
+    follow: RwSignal<u32>,
 ) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let me = chat.me.get_value();
@@ -115,6 +119,32 @@ pub(super) fn TimelineView(
     // Follow new messages while the view is at the bottom; keep the reading position when older
     // messages are added above.
     let stick = StoredValue::new(true);
+    // The same, for drawing the "jump to latest" button; and the newest message seen at the bottom.
+    let at_bottom = RwSignal::new(true);
+    let seen_seq = RwSignal::new(0i64);
+    let newest_seq = {
+        let timeline = timeline.clone();
+        move || timeline.with(|t| t.lines.range(..PENDING_FROM).next_back().map_or(0, |(seq, _)| *seq))
+    };
+    Effect::new({
+        let newest_seq = newest_seq.clone();
+        move |_| {
+            if at_bottom.get() {
+                seen_seq.set(newest_seq());
+            }
+        }
+    });
+    // Messages from others that arrived below while the reader was scrolled up.
+    let new_below = Memo::new({
+        let timeline = timeline.clone();
+        move |_| {
+            if at_bottom.get() {
+                return 0;
+            }
+            let seen = seen_seq.get();
+            timeline.with(|t| t.lines.range(seen + 1..PENDING_FROM).filter(|(_, l)| l.sender != me).count())
+        }
+    });
     // Scroll events before the first rows were put in place are layout, not the reader.
     let positioned = StoredValue::new(false);
     let height_before = StoredValue::new(None::<(i32, i32)>);
@@ -137,6 +167,10 @@ pub(super) fn TimelineView(
             let (older, timeline) = (older.clone(), timeline.clone());
             // Once the new rows are laid out.
             request_animation_frame(move || {
+                // The view went (another page) before this frame: its state went with it.
+                if !el.is_connected() {
+                    return;
+                }
                 if let Some((height, top)) = height_before.get_value() {
                     height_before.set_value(None);
                     el.set_scroll_top(el.scroll_height() - height + top);
@@ -166,7 +200,11 @@ pub(super) fn TimelineView(
             if !positioned.get_value() {
                 return;
             }
-            stick.set_value(el.scroll_height() - el.scroll_top() - el.client_height() < 80);
+            let bottom = el.scroll_height() - el.scroll_top() - el.client_height() < 80;
+            stick.set_value(bottom);
+            if at_bottom.get_untracked() != bottom {
+                at_bottom.set(bottom);
+            }
             if el.scroll_top() < 200
                 && timeline.with_untracked(|t| t.loaded && !t.at_start && !t.loading)
                 && !reached_access.get_untracked()
@@ -175,15 +213,17 @@ pub(super) fn TimelineView(
             }
         }
     };
-    let status =
-        {
-            let timeline = timeline.clone();
-            move || {
-                timeline.with(|t| {
+    let status = {
+        let timeline = timeline.clone();
+        move || {
+            timeline.with(|t| {
                     if t.at_start {
                         Some(
                             view! {
-                                <p class="py-2 text-center text-xs text-slate-500" data-testid="timeline-start">
+                                <p
+                                    class="py-2 text-center text-xs text-slate-600 dark:text-slate-400"
+                                    data-testid="timeline-start"
+                                >
                                     "This is the beginning of the conversation."
                                 </p>
                             }
@@ -191,7 +231,7 @@ pub(super) fn TimelineView(
                         )
                     } else if t.loading {
                         Some(
-                            view! { <p class="py-2 text-center text-xs text-slate-500">"Loading and decrypting…"</p> }
+                            view! { <p class="py-2 text-center text-xs text-slate-600 dark:text-slate-400">"Loading and decrypting…"</p> }
                                 .into_any(),
                         )
                     } else if t.loaded {
@@ -207,114 +247,158 @@ pub(super) fn TimelineView(
                         None
                     }
                 })
-            }
-        };
+        }
+    };
     let (t_err, t_removed) = (timeline.clone(), timeline.clone());
-    let editing = RwSignal::new(None::<Uuid>);
-    let confirming = RwSignal::new(None::<Uuid>);
+    let state = RowState {
+        names,
+        replying,
+        editing: RwSignal::new(None),
+        confirming: RwSignal::new(None),
+        selected: RwSignal::new(None),
+        compact: chat.compact.into(),
+        reacting: RwSignal::new(None),
+    };
+    let to_bottom = move || {
+        stick.set_value(true);
+        at_bottom.set(true);
+        if let Some(el) = scroller.get_untracked() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    };
+    // After sending, the view goes to my message, wherever it was.
+    Effect::new(move |first: Option<()>| {
+        follow.track();
+        if first.is_some() {
+            to_bottom();
+        }
+    });
+    let jump = move || {
+        (!at_bottom.get()).then(|| {
+            let label = move || match new_below.get() {
+                0 => "Jump to latest ↓".to_owned(),
+                1 => "Jump to latest (1 new) ↓".to_owned(),
+                n => format!("Jump to latest ({n} new) ↓"),
+            };
+            view! {
+                <button
+                    type="button"
+                    class="absolute bottom-3 left-1/2 z-20 -translate-x-1/2 rounded-full bg-indigo-600 px-4 py-1.5 text-sm font-semibold text-white shadow-lg hover:bg-indigo-500 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-300"
+                    data-testid="jump-latest"
+                    on:click=move |_| to_bottom()
+                >
+                    {label}
+                </button>
+            }
+        })
+    };
     view! {
-        <div
-            node_ref=scroller
-            class="min-h-0 flex-1 overflow-y-auto px-2 py-2 md:px-4"
-            data-testid="timeline"
-            role="log"
-            aria-live="polite"
-            aria-label="Messages"
-            tabindex="0"
-            on:scroll=on_scroll
-        >
-            {status}
-            {move || {
-                let n = waiting.get();
-                (n > 0)
-                    .then(|| {
-                        view! {
-                            <p
-                                role="status"
-                                class="sticky top-0 z-10 my-1 rounded bg-slate-100 px-3 py-1 text-center text-xs text-slate-600 dark:bg-slate-800 dark:text-slate-300"
-                                data-testid="waiting-count"
-                            >
-                                {if n == 1 {
-                                    "1 message is waiting for its key. It opens by itself when the key arrives."
-                                        .to_owned()
-                                } else {
-                                    format!(
-                                        "{n} messages are waiting for their keys. They open by themselves when the keys arrive.",
-                                    )
-                                }}
-                            </p>
-                        }
-                    })
-            }}
-            {move || {
-                t_err
-                    .with(|t| t.error.clone())
-                    .map(|e| {
-                        view! {
-                            <p role="alert" class="py-2 text-sm text-red-700 dark:text-red-300">
-                                {e}
-                            </p>
-                        }
-                    })
-            }}
-            <For each=move || all_rows.get() key=Row::key let:row>
-                {match row {
-                    Row::Day(day) => {
-                        view! {
-                            <div
-                                class="my-3 flex items-center gap-2 text-xs text-slate-500"
-                                role="separator"
-                                data-testid="day-separator"
-                            >
-                                <span class="h-px flex-1 bg-slate-200 dark:bg-slate-800"></span>
-                                {day}
-                                <span class="h-px flex-1 bg-slate-200 dark:bg-slate-800"></span>
-                            </div>
-                        }
-                            .into_any()
-                    }
-                    Row::NewMessages => {
-                        view! {
-                            <div
-                                class="my-2 flex items-center gap-2 text-xs font-semibold text-red-600 dark:text-red-400"
-                                role="separator"
-                                data-testid="new-messages"
-                            >
-                                <span class="h-px flex-1 bg-red-300 dark:bg-red-800"></span>
-                                "New messages"
-                                <span class="h-px flex-1 bg-red-300 dark:bg-red-800"></span>
-                            </div>
-                        }
-                            .into_any()
-                    }
-                    Row::BeforeAccess => {
-                        view! {
-                            <p class="py-2 text-center text-xs text-slate-500" data-testid="before-access">
-                                "Earlier messages were sent before you joined."
-                            </p>
-                        }
-                            .into_any()
-                    }
-                    Row::Message { line, grouped } => {
-                        view! { <MessageRow channel line grouped names replying editing confirming /> }.into_any()
-                    }
+        <div class="relative flex min-h-0 flex-1 flex-col">
+            <div
+                node_ref=scroller
+                class="min-h-0 flex-1 overflow-y-auto px-1 pb-2 pt-4 md:px-3"
+                data-testid="timeline"
+                role="log"
+                aria-live="polite"
+                aria-label="Messages"
+                tabindex="0"
+                on:scroll=on_scroll
+            >
+                {status}
+                {move || {
+                    let n = waiting.get();
+                    (n > 0)
+                        .then(|| {
+                            view! {
+                                <p
+                                    role="status"
+                                    class="sticky top-0 z-10 my-1 rounded bg-slate-100 px-3 py-1 text-center text-xs text-slate-600 dark:bg-slate-800 dark:text-slate-300"
+                                    data-testid="waiting-count"
+                                >
+                                    {if n == 1 {
+                                        "1 message is waiting for its key. It opens by itself when the key arrives."
+                                            .to_owned()
+                                    } else {
+                                        format!(
+                                            "{n} messages are waiting for their keys. They open by themselves when the keys arrive.",
+                                        )
+                                    }}
+                                </p>
+                            }
+                        })
                 }}
-            </For>
-            {move || {
-                t_removed
-                    .with(|t| t.removed)
-                    .then(|| {
-                        view! {
-                            <p
-                                role="status"
-                                class="my-3 rounded-lg bg-slate-100 p-3 text-sm dark:bg-slate-800"
-                                data-testid="removed"
-                            >
-                                "You are no longer in this conversation. Nothing new reaches you here."
-                            </p>
+                {move || {
+                    t_err
+                        .with(|t| t.error.clone())
+                        .map(|e| {
+                            view! {
+                                <p role="alert" class="py-2 text-sm text-red-700 dark:text-red-300">
+                                    {e}
+                                </p>
+                            }
+                        })
+                }}
+                <For each=move || all_rows.get() key=Row::key let:row>
+                    {match row {
+                        Row::Day(day) => {
+                            view! {
+                                <div
+                                    class="my-3 flex items-center gap-2 text-xs text-slate-600 dark:text-slate-400"
+                                    role="separator"
+                                    data-testid="day-separator"
+                                >
+                                    <span class="h-px flex-1 bg-slate-200 dark:bg-slate-800"></span>
+                                    {day_label(&day)}
+                                    <span class="h-px flex-1 bg-slate-200 dark:bg-slate-800"></span>
+                                </div>
+                            }
+                                .into_any()
                         }
-                    })
-            }}
+                        Row::NewMessages => {
+                            view! {
+                                <div
+                                    class="my-2 flex items-center gap-2 text-xs font-semibold text-red-600 dark:text-red-400"
+                                    role="separator"
+                                    data-testid="new-messages"
+                                >
+                                    <span class="h-px flex-1 bg-red-300 dark:bg-red-800"></span>
+                                    "New messages"
+                                    <span class="h-px flex-1 bg-red-300 dark:bg-red-800"></span>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Row::BeforeAccess => {
+                            view! {
+                                <p
+                                    class="py-2 text-center text-xs text-slate-600 dark:text-slate-400"
+                                    data-testid="before-access"
+                                >
+                                    "Earlier messages were sent before you joined."
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Row::Message { line, grouped } => view! { <MessageRow channel line grouped state /> }.into_any(),
+                    }}
+                </For>
+                {move || {
+                    t_removed
+                        .with(|t| t.removed)
+                        .then(|| {
+                            view! {
+                                <p
+                                    role="status"
+                                    class="my-3 rounded-lg bg-slate-100 p-3 text-sm dark:bg-slate-800"
+                                    data-testid="removed"
+                                >
+                                    "You are no longer in this conversation. Nothing new reaches you here."
+                                </p>
+                            }
+                        })
+                }}
+            </div>
+            {jump}
         </div>
     }
     .into_any()
@@ -338,7 +422,7 @@ pub(super) fn TypingLine(channel: Uuid, names: Signal<HashMap<Uuid, String>>) ->
         }
     };
     view! {
-        <p class="h-5 px-4 text-xs text-slate-500" data-testid="typing" aria-live="polite">
+        <p class="h-5 px-4 text-xs text-slate-600 dark:text-slate-400" data-testid="typing" aria-live="polite">
             {text}
         </p>
     }
