@@ -3,6 +3,7 @@
 pub mod channel;
 pub mod home;
 pub mod key_backup;
+#[cfg(feature = "ssr")]
 pub mod landing;
 pub mod login;
 pub mod not_found;

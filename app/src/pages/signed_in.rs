@@ -111,12 +111,12 @@ pub fn SignedIn() -> impl IntoView {
                         };
                         view! { <Shell data join create /> }.into_any()
                     }
-                    Ok(None) if path.get_untracked() == "/" => {
+                    Ok(None) if path.get_untracked() == "/" => front_page(),
+                    Ok(None) => {
                         // A visitor of the front page learns what this server is; elsewhere, sign in first.
-                        view! { <super::landing::Landing /> }
+                        view! { <Redirect path="/login" /> }
                             .into_any()
                     }
-                    Ok(None) => view! { <Redirect path="/login" /> }.into_any(),
                     Err(e) => {
                         view! {
                             <div class="p-4">
@@ -129,6 +129,22 @@ pub fn SignedIn() -> impl IntoView {
             })}
         </Suspense>
     }
+}
+
+/// The front page for a visitor. The server sends it as a plain page; the app meets it only when
+/// a session ended while it ran, and then loads it from the server, which keeps its code out of
+/// the browser bundle.
+#[cfg(feature = "ssr")]
+fn front_page() -> AnyView {
+    view! { <super::landing::Landing /> }.into_any()
+}
+
+#[cfg(not(feature = "ssr"))]
+fn front_page() -> AnyView {
+    Effect::new(|_| {
+        let _ = window().location().reload();
+    });
+    ().into_any()
 }
 
 #[component]
