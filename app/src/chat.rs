@@ -448,6 +448,7 @@ pub mod act {
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
             decline as decline_verification, start as start_verification, start_device as verify_device,
         },
+        versions,
     };
 
     #[cfg(not(all(feature = "hydrate", target_arch = "wasm32")))]
@@ -483,6 +484,9 @@ pub mod act {
             Err(BROWSER_ONLY)
         }
         pub async fn react(_: Uuid, _: Uuid, _: String) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn versions(_: Uuid) -> Result<Vec<(Result<String, super::super::Unreadable>, String)>, ChatError> {
             Err(BROWSER_ONLY)
         }
         pub async fn start_verification(_: Uuid) -> Result<(), ChatError> {

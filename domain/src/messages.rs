@@ -16,8 +16,8 @@ use entity::{channel, channel_event, message, message_edit, read_cursor};
 use protocol::{
     error::AppError,
     model::messages::{
-        ChannelEvent, Ciphertext, DEFAULT_PAGE, Envelope, EventKind, HistoryPage, MAX_CIPHERTEXT, MAX_PAGE,
-        MAX_REACTIONS_PER_PERSON, MessageKind, Unread,
+        ChannelEvent, Ciphertext, DEFAULT_PAGE, EarlierVersion, EditHistory, Envelope, EventKind, HistoryPage,
+        MAX_CIPHERTEXT, MAX_PAGE, MAX_REACTIONS_PER_PERSON, MAX_VERSIONS, MessageKind, Unread,
     },
 };
 use sea_orm::{
@@ -246,6 +246,12 @@ pub async fn edit(core: &Core, actor: Uuid, message_id: Uuid, ciphertext: Cipher
     if MessageKind::from_db(m.kind) == MessageKind::Reaction {
         return Err(AppError::invalid("message_id", "is a reaction: remove it and react again").into());
     }
+    let kept = message_edit::Entity::find().filter(message_edit::Column::MessageId.eq(m.id)).count(db).await?;
+    if kept >= MAX_VERSIONS {
+        return Err(
+            AppError::invalid("message_id", format!("was edited {MAX_VERSIONS} times: send a new message")).into()
+        );
+    }
     let now = Utc::now();
     let txn = crate::db::begin_write(db).await?;
     let seq = next_seq(&txn, m.channel_id).await?;
@@ -266,6 +272,28 @@ pub async fn edit(core: &Core, actor: Uuid, message_id: Uuid, ciphertext: Cipher
     let event = ChannelEvent { channel_id: m.channel_id, seq, kind: EventKind::Edited, message: envelope(&m) };
     core.realtime.publish(Signal::Event { event: event.clone() }).await;
     Ok(event)
+}
+
+/// A message and its earlier versions, oldest first, for whoever may read its channel (not of a
+/// deleted message, whose versions are erased).
+pub async fn versions(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<EditHistory> {
+    let db = &core.db;
+    let m = message::Entity::find_by_id(message_id).one(db).await?.ok_or(AppError::NotFound)?;
+    policy::visible_channel(db, m.channel_id, actor).await?;
+    if m.deleted_at.is_some() {
+        return Err(AppError::NotFound.into());
+    }
+    let earlier = message_edit::Entity::find()
+        .filter(message_edit::Column::MessageId.eq(m.id))
+        .order_by_asc(message_edit::Column::ReplacedAt)
+        .order_by_asc(message_edit::Column::Id)
+        .limit(MAX_VERSIONS)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|v| EarlierVersion { ciphertext: Ciphertext(v.ciphertext), replaced_at: v.replaced_at.to_rfc3339() })
+        .collect();
+    Ok(EditHistory { message: envelope(&m), earlier })
 }
 
 /// Deletes a message (its author, or a community moderator and above): the ciphertext and every

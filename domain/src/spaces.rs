@@ -401,6 +401,8 @@ pub async fn add_group_member(core: &Core, actor: Uuid, group_id: Uuid, target: 
     .exec(db)
     .await?;
     core.realtime.publish(Signal::Resubscribe { users: vec![target] }).await;
+    // The group's channels have a new reader: open member panels reload.
+    core.realtime.publish(Signal::MembersChanged { community_id: visible.group.community_id }).await;
     Ok(())
 }
 

@@ -21,6 +21,20 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 const TAB: &str = "\u{E004}";
+const ARROW_DOWN: &str = "\u{E015}";
+
+/// Waits until exactly `n` elements match `css`.
+async fn wait_count(c: &Client, css: &str, n: usize) {
+    let started = Instant::now();
+    loop {
+        let now = texts(c, css).await.len();
+        if now == n {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{css}: {now} elements, want {n}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// Records every console error, uncaught exception and unhandled rejection (a Rust panic in the
 /// app is printed as a console error) in `localStorage`, from the first script of every page on.
@@ -397,6 +411,12 @@ async fn the_timeline_reads_like_a_chat_app() {
         say(&a, "sent after an edit up there").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(in_view(&a, "sent after an edit up there").await, "my message is on screen after I send");
+        // "(edited)" opens the earlier versions, decrypted by the reader.
+        wait_contains(&b, "[data-testid=message-body]", "turn a2, edited").await;
+        act_on(&b, "turn a2, edited", "edited").await;
+        wait_contains(&b, "[data-testid=version]", "turn a2").await;
+        let versions = texts(&b, "[data-testid=version]").await;
+        assert!(versions.len() == 1 && versions[0].starts_with("Until ") && versions[0].ends_with(": turn a2"), "{versions:?}");
 
         // "New messages" marks only what came while I was away; the tab title counts it.
         say(&b, "while alice looks").await;
@@ -469,8 +489,34 @@ async fn the_timeline_reads_like_a_chat_app() {
         wait_chip(&a, "turn b3", "👍", "1").await;
         assert!(chip_attr(&a, "turn a4", "🎉", "title").await.is_empty(), "a moved reaction is not shown");
 
+        // Slash commands: a list while typing one, chosen by keyboard; the result is just text
+        // (encrypted like any), shown as an action or a spoiler.
+        let composer = composer_ready(&a).await;
+        composer.send_keys("/").await.unwrap();
+        let listed = texts(&a, "[data-testid=command]").await;
+        assert_eq!(listed.len(), 5, "{listed:?}");
+        composer.send_keys("s").await.unwrap();
+        wait_count(&a, "[data-testid=command]", 2).await;
+        composer.send_keys(&format!("{ARROW_DOWN}{TAB}")).await.unwrap();
+        assert_eq!(composer.prop("value").await.unwrap().as_deref(), Some("/spoiler "));
+        composer.send_keys(&format!("the butler did it{ENTER}")).await.unwrap();
+        wait_contains(&b, "[data-testid=message-body][data-kind=spoiler]", "Spoiler: show").await;
+        assert!(!bodies(&b).await.iter().any(|t| t.contains("butler")), "hidden until asked for");
+        find(&b, "[data-testid=spoiler]").await.click().await.unwrap();
+        wait_contains(&b, "[data-testid=message-body]", "the butler did it").await;
+        composer_ready(&a).await.send_keys(&format!("/me waves{ENTER}")).await.unwrap();
+        wait_contains(&b, "[data-testid=message-body][data-kind=action]", "* Alice Liddell waves").await;
+        composer_ready(&a).await.send_keys(&format!("/shrug fine{ENTER}")).await.unwrap();
+        wait_contains(&b, "[data-testid=message-body]", "fine ¯\\_(ツ)_/¯").await;
+        // A command missing what it needs: refused, with what to type; the text stays.
+        composer_ready(&a).await.send_keys(&format!("/me {ENTER}")).await.unwrap();
+        wait_contains(&a, "[data-testid=send-error]", "/me waves").await;
+
         // The skip link: first on Tab, to the message box.
-        a.execute("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);", vec![]).await.unwrap();
+        // (From a fresh load: Tab starts at the top of the document.)
+        a.refresh().await.unwrap();
+        composer_ready(&a).await;
+        a.execute("document.activeElement && document.activeElement.blur();", vec![]).await.unwrap();
         find(&a, "body").await.send_keys(TAB).await.unwrap();
         let first: Value = a
             .execute(

@@ -2,7 +2,7 @@
 
 use crate::{
     error::AppError,
-    model::messages::{ChannelEvent, Envelope, HistoryPage, Unread},
+    model::messages::{ChannelEvent, EditHistory, Envelope, HistoryPage, Unread},
 };
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -52,6 +52,13 @@ pub async fn edit_message(message_id: Uuid, ciphertext_b64: String) -> Result<Ch
 pub async fn delete_message(message_id: Uuid) -> Result<ChannelEvent, AppError> {
     let (core, me) = actor().await?;
     Ok(messages::delete(&core, me.id, message_id).await?)
+}
+
+/// A message and its earlier versions (edit history), still encrypted.
+#[server(prefix = "/api/v1", endpoint = "messages/versions")]
+pub async fn message_versions(message_id: Uuid) -> Result<EditHistory, AppError> {
+    let (core, me) = actor().await?;
+    Ok(messages::versions(&core, me.id, message_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/history")]

@@ -13,7 +13,7 @@ mod vault;
 pub mod verification;
 
 use crate::{
-    api::messages::{delete_message, edit_message, message_history, send_message, unread_counts},
+    api::messages::{delete_message, edit_message, message_history, message_versions, send_message, unread_counts},
     chat::{Chat, ChatError, KeyNotice, Line, Lock, PENDING_FROM, Timeline, Unreadable},
     crypto::{
         CryptoError,
@@ -646,6 +646,21 @@ pub async fn edit(channel_id: Uuid, message_id: Uuid, body: String) -> Result<()
     let event = edit_message(message_id, sealed).await?;
     rt.apply_events(channel_id, vec![event]).await;
     Ok(())
+}
+
+/// The earlier versions of a message, oldest first, opened here: (the text or why it cannot be
+/// read, when it was replaced). Each is checked as the message was (an original from the
+/// author's device, an edit naming this message).
+pub async fn versions(message_id: Uuid) -> Result<Vec<(Result<String, Unreadable>, String)>, ChatError> {
+    let rt = runtime()?;
+    let all = message_versions(message_id).await?;
+    let envelopes = all
+        .earlier
+        .iter()
+        .map(|v| (Envelope { ciphertext: v.ciphertext.clone(), ..all.message.clone() }, false))
+        .collect();
+    let opened = rt.open_all(envelopes).await;
+    Ok(opened.into_iter().zip(all.earlier).map(|((line, _), v)| (line.body, v.replaced_at)).collect())
 }
 
 /// Reacts to a message with an emoji (encrypted like a message, naming the one it answers).

@@ -135,6 +135,26 @@ pub struct Unread {
     pub last_read_seq: i64,
 }
 
+/// A message with its earlier versions (an edited message keeps them), for "edit history".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditHistory {
+    /// The message as it is now.
+    pub message: Envelope,
+    /// Its earlier versions, oldest first.
+    pub earlier: Vec<EarlierVersion>,
+}
+
+/// One earlier version of a message: its ciphertext then, and when an edit replaced it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierVersion {
+    pub ciphertext: Ciphertext,
+    /// RFC 3339.
+    pub replaced_at: String,
+}
+
+/// The most earlier versions one message keeps (the server refuses edits beyond).
+pub const MAX_VERSIONS: u64 = 100;
+
 /// A page of history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {

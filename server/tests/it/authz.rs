@@ -335,6 +335,11 @@ pub(crate) fn message_key_and_admin_cases() -> Vec<Case> {
             expect([401, 404, 200, 200, 200, 200, 404, 404]),
         ),
         (
+            "messages/versions",
+            |w| vec![("message_id", w.message.to_string())],
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        (
             "messages/events",
             |w| vec![("channel_id", w.private_channel.to_string()), ("after_seq", "0".into())],
             expect([401, 404, 200, 404, 200, 404, 404, 404]),

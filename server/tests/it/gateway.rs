@@ -273,7 +273,7 @@ on_both_backends! {
     }
 
     // Member panels follow the community: its members' sockets hear of every join, leave, kick,
-    // ban and role change (that something changed, not what); a stranger's socket and the
+    // ban, role change and addition to a private group (that something changed, not what); a stranger's socket and the
     // socket of someone removed hear nothing of it.
     async fn members_hear_when_the_member_list_changes(db: TestDb) {
         let server = TestServer::start(db.state(RegistrationMode::Open).await).await;
@@ -300,6 +300,11 @@ on_both_backends! {
             .call("communities/set_role", &[("community_id", &club_id), ("user_id", &carol.id.to_string()), ("role", "moderator")])
             .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(o.recv_where(changed).await, club);
+        assert_eq!(b.recv_where(changed).await, club);
+        // Carol is added to a private group: its member list changed too.
+        let inner = spaces::create_group(&server.state, owner.id, club, "inner", true).await.unwrap();
+        spaces::add_group_member(&server.state, owner.id, inner.id, carol.id).await.unwrap();
         assert_eq!(o.recv_where(changed).await, club);
         assert_eq!(b.recv_where(changed).await, club);
         // Bob is kicked: the owner hears it; bob's socket no longer hears of the club.

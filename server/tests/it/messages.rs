@@ -7,7 +7,7 @@ use app::{
     error::AppError,
     model::{
         CommunityCreationMode, RegistrationMode,
-        messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MessageKind},
+        messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MAX_VERSIONS, MessageKind},
         spaces::CommunityRole,
     },
 };
@@ -153,6 +153,33 @@ on_both_backends! {
         assert!(left.iter().all(|m| m.deleted_at.is_some() && m.ciphertext.is_empty()), "reactions erased with their message");
         assert!(messages::history(core, bob.id, general, None, None).await.unwrap().reactions.is_empty());
         assert!(err(messages::send(core, ann.id, react("late", Some(target.id))).await.unwrap_err()).for_field("reply_to").is_some());
+    }
+
+    async fn earlier_versions_for_readers_only(db: TestDb) {
+        let mut state = db.state(RegistrationMode::Open).await;
+        state.config = std::sync::Arc::new(domain::config::Config { messages_per_minute: 100_000, ..(*state.config).clone() });
+        let core = &state;
+        let (_, general, [_, ann, bob, eve]) = setup(core).await;
+        let m = messages::send(core, bob.id, send(general, "v0", b"first")).await.unwrap().message;
+        assert!(messages::versions(core, ann.id, m.id).await.unwrap().earlier.is_empty(), "never edited");
+        messages::edit(core, bob.id, m.id, Ciphertext(b"second".to_vec())).await.unwrap();
+        messages::edit(core, bob.id, m.id, Ciphertext(b"third".to_vec())).await.unwrap();
+        let v = messages::versions(core, ann.id, m.id).await.unwrap();
+        assert_eq!(v.message.ciphertext.0, b"third");
+        let earlier: Vec<&[u8]> = v.earlier.iter().map(|e| e.ciphertext.0.as_slice()).collect();
+        assert_eq!(earlier, [b"first".as_slice(), b"second".as_slice()], "oldest first");
+        assert_eq!(err(messages::versions(core, eve.id, m.id).await.unwrap_err()), AppError::NotFound);
+        assert_eq!(err(messages::versions(core, ann.id, Uuid::now_v7()).await.unwrap_err()), AppError::NotFound);
+        // At most 100 earlier versions: then a new message, not another edit.
+        for i in 2..MAX_VERSIONS {
+            messages::edit(core, bob.id, m.id, Ciphertext(format!("v{i}").into_bytes())).await.unwrap();
+        }
+        let over = err(messages::edit(core, bob.id, m.id, Ciphertext(b"one too many".to_vec())).await.unwrap_err());
+        assert!(over.for_field("message_id").is_some(), "{over:?}");
+        assert_eq!(messages::versions(core, bob.id, m.id).await.unwrap().earlier.len() as u64, MAX_VERSIONS);
+        // Deleted: the versions are erased, and asking finds nothing.
+        messages::delete(core, bob.id, m.id).await.unwrap();
+        assert_eq!(err(messages::versions(core, bob.id, m.id).await.unwrap_err()), AppError::NotFound);
     }
 
     async fn history_pages_newest_first(db: TestDb) {

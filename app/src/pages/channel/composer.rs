@@ -1,6 +1,6 @@
 //! The composer: Enter sends, Shift+Enter adds a line, drafts kept per conversation, typing.
 
-use super::timeline::name_of;
+use super::{commands, timeline::name_of};
 use crate::chat::{Chat, act};
 use crate::components::style::{PRIMARY, SMALL};
 use crate::model::messages::MAX_TEXT_BYTES;
@@ -33,11 +33,26 @@ pub(super) fn Composer(
     let ready = move || matches!(chat.device.get(), Some(Ok(_)));
     let removed = Signal::derive(move || timeline.with(|t| t.removed));
     let too_long = move || draft.with(|d| d.len() > MAX_TEXT_BYTES);
+    // The slash commands the draft may be the start of, and the one chosen with the arrow keys.
+    let suggestions = Memo::new(move |_| draft.with(|d| commands::matching(d)));
+    let active = RwSignal::new(0usize);
+    let complete = move |name: &str| {
+        draft.set(format!("/{name} "));
+        active.set(0);
+    };
     let submit = move || {
-        let body = draft.get_untracked();
-        if body.trim().is_empty() {
+        let typed = draft.get_untracked();
+        if typed.trim().is_empty() {
             return;
         }
+        // A command turns into its text here; one missing what it needs says what to type.
+        let body = match commands::apply(typed.trim_end()) {
+            Ok(body) => body,
+            Err(why) => {
+                error.set(Some(why));
+                return;
+            }
+        };
         if body.len() > MAX_TEXT_BYTES {
             // Refused here, before anything is encrypted or sent; the text stays in the box.
             error.set(Some(too_long_message(body.len())));
@@ -53,8 +68,8 @@ pub(super) fn Composer(
                     replying.set(None);
                 }
                 Err(e) => {
-                    // Nothing typed is lost: the text comes back into the box.
-                    draft.update(|d| *d = if d.is_empty() { body } else { format!("{body}\n{d}") });
+                    // Nothing typed is lost: the text (as typed) comes back into the box.
+                    draft.update(|d| *d = if d.is_empty() { typed } else { format!("{typed}\n{d}") });
                     error.set(Some(format!("Not sent: {e}")));
                 }
             }
@@ -77,8 +92,56 @@ pub(super) fn Composer(
             }
         })
     };
+    let command_list = move || {
+        let list = suggestions.get();
+        (!list.is_empty()).then(|| {
+            view! {
+                <ul
+                    id="command-list"
+                    role="listbox"
+                    aria-label="Commands"
+                    class="mx-2 mb-1 rounded-md border border-slate-200 bg-white py-1 text-sm shadow-sm dark:border-slate-700 dark:bg-slate-900"
+                    data-testid="commands"
+                >
+                    {list
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            view! {
+                                <li
+                                    id=format!("command-{i}")
+                                    role="option"
+                                    aria-selected=move || (active.get() == i).to_string()
+                                    class=move || {
+                                        if active.get() == i {
+                                            "cursor-pointer bg-indigo-50 px-3 py-1 dark:bg-indigo-950"
+                                        } else {
+                                            "cursor-pointer px-3 py-1"
+                                        }
+                                    }
+                                    data-testid="command"
+                                    // Before the box loses the focus.
+                                    on:mousedown=move |ev| {
+                                        ev.prevent_default();
+                                        complete(c.name);
+                                    }
+                                >
+                                    <span class="font-semibold">{format!("/{}", c.name)}</span>
+                                    " "
+                                    <span class="text-slate-600 dark:text-slate-400">{c.args}</span>
+                                    " · "
+                                    {c.about}
+                                </li>
+                            }
+                        })
+                        .collect_view()}
+                </ul>
+            }
+        })
+    };
     view! {
         {reply_banner}
+        {command_list}
         <form
             class="flex items-end gap-2 border-t border-slate-200 bg-white p-2 dark:border-slate-800 dark:bg-slate-900"
             on:submit=move |ev| {
@@ -96,7 +159,7 @@ pub(super) fn Composer(
                     if removed.get() {
                         "You can no longer write here."
                     } else if ready() {
-                        "Message (Enter sends, Shift+Enter for a new line)"
+                        "Message (Enter sends, Shift+Enter for a new line, / for commands)"
                     } else {
                         "Encryption is starting…"
                     }
@@ -109,8 +172,25 @@ pub(super) fn Composer(
                     draft.set(event_target_value(&ev));
                     act::typing(channel);
                 }
+                aria-controls="command-list"
+                aria-activedescendant=move || {
+                    (!suggestions.with(Vec::is_empty)).then(|| format!("command-{}", active.get()))
+                }
                 on:keydown=move |ev| {
-                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                    let listed = suggestions.with_untracked(Vec::len);
+                    let key = ev.key();
+                    if listed > 0 && (key == "ArrowDown" || key == "ArrowUp") {
+                        ev.prevent_default();
+                        let step = if key == "ArrowDown" { 1 } else { listed - 1 };
+                        active.update(|a| *a = (*a + step) % listed);
+                    } else if listed > 0 && (key == "Tab" || (key == "Enter" && !ev.shift_key())) {
+                        ev.prevent_default();
+                        let chosen = suggestions
+                            .with_untracked(|s| s.get(active.get_untracked().min(listed - 1)).copied());
+                        if let Some(c) = chosen {
+                            complete(c.name);
+                        }
+                    } else if key == "Enter" && !ev.shift_key() && !ev.is_composing() {
                         ev.prevent_default();
                         submit();
                     }

@@ -1,6 +1,7 @@
 //! One message: its author, avatar and time, its text (or why it cannot be read), its lock, and its
 //! actions (reply, edit, delete) in a bar shown on hover, on focus, or when the message is tapped.
 
+use super::commands::{ACTION, spoiler};
 use super::timeline::name_of;
 use crate::chat::{Chat, Line, Lock, Unreadable, act, sent_before};
 use crate::components::{avatar::Avatar, style::SMALL};
@@ -98,12 +99,49 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             </p>
         }
         .into_any(),
-        (Ok(text), false) => view! {
-            <p class="whitespace-pre-wrap break-words" data-testid="message-body">
-                {text}
-            </p>
+        (Ok(text), false) => {
+            if let Some(action) = text.strip_prefix(ACTION) {
+                let action = action.to_owned();
+                view! {
+                    <p class="whitespace-pre-wrap break-words italic" data-testid="message-body" data-kind="action">
+                        {move || format!("* {} {action}", author.get())}
+                    </p>
+                }
+                .into_any()
+            } else if let Some(hidden) = spoiler(&text) {
+                // Not in the page (nor read aloud) until asked for.
+                let (hidden, shown) = (hidden.to_owned(), RwSignal::new(false));
+                view! {
+                    <p class="whitespace-pre-wrap break-words" data-testid="message-body" data-kind="spoiler">
+                        {move || {
+                            if shown.get() {
+                                hidden.clone().into_any()
+                            } else {
+                                view! {
+                                    <button
+                                        type="button"
+                                        class="rounded bg-slate-700 px-2 text-sm text-white hover:bg-slate-600 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400"
+                                        data-testid="spoiler"
+                                        on:click=move |_| shown.set(true)
+                                    >
+                                        "Spoiler: show"
+                                    </button>
+                                }
+                                    .into_any()
+                            }
+                        }}
+                    </p>
+                }
+                .into_any()
+            } else {
+                view! {
+                    <p class="whitespace-pre-wrap break-words" data-testid="message-body">
+                        {text}
+                    </p>
+                }
+                .into_any()
+            }
         }
-        .into_any(),
         (Err(why), false) => {
             let refused = !why.awaits_key();
             let (created_at, device_since) = (created_at.clone(), device_since.clone());
@@ -180,14 +218,64 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             </form>
         }
     };
+    // "(edited)" opens the earlier versions, fetched and decrypted when asked for.
     let was_edited = line.edited;
+    let history = RwSignal::new(None::<Result<Vec<(Result<String, Unreadable>, String)>, String>>);
+    let toggle_history = move |_| {
+        if history.get_untracked().is_some() {
+            history.set(None);
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            history.set(Some(act::versions(id).await.map_err(|e| e.to_string())));
+        });
+    };
     let edited = move || {
         was_edited.then(|| {
             view! {
-                <span class="text-xs text-slate-600 dark:text-slate-400" data-testid="edited">
+                <button
+                    type="button"
+                    class="text-xs text-slate-600 hover:underline focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400 dark:text-slate-400"
+                    data-testid="edited"
+                    title="Show earlier versions"
+                    aria-expanded=move || history.with(Option::is_some).to_string()
+                    on:click=toggle_history
+                >
                     " (edited)"
-                </span>
+                </button>
             }
+        })
+    };
+    let versions = move || {
+        history.get().map(|found| match found {
+            Ok(list) => view! {
+                <ol
+                    class="mt-1 space-y-0.5 border-l-2 border-slate-300 pl-2 text-sm text-slate-700 dark:border-slate-700 dark:text-slate-300"
+                    aria-label="Earlier versions"
+                    data-testid="versions"
+                >
+                    {list
+                        .into_iter()
+                        .map(|(text, replaced_at)| {
+                            view! {
+                                <li class="whitespace-pre-wrap break-words" data-testid="version">
+                                    <span class="text-xs text-slate-600 dark:text-slate-400">
+                                        {format!("Until {}: ", full_time(&replaced_at))}
+                                    </span>
+                                    {text.unwrap_or_else(|_| "(cannot be read)".to_owned())}
+                                </li>
+                            }
+                        })
+                        .collect_view()}
+                </ol>
+            }
+            .into_any(),
+            Err(e) => view! {
+                <p role="alert" class="text-xs text-red-700 dark:text-red-300">
+                    {format!("Earlier versions cannot be shown: {e}")}
+                </p>
+            }
+            .into_any(),
         })
     };
     let lock = move || {
@@ -225,6 +313,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
         view! {
             {move || if editing.get() == Some(id) { edit_form().into_any() } else { body_view().into_any() }}
             {edited()}
+            {versions}
             {move || {
                 edit_error
                     .get()

@@ -3,6 +3,7 @@
 //! The server renders the frame, names and members; message bodies appear once this browser has
 //! decrypted them.
 
+mod commands;
 mod composer;
 mod manage;
 mod members;

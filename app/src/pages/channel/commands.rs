@@ -1,0 +1,101 @@
+//! Slash commands typed in the composer: what each one sends, and the list shown while typing one.
+//! They are turned into text here, before encryption: the server sees only ciphertext, as for any
+//! message.
+
+/// A command as the list shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub name: &'static str,
+    /// What follows the name, as a hint ("" for nothing).
+    pub args: &'static str,
+    pub about: &'static str,
+}
+
+pub const COMMANDS: &[Command] = &[
+    Command { name: "me", args: "action", about: "Say what you do: \"* Alice waves\"" },
+    Command { name: "shrug", args: "[message]", about: "Append ¯\\_(ツ)_/¯" },
+    Command { name: "spoiler", args: "message", about: "Hide the message until it is clicked" },
+    Command { name: "tableflip", args: "[message]", about: "Append (╯°□°)╯︵ ┻━┻" },
+    Command { name: "unflip", args: "[message]", about: "Append ┬─┬ノ( º _ ºノ)" },
+];
+
+/// Starts a message that is an action ("/me waves"): kept in the text, shown as "* Alice waves".
+pub const ACTION: &str = "/me ";
+
+/// A message shown hidden until clicked: `||text||`.
+pub fn spoiler(body: &str) -> Option<&str> {
+    body.strip_prefix("||").and_then(|b| b.strip_suffix("||")).filter(|b| !b.trim().is_empty())
+}
+
+/// The commands the draft may be the start of: while it is "/" and a name without a space yet.
+pub fn matching(draft: &str) -> Vec<Command> {
+    let Some(typed) = draft.strip_prefix('/') else { return vec![] };
+    if typed.contains(char::is_whitespace) || typed.starts_with('/') {
+        return vec![];
+    }
+    COMMANDS.iter().filter(|c| c.name.starts_with(&typed.to_lowercase())).copied().collect()
+}
+
+/// What the composer sends for `text`: the text itself, or a command's result. A known command
+/// missing what it needs is refused with what to type; anything else (including "/r/rust" or
+/// "/usr/bin") goes as typed, and "//" sends a message that starts with "/".
+pub fn apply(text: &str) -> Result<String, String> {
+    let Some(rest) = text.strip_prefix('/') else { return Ok(text.to_owned()) };
+    if let Some(literal) = rest.strip_prefix('/') {
+        return Ok(format!("/{literal}"));
+    }
+    let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let args = args.trim();
+    let append = |face: &str| Ok(if args.is_empty() { face.to_owned() } else { format!("{args} {face}") });
+    match name.to_lowercase().as_str() {
+        "shrug" => append("¯\\_(ツ)_/¯"),
+        "tableflip" => append("(╯°□°)╯︵ ┻━┻"),
+        "unflip" => append("┬─┬ノ( º _ ºノ)"),
+        "me" if args.is_empty() => Err("Say what you do after /me, as in \"/me waves\".".to_owned()),
+        "me" => Ok(format!("{ACTION}{args}")),
+        "spoiler" if args.is_empty() => Err("Write the hidden text after /spoiler.".to_owned()),
+        "spoiler" => Ok(format!("||{args}||")),
+        _ => Ok(text.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_turn_into_text() {
+        assert_eq!(apply("hello").unwrap(), "hello");
+        assert_eq!(apply("/shrug").unwrap(), "¯\\_(ツ)_/¯");
+        assert_eq!(apply("/shrug  no idea ").unwrap(), "no idea ¯\\_(ツ)_/¯");
+        assert_eq!(apply("/SHRUG ok").unwrap(), "ok ¯\\_(ツ)_/¯", "names are not case-sensitive");
+        assert_eq!(apply("/tableflip").unwrap(), "(╯°□°)╯︵ ┻━┻");
+        assert_eq!(apply("/me waves\ntwice").unwrap(), "/me waves\ntwice");
+        assert_eq!(apply("/spoiler the end").unwrap(), "||the end||");
+        assert_eq!(spoiler(&apply("/spoiler the end").unwrap()), Some("the end"));
+        assert!(apply("/me").unwrap_err().contains("/me waves"));
+        assert!(apply("/spoiler   ").is_err());
+        // Not commands: sent as typed; "//" escapes.
+        assert_eq!(apply("/r/rust is nice").unwrap(), "/r/rust is nice");
+        assert_eq!(apply("/usr/bin/env").unwrap(), "/usr/bin/env");
+        assert_eq!(apply("//shrug").unwrap(), "/shrug");
+    }
+
+    #[test]
+    fn the_list_follows_what_is_typed() {
+        let names = |d: &str| matching(d).into_iter().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(names("/"), ["me", "shrug", "spoiler", "tableflip", "unflip"]);
+        assert_eq!(names("/s"), ["shrug", "spoiler"]);
+        assert_eq!(names("/SP"), ["spoiler"]);
+        assert!(names("/shrug ").is_empty(), "a name and a space: the list is done");
+        assert!(names("hello").is_empty() && names("//").is_empty() && names("/x").is_empty());
+    }
+
+    #[test]
+    fn spoilers_need_something_hidden() {
+        assert_eq!(spoiler("||x||"), Some("x"));
+        assert_eq!(spoiler("||  ||"), None);
+        assert_eq!(spoiler("||"), None);
+        assert_eq!(spoiler("|x|"), None);
+    }
+}
