@@ -508,6 +508,26 @@ async fn the_timeline_reads_like_a_chat_app() {
         wait_contains(&b, "[data-testid=message-body][data-kind=action]", "* Alice Liddell waves").await;
         composer_ready(&a).await.send_keys(&format!("/shrug fine{ENTER}")).await.unwrap();
         wait_contains(&b, "[data-testid=message-body]", "fine ¯\\_(ツ)_/¯").await;
+        // A few emoji alone are shown large; with words, as text.
+        // (ChromeDriver types only the Basic Multilingual Plane: the emoji go in as an input event.)
+        let composer = composer_ready(&a).await;
+        a.execute(
+            "const t = document.querySelector('[data-testid=composer]'); t.value = arguments[0]; \
+             t.dispatchEvent(new Event('input', { bubbles: true }));",
+            vec![json!("🎉🎉")],
+        )
+        .await
+        .unwrap();
+        composer.send_keys(ENTER).await.unwrap();
+        wait_contains(&b, "[data-testid=message-body][data-kind=emoji]", "🎉🎉").await;
+        let size: Value = b
+            .execute(
+                "return parseFloat(getComputedStyle(document.querySelector('[data-kind=emoji]')).fontSize);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(size.as_f64().unwrap() >= 32.0, "large: {size}");
         // A command missing what it needs: refused, with what to type; the text stays.
         composer_ready(&a).await.send_keys(&format!("/me {ENTER}")).await.unwrap();
         wait_contains(&a, "[data-testid=send-error]", "/me waves").await;

@@ -27,6 +27,37 @@ pub fn spoiler(body: &str) -> Option<&str> {
     body.strip_prefix("||").and_then(|b| b.strip_suffix("||")).filter(|b| !b.trim().is_empty())
 }
 
+/// Whether a message is only a few emoji (shown large): at most 8 pictographs, with their joiners,
+/// variation selectors, skin tones and tags, and spaces.
+pub fn emoji_only(body: &str) -> bool {
+    let mut pictographs = 0;
+    for c in body.chars().filter(|c| !c.is_whitespace()) {
+        match u32::from(c) {
+            // Joiners, presentation selectors, keycap, tags: parts of one emoji.
+            0x200D | 0xFE0E | 0xFE0F | 0x20E3 | 0xE0020..=0xE007F => {}
+            0x1F000..=0x1FAFF
+            | 0x2600..=0x27BF
+            | 0x2300..=0x23FF
+            | 0x2B00..=0x2BFF
+            | 0x2190..=0x21FF
+            | 0x25A0..=0x25FF
+            | 0x3030
+            | 0x303D
+            | 0x3297
+            | 0x3299
+            | 0xA9
+            | 0xAE
+            | 0x203C
+            | 0x2049
+            | 0x2122
+            | 0x2139
+            | 0x24C2 => pictographs += 1,
+            _ => return false,
+        }
+    }
+    (1..=8).contains(&pictographs)
+}
+
 /// The commands the draft may be the start of: while it is "/" and a name without a space yet.
 pub fn matching(draft: &str) -> Vec<Command> {
     let Some(typed) = draft.strip_prefix('/') else { return vec![] };
@@ -89,6 +120,16 @@ mod tests {
         assert_eq!(names("/SP"), ["spoiler"]);
         assert!(names("/shrug ").is_empty(), "a name and a space: the list is done");
         assert!(names("hello").is_empty() && names("//").is_empty() && names("/x").is_empty());
+    }
+
+    #[test]
+    fn a_few_emoji_alone_are_shown_large() {
+        for big in ["🎉", "🎉🎉 🎉", "👍🏽", "👨‍👩‍👧", "❤️", "🇫🇷", "☕"] {
+            assert!(emoji_only(big), "{big}");
+        }
+        for normal in ["", "  ", "ok 🎉", "🎉!", "1️⃣", ":)", "🎉🎉🎉🎉🎉🎉🎉🎉🎉"] {
+            assert!(!emoji_only(normal), "{normal:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One message: its author, avatar and time, its text (or why it cannot be read), its lock, and its
 //! actions (reply, edit, delete) in a bar shown on hover, on focus, or when the message is tapped.
 
-use super::commands::{ACTION, spoiler};
+use super::commands::{ACTION, emoji_only, spoiler};
 use super::timeline::name_of;
 use crate::chat::{Chat, Line, Lock, Unreadable, act, sent_before};
 use crate::components::{avatar::Avatar, style::SMALL};
@@ -134,8 +134,14 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                 }
                 .into_any()
             } else {
+                // A few emoji alone are shown large.
+                let big = emoji_only(&text);
                 view! {
-                    <p class="whitespace-pre-wrap break-words" data-testid="message-body">
+                    <p
+                        class=if big { "text-4xl leading-[3rem]" } else { "whitespace-pre-wrap break-words" }
+                        data-testid="message-body"
+                        data-kind=big.then_some("emoji")
+                    >
                         {text}
                     </p>
                 }
