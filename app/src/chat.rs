@@ -173,6 +173,15 @@ pub struct Timeline {
     pub reactions: BTreeMap<i64, Line>,
 }
 
+/// A pinned message, opened here, with who pinned it and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedLine {
+    pub line: Line,
+    pub pinned_by: Uuid,
+    /// RFC 3339.
+    pub pinned_at: String,
+}
+
 /// One kind of reaction on a message, as its chip shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chip {
@@ -347,6 +356,8 @@ pub struct Chat {
     /// Bumped when a community's members changed (someone joined, left or got a new role, here or
     /// elsewhere): the member panel reloads.
     pub members_changed: RwSignal<u32>,
+    /// Bumped per channel when its pins changed (here or elsewhere): its pin list reloads.
+    pub pins_changed: RwSignal<HashMap<Uuid, u32>>,
     /// The channel on screen, if any.
     pub viewing: RwSignal<Option<Uuid>>,
     /// Key warnings not dismissed yet (a changed or forged device key).
@@ -379,6 +390,7 @@ impl Default for Chat {
             unread: RwSignal::new(None),
             spaces_changed: RwSignal::new(0),
             members_changed: RwSignal::new(0),
+            pins_changed: RwSignal::new(HashMap::new()),
             viewing: RwSignal::new(None),
             warnings: RwSignal::new(vec![]),
             verify: RwSignal::new(None),
@@ -442,8 +454,8 @@ pub mod act {
     pub use crate::client::{
         accept_key,
         backup::{restore_backup, turn_off as turn_off_backup, turn_on as turn_on_backup},
-        close_channel, delete, edit, history_setting, load_older, open_channel, react, send, set_compact,
-        start_new_device, typing,
+        close_channel, delete, edit, history_setting, load_older, open_channel, pins, react, reveal, send, set_compact,
+        set_pinned, start_new_device, typing,
         verification::{
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
             decline as decline_verification, start as start_verification, start_device as verify_device,
@@ -485,6 +497,15 @@ pub mod act {
         }
         pub async fn react(_: Uuid, _: Uuid, _: String) -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
+        }
+        pub async fn pins(_: Uuid) -> Result<Vec<super::super::PinnedLine>, ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn set_pinned(_: Uuid, _: bool) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn reveal(_: Uuid, _: Uuid) -> bool {
+            false
         }
         pub async fn versions(_: Uuid) -> Result<Vec<(Result<String, super::super::Unreadable>, String)>, ChatError> {
             Err(BROWSER_ONLY)

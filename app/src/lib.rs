@@ -11,6 +11,7 @@ pub mod components;
 #[cfg(feature = "e2ee")]
 pub mod crypto;
 pub mod dates;
+pub mod markdown;
 pub mod pages;
 pub mod routes;
 #[cfg(feature = "ssr")]

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod keys_directory;
 pub mod messages;
 pub mod password;
+pub mod pins;
 pub mod policy;
 pub mod presence;
 pub mod realtime;

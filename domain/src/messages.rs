@@ -12,7 +12,7 @@ use super::{
     throttle::{self, Limit},
 };
 use chrono::Utc;
-use entity::{channel, channel_event, message, message_edit, read_cursor};
+use entity::{channel, channel_event, message, message_edit, pin, read_cursor};
 use protocol::{
     error::AppError,
     model::messages::{
@@ -318,6 +318,8 @@ pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<
         .filter(message::Column::DeletedAt.is_null())
         .exec(&txn)
         .await?;
+    // A deleted message is no longer pinned.
+    let unpinned = pin::Entity::delete_many().filter(pin::Column::MessageId.eq(m.id)).exec(&txn).await?.rows_affected;
     let mut active: message::ActiveModel = m.into();
     active.ciphertext = Set(Vec::new());
     active.deleted_at = Set(Some(Utc::now()));
@@ -326,6 +328,9 @@ pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<
     txn.commit().await?;
     let event = ChannelEvent { channel_id: m.channel_id, seq, kind: EventKind::Deleted, message: envelope(&m) };
     core.realtime.publish(Signal::Event { event: event.clone() }).await;
+    if unpinned > 0 {
+        core.realtime.publish(Signal::PinsChanged { channel_id: m.channel_id }).await;
+    }
     Ok(event)
 }
 

@@ -150,6 +150,12 @@ pub fn may_delete_message(actor: Uuid, author: Uuid, role: Option<CommunityRole>
     allow(actor == author || role.is_some_and(|r| r >= CommunityRole::Moderator))
 }
 
+/// Pinning and unpinning: moderators and above in a community's channels; anyone in a DM or
+/// group DM (`role` is `None` there).
+pub fn may_pin(role: Option<CommunityRole>) -> Result<(), AppError> {
+    allow(role.is_none_or(|r| r >= CommunityRole::Moderator))
+}
+
 /// Registering a device: only for oneself.
 pub fn may_register_device(actor: Uuid, owner: Uuid) -> Result<(), AppError> {
     allow(actor == owner)

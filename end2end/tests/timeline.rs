@@ -2,7 +2,8 @@
 //! theme, Bob on a 360 px phone in the dark one): the front page for visitors, how many messages
 //! fit on a screen (comfortable and compact), avatars, days named as people say them, actions on
 //! hover / focus / tap, the view following the conversation, "jump to latest", the "new messages"
-//! divider, the unread count in the tab title, the skip link, the notice without JavaScript, text
+//! divider, Markdown rendered as DOM nodes (markup and script links stay text), the unread count
+//! in the tab title, the skip link, the notice without JavaScript, text
 //! contrast in both themes, and no error in the browser console from sign-in to sign-out.
 //!
 //! Run by `cargo xtask test` (it builds the server and the site and sets the paths).
@@ -243,6 +244,19 @@ async fn wait_chip(c: &Client, text: &str, emoji: &str, count: &str) {
         assert!(started.elapsed() < Duration::from_secs(15), "{emoji} on {text:?} counts {now:?}, want {count}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Puts `text` in the composer as if typed (ChromeDriver types only the Basic Multilingual Plane,
+/// and Enter would send a line early).
+async fn set_composer(c: &Client, text: &str) {
+    composer_ready(c).await;
+    c.execute(
+        "const t = document.querySelector('[data-testid=composer]'); t.value = arguments[0]; \
+         t.dispatchEvent(new Event('input', { bubbles: true }));",
+        vec![json!(text)],
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,7 +514,7 @@ async fn the_timeline_reads_like_a_chat_app() {
         composer.send_keys(&format!("{ARROW_DOWN}{TAB}")).await.unwrap();
         assert_eq!(composer.prop("value").await.unwrap().as_deref(), Some("/spoiler "));
         composer.send_keys(&format!("the butler did it{ENTER}")).await.unwrap();
-        wait_contains(&b, "[data-testid=message-body][data-kind=spoiler]", "Spoiler: show").await;
+        wait_contains(&b, "[data-testid=message-body][data-kind=spoiler]", "Spoiler").await;
         assert!(!bodies(&b).await.iter().any(|t| t.contains("butler")), "hidden until asked for");
         find(&b, "[data-testid=spoiler]").await.click().await.unwrap();
         wait_contains(&b, "[data-testid=message-body]", "the butler did it").await;
@@ -508,6 +522,46 @@ async fn the_timeline_reads_like_a_chat_app() {
         wait_contains(&b, "[data-testid=message-body][data-kind=action]", "* Alice Liddell waves").await;
         composer_ready(&a).await.send_keys(&format!("/shrug fine{ENTER}")).await.unwrap();
         wait_contains(&b, "[data-testid=message-body]", "fine ¯\\_(ツ)_/¯").await;
+        // Markdown, parsed by the receiver into DOM nodes: styles, code with colours, quotes,
+        // lists and links; markup and script links stay text.
+        let markdown = "MDTEST **bold** _it_ ~~gone~~ `let x` <script>alert(1)</script><b>raw</b> \
+                        [docs](https://docs.rs/leptos) [bad](javascript:alert(1)) https://example.org/a.\n\
+                        ```rust\nfn main() { let s = \"hi\"; } // done\n```\n> quoted\n- one\n- two";
+        set_composer(&a, markdown).await;
+        composer_ready(&a).await.send_keys(ENTER).await.unwrap();
+        wait_contains(&b, "[data-testid=message-body]", "MDTEST").await;
+        let seen: Value = b
+            .execute(
+                "const b = [...document.querySelectorAll('[data-testid=message-body]')].find(e => e.textContent.includes('MDTEST')); \
+                 const all = (css) => [...b.querySelectorAll(css)].map(e => e.textContent); \
+                 return { strong: all('strong'), em: all('em'), s: all('s'), code: all(':not(pre) > code'), \
+                   markup: b.querySelectorAll('script, b').length, text: b.textContent, \
+                   links: [...b.querySelectorAll('a')].map(a => [a.getAttribute('href'), a.rel, a.target, a.textContent]), \
+                   coloured: all('pre[data-lang=rust] span'), quote: all('blockquote'), items: all('ul > li') };",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(seen["strong"], json!(["bold"]));
+        assert_eq!(seen["em"], json!(["it"]));
+        assert_eq!(seen["s"], json!(["gone"]));
+        assert_eq!(seen["code"], json!(["let x"]));
+        assert_eq!(seen["markup"], json!(0), "no element from the sender's markup");
+        let shown = seen["text"].as_str().unwrap();
+        assert!(shown.contains("<script>alert(1)</script><b>raw</b>"), "markup shown as text: {shown}");
+        assert!(shown.contains("[bad](javascript:alert(1))"), "a script link stays text: {shown}");
+        let rel = "noopener noreferrer nofollow";
+        assert_eq!(
+            seen["links"],
+            json!([
+                ["https://docs.rs/leptos", rel, "_blank", "docs"],
+                ["https://example.org/a", rel, "_blank", "https://example.org/a"]
+            ])
+        );
+        assert_eq!(seen["coloured"], json!(["fn", "let", "\"hi\"", "// done"]));
+        assert_eq!(seen["quote"], json!(["quoted"]));
+        assert_eq!(seen["items"], json!(["one", "two"]));
+
         // A few emoji alone are shown large; with words, as text.
         // (ChromeDriver types only the Basic Multilingual Plane: the emoji go in as an input event.)
         let composer = composer_ready(&a).await;

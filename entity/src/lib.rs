@@ -22,6 +22,7 @@ pub mod master_key;
 pub mod message;
 pub mod message_edit;
 pub mod one_time_key;
+pub mod pin;
 pub mod read_cursor;
 pub mod refresh_token;
 pub mod registration_invite;

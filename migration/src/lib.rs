@@ -15,6 +15,7 @@ mod m20261127_000007_key_backup;
 mod m20261127_000008_channel_history;
 mod m20261127_000009_cross_signing;
 mod m20261207_000010_reactions;
+mod m20261207_000011_pins;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000008_channel_history::Migration),
             Box::new(m20261127_000009_cross_signing::Migration),
             Box::new(m20261207_000010_reactions::Migration),
+            Box::new(m20261207_000011_pins::Migration),
         ]
     }
 }

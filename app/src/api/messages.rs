@@ -2,7 +2,7 @@
 
 use crate::{
     error::AppError,
-    model::messages::{ChannelEvent, EditHistory, Envelope, HistoryPage, Unread},
+    model::messages::{ChannelEvent, EditHistory, Envelope, HistoryPage, Pin, Unread},
 };
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use {
         model::messages::{Ciphertext, MessageKind},
         web::actor,
     },
-    domain::messages,
+    domain::{messages, pins},
 };
 
 #[cfg(feature = "ssr")]
@@ -59,6 +59,20 @@ pub async fn delete_message(message_id: Uuid) -> Result<ChannelEvent, AppError> 
 pub async fn message_versions(message_id: Uuid) -> Result<EditHistory, AppError> {
     let (core, me) = actor().await?;
     Ok(messages::versions(&core, me.id, message_id).await?)
+}
+
+/// Pins (`pinned`) or unpins a message: moderators and above in a community, anyone in a DM.
+#[server(prefix = "/api/v1", endpoint = "messages/pin")]
+pub async fn pin_message(message_id: Uuid, pinned: bool) -> Result<(), AppError> {
+    let (core, me) = actor().await?;
+    Ok(pins::set_pinned(&core, me.id, message_id, pinned).await?)
+}
+
+/// A channel's pinned messages, the latest pinned first, still encrypted.
+#[server(prefix = "/api/v1", endpoint = "messages/pins")]
+pub async fn channel_pins(channel_id: Uuid) -> Result<Vec<Pin>, AppError> {
+    let (core, me) = actor().await?;
+    Ok(pins::pins(&core, me.id, channel_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/history")]

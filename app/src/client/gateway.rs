@@ -222,6 +222,7 @@ async fn handle_one(rt: &Rc<Runtime>, frame: ServerFrame, failures: &mut u32) {
         // The next message to the channels it shared rotates its session (the recipient set shrank).
         ServerFrame::DeviceRemoved { .. } => {}
         ServerFrame::MembersChanged { .. } => chat.members_changed.update(|n| *n += 1),
+        ServerFrame::PinsChanged { channel_id } => chat.pins_changed.update(|m| *m.entry(channel_id).or_default() += 1),
         ServerFrame::ChannelAdded { .. } | ServerFrame::ChannelChanged { .. } => {
             chat.spaces_changed.update(|n| *n += 1)
         }

@@ -13,8 +13,11 @@ mod vault;
 pub mod verification;
 
 use crate::{
-    api::messages::{delete_message, edit_message, message_history, message_versions, send_message, unread_counts},
-    chat::{Chat, ChatError, KeyNotice, Line, Lock, PENDING_FROM, Timeline, Unreadable},
+    api::messages::{
+        channel_pins, delete_message, edit_message, message_history, message_versions, pin_message, send_message,
+        unread_counts,
+    },
+    chat::{Chat, ChatError, KeyNotice, Line, Lock, PENDING_FROM, PinnedLine, Timeline, Unreadable},
     crypto::{
         CryptoError,
         channel::ChannelPlaintext,
@@ -682,6 +685,46 @@ pub async fn react(channel_id: Uuid, message_id: Uuid, emoji: String) -> Result<
     // The reaction may have started a new session: into the key backup with it.
     leptos::task::spawn_local(async move { backup::upload(&rt).await });
     Ok(())
+}
+
+/// A channel's pinned messages, opened here, the latest pinned first.
+pub async fn pins(channel_id: Uuid) -> Result<Vec<PinnedLine>, ChatError> {
+    let rt = runtime()?;
+    let pins = channel_pins(channel_id).await?;
+    let opened = rt.open_all(pins.iter().map(|p| (p.message.clone(), false)).collect()).await;
+    Ok(opened
+        .into_iter()
+        .zip(pins)
+        .map(|((line, _), p)| PinnedLine { line, pinned_by: p.pinned_by, pinned_at: p.pinned_at })
+        .collect())
+}
+
+/// Pins or unpins a message (the gateway tells every reader, this tab included).
+pub async fn set_pinned(message_id: Uuid, pinned: bool) -> Result<(), ChatError> {
+    pin_message(message_id, pinned).await?;
+    Ok(())
+}
+
+/// Loads older pages of a channel until `message_id` is in its timeline (at most 20 pages, 2,000
+/// messages back); whether it is there.
+pub async fn reveal(channel_id: Uuid, message_id: Uuid) -> bool {
+    let Some(rt) = current() else { return false };
+    let timeline = rt.chat.timeline(channel_id);
+    for _ in 0..20 {
+        let (found, before, busy) =
+            timeline.with_untracked(|t| (t.find(message_id).is_some(), t.next_before, t.loading));
+        if found {
+            return true;
+        }
+        if busy {
+            gateway::sleep(100).await;
+            continue;
+        }
+        let Some(before) = before else { return false };
+        timeline.update(|t| t.loading = true);
+        load_page(&rt, channel_id, Some(before)).await;
+    }
+    timeline.with_untracked(|t| t.find(message_id).is_some())
 }
 
 pub async fn delete(channel_id: Uuid, message_id: Uuid) -> Result<(), ChatError> {

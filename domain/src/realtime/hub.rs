@@ -418,6 +418,11 @@ impl Hub {
                 let ids = ids_of(&inner.by_channel, [channel_id]);
                 send_all(inner, ids, &frame(&ServerFrame::ChannelChanged { channel_id }), Loss::CloseInstead);
             }
+            Signal::PinsChanged { channel_id } => {
+                // A socket that misses it shows stale pins until the next change or reload.
+                let ids = ids_of(&inner.by_channel, [channel_id]);
+                send_all(inner, ids, &frame(&ServerFrame::PinsChanged { channel_id }), Loss::Droppable);
+            }
             Signal::MembersChanged { community_id } => {
                 // A socket that misses it shows a stale list until the next change or reload:
                 // not worth closing a slow socket for.
@@ -732,7 +737,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_channel_is_announced_to_its_readers_only() {
+    fn a_changed_channel_and_its_pins_are_announced_to_its_readers_only() {
         let hub = Hub::new(Uuid::new_v4());
         let (channel, other) = (Uuid::new_v4(), Uuid::new_v4());
         let mut reader = hub.register(Uuid::new_v4(), Uuid::new_v4(), None, subs(&[(channel, None)]));
@@ -741,6 +746,10 @@ mod tests {
         let Outbound::Frame(text) = reader.rx.try_recv().unwrap() else { panic!("expected channel_changed") };
         let text = String::from_utf8_lossy(&text);
         assert!(text.contains("channel_changed") && text.contains(&channel.to_string()), "{text}");
+        hub.dispatch(Signal::PinsChanged { channel_id: channel });
+        let Outbound::Frame(text) = reader.rx.try_recv().unwrap() else { panic!("expected pins_changed") };
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("pins_changed") && text.contains(&channel.to_string()), "{text}");
         assert!(outsider.rx.try_recv().is_err());
     }
 

@@ -67,6 +67,10 @@ pub enum Signal {
     ChannelChanged {
         channel_id: Uuid,
     },
+    /// A channel's pins changed: the sockets reading it are told.
+    PinsChanged {
+        channel_id: Uuid,
+    },
     /// The community's members changed (joined, left, kicked, banned, new role): its sockets are told.
     MembersChanged {
         community_id: Uuid,
@@ -244,6 +248,7 @@ mod tests {
                 format!(r#"{{"t":"community_changed","community_id":"{u2}"}}"#),
             ),
             (Signal::ChannelChanged { channel_id: id(2) }, format!(r#"{{"t":"channel_changed","channel_id":"{u2}"}}"#)),
+            (Signal::PinsChanged { channel_id: id(2) }, format!(r#"{{"t":"pins_changed","channel_id":"{u2}"}}"#)),
             (
                 Signal::MembersChanged { community_id: id(2) },
                 format!(r#"{{"t":"members_changed","community_id":"{u2}"}}"#),
@@ -266,6 +271,6 @@ mod tests {
         let refused = serde_json::from_str::<Signal>(r#"{"t":"no_such_signal"}"#).unwrap_err().to_string();
         let variants =
             refused.split("expected one of").nth(1).unwrap_or_default().split('`').skip(1).step_by(2).count();
-        assert_eq!(variants, 13, "a new signal needs its JSON pinned above: {refused}");
+        assert_eq!(variants, 14, "a new signal needs its JSON pinned above: {refused}");
     }
 }

@@ -196,6 +196,10 @@ pub enum ServerFrame {
     ChannelChanged {
         channel_id: Uuid,
     },
+    /// A message of the channel was pinned or unpinned: read its pins again.
+    PinsChanged {
+        channel_id: Uuid,
+    },
     /// Someone joined or left the community, was kicked or banned, or changed role: member lists
     /// shown from it are read again. (Who and what is not said: the list says it.)
     MembersChanged {

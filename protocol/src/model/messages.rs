@@ -155,6 +155,18 @@ pub struct EarlierVersion {
 /// The most earlier versions one message keeps (the server refuses edits beyond).
 pub const MAX_VERSIONS: u64 = 100;
 
+/// The most messages a channel keeps pinned (the server refuses more).
+pub const MAX_PINS: u64 = 50;
+
+/// A pinned message, still encrypted, with who pinned it and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    pub message: Envelope,
+    pub pinned_by: Uuid,
+    /// RFC 3339.
+    pub pinned_at: String,
+}
+
 /// A page of history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {

@@ -49,6 +49,8 @@ pub(crate) struct World {
     pub(crate) banned: Uuid,
     /// A message the member sent in the general channel.
     pub(crate) message: Uuid,
+    /// A message the member sent in the DM.
+    pub(crate) dm_message: Uuid,
     /// The member's user id (their device `PHONE` has a fallback key).
     pub(crate) member: Uuid,
 }
@@ -104,6 +106,15 @@ pub(crate) async fn world(state: &Core, root: &user::Model) -> World {
     domain::keys_directory::register_device(core, member, phone.keys()).await.unwrap();
     domain::keys_directory::upload_keys(core, member, "PHONE", vec![], Some(phone.key("fb"))).await.unwrap();
     let message = domain::messages::send(core, member, send).await.unwrap().message.id;
+    let to_dm = domain::messages::Send {
+        channel_id: dm.id,
+        device: "PHONE".into(),
+        client_txn: "hello dm".into(),
+        kind: app::model::messages::MessageKind::Text,
+        reply_to: None,
+        ciphertext: app::model::messages::Ciphertext(vec![1, 2, 3]),
+    };
+    let dm_message = domain::messages::send(core, member, to_dm).await.unwrap().message.id;
     // Everyone in a role has a device "D" to send from.
     for (_, u) in &users {
         if domain::keys_directory::find_device(&core.db, u.id, "D").await.unwrap().is_none() {
@@ -112,6 +123,7 @@ pub(crate) async fn world(state: &Core, root: &user::Model) -> World {
     }
     World {
         message,
+        dm_message,
         member,
         state: state.clone(),
         community,
@@ -339,6 +351,28 @@ pub(crate) fn message_key_and_admin_cases() -> Vec<Case> {
             |w| vec![("message_id", w.message.to_string())],
             expect([401, 404, 200, 200, 200, 200, 404, 404]),
         ),
+        (
+            "messages/pin",
+            |w| vec![("message_id", w.message.to_string()), ("pinned", "true".into())],
+            expect([401, 404, 200, 200, 200, 403, 404, 404]),
+        ),
+        (
+            // In a DM, both people may pin.
+            "messages/pin",
+            |w| vec![("message_id", w.dm_message.to_string()), ("pinned", "true".into())],
+            expect([401, 404, 200, 404, 404, 200, 404, 404]),
+        ),
+        (
+            "messages/pins",
+            |w| vec![("channel_id", w.general_channel.to_string())],
+            expect([401, 404, 200, 200, 200, 200, 404, 404]),
+        ),
+        (
+            "messages/pins",
+            |w| vec![("channel_id", w.private_channel.to_string())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        ("messages/pins", |w| vec![("channel_id", w.dm.to_string())], expect([401, 404, 200, 404, 404, 200, 404, 404])),
         (
             "messages/events",
             |w| vec![("channel_id", w.private_channel.to_string()), ("after_seq", "0".into())],

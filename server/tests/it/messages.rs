@@ -7,13 +7,13 @@ use app::{
     error::AppError,
     model::{
         CommunityCreationMode, RegistrationMode,
-        messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MAX_VERSIONS, MessageKind},
+        messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MAX_PINS, MAX_VERSIONS, MessageKind},
         spaces::CommunityRole,
     },
 };
 use common::{Client, err, new_user};
 use domain::Core;
-use domain::{messages, spaces};
+use domain::{messages, pins, spaces};
 use entity::user;
 use sea_orm::EntityTrait;
 use uuid::Uuid;
@@ -153,6 +153,63 @@ on_both_backends! {
         assert!(left.iter().all(|m| m.deleted_at.is_some() && m.ciphertext.is_empty()), "reactions erased with their message");
         assert!(messages::history(core, bob.id, general, None, None).await.unwrap().reactions.is_empty());
         assert!(err(messages::send(core, ann.id, react("late", Some(target.id))).await.unwrap_err()).for_field("reply_to").is_some());
+    }
+
+    async fn pins_are_kept_by_moderators_and_bounded(db: TestDb) {
+        let mut state = db.state(RegistrationMode::Open).await;
+        state.config = std::sync::Arc::new(domain::config::Config { messages_per_minute: 100_000, ..(*state.config).clone() });
+        let core = &state;
+        let (_, general, [owner, ann, bob, eve]) = setup(core).await;
+        let first = messages::send(core, bob.id, send(general, "p1", b"pin me")).await.unwrap().message;
+        // A member may not pin in a community; a moderator may; an outsider sees nothing.
+        assert_eq!(err(pins::set_pinned(core, bob.id, first.id, true).await.unwrap_err()), AppError::Forbidden);
+        assert_eq!(err(pins::set_pinned(core, eve.id, first.id, true).await.unwrap_err()), AppError::NotFound);
+        assert_eq!(err(pins::pins(core, eve.id, general).await.unwrap_err()), AppError::NotFound);
+        pins::set_pinned(core, ann.id, first.id, true).await.unwrap();
+        pins::set_pinned(core, ann.id, first.id, true).await.unwrap();
+        let listed = pins::pins(core, bob.id, general).await.unwrap();
+        assert_eq!(listed.iter().map(|p| (p.message.id, p.pinned_by)).collect::<Vec<_>>(), [(first.id, ann.id)], "once");
+        assert_eq!(listed[0].message.ciphertext.0, b"pin me", "the envelope, to decrypt");
+        // A reaction is not pinned; nor is a message that does not exist.
+        let reaction = messages::Send { kind: MessageKind::Reaction, reply_to: Some(first.id), ..send(general, "r", b"e") };
+        let reaction = messages::send(core, bob.id, reaction).await.unwrap().message;
+        assert!(err(pins::set_pinned(core, ann.id, reaction.id, true).await.unwrap_err()).for_field("message_id").is_some());
+        assert_eq!(err(pins::set_pinned(core, ann.id, Uuid::now_v7(), true).await.unwrap_err()), AppError::NotFound);
+        // In a DM, both people pin.
+        let dm = spaces::open_dm(core, owner.id, bob.id).await.unwrap().id;
+        let in_dm = messages::send(core, owner.id, send(dm, "d1", b"in a dm")).await.unwrap().message;
+        pins::set_pinned(core, bob.id, in_dm.id, true).await.unwrap();
+        assert_eq!(err(pins::set_pinned(core, ann.id, in_dm.id, false).await.unwrap_err()), AppError::NotFound);
+        assert_eq!(pins::pins(core, owner.id, dm).await.unwrap().len(), 1);
+        // At most MAX_PINS per channel, also when pins race for the last places.
+        let mut ids = Vec::new();
+        for i in 1..=MAX_PINS {
+            ids.push(messages::send(core, bob.id, send(general, &format!("many{i}"), b"x")).await.unwrap().message.id);
+        }
+        for id in &ids[..MAX_PINS as usize - 3] {
+            pins::set_pinned(core, ann.id, *id, true).await.unwrap();
+        }
+        let last = &ids[MAX_PINS as usize - 3..];
+        let outcomes = tokio::join!(
+            pins::set_pinned(core, owner.id, last[0], true),
+            pins::set_pinned(core, owner.id, last[1], true),
+            pins::set_pinned(core, owner.id, last[2], true),
+        );
+        let outcomes = [outcomes.0, outcomes.1, outcomes.2];
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 2, "two places were left");
+        let full = outcomes.into_iter().find_map(Result::err).map(err).unwrap();
+        assert!(full.for_field("message_id").is_some_and(|m| m.contains("unpin one")), "{full:?}");
+        assert_eq!(pins::pins(core, bob.id, general).await.unwrap().len(), MAX_PINS as usize);
+        // Unpinning frees a place; deleting a pinned message unpins it.
+        pins::set_pinned(core, ann.id, first.id, false).await.unwrap();
+        pins::set_pinned(core, ann.id, first.id, false).await.unwrap();
+        assert_eq!(pins::pins(core, bob.id, general).await.unwrap().len(), MAX_PINS as usize - 1);
+        messages::delete(core, ann.id, ids[0]).await.unwrap();
+        let left = pins::pins(core, bob.id, general).await.unwrap();
+        assert_eq!(left.len(), MAX_PINS as usize - 2);
+        assert!(!left.iter().any(|p| p.message.id == ids[0]));
+        assert_eq!(entity::pin::Entity::find().all(&state.db).await.unwrap().len(), MAX_PINS as usize - 1, "with the DM's");
+        assert_eq!(err(pins::set_pinned(core, ann.id, ids[0], true).await.unwrap_err()), AppError::NotFound, "deleted");
     }
 
     async fn earlier_versions_for_readers_only(db: TestDb) {

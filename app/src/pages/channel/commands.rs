@@ -19,6 +19,9 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "unflip", args: "[message]", about: "Append ┬─┬ノ( º _ ºノ)" },
 ];
 
+/// The shrug, written so that Markdown shows `¯\_(ツ)_/¯`.
+pub const SHRUG: &str = "¯\\\\\\_(ツ)_/¯";
+
 /// Starts a message that is an action ("/me waves"): kept in the text, shown as "* Alice waves".
 pub const ACTION: &str = "/me ";
 
@@ -79,7 +82,8 @@ pub fn apply(text: &str) -> Result<String, String> {
     let args = args.trim();
     let append = |face: &str| Ok(if args.is_empty() { face.to_owned() } else { format!("{args} {face}") });
     match name.to_lowercase().as_str() {
-        "shrug" => append("¯\\_(ツ)_/¯"),
+        // The backslash and the first "_" escaped, so that Markdown shows the face as typed.
+        "shrug" => append(SHRUG),
         "tableflip" => append("(╯°□°)╯︵ ┻━┻"),
         "unflip" => append("┬─┬ノ( º _ ºノ)"),
         "me" if args.is_empty() => Err("Say what you do after /me, as in \"/me waves\".".to_owned()),
@@ -97,9 +101,10 @@ mod tests {
     #[test]
     fn commands_turn_into_text() {
         assert_eq!(apply("hello").unwrap(), "hello");
-        assert_eq!(apply("/shrug").unwrap(), "¯\\_(ツ)_/¯");
-        assert_eq!(apply("/shrug  no idea ").unwrap(), "no idea ¯\\_(ツ)_/¯");
-        assert_eq!(apply("/SHRUG ok").unwrap(), "ok ¯\\_(ツ)_/¯", "names are not case-sensitive");
+        assert_eq!(apply("/shrug").unwrap(), SHRUG);
+        assert_eq!(crate::markdown::plain(SHRUG), "¯\\_(ツ)_/¯", "shown as typed");
+        assert_eq!(apply("/shrug  no idea ").unwrap(), format!("no idea {SHRUG}"));
+        assert_eq!(apply("/SHRUG ok").unwrap(), format!("ok {SHRUG}"), "names are not case-sensitive");
         assert_eq!(apply("/tableflip").unwrap(), "(╯°□°)╯︵ ┻━┻");
         assert_eq!(apply("/me waves\ntwice").unwrap(), "/me waves\ntwice");
         assert_eq!(apply("/spoiler the end").unwrap(), "||the end||");

@@ -2,10 +2,12 @@
 //! actions (reply, edit, delete) in a bar shown on hover, on focus, or when the message is tapped.
 
 use super::commands::{ACTION, emoji_only, spoiler};
+use super::rich;
 use super::timeline::name_of;
 use crate::chat::{Chat, Line, Lock, Unreadable, act, sent_before};
 use crate::components::{avatar::Avatar, style::SMALL};
 use crate::dates::{full_time, time_label};
+use crate::markdown;
 use leptos::prelude::*;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -82,7 +84,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                     names.with(|n| name_of(n, l.sender)),
                     l.body
                         .as_deref()
-                        .map(|b| b.chars().take(80).collect::<String>())
+                        .map(|b| markdown::plain(b).chars().take(80).collect::<String>())
                         .unwrap_or_else(|_| "(cannot be read)".into())
                 ),
                 None => "↪ an earlier message".to_owned(),
@@ -108,42 +110,20 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                     </p>
                 }
                 .into_any()
-            } else if let Some(hidden) = spoiler(&text) {
-                // Not in the page (nor read aloud) until asked for.
-                let (hidden, shown) = (hidden.to_owned(), RwSignal::new(false));
+            } else if emoji_only(&text) {
+                // A few emoji alone are shown large.
                 view! {
-                    <p class="whitespace-pre-wrap break-words" data-testid="message-body" data-kind="spoiler">
-                        {move || {
-                            if shown.get() {
-                                hidden.clone().into_any()
-                            } else {
-                                view! {
-                                    <button
-                                        type="button"
-                                        class="rounded bg-slate-700 px-2 text-sm text-white hover:bg-slate-600 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400"
-                                        data-testid="spoiler"
-                                        on:click=move |_| shown.set(true)
-                                    >
-                                        "Spoiler: show"
-                                    </button>
-                                }
-                                    .into_any()
-                            }
-                        }}
+                    <p class="text-4xl leading-[3rem]" data-testid="message-body" data-kind="emoji">
+                        {text}
                     </p>
                 }
                 .into_any()
             } else {
-                // A few emoji alone are shown large.
-                let big = emoji_only(&text);
+                let kind = spoiler(&text).is_some().then_some("spoiler");
                 view! {
-                    <p
-                        class=if big { "text-4xl leading-[3rem]" } else { "whitespace-pre-wrap break-words" }
-                        data-testid="message-body"
-                        data-kind=big.then_some("emoji")
-                    >
-                        {text}
-                    </p>
+                    <div class="whitespace-pre-wrap break-words" data-testid="message-body" data-kind=kind>
+                        {rich::blocks(markdown::parse(&text))}
+                    </div>
                 }
                 .into_any()
             }
@@ -313,12 +293,27 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             }
         })
     };
+    let pins = use_context::<super::pins::PinState>();
+    let pinned = move || pins.is_some_and(|p| p.is_pinned(id));
     // The text, or the box editing it; then any error of an edit or delete.
     let content = move || {
         let body_view = body_view.clone();
         view! {
             {move || if editing.get() == Some(id) { edit_form().into_any() } else { body_view().into_any() }}
             {edited()}
+            {move || {
+                pinned()
+                    .then(|| {
+                        view! {
+                            <p
+                                class="text-[11px] leading-4 text-amber-800 dark:text-amber-300"
+                                data-testid="pinned-mark"
+                            >
+                                "📌 Pinned"
+                            </p>
+                        }
+                    })
+            }}
             {versions}
             {move || {
                 edit_error
@@ -521,6 +516,25 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             >
                 "Reply"
             </button>
+            {move || {
+                pins.filter(|p| p.can_pin.get())
+                    .map(|p| {
+                        let now = pinned();
+                        view! {
+                            <button
+                                type="button"
+                                class=SMALL
+                                data-testid=if now { "unpin-message" } else { "pin-message" }
+                                on:click=move |_| {
+                                    selected.set(None);
+                                    p.set(id, !now);
+                                }
+                            >
+                                {if now { "Unpin" } else { "Pin" }}
+                            </button>
+                        }
+                    })
+            }}
             {mine
                 .then(|| {
                     view! {

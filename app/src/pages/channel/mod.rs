@@ -8,6 +8,8 @@ mod composer;
 mod manage;
 mod members;
 mod message;
+mod pins;
+mod rich;
 mod timeline;
 
 use crate::components::style::SMALL;
@@ -22,6 +24,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use members::MemberPanel;
+use pins::{PinPanel, PinState, PinsButton};
 use std::collections::{HashMap, HashSet};
 use timeline::{TimelineView, TypingLine};
 use uuid::Uuid;
@@ -140,6 +143,12 @@ fn Conversation(id: Uuid) -> impl IntoView {
     // messages are decrypted anyway, and again only when the channel's place changes.
     let me = data.me.get_value().id;
     let shown = Memo::new(move |_| data.spaces_now.with(|s| s.as_ref().and_then(|s| place(s, id, me))));
+    // Moderators and above pin in a community; anyone in a DM or group DM.
+    let can_pin = Signal::derive(move || {
+        shown.with(|p| p.as_ref().is_some_and(|p| p.community.is_none_or(|(_, role)| role >= CommunityRole::Moderator)))
+    });
+    let pins = PinState::load(id, can_pin);
+    provide_context(pins);
     // For the runtime's sends (again once encryption has started in this browser).
     Effect::new(move |_| {
         chat.device.track();
@@ -156,6 +165,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
                         <TypingLine channel=id names />
                         <Composer channel=id names replying follow />
                     </section>
+                    <PinPanel state=pins names />
                     <MemberPanel
                         community=place.community
                         group_id=place.group_id
@@ -229,6 +239,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
                                         </p>
                                     </div>
                                     <div class="flex shrink-0 items-center gap-1">
+                                        <PinsButton state=pins />
                                         <button
                                             type="button"
                                             class=SMALL
