@@ -342,6 +342,13 @@ pub struct Verify {
 #[derive(Clone, Copy)]
 pub struct Chat {
     pub me: StoredValue<Uuid>,
+    /// My username, lowercased: what an `@mention` of me says.
+    pub my_name: StoredValue<String>,
+    /// Messages mentioning me not read yet, per channel: counted here after decryption (the server
+    /// is not told who is mentioned), apart from the unread count.
+    pub mentions: RwSignal<HashMap<Uuid, u32>>,
+    /// The DMs and group DMs among my channels (where anyone may call everyone).
+    pub direct: StoredValue<std::collections::HashSet<Uuid>>,
     pub device: RwSignal<Option<Result<DeviceStatus, String>>>,
     pub connection: RwSignal<Connection>,
     /// Timelines of the channels opened in this tab (reference-counted: they outlive the views).
@@ -382,6 +389,9 @@ impl Default for Chat {
     fn default() -> Self {
         Self {
             me: StoredValue::new(Uuid::nil()),
+            my_name: StoredValue::new(String::new()),
+            mentions: RwSignal::new(HashMap::new()),
+            direct: StoredValue::new(Default::default()),
             device: RwSignal::new(None),
             connection: RwSignal::new(Connection::Starting),
             timelines: StoredValue::new(HashMap::new()),
@@ -400,6 +410,27 @@ impl Default for Chat {
             backup: RwSignal::new(Backup::Unknown),
             compact: RwSignal::new(false),
         }
+    }
+}
+
+/// How a message calls on me: by name, through `@here`/`@everyone`, or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Me,
+    Everyone,
+    No,
+}
+
+/// How `text` calls on `me` (a lowercased username). Whether its sender may call everyone is
+/// the caller's check.
+pub fn call_in(text: &str, me: &str) -> Call {
+    let names = crate::markdown::mentions(text);
+    if !me.is_empty() && names.iter().any(|n| n == me) {
+        Call::Me
+    } else if names.iter().any(|n| crate::markdown::EVERYONE.contains(&n.as_str())) {
+        Call::Everyone
+    } else {
+        Call::No
     }
 }
 

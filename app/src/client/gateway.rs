@@ -188,7 +188,11 @@ async fn handle_one(rt: &Rc<Runtime>, frame: ServerFrame, failures: &mut u32) {
             chat.connection.set(Connection::Online);
             // Who is online comes next, in full: whoever it does not list is offline.
             chat.presence.update(|p| p.retain(|u, _| *u == user_id));
-            chat.unread.set(Some(unread.into_iter().map(|u| (u.channel_id, u)).collect::<HashMap<_, _>>()));
+            chat.unread.set(Some(unread.iter().map(|u| (u.channel_id, *u)).collect::<HashMap<_, _>>()));
+            {
+                let rt = rt.clone();
+                leptos::task::spawn_local(async move { rt.recount_mentions(unread).await });
+            }
             // Something may have changed while disconnected.
             chat.spaces_changed.update(|n| *n += 1);
             if let Some(channel) = chat.viewing.get_untracked()
@@ -210,14 +214,20 @@ async fn handle_one(rt: &Rc<Runtime>, frame: ServerFrame, failures: &mut u32) {
             let me = chat.me.get_value();
             chat.presence.update(|p| p.extend(frame.presences().into_iter().filter(|(u, _)| *u != me)));
         }
-        ServerFrame::Read { channel_id, seq } => chat.unread.update(|u| {
-            if let Some(entry) = u.as_mut().and_then(|u| u.get_mut(&channel_id))
-                && seq >= entry.last_read_seq
-            {
-                entry.count = 0;
-                entry.last_read_seq = seq;
-            }
-        }),
+        ServerFrame::Read { channel_id, seq } => {
+            // Read elsewhere (another tab or device): its mentions were seen too.
+            chat.mentions.update(|m| {
+                m.remove(&channel_id);
+            });
+            chat.unread.update(|u| {
+                if let Some(entry) = u.as_mut().and_then(|u| u.get_mut(&channel_id))
+                    && seq >= entry.last_read_seq
+                {
+                    entry.count = 0;
+                    entry.last_read_seq = seq;
+                }
+            });
+        }
         ServerFrame::ToDevice { message } => receive_to_device(rt, message).await,
         // The next message to the channels it shared rotates its session (the recipient set shrank).
         ServerFrame::DeviceRemoved { .. } => {}

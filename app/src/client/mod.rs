@@ -376,6 +376,13 @@ impl Runtime {
                 fresh_from_others += 1;
             }
         }
+        // Others' new messages, to look for mentions of me in (after decryption, here only).
+        let fresh: Vec<(Envelope, bool)> = events
+            .iter()
+            .filter(|e| !viewing && e.kind == EventKind::Created && e.message.sender_id != me)
+            .filter(|e| e.message.kind != MessageKind::Reaction)
+            .map(|e| (e.message.clone(), false))
+            .collect();
         // Someone's message ends their "typing".
         self.chat.typing.update(|all| {
             if let Some(typing) = all.get_mut(&channel_id) {
@@ -407,6 +414,9 @@ impl Runtime {
             };
             desktop::notify("Chatalot", &body);
         }
+        if !fresh.is_empty() {
+            self.count_mentions(channel_id, fresh, false).await;
+        }
         if !viewing && fresh_from_others > 0 {
             self.chat.unread.update(|u| {
                 if let Some(u) = u.as_mut() {
@@ -435,10 +445,71 @@ impl Runtime {
         }
     }
 
+    /// Opens others' messages and adds those that mention me to the channel's mention count
+    /// (`replace`: sets it instead, for a recount of everything unread).
+    async fn count_mentions(&self, channel_id: Uuid, envelopes: Vec<(Envelope, bool)>, replace: bool) {
+        use crate::chat::{Call, call_in};
+        let my_name = self.chat.my_name.get_value();
+        let lines = self.open_all(envelopes).await;
+        let calls: Vec<(Call, Uuid)> =
+            lines.iter().filter_map(|(l, _)| l.body.as_ref().ok().map(|b| (call_in(b, &my_name), l.sender))).collect();
+        let mut found = calls.iter().filter(|(c, _)| *c == Call::Me).count();
+        // Everyone may be called by anyone in a DM, by moderators and above in a community: the
+        // member list says who (asked only when someone called everyone).
+        if calls.iter().any(|(c, _)| *c == Call::Everyone) {
+            let direct = self.chat.direct.with_value(|d| d.contains(&channel_id));
+            let callers: std::collections::HashSet<Uuid> = if direct {
+                Default::default()
+            } else {
+                crate::api::spaces::channel_member_list(channel_id)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|m| m.role >= crate::model::spaces::CommunityRole::Moderator)
+                    .map(|m| m.user.id)
+                    .collect()
+            };
+            found += calls.iter().filter(|(c, who)| *c == Call::Everyone && (direct || callers.contains(who))).count();
+        }
+        let found = u32::try_from(found).unwrap_or(u32::MAX);
+        if found > 0 || replace {
+            self.chat.mentions.update(|m| {
+                let n = m.entry(channel_id).or_default();
+                *n = if replace { found } else { n.saturating_add(found) };
+                if *n == 0 {
+                    m.remove(&channel_id);
+                }
+            });
+        }
+    }
+
+    /// After a (re)connect: counts the mentions among each channel's unread messages (the last
+    /// 100 of each at most), since they are not kept anywhere but here.
+    async fn recount_mentions(&self, unread: Vec<crate::model::messages::Unread>) {
+        let me = self.chat.me.get_value();
+        for u in unread.into_iter().filter(|u| u.count > 0) {
+            let after = u.last_read_seq;
+            let Ok(events) = crate::api::messages::channel_events(u.channel_id, after, Some(100)).await else {
+                continue;
+            };
+            let fresh = events
+                .into_iter()
+                .filter(|e| {
+                    e.kind == EventKind::Created && e.message.sender_id != me && e.message.kind != MessageKind::Reaction
+                })
+                .map(|e| (e.message, false))
+                .collect();
+            self.count_mentions(u.channel_id, fresh, true).await;
+        }
+    }
+
     fn mark_read(&self, channel_id: Uuid, seq: i64) {
         if seq <= 0 {
             return;
         }
+        self.chat.mentions.update(|m| {
+            m.remove(&channel_id);
+        });
         self.chat.unread.update(|u| {
             if let Some(entry) = u.as_mut().and_then(|u| u.get_mut(&channel_id)) {
                 entry.count = 0;

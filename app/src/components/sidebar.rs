@@ -30,11 +30,20 @@ fn channel_row(ch: ChannelSummary, label: String, rendered_unread: u64) -> impl 
             .unwrap_or(rendered_unread)
     };
     let current = move || chat.is_some_and(|c| c.viewing.get() == Some(id));
+    // Mentions of me, counted in this browser after decryption.
+    let mentions = move || chat.map_or(0, |c| c.mentions.with(|m| m.get(&id).copied().unwrap_or(0)));
     let title = {
         let label = label.clone();
-        move || match unread() {
-            0 => label.clone(),
-            n => format!("{label}, {n} unread"),
+        move || {
+            let said = match unread() {
+                0 => label.clone(),
+                n => format!("{label}, {n} unread"),
+            };
+            match mentions() {
+                0 => said,
+                1 => format!("{said}, 1 mention of you"),
+                n => format!("{said}, {n} mentions of you"),
+            }
         }
     };
     view! {
@@ -51,6 +60,20 @@ fn channel_row(ch: ChannelSummary, label: String, rendered_unread: u64) -> impl 
                 title=title
             >
                 <span class="truncate">{label}</span>
+                {move || {
+                    (mentions() > 0)
+                        .then(|| {
+                            view! {
+                                <span
+                                    class="ml-auto rounded-full bg-amber-800 px-1.5 text-xs font-semibold text-white"
+                                    data-testid="mention-badge"
+                                    title="Mentions of you"
+                                >
+                                    {format!("@{}", mentions())}
+                                </span>
+                            }
+                        })
+                }}
                 {move || {
                     (unread() > 0)
                         .then(|| {

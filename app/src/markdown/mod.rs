@@ -59,7 +59,12 @@ pub enum Inline {
         href: String,
         label: String,
     },
+    /// `@name`: a username (lowercased), or `here` / `everyone`.
+    Mention(String),
 }
+
+/// `@here` and `@everyone`: everyone in the conversation (who may use them is the readers' check).
+pub const EVERYONE: [&str; 2] = ["here", "everyone"];
 
 /// Parses a message.
 pub fn parse(text: &str) -> Vec<Block> {
@@ -77,6 +82,10 @@ pub fn plain(text: &str) -> String {
                 Inline::Strong(c) | Inline::Emphasis(c) | Inline::Underline(c) | Inline::Strike(c) => inline(out, c),
                 Inline::Spoiler(_) => out.push_str("(spoiler)"),
                 Inline::Link { label, .. } => out.push_str(label),
+                Inline::Mention(name) => {
+                    out.push('@');
+                    out.push_str(name);
+                }
             }
         }
     }
@@ -101,6 +110,39 @@ pub fn plain(text: &str) -> String {
     let mut out = String::new();
     block(&mut out, &parse(text));
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The names a message mentions (`@name`, lowercased, each once, not in code), in order.
+pub fn mentions(text: &str) -> Vec<String> {
+    fn inline(out: &mut Vec<String>, items: &[Inline]) {
+        for i in items {
+            match i {
+                Inline::Mention(name) if !out.contains(name) => out.push(name.clone()),
+                Inline::Strong(c)
+                | Inline::Emphasis(c)
+                | Inline::Underline(c)
+                | Inline::Strike(c)
+                | Inline::Spoiler(c) => inline(out, c),
+                _ => {}
+            }
+        }
+    }
+    fn block(out: &mut Vec<String>, blocks: &[Block]) {
+        for b in blocks {
+            match b {
+                Block::Paragraph(i) | Block::Heading(_, i) => inline(out, i),
+                Block::Quote(inner) => block(out, inner),
+                Block::List { items, .. } => items.iter().for_each(|i| inline(out, i)),
+                Block::Code { .. } => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    // Cheap for the many messages that mention nobody.
+    if text.contains('@') {
+        block(&mut out, &parse(text));
+    }
+    out
 }
 
 fn blocks(lines: &[&str], depth: usize) -> Vec<Block> {
@@ -246,6 +288,7 @@ enum Tok<'a> {
     Break,
     Code(&'a str),
     Link { href: &'a str, label: &'a str },
+    Mention(&'a str),
     Mark { mark: Mark, text: &'a str, open: bool, close: bool },
 }
 
@@ -281,6 +324,7 @@ fn styled(toks: &[Tok], closers: &[Vec<usize>; MARKS], lo: usize, hi: usize, dep
             Tok::Link { href, label } => {
                 out.push(Inline::Link { href: (*href).to_owned(), label: (*label).to_owned() })
             }
+            Tok::Mention(name) => out.push(Inline::Mention(name.to_ascii_lowercase())),
             Tok::Mark { mark, text, open, .. } => {
                 let list = &closers[*mark as usize];
                 let next = list.get(list.partition_point(|&c| c <= i)).copied();
@@ -465,6 +509,25 @@ fn tokens(text: &str) -> Vec<Tok<'_>> {
                     }
                 }
                 i += 1;
+            }
+            b'@' if prev_char(i).is_none_or(|c| !c.is_alphanumeric() && !"_.-".contains(c)) => {
+                // A username's characters, without the punctuation that ends a sentence.
+                let mut len = bytes[i + 1..]
+                    .iter()
+                    .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+                    .count();
+                let longer = len > 32;
+                while len > 0 && matches!(bytes[i + len], b'.' | b'-') {
+                    len -= 1;
+                }
+                if (3..=32).contains(&len) && !longer {
+                    flush!(i);
+                    toks.push(Tok::Mention(&text[i + 1..i + 1 + len]));
+                    i += 1 + len;
+                    text_start = i;
+                } else {
+                    i += 1;
+                }
             }
             b'*' | b'_' | b'~' | b'|' => {
                 let n = bytes[i..].iter().take_while(|&&c| c == b).count();

@@ -155,6 +155,7 @@ fn texts(blocks: &[Block]) -> Vec<String> {
             match i {
                 Text(t) | Code(t) => out.push(t.clone()),
                 Link { label, .. } => out.push(label.clone()),
+                Mention(name) => out.push(format!("@{name}")),
                 Strong(c) | Emphasis(c) | Underline(c) | Strike(c) | Spoiler(c) => inline(out, c),
                 Break => {}
             }
@@ -248,6 +249,22 @@ fn hostile_input_is_text_bounded_and_linear() {
     let script = parse("<script>alert(1)</script>");
     assert_eq!(texts(&script), ["<script>alert(1)</script>"]);
     assert!(hrefs(&parse("[click](javascript:alert(1))")).is_empty());
+}
+
+#[test]
+fn mentions() {
+    let m = |s: &str| Mention(s.to_owned());
+    assert_eq!(para("hi @Bob.Stone, and @here."), [t("hi "), m("bob.stone"), t(", and "), m("here"), t(".")]);
+    assert_eq!(para("**@ann**"), [Strong(vec![m("ann")])]);
+    for not in ["mail@example.org", "@ab", "@", "x_@bob", "@@", &format!("@{}", "a".repeat(33))] {
+        assert!(para(not).iter().all(|i| matches!(i, Text(_))), "{not:?}");
+    }
+    assert_eq!(
+        super::mentions("@ann `@bob` @ann\n> @carol\n```\n@dave\n```"),
+        ["ann", "carol"],
+        "not in code, each once"
+    );
+    assert!(super::mentions("no one").is_empty());
 }
 
 #[test]

@@ -153,6 +153,15 @@ fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerActio
     let chat = expect_context::<Chat>();
     let me = data.me.get_value();
     chat.me.set_value(me.id);
+    chat.my_name.set_value(me.username.to_ascii_lowercase());
+    // Which channels are DMs, for the runtime's check of who may call everyone.
+    Effect::new(move |_| {
+        data.spaces_now.with(|s| {
+            if let Some(s) = s {
+                chat.direct.set_value(s.direct.iter().map(|c| c.id).collect());
+            }
+        })
+    });
     #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
     {
         Effect::new(move |started: Option<()>| {

@@ -33,11 +33,41 @@ pub(super) fn Composer(
     let ready = move || matches!(chat.device.get(), Some(Ok(_)));
     let removed = Signal::derive(move || timeline.with(|t| t.removed));
     let too_long = move || draft.with(|d| d.len() > MAX_TEXT_BYTES);
-    // The slash commands the draft may be the start of, and the one chosen with the arrow keys.
-    let suggestions = Memo::new(move |_| draft.with(|d| commands::matching(d)));
+    // The slash commands the draft may be the start of, or the people the "@name" being typed may
+    // be; and the one chosen with the arrow keys.
+    let mention_names = use_context::<super::rich::MentionNames>();
+    let me = chat.me.get_value();
+    let suggestions = Memo::new(move |_| {
+        let commands: Vec<Suggestion> =
+            draft.with(|d| commands::matching(d)).into_iter().map(Suggestion::Command).collect();
+        if !commands.is_empty() {
+            return commands;
+        }
+        let Some(query) = draft.with(|d| mention_query(d).map(str::to_lowercase)) else { return vec![] };
+        let Some(names) = mention_names else { return vec![] };
+        let mut people: Vec<Suggestion> = names.people.with(|p| {
+            p.iter()
+                .filter(|(name, (id, shown, _))| {
+                    *id != me && (name.starts_with(&query) || shown.to_lowercase().starts_with(&query))
+                })
+                .map(|(name, (_, shown, _))| Suggestion::Mention { name: name.clone(), shown: shown.clone() })
+                .collect()
+        });
+        people.sort_by(|a, b| a.label().cmp(b.label()));
+        people.truncate(8);
+        if names.may_call_everyone(me) {
+            people.extend(
+                crate::markdown::EVERYONE
+                    .iter()
+                    .filter(|e| e.starts_with(&query))
+                    .map(|e| Suggestion::Mention { name: (*e).to_owned(), shown: "everyone here".to_owned() }),
+            );
+        }
+        people
+    });
     let active = RwSignal::new(0usize);
-    let complete = move |name: &str| {
-        draft.set(format!("/{name} "));
+    let complete = move |chosen: &Suggestion| {
+        draft.update(|d| *d = chosen.complete(d));
         active.set(0);
     };
     let submit = move || {
@@ -94,19 +124,28 @@ pub(super) fn Composer(
     };
     let command_list = move || {
         let list = suggestions.get();
+        let people = matches!(list.first(), Some(Suggestion::Mention { .. }));
         (!list.is_empty()).then(|| {
             view! {
                 <ul
                     id="command-list"
                     role="listbox"
-                    aria-label="Commands"
+                    aria-label=if people { "People" } else { "Commands" }
                     class="mx-2 mb-1 rounded-md border border-slate-200 bg-white py-1 text-sm shadow-sm dark:border-slate-700 dark:bg-slate-900"
                     data-testid="commands"
                 >
                     {list
                         .into_iter()
                         .enumerate()
-                        .map(|(i, c)| {
+                        .map(|(i, s)| {
+                            let (label, hint, about, testid) = match &s {
+                                Suggestion::Command(c) => {
+                                    (format!("/{}", c.name), c.args.to_owned(), format!(" · {}", c.about), "command")
+                                }
+                                Suggestion::Mention { name, shown } => {
+                                    (format!("@{name}"), shown.clone(), String::new(), "mention-option")
+                                }
+                            };
                             view! {
                                 <li
                                     id=format!("command-{i}")
@@ -119,18 +158,17 @@ pub(super) fn Composer(
                                             "cursor-pointer px-3 py-1"
                                         }
                                     }
-                                    data-testid="command"
+                                    data-testid=testid
                                     // Before the box loses the focus.
                                     on:mousedown=move |ev| {
                                         ev.prevent_default();
-                                        complete(c.name);
+                                        complete(&s);
                                     }
                                 >
-                                    <span class="font-semibold">{format!("/{}", c.name)}</span>
+                                    <span class="font-semibold">{label}</span>
                                     " "
-                                    <span class="text-slate-600 dark:text-slate-400">{c.args}</span>
-                                    " · "
-                                    {c.about}
+                                    <span class="text-slate-600 dark:text-slate-400">{hint}</span>
+                                    {about}
                                 </li>
                             }
                         })
@@ -159,7 +197,7 @@ pub(super) fn Composer(
                     if removed.get() {
                         "You can no longer write here."
                     } else if ready() {
-                        "Message (Enter sends, Shift+Enter for a new line, / for commands)"
+                        "Message (Enter sends, Shift+Enter for a new line, / for commands, @ for people)"
                     } else {
                         "Encryption is starting…"
                     }
@@ -186,9 +224,9 @@ pub(super) fn Composer(
                     } else if listed > 0 && (key == "Tab" || (key == "Enter" && !ev.shift_key())) {
                         ev.prevent_default();
                         let chosen = suggestions
-                            .with_untracked(|s| s.get(active.get_untracked().min(listed - 1)).copied());
+                            .with_untracked(|s| s.get(active.get_untracked().min(listed - 1)).cloned());
                         if let Some(c) = chosen {
-                            complete(c.name);
+                            complete(&c);
                         }
                     } else if key == "Enter" && !ev.shift_key() && !ev.is_composing() {
                         ev.prevent_default();
@@ -227,6 +265,44 @@ pub(super) fn Composer(
     .into_any()
 }
 
+/// Something the list under the composer offers to complete.
+#[derive(Clone, Debug, PartialEq)]
+enum Suggestion {
+    Command(commands::Command),
+    /// `@name`: a member (with their display name), or everyone.
+    Mention {
+        name: String,
+        shown: String,
+    },
+}
+
+impl Suggestion {
+    fn label(&self) -> &str {
+        match self {
+            Suggestion::Command(c) => c.name,
+            Suggestion::Mention { name, .. } => name,
+        }
+    }
+
+    /// The draft once this is chosen: a command replaces it; a mention replaces the word typed.
+    fn complete(&self, draft: &str) -> String {
+        match self {
+            Suggestion::Command(c) => format!("/{} ", c.name),
+            Suggestion::Mention { name, .. } => {
+                let word = draft.rsplit(char::is_whitespace).next().unwrap_or_default();
+                format!("{}@{name} ", &draft[..draft.len() - word.len()])
+            }
+        }
+    }
+}
+
+/// The name typed after an "@" at the end of the draft, if its last word is one being typed.
+fn mention_query(draft: &str) -> Option<&str> {
+    let word = draft.rsplit(char::is_whitespace).next()?;
+    word.strip_prefix('@')
+        .filter(|q| q.len() <= 32 && q.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+}
+
 /// What the composer says of a text over `MAX_TEXT_BYTES`: how long it is and the most it may be.
 fn too_long_message(bytes: usize) -> String {
     let kb = |b: usize| format!("{:.1} KB", b as f64 / 1000.0);
@@ -235,6 +311,20 @@ fn too_long_message(bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_complete_the_word_being_typed() {
+        assert_eq!(mention_query("hi @bo"), Some("bo"));
+        assert_eq!(mention_query("@"), Some(""));
+        assert_eq!(mention_query("mail a@b"), None);
+        assert_eq!(mention_query("hi @bob "), None, "a space ends it");
+        assert_eq!(mention_query("@no!"), None);
+        let bob = Suggestion::Mention { name: "bob".into(), shown: "Bob Stone".into() };
+        assert_eq!(bob.complete("hi @Bo"), "hi @bob ");
+        assert_eq!(bob.complete("line\n@b"), "line\n@bob ");
+    }
+
     #[test]
     fn an_overlong_message_says_its_length_and_the_limit() {
         assert_eq!(

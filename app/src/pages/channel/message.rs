@@ -592,14 +592,26 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             </div>
         }
     });
+    // Mentions me (by name, or everyone from someone who may): marked, as the sidebar counted it.
+    let mentions_me = {
+        let names = use_context::<super::rich::MentionNames>();
+        let text = line.body.clone().ok().filter(|_| !line.deleted && !mine);
+        Memo::new(move |_| names.zip(text.as_deref()).is_some_and(|(n, t)| n.mentions_me(sender, t)))
+    };
     view! {
         <article
             class=move || {
                 format!(
-                    "group relative flex gap-2 rounded px-2 hover:bg-slate-100 dark:hover:bg-slate-900 {}",
+                    "group relative flex gap-2 rounded px-2 {} {}",
+                    if mentions_me.get() {
+                        "border-l-2 border-amber-500 bg-amber-50 hover:bg-amber-100 dark:bg-amber-950 dark:hover:bg-amber-900"
+                    } else {
+                        "hover:bg-slate-100 dark:hover:bg-slate-900"
+                    },
                     if compact.get() { "py-px" } else if grouped { "" } else { "pt-0.5" },
                 )
             }
+            data-mentions-me=move || mentions_me.get().then_some("")
             data-testid="message"
             data-id=id.to_string()
             data-seq=line.seq.to_string()

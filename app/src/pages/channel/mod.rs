@@ -149,6 +149,21 @@ fn Conversation(id: Uuid) -> impl IntoView {
     });
     let pins = PinState::load(id, can_pin);
     provide_context(pins);
+    provide_context(rich::MentionNames {
+        people: Signal::derive(move || {
+            data.members_now
+                .get()
+                .filter(|(channel, _)| *channel == id)
+                .map(|(_, list)| {
+                    list.into_iter()
+                        .map(|m| (m.user.username.to_ascii_lowercase(), (m.user.id, m.user.display_name, m.role)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }),
+        me: chat.my_name,
+        direct: Signal::derive(move || shown.with(|p| p.as_ref().is_some_and(|p| p.community.is_none()))),
+    });
     // For the runtime's sends (again once encryption has started in this browser).
     Effect::new(move |_| {
         chat.device.track();

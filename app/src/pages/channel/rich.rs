@@ -2,11 +2,62 @@
 //! a sender typed reaches the page as a text node: no HTML string is ever parsed, and no sanitizer
 //! is needed. Links open in a new tab without a referrer or an opener; nothing is fetched for them.
 
+use crate::chat::{Call, call_in};
 use crate::markdown::{
-    Block, Inline,
+    Block, EVERYONE, Inline,
     highlight::{Class, highlight},
 };
+use crate::model::spaces::CommunityRole;
 use leptos::prelude::*;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Who the `@mentions` of one conversation name: its members by username, and me.
+#[derive(Clone, Copy)]
+pub(super) struct MentionNames {
+    /// Username (lowercased) → (id, display name, role).
+    pub people: Signal<HashMap<String, (Uuid, String, CommunityRole)>>,
+    /// My username, lowercased.
+    pub me: StoredValue<String>,
+    /// A DM or group DM, where anyone may call everyone.
+    pub direct: Signal<bool>,
+}
+
+impl MentionNames {
+    /// Whether `sender` may call everyone's attention (`@here`, `@everyone`): anyone in a DM or
+    /// group DM, moderators and above in a community. Checked by every reader's client: the
+    /// server cannot read the message to check it.
+    pub fn may_call_everyone(self, sender: Uuid) -> bool {
+        self.direct.get()
+            || self.people.with(|p| p.values().any(|(id, _, role)| *id == sender && *role >= CommunityRole::Moderator))
+    }
+
+    /// Whether `text` from `sender` mentions me: by name, or everyone from someone who may.
+    pub fn mentions_me(self, sender: Uuid, text: &str) -> bool {
+        match self.me.with_value(|me| call_in(text, me)) {
+            Call::Me => true,
+            Call::Everyone => self.may_call_everyone(sender),
+            Call::No => false,
+        }
+    }
+}
+
+fn mention_chip(label: String, me: bool) -> AnyView {
+    view! {
+        <span
+            class=if me {
+                "rounded bg-amber-200 px-0.5 font-medium text-amber-950 dark:bg-amber-700 dark:text-amber-50"
+            } else {
+                "rounded bg-indigo-100 px-0.5 font-medium text-indigo-900 dark:bg-indigo-900 dark:text-indigo-100"
+            }
+            data-testid="mention"
+            data-me=me.then_some("")
+        >
+            {label}
+        </span>
+    }
+    .into_any()
+}
 
 /// The blocks of a message.
 pub(super) fn blocks(blocks: Vec<Block>) -> AnyView {
@@ -66,7 +117,9 @@ fn inlines(items: Vec<Inline>) -> AnyView {
 fn inline(i: Inline) -> AnyView {
     match i {
         Inline::Text(t) => t.into_any(),
-        Inline::Break => view! { <br /> }.into_any(),
+        // The message is shown with its white space kept: a newline is a line break, and stays
+        // one in the text a reader copies.
+        Inline::Break => "\n".into_any(),
         Inline::Code(c) => view! {
             <code class="rounded bg-slate-100 px-1 text-[0.9em] text-slate-800 dark:bg-slate-900 dark:text-slate-100">
                 {c}
@@ -108,6 +161,21 @@ fn inline(i: Inline) -> AnyView {
             })
             .into_any()
         }
+        Inline::Mention(name) => match use_context::<MentionNames>() {
+            None => format!("@{name}").into_any(),
+            Some(names) => {
+                let me = names.me.with_value(|m| *m == name);
+                let everyone = EVERYONE.contains(&name.as_str());
+                // A member's display name once the member list is in; someone not in the
+                // conversation stays plain text.
+                (move || match names.people.with(|p| p.get(&name).map(|(_, shown, _)| format!("@{shown}"))) {
+                    Some(label) => mention_chip(label, me),
+                    None if everyone => mention_chip(format!("@{name}"), false),
+                    None => format!("@{name}").into_any(),
+                })
+                .into_any()
+            }
+        },
         Inline::Link { href, label } => view! {
             <a
                 href=href.clone()
