@@ -117,6 +117,8 @@ pub struct Line {
     /// The Ed25519 key of the device that wrote it, once opened: verifying that device later
     /// turns its lock to verified.
     pub sender_key: Option<String>,
+    /// Forwarded from another conversation: its author there (as the forwarder named them).
+    pub forwarded_from: Option<String>,
 }
 
 impl Line {
@@ -141,6 +143,7 @@ impl Line {
             body: if deleted { Ok(String::new()) } else { opened.map(|(body, _)| body) },
             lock,
             sender_key: None,
+            forwarded_from: None,
         }
     }
 }
@@ -485,8 +488,8 @@ pub mod act {
     pub use crate::client::{
         accept_key,
         backup::{restore_backup, turn_off as turn_off_backup, turn_on as turn_on_backup},
-        close_channel, delete, edit, history_setting, load_older, open_channel, pins, react, reveal, send, set_compact,
-        set_pinned, start_new_device, typing,
+        close_channel, delete, edit, forward, history_setting, load_older, open_channel, pins, react, reveal, send,
+        set_compact, set_pinned, start_new_device, typing,
         verification::{
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
             decline as decline_verification, start as start_verification, start_device as verify_device,
@@ -530,6 +533,9 @@ pub mod act {
             Err(BROWSER_ONLY)
         }
         pub async fn pins(_: Uuid) -> Result<Vec<super::super::PinnedLine>, ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn forward(_: Uuid, _: String, _: String) -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
         }
         pub async fn set_pinned(_: Uuid, _: bool) -> Result<(), ChatError> {
@@ -586,6 +592,7 @@ mod tests {
             body: Ok("x".into()),
             lock: Lock::Encrypted,
             sender_key: None,
+            forwarded_from: None,
         }
     }
 

@@ -9,6 +9,9 @@
 //! the unread count (by his browser, after decryption), still after a reload, and marked in the
 //! timeline; `@everyone` counts only from a moderator or above, as every reader's client checks.
 //!
+//! Forwarding: Alice forwards a message to her DM with Bob (on a phone); Bob reads it there, marked
+//! as forwarded, and the server's files never held its text.
+//!
 //! Run by `cargo xtask test` (it builds the server and the site and sets the paths).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -242,6 +245,63 @@ async fn mentions_are_completed_counted_and_marked() {
         wait_contains(&a, "[data-testid=message-body]", "thanks").await;
         assert!(!marked(&a, "party").await, "everyone from a member marks nothing");
         assert!(marked(&a, "thanks").await);
+    })
+    .await;
+    for c in [alice, bob] {
+        let _ = c.close().await;
+    }
+    drop(server);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_message_is_encrypted_again_and_marked() {
+    let server = start_server().await;
+    let (_driver, port) = start_chromedriver();
+    let alice = browser(port, true, 1280, false).await;
+    let bob = browser(port, true, 360, true).await;
+    let url = server.url.clone();
+    let data = server.data.clone();
+    let (a, b) = (alice.clone(), bob.clone());
+    let outcome = tokio::spawn(async move {
+        alice_and_bob_in(&a, &b, &url, "Forward Club").await;
+        // Their DM, opened from the member list; then back to the channel.
+        find(&a, "[data-testid=member]").await;
+        member_action(&a, "Bob Stone", "message-member").await;
+        wait_text(&a, "[data-testid=channel-title]", "Bob Stone").await;
+        open_conversation(&a, "# general").await;
+        say(&a, "canary-fwd-7d1 the plan").await;
+
+        act_on(&a, "canary-fwd-7d1", "forward").await;
+        find(&a, "[data-testid=forward-dialog]").await;
+        let listed = texts(&a, "[data-testid=forward-target]").await;
+        assert!(listed.contains(&"Bob Stone".to_owned()), "{listed:?}");
+        assert!(!listed.iter().any(|t| t.ends_with("# general")), "not where it is: {listed:?}");
+        find(&a, "[data-testid=forward-filter]").await.send_keys("bob").await.unwrap();
+        let listed = texts(&a, "[data-testid=forward-target]").await;
+        assert_eq!(listed, ["Bob Stone"]);
+        find(&a, "[data-testid=forward-target]").await.click().await.unwrap();
+        wait_contains(&a, "[data-testid=forward-note]", "Forwarded to Bob Stone").await;
+        assert!(texts(&a, "[data-testid=forward-dialog]").await.is_empty(), "closed");
+
+        open_conversation(&b, "Alice Liddell").await;
+        wait_contains(&b, "[data-testid=message-body]", "canary-fwd-7d1 the plan").await;
+        assert_eq!(text(&b, "[data-testid=forwarded]").await, "↪ Forwarded from Alice Liddell");
+        // A reply (bound inside the ciphertext) still reads as one.
+        act_on(&b, "canary-fwd-7d1", "reply").await;
+        say(&b, "got the plan").await;
+        open_conversation(&a, "Bob Stone").await;
+        wait_contains(&a, "[data-testid=message-body]", "got the plan").await;
+        wait_contains(&a, "[data-testid=reply-quote]", "canary-fwd-7d1").await;
+
+        // Encrypted again for the DM: the server's files never held the text (the positive
+        // control: the name Alice registered with is there).
+        let files = files(&data);
+        assert!(files.iter().any(|(_, bytes)| occurs(bytes, "Alice Liddell")), "the check reads the data");
+        let leaks: Vec<_> = files.iter().filter(|(_, bytes)| occurs(bytes, "canary-fwd-7d1")).map(|(p, _)| p).collect();
+        assert!(leaks.is_empty(), "forwarded text in {leaks:?}");
     })
     .await;
     for c in [alice, bob] {

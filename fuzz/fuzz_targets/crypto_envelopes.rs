@@ -56,8 +56,7 @@ fn world() -> World {
     let opened = bob.decrypt_to_device(&alice_seen, &sealed).expect("opened");
     channels.add_room_key(&alice_seen, &opened).expect("room key");
     let olm = alice.encrypt_to_device(&bob_seen, None, ToDeviceContent::Dummy).expect("olm");
-    let text =
-        ChannelPlaintext { channel_id: channel, body: "hello".into(), edit_of: None, react_to: None, sent_at_ms: 1 };
+    let text = ChannelPlaintext::message(channel, "hello".into(), None, 1);
     let megolm = alice_channels.encrypt(&alice, &text).expect("megolm");
     let original = channels.decrypt(channel, Uuid::nil(), &megolm).expect("the real message");
     let raw = GroupSession::new(SessionConfig::version_1());

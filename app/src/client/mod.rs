@@ -223,7 +223,10 @@ impl Runtime {
                         match m.open(&e) {
                             Ok(o) => {
                                 let line = Line::new(&e, false, Ok((o.body, o.verified)));
-                                (Line { sender_key: Some(o.sender_key), ..line }, None)
+                                (
+                                    Line { sender_key: Some(o.sender_key), forwarded_from: o.forwarded_from, ..line },
+                                    None,
+                                )
                             }
                             Err(err) => {
                                 let why = unreadable(err);
@@ -250,6 +253,7 @@ impl Runtime {
                     body: Err(Unreadable::Refused(e.to_string())),
                     lock: Lock::Failed,
                     sender_key: None,
+                    forwarded_from: None,
                 },
                 None,
             )],
@@ -298,6 +302,7 @@ impl Runtime {
             body: Ok(body.to_owned()),
             lock: Lock::Sending,
             sender_key: None,
+            forwarded_from: None,
         };
         if let Some(timeline) = self.chat.opened(channel_id) {
             timeline.update(|t| {
@@ -663,7 +668,7 @@ pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Res
     let rt = runtime()?;
     // Shown at once, marked as sending, in place of the message until the server has it.
     let pending = rt.show_pending(channel_id, &body, reply_to);
-    let stored = match send_now(&rt, channel_id, body, reply_to).await {
+    let stored = match send_now(&rt, channel_id, body, reply_to, None).await {
         Ok(stored) => stored,
         Err(e) => {
             if let Some(timeline) = rt.chat.opened(channel_id) {
@@ -686,13 +691,15 @@ async fn send_now(
     channel_id: Uuid,
     body: String,
     reply_to: Option<Uuid>,
+    forwarded_from: Option<String>,
 ) -> Result<Envelope, ChatError> {
     // Dropped when this send ends (however it ends): the next one goes.
     let (_turn_done, turn) = futures::channel::oneshot::channel::<()>();
     if let Some(before) = rt.last_send.replace(Some(turn)) {
         let _ = before.await;
     }
-    let plaintext = ChannelPlaintext { channel_id, body, edit_of: None, react_to: None, sent_at_ms: now_ms() as u64 };
+    let plaintext =
+        ChannelPlaintext { forwarded_from, ..ChannelPlaintext::message(channel_id, body, reply_to, now_ms() as u64) };
     let started = precise_ms();
     let sealed = encrypt(rt, plaintext).await?;
     trace("encrypt", started);
@@ -711,11 +718,31 @@ async fn send_now(
     Ok(stored)
 }
 
+/// Forwards a text to another conversation: encrypted there like a new message, marked as
+/// forwarded from `author` (inside the ciphertext).
+pub async fn forward(channel_id: Uuid, body: String, author: String) -> Result<(), ChatError> {
+    let rt = runtime()?;
+    let stored = send_now(&rt, channel_id, body, None, Some(author)).await?;
+    let lines = rt.open_all(vec![(stored, false)]).await;
+    rt.upsert(channel_id, lines, true);
+    Ok(())
+}
+
 /// Replaces a message's text (encrypted like a new message, naming the one it edits).
 pub async fn edit(channel_id: Uuid, message_id: Uuid, body: String) -> Result<(), ChatError> {
     let rt = runtime()?;
-    let plaintext =
-        ChannelPlaintext { channel_id, body, edit_of: Some(message_id), react_to: None, sent_at_ms: now_ms() as u64 };
+    // The edit binds the reply the message has (when this tab has the message to say which).
+    // (and keeps a forwarded message marked so).
+    let original = rt
+        .chat
+        .opened(channel_id)
+        .and_then(|t| t.with_untracked(|t| t.find(message_id).map(|l| (l.reply_to, l.forwarded_from.clone()))));
+    let plaintext = ChannelPlaintext {
+        edit_of: Some(message_id),
+        binds_reply: original.is_some(),
+        forwarded_from: original.as_ref().and_then(|(_, f)| f.clone()),
+        ..ChannelPlaintext::message(channel_id, body, original.and_then(|(r, _)| r), now_ms() as u64)
+    };
     let sealed = encrypt(&rt, plaintext).await?;
     let event = edit_message(message_id, sealed).await?;
     rt.apply_events(channel_id, vec![event]).await;
@@ -745,6 +772,9 @@ pub async fn react(channel_id: Uuid, message_id: Uuid, emoji: String) -> Result<
         body: emoji,
         edit_of: None,
         react_to: Some(message_id),
+        reply_to: None,
+        binds_reply: false,
+        forwarded_from: None,
         sent_at_ms: now_ms() as u64,
     };
     let sealed = encrypt(&rt, plaintext).await?;

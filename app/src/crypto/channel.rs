@@ -52,7 +52,35 @@ pub struct ChannelPlaintext {
     /// the envelope, so the server can neither move a reaction nor pass a message off as one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub react_to: Option<Uuid>,
+    /// The message this one replies to, bound so that the server cannot change which message a
+    /// reply quotes (checked when `binds_reply`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Uuid>,
+    /// Set by every client that binds replies: then `reply_to` must be what the envelope says,
+    /// including "none". Messages written before (without it) are not checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binds_reply: bool,
+    /// A forwarded message: the name of its author where it was first written, as the person who
+    /// forwarded it saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<String>,
     pub sent_at_ms: u64,
+}
+
+impl ChannelPlaintext {
+    /// A new message (not an edit, a reaction or a forward), with its reply bound.
+    pub fn message(channel_id: Uuid, body: String, reply_to: Option<Uuid>, sent_at_ms: u64) -> Self {
+        Self {
+            channel_id,
+            body,
+            edit_of: None,
+            react_to: None,
+            reply_to,
+            binds_reply: true,
+            forwarded_from: None,
+            sent_at_ms,
+        }
+    }
 }
 
 /// A channel message as the server stores it (inside `Ciphertext`).

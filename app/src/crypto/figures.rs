@@ -22,13 +22,7 @@ fn megolm_timings_in_the_browser() {
         assert_eq!(device.user, bob.user());
         receiving.add_room_key(&alice_seen, &key).unwrap();
     }
-    let text = |n: usize| ChannelPlaintext {
-        channel_id: channel,
-        body: "x".repeat(n),
-        edit_of: None,
-        react_to: None,
-        sent_at_ms: 0,
-    };
+    let text = |n: usize| ChannelPlaintext::message(channel, "x".repeat(n), None, 0);
 
     // 1 KB messages, one at a time.
     const ROUNDS: usize = 200;
@@ -74,8 +68,7 @@ fn megolm_state_cost_by_history() {
     let bob_seen = verify_device(&bob.device_keys(), bob.user()).unwrap();
     let alice_seen = verify_device(&alice.device_keys(), alice.user()).unwrap();
     let (mut sending, mut receiving) = (Channels::default(), Channels::default());
-    let text =
-        ChannelPlaintext { channel_id: channel, body: "x".repeat(100), edit_of: None, react_to: None, sent_at_ms: 0 };
+    let text = ChannelPlaintext::message(channel, "x".repeat(100), None, 0);
     let mut received = 0;
     for target in [1_000, 10_000] {
         while received < target {

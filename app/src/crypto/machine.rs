@@ -413,7 +413,12 @@ impl Machine {
         let decrypted = self.decrypt(envelope.channel_id, envelope.id, &envelope.ciphertext)?;
         check_envelope(&decrypted, envelope)?;
         let verified = self.trust.is_verified(&decrypted.sender);
-        Ok(Opened { body: decrypted.plaintext.body, verified, sender_key: decrypted.sender.ed25519 })
+        Ok(Opened {
+            body: decrypted.plaintext.body,
+            verified,
+            sender_key: decrypted.sender.ed25519,
+            forwarded_from: decrypted.plaintext.forwarded_from,
+        })
     }
 }
 
@@ -425,6 +430,8 @@ pub struct Opened {
     pub verified: bool,
     /// The Ed25519 key of the device that wrote it.
     pub sender_key: String,
+    /// Forwarded: the original author's name, as the forwarder gave it.
+    pub forwarded_from: Option<String>,
 }
 
 /// The server's envelope must agree with what the ciphertext proves: the author is the device whose
@@ -442,6 +449,14 @@ pub fn check_envelope(decrypted: &Decrypted, envelope: &Envelope) -> CryptoResul
     };
     if decrypted.plaintext.react_to != reacts_to {
         return Err(CryptoError::Malformed("a reaction moved, or a message passed off as a reaction".into()));
+    }
+    // A reply names the message it answers inside the ciphertext too (a reaction's target is
+    // checked above).
+    if decrypted.plaintext.binds_reply
+        && envelope.kind != MessageKind::Reaction
+        && decrypted.plaintext.reply_to != envelope.reply_to
+    {
+        return Err(CryptoError::Malformed("a reply moved to another message".into()));
     }
     match decrypted.plaintext.edit_of {
         None if decrypted.sender.device_id != envelope.sender_device => {

@@ -74,7 +74,7 @@ fn share(from: &mut Person, to: &mut Person, keys: Vec<(VerifiedDevice, ToDevice
 }
 
 fn text(channel_id: Uuid, body: &str) -> ChannelPlaintext {
-    ChannelPlaintext { channel_id, body: body.into(), edit_of: None, react_to: None, sent_at_ms: 1 }
+    ChannelPlaintext::message(channel_id, body.into(), None, 1)
 }
 
 #[test]
@@ -255,6 +255,30 @@ fn envelopes_must_agree_with_the_ciphertext_about_author_and_edits() {
     let passed_off =
         Envelope { kind: MessageKind::Reaction, reply_to: Some(Uuid::new_v4()), ..envelope(message, &alice) };
     assert!(matches!(check_envelope(&got, &passed_off), Err(CryptoError::Malformed(_))));
+
+    // A reply names its message inside too: moved to another message or stripped of it, refused;
+    // a message made into a reply, refused; one written before replies were bound, not checked.
+    let target = Uuid::new_v4();
+    let plaintext = ChannelPlaintext::message(channel, "yes".into(), Some(target), 1);
+    let reply = alice.channels.encrypt(&alice.device, &plaintext).unwrap();
+    let reply_id = Uuid::new_v4();
+    let honest = Envelope { id: reply_id, reply_to: Some(target), ..envelope(reply.clone(), &alice) };
+    let got = bob.channels.decrypt(channel, reply_id, &reply).unwrap();
+    check_envelope(&got, &honest).unwrap();
+    for lie in [Some(Uuid::new_v4()), None] {
+        let moved = Envelope { reply_to: lie, ..honest.clone() };
+        assert!(matches!(check_envelope(&got, &moved), Err(CryptoError::Malformed(_))), "{lie:?}");
+    }
+    let plain = alice.channels.encrypt(&alice.device, &text(channel, "no reply")).unwrap();
+    let plain_id = Uuid::new_v4();
+    let got = bob.channels.decrypt(channel, plain_id, &plain).unwrap();
+    let made_a_reply = Envelope { id: plain_id, reply_to: Some(target), ..envelope(plain, &alice) };
+    assert!(matches!(check_envelope(&got, &made_a_reply), Err(CryptoError::Malformed(_))));
+    let legacy = ChannelPlaintext { binds_reply: false, ..text(channel, "written before") };
+    let legacy = alice.channels.encrypt(&alice.device, &legacy).unwrap();
+    let legacy_id = Uuid::new_v4();
+    let got = bob.channels.decrypt(channel, legacy_id, &legacy).unwrap();
+    check_envelope(&got, &Envelope { id: legacy_id, reply_to: Some(target), ..envelope(legacy, &alice) }).unwrap();
 }
 
 #[test]

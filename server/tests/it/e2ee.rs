@@ -142,7 +142,7 @@ on_both_backends! {
         let mut bob = Person::join(&server, bob_user.id).await;
 
         let canary = format!("canary-{}", Uuid::new_v4().simple());
-        let say = |body: &str, edit_of| ChannelPlaintext { channel_id: general, body: body.into(), edit_of, react_to: None, sent_at_ms: 1 };
+        let say = |body: &str, edit_of| ChannelPlaintext { edit_of, ..ChannelPlaintext::message(general, body.into(), None, 1) };
         alice.say("a1", &say(&format!("hello {canary}"), None)).await;
         let (first, heard) = bob.hear().await;
         assert_eq!(heard.body, format!("hello {canary}"));

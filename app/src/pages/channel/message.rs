@@ -294,11 +294,23 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
         })
     };
     let pins = use_context::<super::pins::PinState>();
+    let forwarding = use_context::<super::forward::ForwardState>();
+    let readable = line.body.clone().ok();
+    let forwarded_from = line.forwarded_from.clone();
     let pinned = move || pins.is_some_and(|p| p.is_pinned(id));
     // The text, or the box editing it; then any error of an edit or delete.
     let content = move || {
         let body_view = body_view.clone();
         view! {
+            {forwarded_from
+                .clone()
+                .map(|who| {
+                    view! {
+                        <p class="text-xs italic text-slate-600 dark:text-slate-400" data-testid="forwarded">
+                            {format!("↪ Forwarded from {who}")}
+                        </p>
+                    }
+                })}
             {move || if editing.get() == Some(id) { edit_form().into_any() } else { body_view().into_any() }}
             {edited()}
             {move || {
@@ -516,6 +528,29 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             >
                 "Reply"
             </button>
+            {forwarding
+                .zip(readable.clone())
+                .map(|(f, text)| {
+                    view! {
+                        <button
+                            type="button"
+                            class=SMALL
+                            data-testid="forward"
+                            on:click=move |_| {
+                                selected.set(None);
+                                f.open
+                                    .set(
+                                        Some(super::forward::Forwarding {
+                                            body: text.clone(),
+                                            author: author.get_untracked(),
+                                        }),
+                                    );
+                            }
+                        >
+                            "Forward"
+                        </button>
+                    }
+                })}
             {move || {
                 pins.filter(|p| p.can_pin.get())
                     .map(|p| {

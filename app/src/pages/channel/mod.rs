@@ -5,6 +5,7 @@
 
 mod commands;
 mod composer;
+mod forward;
 mod manage;
 mod members;
 mod message;
@@ -149,6 +150,8 @@ fn Conversation(id: Uuid) -> impl IntoView {
     });
     let pins = PinState::load(id, can_pin);
     provide_context(pins);
+    let forwarding = forward::ForwardState::new();
+    provide_context(forwarding);
     provide_context(rich::MentionNames {
         people: Signal::derive(move || {
             data.members_now
@@ -179,6 +182,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
                         <TimelineView channel=id names replying since=place.since.clone() follow />
                         <TypingLine channel=id names />
                         <Composer channel=id names replying follow />
+                        <forward::ForwardDialog here=id state=forwarding />
                     </section>
                     <PinPanel state=pins names />
                     <MemberPanel
@@ -190,6 +194,8 @@ fn Conversation(id: Uuid) -> impl IntoView {
                     />
                 </div>
             }
+            // Type-erased: the page's view type is otherwise too deep for the compiler.
+            .into_any()
         })
     };
     view! {

@@ -236,4 +236,5 @@ pub(super) fn PinPanel(state: PinState, names: Signal<HashMap<Uuid, String>>) ->
             }}
         </aside>
     }
+    .into_any()
 }
