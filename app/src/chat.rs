@@ -10,7 +10,7 @@ use crate::{
     },
 };
 use leptos::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 
 /// Why a chat operation (send, edit, delete, verify) did not happen. The server's refusals stay
@@ -172,8 +172,12 @@ pub struct Timeline {
     pub error: Option<String>,
     /// Messages whose room key has not arrived yet: tried again when keys come in.
     pub undecrypted: BTreeMap<i64, Envelope>,
-    /// Reactions (opened) to the loaded messages, by the sequence number that created each.
+    /// Reactions (opened) to the loaded messages, by the sequence number that created each. Change
+    /// them through [`Timeline::add_reaction`] and [`Timeline::remove_reaction`], which keep
+    /// `reactions_to` in step.
     pub reactions: BTreeMap<i64, Line>,
+    /// The sequence numbers of the reactions to each message: a row's chips read only its own.
+    pub reactions_to: HashMap<Uuid, BTreeSet<i64>>,
 }
 
 /// A pinned message, opened here, with who pinned it and when.
@@ -208,9 +212,30 @@ impl Timeline {
 
     /// The reactions to a message, one chip per kind in the order each kind was first given; at
     /// most [`MAX_DISTINCT_REACTIONS`] kinds (later kinds are ignored, on every device alike).
+    /// Adds (or replaces) a reaction.
+    pub fn add_reaction(&mut self, line: Line) {
+        let Some(target) = line.reacts_to else { return };
+        self.reactions_to.entry(target).or_default().insert(line.seq);
+        self.reactions.insert(line.seq, line);
+    }
+
+    /// Removes the reaction created at `seq`, if it is here.
+    pub fn remove_reaction(&mut self, seq: i64) {
+        let Some(target) = self.reactions.remove(&seq).and_then(|r| r.reacts_to) else { return };
+        if let Some(seqs) = self.reactions_to.get_mut(&target) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.reactions_to.remove(&target);
+            }
+        }
+    }
+
     pub fn chips(&self, message: Uuid, me: Uuid) -> Vec<Chip> {
         let mut chips: Vec<Chip> = vec![];
-        for r in self.reactions.values().filter(|r| r.reacts_to == Some(message) && !r.deleted) {
+        let Some(seqs) = self.reactions_to.get(&message) else { return chips };
+        // In the order they were given (their sequence numbers), as every device sees them.
+        let given = seqs.iter().filter_map(|seq| self.reactions.get(seq));
+        for r in given.filter(|r| r.reacts_to == Some(message) && !r.deleted) {
             let Ok(emoji) = &r.body else { continue };
             let at = match chips.iter().position(|c| &c.emoji == emoji) {
                 Some(at) => at,
@@ -602,7 +627,7 @@ mod tests {
         let mut t = Timeline::default();
         let mut react = |seq: i64, sender: Uuid, emoji: &str, to: Uuid| {
             let r = Line { seq, reacts_to: Some(to), body: Ok(emoji.into()), ..line(sender, "2026-12-07T10:00:00Z") };
-            t.reactions.insert(seq, r.clone());
+            t.add_reaction(r.clone());
             r.id
         };
         react(1, bob, "👍", message);

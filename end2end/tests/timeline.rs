@@ -473,6 +473,16 @@ async fn the_timeline_reads_like_a_chat_app() {
         act_on(&b, "turn b3", "react").await;
         act_on(&b, "turn b3", "pick-reaction][data-emoji='🎉'").await;
         wait_chip(&a, "turn b3", "🎉", "1").await;
+        // On the phone, a long press on a chip (the browser's context menu event) says who.
+        b.execute(
+            "const r = [...document.querySelectorAll('[data-testid=message]')].find(r => r.textContent.includes('turn b3')); \
+             const chip = [...r.querySelectorAll('[data-testid=reaction]')].find(c => c.dataset.emoji === '👍'); \
+             chip.dispatchEvent(new MouseEvent('contextmenu', { bubbles: true, cancelable: true }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+        wait_contains(&b, "[data-testid=reactors]", "👍 2: Alice Liddell, Bob Stone").await;
         b.refresh().await.unwrap();
         wait_chip(&b, "turn b3", "👍", "2").await;
         assert_eq!(chip_attr(&b, "turn b3", "👍", "aria-pressed").await, "true", "mine after a reload");

@@ -346,9 +346,9 @@ impl Runtime {
                 // A reaction goes with its message; one that was removed, or refused, goes.
                 if line.reacts_to.is_some() {
                     if line.deleted || matches!(&line.body, Err(why) if !why.awaits_key()) {
-                        t.reactions.remove(&line.seq);
+                        t.remove_reaction(line.seq);
                     } else {
-                        t.reactions.insert(line.seq, line);
+                        t.add_reaction(line);
                     }
                     continue;
                 }
@@ -488,11 +488,12 @@ impl Runtime {
         }
     }
 
-    /// After a (re)connect: counts the mentions among each channel's unread messages (the last
-    /// 100 of each at most), since they are not kept anywhere but here.
+    /// After a (re)connect: counts the mentions among each channel's unread messages (the first
+    /// 100 of each, in at most 50 channels: a bound on the work at start), since they are not
+    /// kept anywhere but here.
     async fn recount_mentions(&self, unread: Vec<crate::model::messages::Unread>) {
         let me = self.chat.me.get_value();
-        for u in unread.into_iter().filter(|u| u.count > 0) {
+        for u in unread.into_iter().filter(|u| u.count > 0).take(50) {
             let after = u.last_read_seq;
             let Ok(events) = crate::api::messages::channel_events(u.channel_id, after, Some(100)).await else {
                 continue;

@@ -358,6 +358,29 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             }
         });
     };
+    // Who gave a reaction, shown on a long press (touch screens have no hover for the title).
+    let showing_who = RwSignal::new(None::<String>);
+    let who_reacted = move || {
+        let emoji = showing_who.get()?;
+        let label = chips.with(|c| {
+            c.iter().find(|c| c.emoji == emoji).map(|chip| {
+                let who: Vec<String> = names.with(|n| chip.people.iter().map(|u| name_of(n, *u)).collect());
+                chip_label(&chip.emoji, &who)
+            })
+        })?;
+        Some(view! {
+            <p
+                role="status"
+                class="mt-1 flex items-center gap-2 rounded border border-slate-200 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
+                data-testid="reactors"
+            >
+                <span>{label}</span>
+                <button type="button" class=SMALL on:click=move |_| showing_who.set(None)>
+                    "Close"
+                </button>
+            </p>
+        })
+    };
     let chip_row = move || {
         let list = chips.get();
         (!list.is_empty()).then(|| {
@@ -383,6 +406,14 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                                     data-testid="reaction"
                                     data-emoji=chip.emoji.clone()
                                     on:click=move |_| react(emoji.clone(), mine)
+                                    // A long press (or a right click) says who, instead of a menu.
+                                    on:contextmenu={
+                                        let emoji = chip.emoji.clone();
+                                        move |ev| {
+                                            ev.prevent_default();
+                                            showing_who.set(Some(emoji.clone()));
+                                        }
+                                    }
                                 >
                                     <span aria-hidden="true">{chip.emoji.clone()}</span>
                                     <span class="text-xs font-semibold" aria-hidden="true">
@@ -446,7 +477,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                                         {author}
                                     </span>
                                 }
-                            })} {content()} {chip_row}
+                            })} {content()} {chip_row} {who_reacted}
                     </div>
                 </div>
             </div>
@@ -506,6 +537,10 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             </button>
         }
     };
+    // Forward, pin, edit and delete wait behind "⋯", so that the bar stays small (on a phone it
+    // covers part of the message). They are in the page, hidden, until then.
+    let more = RwSignal::new(false);
+    let extra = move || if more.get() { SMALL.to_owned() } else { format!("{SMALL} hidden") };
     let actions = move || {
         view! {
             <button
@@ -528,13 +563,23 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             >
                 "Reply"
             </button>
+            <button
+                type="button"
+                class=move || if more.get() { "hidden".to_owned() } else { SMALL.to_owned() }
+                data-testid="more-actions"
+                aria-label="More actions"
+                aria-expanded=move || more.get().to_string()
+                on:click=move |_| more.set(true)
+            >
+                "⋯"
+            </button>
             {forwarding
                 .zip(readable.clone())
                 .map(|(f, text)| {
                     view! {
                         <button
                             type="button"
-                            class=SMALL
+                            class=extra
                             data-testid="forward"
                             on:click=move |_| {
                                 selected.set(None);
@@ -558,7 +603,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                         view! {
                             <button
                                 type="button"
-                                class=SMALL
+                                class=extra
                                 data-testid=if now { "unpin-message" } else { "pin-message" }
                                 on:click=move |_| {
                                     selected.set(None);
@@ -575,7 +620,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                     view! {
                         <button
                             type="button"
-                            class=SMALL
+                            class=extra
                             data-testid="edit"
                             on:click=move |_| {
                                 selected.set(None);
@@ -586,7 +631,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                         </button>
                         <button
                             type="button"
-                            class=SMALL
+                            class=extra
                             data-testid="delete"
                             on:click=move |_| confirming.set(Some(id))
                         >
@@ -661,6 +706,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                     .is_some();
                 if can_act && !on_control {
                     selected.update(|s| *s = if *s == Some(id) { None } else { Some(id) });
+                    more.set(false);
                 }
             }
         >
