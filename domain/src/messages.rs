@@ -358,19 +358,22 @@ pub async fn history(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_before = if more { rows.last().map(|m| m.seq) } else { None };
-    let reactions = reactions_to(db, channel_id, rows.iter().map(|m| m.id).collect()).await?;
+    let reactions = reactions_to(db, rows.iter().map(|m| m.id).collect()).await?;
     Ok(HistoryPage { messages: rows.iter().map(envelope).collect(), reactions, next_before })
 }
 
 /// The reactions (not deleted) to these messages of a channel, oldest first: at most
 /// `MAX_REACTIONS_PER_PAGE`, a bound on a page's size whatever a crowd did.
-async fn reactions_to(db: &impl ConnectionTrait, channel_id: Uuid, messages: Vec<Uuid>) -> ServerResult<Vec<Envelope>> {
+async fn reactions_to(db: &impl ConnectionTrait, messages: Vec<Uuid>) -> ServerResult<Vec<Envelope>> {
     const MAX_REACTIONS_PER_PAGE: u64 = 5_000;
     if messages.is_empty() {
         return Ok(vec![]);
     }
+    // No channel condition: the page's messages are of this channel, and so are their
+    // reactions (`send` checks it). With one, SQLite walks the channel's (channel_id, seq) index
+    // to avoid the sort, every message of the channel: 22 ms a page at 100,000 messages, instead
+    // of a lookup in the (reply_to, kind) index.
     let rows = message::Entity::find()
-        .filter(message::Column::ChannelId.eq(channel_id))
         .filter(message::Column::Kind.eq(MessageKind::Reaction.to_db()))
         .filter(message::Column::ReplyTo.is_in(messages))
         .filter(message::Column::DeletedAt.is_null())
