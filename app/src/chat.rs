@@ -119,6 +119,10 @@ pub struct Line {
     pub sender_key: Option<String>,
     /// Forwarded from another conversation: its author there (as the forwarder named them).
     pub forwarded_from: Option<String>,
+    /// A poll (its question is `body`).
+    pub poll: Option<crate::poll::Poll>,
+    /// For a reaction that is a vote in the poll it answers: the options chosen.
+    pub vote: Option<Vec<u8>>,
 }
 
 impl Line {
@@ -144,6 +148,8 @@ impl Line {
             lock,
             sender_key: None,
             forwarded_from: None,
+            poll: None,
+            vote: None,
         }
     }
 }
@@ -235,7 +241,7 @@ impl Timeline {
         let Some(seqs) = self.reactions_to.get(&message) else { return chips };
         // In the order they were given (their sequence numbers), as every device sees them.
         let given = seqs.iter().filter_map(|seq| self.reactions.get(seq));
-        for r in given.filter(|r| r.reacts_to == Some(message) && !r.deleted) {
+        for r in given.filter(|r| r.reacts_to == Some(message) && !r.deleted && r.vote.is_none()) {
             let Ok(emoji) = &r.body else { continue };
             let at = match chips.iter().position(|c| &c.emoji == emoji) {
                 Some(at) => at,
@@ -254,6 +260,26 @@ impl Timeline {
             }
         }
         chips
+    }
+
+    /// A poll's result, counted here from the votes this timeline holds (see [`crate::poll::tally`]).
+    pub fn tally(&self, poll_id: Uuid, poll: &crate::poll::Poll, me: Uuid) -> crate::poll::Tally {
+        let casts = self
+            .reactions_to
+            .get(&poll_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|seq| self.reactions.get(seq))
+            .filter(|r| r.reacts_to == Some(poll_id) && !r.deleted)
+            .filter_map(|r| {
+                Some(crate::poll::Cast {
+                    voter: r.sender,
+                    seq: r.seq,
+                    at_ms: crate::dates::epoch_ms(&r.created_at)?,
+                    options: r.vote.as_deref()?,
+                })
+            });
+        crate::poll::tally(poll, casts, me)
     }
 
     /// The oldest message the server has (not one on its way).
@@ -393,6 +419,11 @@ pub struct Chat {
     pub members_changed: RwSignal<u32>,
     /// Bumped per channel when its pins changed (here or elsewhere): its pin list reloads.
     pub pins_changed: RwSignal<HashMap<Uuid, u32>>,
+    /// Read receipts of the channels opened here: how far each other reader has read (only in
+    /// small channels, only from people who share them; loaded when the channel opens).
+    pub receipts: RwSignal<HashMap<Uuid, HashMap<Uuid, i64>>>,
+    /// Whether I share read receipts (and see others'): set once from my account, then by my choice.
+    pub read_receipts: RwSignal<Option<bool>>,
     /// The channel on screen, if any.
     pub viewing: RwSignal<Option<Uuid>>,
     /// Key warnings not dismissed yet (a changed or forged device key).
@@ -410,6 +441,8 @@ pub struct Chat {
     pub backup: RwSignal<Backup>,
     /// Timelines in the compact layout (one line per message, no avatars): this browser's choice.
     pub compact: RwSignal<bool>,
+    /// The emoji this browser used last, the latest first (the picker's "Recently used").
+    pub recent_emoji: RwSignal<Vec<String>>,
 }
 
 impl Default for Chat {
@@ -429,6 +462,8 @@ impl Default for Chat {
             spaces_changed: RwSignal::new(0),
             members_changed: RwSignal::new(0),
             pins_changed: RwSignal::new(HashMap::new()),
+            receipts: RwSignal::new(HashMap::new()),
+            read_receipts: RwSignal::new(None),
             viewing: RwSignal::new(None),
             warnings: RwSignal::new(vec![]),
             verify: RwSignal::new(None),
@@ -437,6 +472,7 @@ impl Default for Chat {
             navigated: StoredValue::new(false),
             backup: RwSignal::new(Backup::Unknown),
             compact: RwSignal::new(false),
+            recent_emoji: RwSignal::new(vec![]),
         }
     }
 }
@@ -513,13 +549,13 @@ pub mod act {
     pub use crate::client::{
         accept_key,
         backup::{restore_backup, turn_off as turn_off_backup, turn_on as turn_on_backup},
-        close_channel, delete, edit, forward, history_setting, load_older, open_channel, pins, react, reveal, send,
-        set_compact, set_pinned, start_new_device, typing,
+        close_channel, delete, edit, forward, history_setting, load_older, open_channel, pins, react, remember_emoji,
+        reveal, send, send_poll, set_compact, set_pinned, start_new_device, typing,
         verification::{
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
             decline as decline_verification, start as start_verification, start_device as verify_device,
         },
-        versions,
+        versions, vote,
     };
 
     #[cfg(not(all(feature = "hydrate", target_arch = "wasm32")))]
@@ -533,6 +569,13 @@ pub mod act {
         pub fn typing(_: Uuid) {}
         pub fn history_setting(_: Uuid, _: bool) {}
         pub fn set_compact(_: bool) {}
+        pub fn remember_emoji(_: &str) {}
+        pub async fn vote(_: Uuid, _: Uuid, _: Vec<u8>) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn send_poll(_: Uuid, _: String, _: crate::poll::Poll) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
         pub async fn start_new_device() -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
         }
@@ -618,6 +661,8 @@ mod tests {
             lock: Lock::Encrypted,
             sender_key: None,
             forwarded_from: None,
+            poll: None,
+            vote: None,
         }
     }
 

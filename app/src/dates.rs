@@ -75,6 +75,44 @@ pub fn day_and_time(rfc3339: &str) -> (String, String) {
     (day, time)
 }
 
+/// Milliseconds since the epoch of an RFC 3339 timestamp (`2026-12-07T20:48:13.5Z`, or with an
+/// offset such as `+01:00`); `None` if it is not one.
+pub fn epoch_ms(rfc3339: &str) -> Option<u64> {
+    let b = rfc3339.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { rfc3339.get(r)?.parse().ok() };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let day = (i32::try_from(num(0..4)?).ok()?, u32::try_from(num(5..7)?).ok()?, u32::try_from(num(8..10)?).ok()?);
+    let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &rfc3339[19..];
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let first3: String = frac[..digits].chars().chain(std::iter::repeat('0')).take(3).collect();
+        ms = first3.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (rest[1..3].parse::<i64>().ok()? * 60 + rest[4..6].parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(day) * 86_400 + h * 3_600 + m * 60 + s - offset_min * 60;
+    u64::try_from(secs * 1_000 + ms).ok()
+}
+
+/// An RFC 3339 timestamp (UTC) of milliseconds since the epoch.
+pub fn rfc3339_of_ms(ms: u64) -> String {
+    let secs = (ms / 1_000) as i64;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", t / 3_600, t % 3_600 / 60, t % 60, ms % 1_000)
+}
+
 const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// What a day separator says for the day key `key`: "Today", "Yesterday", the weekday, or the date
@@ -179,6 +217,18 @@ mod browser {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timestamps_to_milliseconds_and_back() {
+        use super::{epoch_ms, rfc3339_of_ms};
+        assert_eq!(epoch_ms("1970-01-01T00:00:01Z"), Some(1_000));
+        assert_eq!(epoch_ms("2026-12-07T20:48:13.123456Z"), Some(1_796_676_493_123));
+        assert_eq!(epoch_ms("2026-12-07T21:48:13.123+01:00"), Some(1_796_676_493_123));
+        assert_eq!(rfc3339_of_ms(1_796_676_493_123), "2026-12-07T20:48:13.123Z");
+        for bad in ["", "yesterday", "2026-12-07", "2026-12-07T20:48:13", "2026-12-07T20:48:13+0100"] {
+            assert_eq!(epoch_ms(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod dates;
 pub mod markdown;
 pub mod pages;
+pub mod poll;
 pub mod routes;
 #[cfg(feature = "ssr")]
 pub mod web;

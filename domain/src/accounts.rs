@@ -89,6 +89,7 @@ pub fn to_me(u: &user::Model) -> Me {
         display_name: u.display_name.clone(),
         is_owner: u.is_owner(),
         is_admin: u.is_admin,
+        read_receipts: u.read_receipts,
     }
 }
 
@@ -245,6 +246,7 @@ async fn try_insert_user(
         password_changed_at: Set(now),
         suspended_at: Set(None),
         presence: Set(0),
+        read_receipts: Set(true),
     }
     .insert(&txn)
     .await?;

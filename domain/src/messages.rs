@@ -425,21 +425,32 @@ pub async fn events_since(
 }
 
 /// Moves the actor's read cursor in a channel forward to `seq` (never backwards, never past the
-/// channel's latest event) and tells the actor's other sockets.
+/// channel's latest event) and tells the actor's other sockets, and, as a read receipt, the
+/// channel's other readers when it moved (see `receipts`).
 pub async fn mark_read(core: &Core, actor: Uuid, channel_id: Uuid, seq: i64) -> ServerResult<i64> {
-    let seq = move_cursor(&core.db, actor, channel_id, seq).await?;
+    let visible = policy::visible_channel(&core.db, channel_id, actor).await?;
+    let (seq, moved) = move_cursor(&core.db, actor, &visible, seq).await?;
     core.realtime.publish(Signal::Read { user_id: actor, channel_id, seq }).await;
+    if moved {
+        super::receipts::announce(core, actor, &visible, seq).await?;
+    }
     Ok(seq)
 }
 
-async fn move_cursor(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid, seq: i64) -> ServerResult<i64> {
-    let visible = policy::visible_channel(db, channel_id, actor).await?;
+/// The cursor after the move, and whether it moved.
+async fn move_cursor(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    visible: &policy::VisibleChannel,
+    seq: i64,
+) -> ServerResult<(i64, bool)> {
+    let channel_id = visible.channel.id;
     let seq = seq.clamp(0, visible.channel.last_seq);
     let current = read_cursor::Entity::find_by_id((actor, channel_id)).one(db).await?;
     match current {
-        Some(c) if c.last_read_seq >= seq => Ok(c.last_read_seq),
+        Some(c) if c.last_read_seq >= seq => Ok((c.last_read_seq, false)),
         Some(_) => {
-            read_cursor::Entity::update_many()
+            let done = read_cursor::Entity::update_many()
                 .col_expr(read_cursor::Column::LastReadSeq, Expr::value(seq))
                 .col_expr(read_cursor::Column::UpdatedAt, Expr::value(Utc::now()))
                 .filter(read_cursor::Column::UserId.eq(actor))
@@ -447,21 +458,32 @@ async fn move_cursor(db: &impl ConnectionTrait, actor: Uuid, channel_id: Uuid, s
                 .filter(read_cursor::Column::LastReadSeq.lt(seq))
                 .exec(db)
                 .await?;
-            Ok(seq)
+            Ok((seq, done.rows_affected > 0))
         }
         None => {
-            read_cursor::Entity::insert(read_cursor::ActiveModel {
+            let done = read_cursor::Entity::insert(read_cursor::ActiveModel {
                 user_id: Set(actor),
                 channel_id: Set(channel_id),
                 last_read_seq: Set(seq),
                 updated_at: Set(Utc::now()),
             })
             .on_conflict_do_nothing_on([read_cursor::Column::UserId, read_cursor::Column::ChannelId])
-            .exec(db)
+            .exec_without_returning(db)
             .await?;
-            Ok(seq)
+            Ok((seq, matches!(done, sea_orm::TryInsertResult::Inserted(n) if n > 0) && seq > 0))
         }
     }
+}
+
+/// The user's read cursors, by channel.
+pub(crate) async fn read_cursors(db: &impl ConnectionTrait, user: Uuid) -> ServerResult<HashMap<Uuid, i64>> {
+    Ok(read_cursor::Entity::find()
+        .filter(read_cursor::Column::UserId.eq(user))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.channel_id, c.last_read_seq))
+        .collect())
 }
 
 /// Unread counts for every channel the actor is in.
@@ -479,13 +501,7 @@ pub async fn unread_counts_in(db: &impl ConnectionTrait, actor: Uuid, channels: 
     if channels.is_empty() {
         return Ok(vec![]);
     }
-    let cursors: HashMap<Uuid, i64> = read_cursor::Entity::find()
-        .filter(read_cursor::Column::UserId.eq(actor))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|c| (c.channel_id, c.last_read_seq))
-        .collect();
+    let cursors = read_cursors(db, actor).await?;
     let read = |channel: &Uuid| cursors.get(channel).copied().unwrap_or(0);
     let count = |i: usize, channel: &Uuid| -> SelectStatement {
         Query::select()

@@ -12,6 +12,20 @@
 //! Forwarding: Alice forwards a message to her DM with Bob (on a phone); Bob reads it there, marked
 //! as forwarded, and the server's files never held its text.
 //!
+//! Read receipts: in their DM, Alice sees "Seen by Bob Stone" under the newest message Bob has
+//! read, live, and Bob sees hers; once Bob turns receipts off (on his start page, kept after a
+//! reload), his receipt disappears from Alice's screen at once, and neither sees the other's, live
+//! or after a reload.
+//!
+//! Emoji: the picker searches (Enter takes the first), inserts where the caret is and remembers
+//! what was used (still after a reload); `:fir` completes to 🔥 by Tab; an emoji alone is shown
+//! large; a reaction comes from the whole picker, on a phone, and arrives live.
+//!
+//! Polls: Alice makes one in the dialog (`/poll`, a mistake refused, several answers allowed);
+//! Bob, on a phone, votes and changes his votes, Alice votes too, and both browsers count the
+//! same, live and after a reload; `/poll question | a | b` makes a single-choice poll where a new
+//! vote replaces the old; the question and options never reach the server's files.
+//!
 //! Run by `cargo xtask test` (it builds the server and the site and sets the paths).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -72,6 +86,28 @@ async fn marked(c: &Client, text: &str) -> bool {
     found == json!(true)
 }
 
+/// A fresh server with Alice's browser (1280 px, light) and Bob's (`bob_width` px, dark): runs
+/// `body` with them, the server's address and its data directory, then closes both browsers,
+/// whatever happened.
+async fn alice_and_bob_browsers<F, Fut>(bob_width: u32, body: F)
+where
+    F: FnOnce(Client, Client, String, std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let server = start_server().await;
+    let (_driver, port) = start_chromedriver();
+    let alice = browser(port, true, 1280, false).await;
+    let bob = browser(port, true, bob_width, true).await;
+    let outcome = tokio::spawn(body(alice.clone(), bob.clone(), server.url.clone(), server.data.clone())).await;
+    for c in [alice, bob] {
+        let _ = c.close().await;
+    }
+    drop(server);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 /// Alice and Bob sign up; Alice creates the community `name` and Bob joins it.
 async fn alice_and_bob_in(a: &Client, b: &Client, url: &str, name: &str) {
     register(a, url, "alice", "Alice Liddell").await;
@@ -97,13 +133,7 @@ async fn actions_of(c: &Client, text: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moderators_pin_and_everyone_jumps_to_pins() {
-    let server = start_server().await;
-    let (_driver, port) = start_chromedriver();
-    let alice = browser(port, true, 1280, false).await;
-    let bob = browser(port, true, 360, true).await;
-    let url = server.url.clone();
-    let (a, b) = (alice.clone(), bob.clone());
-    let outcome = tokio::spawn(async move {
+    alice_and_bob_browsers(360, |a, b, url, _| async move {
         alice_and_bob_in(&a, &b, &url, "Pin Club").await;
         open_conversation(&b, "# general").await;
 
@@ -172,24 +202,11 @@ async fn moderators_pin_and_everyone_jumps_to_pins() {
         assert!(texts(&b, "[data-testid=pinned-mark]").await.is_empty());
     })
     .await;
-    for c in [alice, bob] {
-        let _ = c.close().await;
-    }
-    drop(server);
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mentions_are_completed_counted_and_marked() {
-    let server = start_server().await;
-    let (_driver, port) = start_chromedriver();
-    let alice = browser(port, true, 1280, false).await;
-    let bob = browser(port, true, 1280, true).await;
-    let url = server.url.clone();
-    let (a, b) = (alice.clone(), bob.clone());
-    let outcome = tokio::spawn(async move {
+    alice_and_bob_browsers(1280, |a, b, url, _| async move {
         alice_and_bob_in(&a, &b, &url, "Mention Club").await;
         // Bob is on the start page, not in the conversation.
         b.goto(&url).await.unwrap();
@@ -247,25 +264,11 @@ async fn mentions_are_completed_counted_and_marked() {
         assert!(marked(&a, "thanks").await);
     })
     .await;
-    for c in [alice, bob] {
-        let _ = c.close().await;
-    }
-    drop(server);
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_message_is_encrypted_again_and_marked() {
-    let server = start_server().await;
-    let (_driver, port) = start_chromedriver();
-    let alice = browser(port, true, 1280, false).await;
-    let bob = browser(port, true, 360, true).await;
-    let url = server.url.clone();
-    let data = server.data.clone();
-    let (a, b) = (alice.clone(), bob.clone());
-    let outcome = tokio::spawn(async move {
+    alice_and_bob_browsers(360, |a, b, url, data| async move {
         alice_and_bob_in(&a, &b, &url, "Forward Club").await;
         // Their DM, opened from the member list; then back to the channel.
         find(&a, "[data-testid=member]").await;
@@ -304,11 +307,316 @@ async fn a_forwarded_message_is_encrypted_again_and_marked() {
         assert!(leaks.is_empty(), "forwarded text in {leaks:?}");
     })
     .await;
-    for c in [alice, bob] {
-        let _ = c.close().await;
+}
+
+/// Each "seen by" line with the text of the message it stands under: `[(message, seen by)]`.
+async fn seen_lines(c: &Client) -> Vec<(String, String)> {
+    let found: Value = c
+        .execute(
+            "return [...document.querySelectorAll('[data-testid=seen-by]')].map(s => { \
+               let p = s.previousElementSibling; \
+               while (p && p.dataset.testid !== 'message') p = p.previousElementSibling; \
+               return [p ? p.querySelector('[data-testid=message-body]')?.textContent ?? '' : '', s.textContent]; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// Waits until the "seen by" lines are `want` (message text contained, seen-by text exact).
+async fn wait_seen(c: &Client, want: &[(&str, &str)]) {
+    let started = Instant::now();
+    loop {
+        let now = seen_lines(c).await;
+        if now.len() == want.len() && now.iter().zip(want).all(|((m, s), (wm, ws))| m.contains(wm) && s == ws) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "seen-by lines {now:?}, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    drop(server);
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_receipts_show_who_has_seen_until_turned_off() {
+    alice_and_bob_browsers(360, |a, b, url, _| async move {
+        alice_and_bob_in(&a, &b, &url, "Receipt Club").await;
+        find(&a, "[data-testid=member]").await;
+        member_action(&a, "Bob Stone", "message-member").await;
+        wait_text(&a, "[data-testid=channel-title]", "Bob Stone").await;
+        say(&a, "are you there").await;
+        wait_seen(&a, &[]).await;
+
+        // Bob reads it: Alice sees it live; then he answers, and sees that she read his answer.
+        open_conversation(&b, "Alice Liddell").await;
+        wait_contains(&b, "[data-testid=message-body]", "are you there").await;
+        wait_seen(&a, &[("are you there", "Seen by Bob Stone")]).await;
+        say(&b, "yes I am").await;
+        wait_seen(&b, &[("yes I am", "Seen by Alice Liddell")]).await;
+        // That Bob read his own message says nothing: Alice sees no line under it.
+        wait_seen(&a, &[]).await;
+        say(&a, "great").await;
+        wait_seen(&a, &[("great", "Seen by Bob Stone")]).await;
+        // Still there after a reload.
+        a.refresh().await.unwrap();
+        wait_contains(&a, "[data-testid=message-body]", "great").await;
+        wait_seen(&a, &[("great", "Seen by Bob Stone")]).await;
+
+        // Bob turns them off: kept after a reload.
+        b.goto(&url).await.unwrap();
+        // Once the app runs here (the switch is the app's).
+        wait_prefix(&b, "[data-testid=device-status]", "This device").await;
+        let switch = find(&b, "[data-testid=read-receipts]").await;
+        assert_eq!(switch.prop("checked").await.unwrap().as_deref(), Some("true"), "on by default");
+        switch.click().await.unwrap();
+        wait_attr(&b, "[data-testid=read-receipts]", "data-on", "false").await;
+        b.refresh().await.unwrap();
+        wait_attr(&b, "[data-testid=read-receipts]", "data-on", "false").await;
+        assert_eq!(
+            find(&b, "[data-testid=read-receipts]").await.prop("checked").await.unwrap().as_deref(),
+            Some("false")
+        );
+        // Withdrawn at once where Alice is looking.
+        wait_seen(&a, &[]).await;
+
+        // Neither sees the other's any more: not live, not after a reload.
+        say(&a, "anyone?").await;
+        open_conversation(&b, "Alice Liddell").await;
+        wait_contains(&b, "[data-testid=message-body]", "anyone?").await;
+        say(&b, "quietly").await;
+        wait_contains(&a, "[data-testid=message-body]", "quietly").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(seen_lines(&b).await, vec![], "Bob sees no receipts");
+        a.refresh().await.unwrap();
+        wait_contains(&a, "[data-testid=message-body]", "quietly").await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(seen_lines(&a).await, vec![], "Alice sees none of Bob's");
+    })
+    .await;
+}
+
+/// Waits until the element's attribute `name` is `want`.
+async fn wait_attr(c: &Client, css: &str, name: &str, want: &str) {
+    let started = Instant::now();
+    loop {
+        let now = find(c, css).await.attr(name).await.ok().flatten();
+        if now.as_deref() == Some(want) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{css} {name}={now:?}, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The composer's text.
+async fn composer_value(c: &Client) -> String {
+    let v: Value = c.execute("return document.querySelector('[data-testid=composer]').value;", vec![]).await.unwrap();
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// The emoji offered, in order (`scope` narrows the search, e.g. to the recently used).
+async fn offered(c: &Client, scope: &str) -> Vec<String> {
+    let v: Value = c
+        .execute(
+            "return [...document.querySelectorAll(arguments[0] + ' [data-testid=emoji-option]')].map(b => b.dataset.emoji);",
+            vec![json!(scope)],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+/// Waits until the first emoji offered in `scope` is `want`.
+async fn wait_first_offered(c: &Client, scope: &str, want: &str) {
+    let started = Instant::now();
+    loop {
+        let now = offered(c, scope).await;
+        if now.first().map(String::as_str) == Some(want) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{scope}: offered {now:?}, want {want} first");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emoji_are_searched_completed_remembered_and_reacted() {
+    alice_and_bob_browsers(360, |a, b, url, _| async move {
+        alice_and_bob_in(&a, &b, &url, "Emoji Club").await;
+        open_conversation(&a, "# general").await;
+        open_conversation(&b, "# general").await;
+
+        // The picker: search, Enter takes the first; it goes where the caret is.
+        composer_ready(&a).await.send_keys("party  time").await.unwrap();
+        a.execute("const t = document.querySelector('[data-testid=composer]'); t.setSelectionRange(6, 6);", vec![])
+            .await
+            .unwrap();
+        find(&a, "[data-testid=emoji-button]").await.click().await.unwrap();
+        find(&a, "[data-testid=emoji-search]").await.send_keys("tada").await.unwrap();
+        wait_first_offered(&a, "[data-testid=emoji-picker]", "🎉").await;
+        find(&a, "[data-testid=emoji-search]").await.send_keys(ENTER).await.unwrap();
+        assert!(texts(&a, "[data-testid=emoji-picker]").await.is_empty(), "closed");
+        assert_eq!(composer_value(&a).await, "party 🎉 time");
+        let active: Value = a.execute("return document.activeElement.dataset.testid;", vec![]).await.unwrap();
+        assert_eq!(active, json!("composer"), "the focus is back in the box");
+        composer_ready(&a).await.send_keys(ENTER).await.unwrap();
+        wait_sent(&a, "party 🎉 time").await;
+        wait_contains(&b, "[data-testid=message-body]", "party 🎉 time").await;
+
+        // `:fir` completes by Tab; an emoji alone is shown large.
+        composer_ready(&a).await.send_keys(":fir").await.unwrap();
+        wait_contains(&a, "[data-testid=emoji-suggestion]", ":fire:").await;
+        composer_ready(&a).await.send_keys(TAB).await.unwrap();
+        assert_eq!(composer_value(&a).await, "🔥");
+        composer_ready(&a).await.send_keys(ENTER).await.unwrap();
+        find(&b, "[data-testid=message-body][data-kind=emoji]").await;
+        assert_eq!(text(&b, "[data-testid=message-body][data-kind=emoji]").await, "🔥");
+
+        // Recently used, the latest first; still after a reload. Escape closes.
+        find(&a, "[data-testid=emoji-button]").await.click().await.unwrap();
+        wait_first_offered(&a, "[data-testid=emoji-recent]", "🔥").await;
+        assert_eq!(offered(&a, "[data-testid=emoji-recent]").await, ["🔥", "🎉"]);
+        find(&a, "[data-testid=emoji-search]").await.send_keys("\u{E00C}").await.unwrap();
+        assert!(texts(&a, "[data-testid=emoji-picker]").await.is_empty(), "Escape closed it");
+        a.refresh().await.unwrap();
+        find(&a, "[data-testid=emoji-button]").await;
+        composer_ready(&a).await;
+        find(&a, "[data-testid=emoji-button]").await.click().await.unwrap();
+        wait_first_offered(&a, "[data-testid=emoji-recent]", "🔥").await;
+        // A group at a time: the flags.
+        a.execute(
+            "[...document.querySelectorAll('[data-testid=emoji-group]')].find(b => b.title === 'Flags').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+        wait_first_offered(&a, "[data-testid=emoji-group-list]", "🏁").await;
+
+        // Bob, on a phone, reacts with one that is not among the quick ones.
+        act_on(&b, "party", "react").await;
+        act_on(&b, "party", "more-reactions").await;
+        find(&b, "[data-testid=emoji-search]").await.send_keys("rocket").await.unwrap();
+        wait_first_offered(&b, "[data-testid=emoji-picker]", "🚀").await;
+        find(&b, "[data-testid=emoji-picker] [data-testid=emoji-option]").await.click().await.unwrap();
+        find(&b, "[data-testid=reaction][data-emoji='🚀']").await;
+        find(&a, "[data-testid=reaction][data-emoji='🚀']").await;
+    })
+    .await;
+}
+
+/// The options of the poll asking `question`: (label, count, chosen by me).
+async fn poll_state(c: &Client, question: &str) -> Vec<(String, u32, bool)> {
+    let v: Value = c
+        .execute(
+            "const card = [...document.querySelectorAll('[data-testid=poll]')] \
+               .find(p => p.querySelector('[data-testid=message-body]').textContent.includes(arguments[0])); \
+             if (!card) return []; \
+             return [...card.querySelectorAll('[data-testid=poll-option]')].map(b => \
+               [b.querySelector('span.break-words').textContent.replace(/^✓ /, ''), Number(b.dataset.count), b.getAttribute('aria-pressed') === 'true']);",
+            vec![json!(question)],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+/// Waits until the poll asking `question` shows `want`.
+async fn wait_poll(c: &Client, question: &str, want: &[(&str, u32, bool)]) {
+    let started = Instant::now();
+    loop {
+        let now = poll_state(c, question).await;
+        if now.len() == want.len()
+            && now.iter().zip(want).all(|((l, n, m), (wl, wn, wm))| l == wl && n == wn && m == wm)
+        {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "poll {question:?}: {now:?}, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Clicks the option `label` of the poll asking `question`.
+async fn vote_for(c: &Client, question: &str, label: &str) {
+    let clicked: Value = c
+        .execute(
+            "const card = [...document.querySelectorAll('[data-testid=poll]')] \
+               .find(p => p.querySelector('[data-testid=message-body]').textContent.includes(arguments[0])); \
+             const b = card && [...card.querySelectorAll('[data-testid=poll-option]')] \
+               .find(b => b.querySelector('span.break-words').textContent.replace(/^✓ /, '') === arguments[1]); \
+             if (b && !b.disabled) b.click(); return !!b && !b.disabled;",
+            vec![json!(question), json!(label)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(clicked, json!(true), "no option {label:?} to click in {question:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_are_counted_alike_by_every_client() {
+    alice_and_bob_browsers(360, |a, b, url, data| async move {
+        alice_and_bob_in(&a, &b, &url, "Poll Club").await;
+        open_conversation(&a, "# general").await;
+        open_conversation(&b, "# general").await;
+        let q = "canary-poll-q5 Where do we eat?";
+
+        // The dialog, with the question typed after the command.
+        composer_ready(&a).await.send_keys(&format!("/poll {q}{ENTER}")).await.unwrap();
+        find(&a, "[data-testid=poll-dialog]").await;
+        assert_eq!(find(&a, "[data-testid=poll-question]").await.prop("value").await.unwrap().as_deref(), Some(q));
+        find(&a, "[data-testid=poll-add-option]").await.click().await.unwrap();
+        let inputs = a.find_all(fantoccini::Locator::Css("[data-testid=poll-option-input]")).await.unwrap();
+        assert_eq!(inputs.len(), 3);
+        inputs[0].send_keys("canary-opt5 Pizza").await.unwrap();
+        inputs[1].send_keys("Sushi").await.unwrap();
+        inputs[2].send_keys("sushi ").await.unwrap();
+        find(&a, "[data-testid=poll-create]").await.click().await.unwrap();
+        wait_text(&a, "[data-testid=poll-error]", "Two options are the same.").await;
+        inputs[2].clear().await.unwrap();
+        inputs[2].send_keys("Tacos").await.unwrap();
+        find(&a, "[data-testid=poll-multiple]").await.click().await.unwrap();
+        find(&a, "[data-testid=poll-create]").await.click().await.unwrap();
+        let opts = |p: bool, s: bool, t: bool, np: u32, ns: u32, nt: u32| {
+            [("canary-opt5 Pizza", np, p), ("Sushi", ns, s), ("Tacos", nt, t)]
+        };
+        wait_poll(&a, q, &opts(false, false, false, 0, 0, 0)).await;
+        assert!(texts(&a, "[data-testid=poll-dialog]").await.is_empty(), "closed");
+
+        // Bob (several answers), then Alice; each sees the other's votes.
+        wait_poll(&b, q, &opts(false, false, false, 0, 0, 0)).await;
+        vote_for(&b, q, "Sushi").await;
+        wait_poll(&b, q, &opts(false, true, false, 0, 1, 0)).await;
+        vote_for(&b, q, "Tacos").await;
+        wait_poll(&b, q, &opts(false, true, true, 0, 1, 1)).await;
+        wait_poll(&a, q, &opts(false, false, false, 0, 1, 1)).await;
+        wait_contains(&a, "[data-testid=poll-summary]", "1 vote · several answers").await;
+        vote_for(&a, q, "canary-opt5 Pizza").await;
+        wait_poll(&b, q, &opts(false, true, true, 1, 1, 1)).await;
+        wait_contains(&b, "[data-testid=poll-summary]", "2 votes").await;
+        // Bob takes Sushi back.
+        vote_for(&b, q, "Sushi").await;
+        wait_poll(&a, q, &opts(true, false, false, 1, 0, 1)).await;
+        // The same after a reload, counted again from the encrypted votes.
+        b.refresh().await.unwrap();
+        wait_poll(&b, q, &opts(false, false, true, 1, 0, 1)).await;
+
+        // The short form: one answer, a new vote replaces the old.
+        composer_ready(&a).await.send_keys(&format!("/poll Tea or coffee? | Tea | Coffee{ENTER}")).await.unwrap();
+        wait_poll(&b, "Tea or coffee?", &[("Tea", 0, false), ("Coffee", 0, false)]).await;
+        wait_contains(&b, "[data-testid=poll-summary]", "0 votes · one answer").await;
+        vote_for(&b, "Tea or coffee?", "Tea").await;
+        wait_poll(&b, "Tea or coffee?", &[("Tea", 1, true), ("Coffee", 0, false)]).await;
+        vote_for(&b, "Tea or coffee?", "Coffee").await;
+        wait_poll(&a, "Tea or coffee?", &[("Tea", 0, false), ("Coffee", 1, false)]).await;
+        // Too few options: refused in the composer, the text kept.
+        composer_ready(&a).await.send_keys(&format!("/poll Alone? | yes{ENTER}")).await.unwrap();
+        wait_text(&a, "[data-testid=send-error]", "A poll has 2 to 10 options.").await;
+
+        let files = files(&data);
+        assert!(files.iter().any(|(_, bytes)| occurs(bytes, "Alice Liddell")), "the check reads the data");
+        for canary in ["canary-poll-q5", "canary-opt5"] {
+            let leaks: Vec<_> = files.iter().filter(|(_, bytes)| occurs(bytes, canary)).map(|(p, _)| p).collect();
+            assert!(leaks.is_empty(), "{canary} in {leaks:?}");
+        }
+    })
+    .await;
 }

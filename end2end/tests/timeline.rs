@@ -518,7 +518,7 @@ async fn the_timeline_reads_like_a_chat_app() {
         let composer = composer_ready(&a).await;
         composer.send_keys("/").await.unwrap();
         let listed = texts(&a, "[data-testid=command]").await;
-        assert_eq!(listed.len(), 5, "{listed:?}");
+        assert_eq!(listed.len(), 6, "{listed:?}");
         composer.send_keys("s").await.unwrap();
         wait_count(&a, "[data-testid=command]", 2).await;
         composer.send_keys(&format!("{ARROW_DOWN}{TAB}")).await.unwrap();

@@ -27,6 +27,8 @@ pub struct Model {
     pub suspended_at: Option<DateTimeUtc>,
     /// The presence the user chose (0 online, 1 idle, 2 dnd, 3 invisible).
     pub presence: i16,
+    /// Whether the user shares read receipts (and sees others'): in DMs, group DMs and small channels.
+    pub read_receipts: bool,
 }
 
 impl Model {

@@ -16,6 +16,7 @@ mod m20261127_000008_channel_history;
 mod m20261127_000009_cross_signing;
 mod m20261207_000010_reactions;
 mod m20261207_000011_pins;
+mod m20261207_000012_read_receipts;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_cross_signing::Migration),
             Box::new(m20261207_000010_reactions::Migration),
             Box::new(m20261207_000011_pins::Migration),
+            Box::new(m20261207_000012_read_receipts::Migration),
         ]
     }
 }

@@ -183,7 +183,7 @@ pub fn router(core: Core) -> Router {
 /// from the size of compressed bodies that also hold text an attacker chose, so answers that carry
 /// codes or tokens (accounts, invites, administration) and pages are never compressed.
 const COMPRESSED_ANSWERS: &[&str] =
-    &["messages/", "spaces/", "keys/", "backup/", "to_device/", "cross_signing/", "devices/", "channels/"];
+    &["messages/", "spaces/", "keys/", "backup/", "to_device/", "cross_signing/", "devices/", "channels/", "emoji/"];
 
 /// Answers smaller than this gain less than compressing them costs.
 const COMPRESS_ABOVE_BYTES: u16 = 1024;

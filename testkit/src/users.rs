@@ -22,6 +22,7 @@ pub async fn new_user(db: &DatabaseConnection, name: &str) -> entity::user::Mode
         password_changed_at: Set(now),
         suspended_at: Set(None),
         presence: Set(0),
+        read_receipts: Set(true),
     }
     .insert(db)
     .await

@@ -90,6 +90,13 @@ pub async fn change_password(current_password: String, new_password: String) -> 
     Ok(())
 }
 
+/// Turns my read receipts on or off: off, nobody sees how far I have read, and I see nobody's.
+#[server(prefix = "/api/v1", endpoint = "auth/read_receipts")]
+pub async fn set_read_receipts(on: bool) -> Result<(), AppError> {
+    let (core, me) = ctx::actor().await?;
+    Ok(domain::receipts::set_sharing(&core, me.id, on).await?)
+}
+
 /// Suspends (or reinstates) an account: instance owner and admins only.
 #[server(prefix = "/api/v1", endpoint = "admin/suspend")]
 pub async fn suspend_user(user_id: uuid::Uuid, suspended: bool) -> Result<(), AppError> {

@@ -2,7 +2,7 @@
 
 use crate::{
     error::AppError,
-    model::messages::{ChannelEvent, EditHistory, Envelope, HistoryPage, Pin, Unread},
+    model::messages::{ChannelEvent, EditHistory, Envelope, HistoryPage, Pin, Receipt, Unread},
 };
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use {
         model::messages::{Ciphertext, MessageKind},
         web::actor,
     },
-    domain::{messages, pins},
+    domain::{messages, pins, receipts},
 };
 
 #[cfg(feature = "ssr")]
@@ -99,6 +99,14 @@ pub async fn channel_events(
 pub async fn mark_read(channel_id: Uuid, seq: i64) -> Result<i64, AppError> {
     let (core, me) = actor().await?;
     Ok(messages::mark_read(&core, me.id, channel_id, seq).await?)
+}
+
+/// How far the channel's other readers have read (read receipts): empty unless I share mine and
+/// the channel is small; only from readers who share theirs.
+#[server(prefix = "/api/v1", endpoint = "messages/receipts")]
+pub async fn channel_receipts(channel_id: Uuid) -> Result<Vec<Receipt>, AppError> {
+    let (core, me) = actor().await?;
+    Ok(receipts::receipts(&core, me.id, channel_id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/unread")]

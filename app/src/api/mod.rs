@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod emoji;
 pub mod invites;
 pub mod keys;
 pub mod messages;

@@ -228,6 +228,18 @@ async fn handle_one(rt: &Rc<Runtime>, frame: ServerFrame, failures: &mut u32) {
                 }
             });
         }
+        // Kept only for channels whose receipts were loaded (opened here), and only moving forward;
+        // `seq` 0 withdraws one (its reader turned receipts off).
+        ServerFrame::Receipt { channel_id, user_id, seq } => chat.receipts.update(|all| {
+            if let Some(readers) = all.get_mut(&channel_id) {
+                if seq <= 0 {
+                    readers.remove(&user_id);
+                } else {
+                    let at = readers.entry(user_id).or_default();
+                    *at = (*at).max(seq);
+                }
+            }
+        }),
         ServerFrame::ToDevice { message } => receive_to_device(rt, message).await,
         // The next message to the channels it shared rotates its session (the recipient set shrank).
         ServerFrame::DeviceRemoved { .. } => {}

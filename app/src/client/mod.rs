@@ -94,6 +94,7 @@ pub(crate) fn trace(step: &str, started: f64) {
 pub fn start(chat: Chat) {
     RUNTIME_USER.set(Some(chat.me.get_value()));
     chat.compact.set(local_storage().and_then(|s| s.get_item(COMPACT_KEY).ok().flatten()).as_deref() == Some("1"));
+    chat.recent_emoji.set(stored_recent_emoji());
     if desktop::available() {
         // The desktop app's tray shows the total unread count.
         Effect::new(move |_| {
@@ -224,7 +225,13 @@ impl Runtime {
                             Ok(o) => {
                                 let line = Line::new(&e, false, Ok((o.body, o.verified)));
                                 (
-                                    Line { sender_key: Some(o.sender_key), forwarded_from: o.forwarded_from, ..line },
+                                    Line {
+                                        sender_key: Some(o.sender_key),
+                                        forwarded_from: o.forwarded_from,
+                                        poll: o.poll,
+                                        vote: o.vote,
+                                        ..line
+                                    },
                                     None,
                                 )
                             }
@@ -254,6 +261,8 @@ impl Runtime {
                     lock: Lock::Failed,
                     sender_key: None,
                     forwarded_from: None,
+                    poll: None,
+                    vote: None,
                 },
                 None,
             )],
@@ -303,6 +312,8 @@ impl Runtime {
             lock: Lock::Sending,
             sender_key: None,
             forwarded_from: None,
+            poll: None,
+            vote: None,
         };
         if let Some(timeline) = self.chat.opened(channel_id) {
             timeline.update(|t| {
@@ -559,6 +570,33 @@ pub fn set_compact(on: bool) {
     }
 }
 
+/// Where this browser keeps the emoji it used last (JSON, the latest first).
+const RECENT_EMOJI_KEY: &str = "chatalot.emoji.recent";
+/// How many it keeps.
+const RECENT_EMOJI: usize = 16;
+
+fn stored_recent_emoji() -> Vec<String> {
+    let stored = local_storage().and_then(|s| s.get_item(RECENT_EMOJI_KEY).ok().flatten()).unwrap_or_default();
+    let mut list: Vec<String> = serde_json::from_str(&stored).unwrap_or_default();
+    // Whatever another program left there: short strings only, a bounded list.
+    list.retain(|e| !e.is_empty() && e.len() <= 32);
+    list.truncate(RECENT_EMOJI);
+    list
+}
+
+/// Puts an emoji first among the recently used (in this browser).
+pub fn remember_emoji(emoji: &str) {
+    let Some(rt) = current() else { return };
+    let mut list = rt.chat.recent_emoji.get_untracked();
+    list.retain(|e| e != emoji);
+    list.insert(0, emoji.to_owned());
+    list.truncate(RECENT_EMOJI);
+    if let (Some(storage), Ok(json)) = (local_storage(), serde_json::to_string(&list)) {
+        let _ = storage.set_item(RECENT_EMOJI_KEY, &json);
+    }
+    rt.chat.recent_emoji.set(list);
+}
+
 /// Shows a channel: loads (and decrypts) its newest page the first time, marks it read.
 pub fn open_channel(channel_id: Uuid) {
     let Some(rt) = current() else { return };
@@ -669,7 +707,7 @@ pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Res
     let rt = runtime()?;
     // Shown at once, marked as sending, in place of the message until the server has it.
     let pending = rt.show_pending(channel_id, &body, reply_to);
-    let stored = match send_now(&rt, channel_id, body, reply_to, None).await {
+    let stored = match send_now(&rt, channel_id, body, reply_to, None, None).await {
         Ok(stored) => stored,
         Err(e) => {
             if let Some(timeline) = rt.chat.opened(channel_id) {
@@ -693,14 +731,18 @@ async fn send_now(
     body: String,
     reply_to: Option<Uuid>,
     forwarded_from: Option<String>,
+    poll: Option<crate::poll::Poll>,
 ) -> Result<Envelope, ChatError> {
     // Dropped when this send ends (however it ends): the next one goes.
     let (_turn_done, turn) = futures::channel::oneshot::channel::<()>();
     if let Some(before) = rt.last_send.replace(Some(turn)) {
         let _ = before.await;
     }
-    let plaintext =
-        ChannelPlaintext { forwarded_from, ..ChannelPlaintext::message(channel_id, body, reply_to, now_ms() as u64) };
+    let plaintext = ChannelPlaintext {
+        forwarded_from,
+        poll,
+        ..ChannelPlaintext::message(channel_id, body, reply_to, now_ms() as u64)
+    };
     let started = precise_ms();
     let sealed = encrypt(rt, plaintext).await?;
     trace("encrypt", started);
@@ -723,7 +765,7 @@ async fn send_now(
 /// forwarded from `author` (inside the ciphertext).
 pub async fn forward(channel_id: Uuid, body: String, author: String) -> Result<(), ChatError> {
     let rt = runtime()?;
-    let stored = send_now(&rt, channel_id, body, None, Some(author)).await?;
+    let stored = send_now(&rt, channel_id, body, None, Some(author), None).await?;
     let lines = rt.open_all(vec![(stored, false)]).await;
     rt.upsert(channel_id, lines, true);
     Ok(())
@@ -767,16 +809,60 @@ pub async fn versions(message_id: Uuid) -> Result<Vec<(Result<String, Unreadable
 
 /// Reacts to a message with an emoji (encrypted like a message, naming the one it answers).
 pub async fn react(channel_id: Uuid, message_id: Uuid, emoji: String) -> Result<(), ChatError> {
+    send_reaction(channel_id, message_id, emoji, None).await
+}
+
+/// Votes in a poll (`options`: the indices chosen; none takes my vote back). Sent as a reaction,
+/// so the server cannot tell; my earlier votes in it are then deleted (the latest counts anyway).
+pub async fn vote(channel_id: Uuid, poll_id: Uuid, options: Vec<u8>) -> Result<(), ChatError> {
+    let rt = runtime()?;
+    let me = rt.chat.me.get_value();
+    let earlier: Vec<Uuid> = rt
+        .chat
+        .opened(channel_id)
+        .map(|t| {
+            t.with_untracked(|t| {
+                t.reactions_to
+                    .get(&poll_id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|seq| t.reactions.get(seq))
+                    .filter(|r| r.sender == me && r.vote.is_some() && !r.deleted)
+                    .map(|r| r.id)
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    send_reaction(channel_id, poll_id, String::new(), Some(options)).await?;
+    for id in earlier {
+        // Best effort: a vote left behind is outvoted by the newer one.
+        let _ = delete(channel_id, id).await;
+    }
+    Ok(())
+}
+
+/// Sends a poll: the question as the text, the options and rules beside it, all encrypted.
+pub async fn send_poll(channel_id: Uuid, question: String, poll: crate::poll::Poll) -> Result<(), ChatError> {
+    poll.check(&question).map_err(ChatError::Refused)?;
+    let rt = runtime()?;
+    let stored = send_now(&rt, channel_id, question, None, None, Some(poll)).await?;
+    let lines = rt.open_all(vec![(stored, false)]).await;
+    rt.upsert(channel_id, lines, true);
+    Ok(())
+}
+
+async fn send_reaction(
+    channel_id: Uuid,
+    message_id: Uuid,
+    body: String,
+    vote: Option<Vec<u8>>,
+) -> Result<(), ChatError> {
     let rt = runtime()?;
     let plaintext = ChannelPlaintext {
-        channel_id,
-        body: emoji,
-        edit_of: None,
         react_to: Some(message_id),
-        reply_to: None,
         binds_reply: false,
-        forwarded_from: None,
-        sent_at_ms: now_ms() as u64,
+        vote,
+        ..ChannelPlaintext::message(channel_id, body, None, now_ms() as u64)
     };
     let sealed = encrypt(&rt, plaintext).await?;
     let txn = Uuid::new_v4().simple().to_string();

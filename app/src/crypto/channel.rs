@@ -64,6 +64,13 @@ pub struct ChannelPlaintext {
     /// forwarded it saw it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_from: Option<String>,
+    /// A poll (`body` is its question): its options and rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<crate::poll::Poll>,
+    /// A vote in the poll `react_to` names (sent as a reaction, so that the server cannot tell a
+    /// vote from a reaction): the indices of the options chosen (none: the vote taken back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote: Option<Vec<u8>>,
     pub sent_at_ms: u64,
 }
 
@@ -78,6 +85,8 @@ impl ChannelPlaintext {
             reply_to,
             binds_reply: true,
             forwarded_from: None,
+            poll: None,
+            vote: None,
             sent_at_ms,
         }
     }

@@ -418,6 +418,8 @@ impl Machine {
             verified,
             sender_key: decrypted.sender.ed25519,
             forwarded_from: decrypted.plaintext.forwarded_from,
+            poll: decrypted.plaintext.poll,
+            vote: decrypted.plaintext.vote,
         })
     }
 }
@@ -432,6 +434,8 @@ pub struct Opened {
     pub sender_key: String,
     /// Forwarded: the original author's name, as the forwarder gave it.
     pub forwarded_from: Option<String>,
+    pub poll: Option<crate::poll::Poll>,
+    pub vote: Option<Vec<u8>>,
 }
 
 /// The server's envelope must agree with what the ciphertext proves: the author is the device whose

@@ -3,14 +3,14 @@
 
 use super::signed_in::ShellData;
 use crate::{
-    api::{invites::CreateInvite, keys::list_devices},
+    api::{auth::set_read_receipts, invites::CreateInvite, keys::list_devices},
     chat::{Chat, act},
     components::{
         form::{BUTTON, ErrorBanner, ErrorText, Field},
         style::SMALL,
     },
     error::AppError,
-    model::Invite,
+    model::{Invite, messages::MAX_RECEIPT_READERS},
 };
 use leptos::{form::ActionForm, prelude::*};
 use leptos_meta::Title;
@@ -30,6 +30,7 @@ pub fn HomePage() -> impl IntoView {
             <DeviceBadge />
             <OwnDevices />
             <super::key_backup::KeyBackupPanel />
+            <ReadReceipts initial=me.read_receipts />
             {is_manager.then(|| view! { <InvitePanel create=data.create_invite invites=data.invites /> })}
         </main>
     }
@@ -136,6 +137,58 @@ fn OwnDevices() -> impl IntoView {
         })
     };
     view! { <div>{list}</div> }
+}
+
+/// The read-receipts switch: off, nobody sees how far I have read and I see nobody's.
+#[component]
+fn ReadReceipts(initial: bool) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let error = RwSignal::new(None::<String>);
+    let on = move || chat.read_receipts.get().unwrap_or(initial);
+    let toggle = move |ev: leptos::ev::Event| {
+        let wanted = event_target_checked(&ev);
+        leptos::task::spawn_local(async move {
+            match set_read_receipts(wanted).await {
+                Ok(()) => {
+                    error.set(None);
+                    chat.read_receipts.set(Some(wanted));
+                }
+                Err(e) => {
+                    error.set(Some(e.to_string()));
+                    // The box shows what is stored again.
+                    chat.read_receipts.update(|_| {});
+                }
+            }
+        });
+    };
+    view! {
+        <section class="mt-6 max-w-2xl" aria-labelledby="privacy-heading">
+            <h2 id="privacy-heading" class="text-lg font-semibold">
+                "Privacy"
+            </h2>
+            <label class="mt-2 flex items-start gap-2 text-sm">
+                <input
+                    type="checkbox"
+                    class="mt-0.5 h-4 w-4"
+                    data-testid="read-receipts"
+                    data-on=move || on().to_string()
+                    // In the page as sent, and kept true to what is stored once the app runs.
+                    checked=initial
+                    prop:checked=on
+                    on:change=toggle
+                />
+                <span>
+                    "Read receipts"
+                    <span class="block text-slate-600 dark:text-slate-400">
+                        {format!(
+                            "In direct messages and small conversations (up to {MAX_RECEIPT_READERS} people), others see how far you have read, and you see how far they have. Turned off, neither.",
+                        )}
+                    </span>
+                </span>
+            </label>
+            <ErrorText message=error />
+        </section>
+    }
 }
 
 /// Registration invite codes, for the instance owner and admins.

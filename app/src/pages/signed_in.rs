@@ -154,6 +154,9 @@ fn Shell(data: ShellData, join: ServerAction<JoinCommunity>, create: ServerActio
     let me = data.me.get_value();
     chat.me.set_value(me.id);
     chat.my_name.set_value(me.username.to_ascii_lowercase());
+    if chat.read_receipts.get_untracked().is_none() {
+        chat.read_receipts.set(Some(me.read_receipts));
+    }
     // Which channels are DMs, for the runtime's check of who may call everyone.
     Effect::new(move |_| {
         data.spaces_now.with(|s| {

@@ -373,6 +373,15 @@ impl Hub {
                 let ids = ids_of(&inner.by_user, [user_id]);
                 send_all(inner, ids, &f, Loss::CloseInstead);
             }
+            Signal::Receipt { user_id, channel_id, seq } => {
+                // A socket that misses one shows an older "seen by" until the next read or reload.
+                let f = frame(&ServerFrame::Receipt { channel_id, user_id, seq });
+                let ids: Vec<u64> = ids_of(&inner.by_channel, [channel_id])
+                    .into_iter()
+                    .filter(|id| inner.conns.get(id).is_some_and(|c| c.user != user_id))
+                    .collect();
+                send_all(inner, ids, &f, Loss::Droppable);
+            }
             Signal::ToDevice { user_id, device_id, message } => {
                 let f = frame(&ServerFrame::ToDevice { message });
                 let ids: Vec<u64> = ids_of(&inner.by_user, [user_id])
@@ -750,6 +759,22 @@ mod tests {
         let Outbound::Frame(text) = reader.rx.try_recv().unwrap() else { panic!("expected pins_changed") };
         let text = String::from_utf8_lossy(&text);
         assert!(text.contains("pins_changed") && text.contains(&channel.to_string()), "{text}");
+        assert!(outsider.rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_receipt_goes_to_the_other_readers_only() {
+        let hub = Hub::new(Uuid::new_v4());
+        let (channel, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut reader = hub.register(bob, Uuid::new_v4(), None, subs(&[(channel, None)]));
+        let mut herself = hub.register(alice, Uuid::new_v4(), None, subs(&[(channel, None)]));
+        let mut outsider = hub.register(Uuid::new_v4(), Uuid::new_v4(), None, subs(&[(other, None)]));
+        hub.dispatch(Signal::Receipt { user_id: alice, channel_id: channel, seq: 7 });
+        let Outbound::Frame(text) = reader.rx.try_recv().unwrap() else { panic!("expected receipt") };
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains(r#""type":"receipt""#) && text.contains(&alice.to_string()), "{text}");
+        assert!(herself.rx.try_recv().is_err());
         assert!(outsider.rx.try_recv().is_err());
     }
 

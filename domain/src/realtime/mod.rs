@@ -39,6 +39,12 @@ pub enum Signal {
         channel_id: Uuid,
         seq: i64,
     },
+    /// A reader who shares read receipts read up to `seq` in a small channel: to its other readers.
+    Receipt {
+        user_id: Uuid,
+        channel_id: Uuid,
+        seq: i64,
+    },
     ToDevice {
         user_id: Uuid,
         device_id: String,
@@ -220,6 +226,10 @@ mod tests {
                 format!(r#"{{"t":"read","user_id":"{u1}","channel_id":"{u2}","seq":4}}"#),
             ),
             (
+                Signal::Receipt { user_id: id(1), channel_id: id(2), seq: 4 },
+                format!(r#"{{"t":"receipt","user_id":"{u1}","channel_id":"{u2}","seq":4}}"#),
+            ),
+            (
                 Signal::ToDevice {
                     user_id: id(1),
                     device_id: "P".into(),
@@ -271,6 +281,6 @@ mod tests {
         let refused = serde_json::from_str::<Signal>(r#"{"t":"no_such_signal"}"#).unwrap_err().to_string();
         let variants =
             refused.split("expected one of").nth(1).unwrap_or_default().split('`').skip(1).step_by(2).count();
-        assert_eq!(variants, 14, "a new signal needs its JSON pinned above: {refused}");
+        assert_eq!(variants, 15, "a new signal needs its JSON pinned above: {refused}");
     }
 }

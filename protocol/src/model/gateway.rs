@@ -177,6 +177,14 @@ pub enum ServerFrame {
         channel_id: Uuid,
         seq: i64,
     },
+    /// Another reader of a small channel read up to `seq` (a read receipt; only from people who
+    /// share them, in channels of at most `MAX_RECEIPT_READERS` readers). `seq` 0: they turned
+    /// receipts off, forget theirs.
+    Receipt {
+        channel_id: Uuid,
+        user_id: Uuid,
+        seq: i64,
+    },
     ToDevice {
         message: ToDeviceMessage,
     },

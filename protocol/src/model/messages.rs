@@ -167,6 +167,18 @@ pub struct Pin {
     pub pinned_at: String,
 }
 
+/// Read receipts are kept in conversations of at most this many readers (DMs, group DMs and
+/// small channels): beyond, "seen by" says little and costs every reader a frame per read.
+pub const MAX_RECEIPT_READERS: u64 = 25;
+
+/// How far another reader of a channel has read (a read receipt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub user_id: Uuid,
+    /// The sequence number of the last event they have seen.
+    pub seq: i64,
+}
+
 /// A page of history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod backup;
+pub mod emoji;
 pub mod gateway;
 pub mod keys;
 pub mod messages;
@@ -16,6 +17,13 @@ pub struct Me {
     pub display_name: String,
     pub is_owner: bool,
     pub is_admin: bool,
+    /// Whether this person shares read receipts (and sees others').
+    #[serde(default = "yes")]
+    pub read_receipts: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A registration invite, as its creator sees it.
@@ -74,10 +82,11 @@ mod tests {
             display_name: "Ann".into(),
             is_owner: true,
             is_admin: false,
+            read_receipts: true,
         };
         assert_eq!(
             serde_json::to_string(&me).unwrap(),
-            r#"{"id":"00000000-0000-0000-0000-000000000000","username":"ann","display_name":"Ann","is_owner":true,"is_admin":false}"#
+            r#"{"id":"00000000-0000-0000-0000-000000000000","username":"ann","display_name":"Ann","is_owner":true,"is_admin":false,"read_receipts":true}"#
         );
         let invite =
             Invite { code: "ABCD-EFGH-JKLM".into(), max_uses: Some(2), uses: 1, expires_at: None, usable: true };

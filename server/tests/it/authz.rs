@@ -384,6 +384,19 @@ pub(crate) fn message_key_and_admin_cases() -> Vec<Case> {
             expect([401, 404, 200, 200, 200, 200, 404, 404]),
         ),
         ("messages/unread", |_| vec![], expect([401, 200, 200, 200, 200, 200, 200, 200])),
+        ("emoji/catalog", |_| vec![], expect([401, 200, 200, 200, 200, 200, 200, 200])),
+        (
+            "messages/receipts",
+            |w| vec![("channel_id", w.private_channel.to_string())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            "messages/receipts",
+            |w| vec![("channel_id", w.dm.to_string())],
+            expect([401, 404, 200, 404, 404, 200, 404, 404]),
+        ),
+        // One's own setting: anyone signed in.
+        ("auth/read_receipts", |_| vec![("on", "false".into())], expect([401, 200, 200, 200, 200, 200, 200, 200])),
         // The key directory (JSON bodies): only people who share a community or DM with the member.
         ("devices/list", |w| vec![("user_id", w.member.to_string())], expect([401, 404, 200, 200, 200, 200, 404, 404])),
         (

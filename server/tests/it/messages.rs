@@ -7,13 +7,13 @@ use app::{
     error::AppError,
     model::{
         CommunityCreationMode, RegistrationMode,
-        messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MAX_PINS, MAX_VERSIONS, MessageKind},
+        messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MAX_PINS, MAX_RECEIPT_READERS, MAX_VERSIONS, MessageKind},
         spaces::CommunityRole,
     },
 };
 use common::{Client, err, new_user};
 use domain::Core;
-use domain::{messages, pins, spaces};
+use domain::{messages, pins, receipts, spaces};
 use entity::user;
 use sea_orm::EntityTrait;
 use uuid::Uuid;
@@ -210,6 +210,43 @@ on_both_backends! {
         assert!(!left.iter().any(|p| p.message.id == ids[0]));
         assert_eq!(entity::pin::Entity::find().all(&state.db).await.unwrap().len(), MAX_PINS as usize - 1, "with the DM's");
         assert_eq!(err(pins::set_pinned(core, ann.id, ids[0], true).await.unwrap_err()), AppError::NotFound, "deleted");
+    }
+
+    async fn read_receipts_in_small_channels_between_those_who_share(db: TestDb) {
+        let mut state = db.state(RegistrationMode::Open).await;
+        state.config = std::sync::Arc::new(domain::config::Config { messages_per_minute: 100_000, ..(*state.config).clone() });
+        let core = &state;
+        let (club, general, [owner, ann, bob, eve]) = setup(core).await;
+        let first = messages::send(core, owner.id, send(general, "r1", b"one")).await.unwrap().message;
+        let second = messages::send(core, owner.id, send(general, "r2", b"two")).await.unwrap().message;
+        assert_eq!(messages::mark_read(core, bob.id, general, second.seq).await.unwrap(), second.seq);
+        messages::mark_read(core, ann.id, general, first.seq).await.unwrap();
+        // Never backwards, never past the end.
+        assert_eq!(messages::mark_read(core, ann.id, general, 0).await.unwrap(), first.seq);
+        let seen = |list: Vec<app::model::messages::Receipt>| list.into_iter().map(|r| (r.user_id, r.seq)).collect::<Vec<_>>();
+        assert_eq!(seen(receipts::receipts(core, owner.id, general).await.unwrap()), [(ann.id, first.seq), (bob.id, second.seq)]);
+        assert_eq!(seen(receipts::receipts(core, bob.id, general).await.unwrap()), [(ann.id, first.seq)], "not my own");
+        assert_eq!(err(receipts::receipts(core, eve.id, general).await.unwrap_err()), AppError::NotFound);
+        // Bob stops sharing: the others no longer see how far he read, and he sees nobody's.
+        receipts::set_sharing(core, bob.id, false).await.unwrap();
+        assert_eq!(seen(receipts::receipts(core, owner.id, general).await.unwrap()), [(ann.id, first.seq)]);
+        assert_eq!(seen(receipts::receipts(core, bob.id, general).await.unwrap()), []);
+        receipts::set_sharing(core, bob.id, true).await.unwrap();
+        assert_eq!(seen(receipts::receipts(core, owner.id, general).await.unwrap()).len(), 2);
+        // In a DM.
+        let dm = spaces::open_dm(core, owner.id, bob.id).await.unwrap().id;
+        let said = messages::send(core, owner.id, send(dm, "d1", b"hi")).await.unwrap().message;
+        messages::mark_read(core, bob.id, dm, said.seq).await.unwrap();
+        assert_eq!(seen(receipts::receipts(core, owner.id, dm).await.unwrap()), [(bob.id, said.seq)]);
+        assert_eq!(err(receipts::receipts(core, ann.id, dm).await.unwrap_err()), AppError::NotFound);
+        // A channel of more than MAX_RECEIPT_READERS readers keeps none.
+        let invite = spaces::create_invite(core, owner.id, club, None, None).await.unwrap();
+        for i in 3..=MAX_RECEIPT_READERS {
+            let u = new_user(&state.db, &format!("reader{i}")).await;
+            spaces::join(core, u.id, &invite.code).await.unwrap();
+        }
+        assert_eq!(seen(receipts::receipts(core, owner.id, general).await.unwrap()), []);
+        assert_eq!(seen(receipts::receipts(core, owner.id, dm).await.unwrap()).len(), 1, "the DM is still small");
     }
 
     async fn earlier_versions_for_readers_only(db: TestDb) {

@@ -13,6 +13,7 @@ pub struct Command {
 
 pub const COMMANDS: &[Command] = &[
     Command { name: "me", args: "action", about: "Say what you do: \"* Alice waves\"" },
+    Command { name: "poll", args: "[question | option | option …]", about: "Ask a question with 2 to 10 answers" },
     Command { name: "shrug", args: "[message]", about: "Append ¯\\_(ツ)_/¯" },
     Command { name: "spoiler", args: "message", about: "Hide the message until it is clicked" },
     Command { name: "tableflip", args: "[message]", about: "Append (╯°□°)╯︵ ┻━┻" },
@@ -70,6 +71,13 @@ pub fn matching(draft: &str) -> Vec<Command> {
     COMMANDS.iter().filter(|c| c.name.starts_with(&typed.to_lowercase())).copied().collect()
 }
 
+/// What follows `/poll` when the draft is that command (possibly nothing).
+pub fn poll_args(text: &str) -> Option<&str> {
+    let rest = text.trim_start().strip_prefix('/')?;
+    let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    name.eq_ignore_ascii_case("poll").then(|| args.trim())
+}
+
 /// What the composer sends for `text`: the text itself, or a command's result. A known command
 /// missing what it needs is refused with what to type; anything else (including "/r/rust" or
 /// "/usr/bin") goes as typed, and "//" sends a message that starts with "/".
@@ -118,9 +126,17 @@ mod tests {
     }
 
     #[test]
+    fn poll_is_a_command_of_its_own() {
+        assert_eq!(poll_args("/poll"), Some(""));
+        assert_eq!(poll_args("/Poll Lunch? | a | b"), Some("Lunch? | a | b"));
+        assert_eq!(poll_args("/polls"), None);
+        assert_eq!(poll_args("poll"), None);
+    }
+
+    #[test]
     fn the_list_follows_what_is_typed() {
         let names = |d: &str| matching(d).into_iter().map(|c| c.name).collect::<Vec<_>>();
-        assert_eq!(names("/"), ["me", "shrug", "spoiler", "tableflip", "unflip"]);
+        assert_eq!(names("/"), ["me", "poll", "shrug", "spoiler", "tableflip", "unflip"]);
         assert_eq!(names("/s"), ["shrug", "spoiler"]);
         assert_eq!(names("/SP"), ["spoiler"]);
         assert!(names("/shrug ").is_empty(), "a name and a space: the list is done");

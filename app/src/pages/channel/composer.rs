@@ -1,6 +1,10 @@
 //! The composer: Enter sends, Shift+Enter adds a line, drafts kept per conversation, typing.
 
-use super::{commands, timeline::name_of};
+use super::{
+    commands,
+    emoji::{Emoji, EmojiPicker, code_for, shortcode_query},
+    timeline::name_of,
+};
 use crate::chat::{Chat, act};
 use crate::components::style::{PRIMARY, SMALL};
 use crate::model::messages::MAX_TEXT_BYTES;
@@ -37,11 +41,28 @@ pub(super) fn Composer(
     // be; and the one chosen with the arrow keys.
     let mention_names = use_context::<super::rich::MentionNames>();
     let me = chat.me.get_value();
+    let emoji = expect_context::<Emoji>();
+    // A `:shortcode` being typed loads the emoji catalog (once).
+    Effect::new(move |_| {
+        if draft.with(|d| shortcode_query(d).is_some()) {
+            emoji.want();
+        }
+    });
     let suggestions = Memo::new(move |_| {
         let commands: Vec<Suggestion> =
             draft.with(|d| commands::matching(d)).into_iter().map(Suggestion::Command).collect();
         if !commands.is_empty() {
             return commands;
+        }
+        if let Some(query) = draft.with(|d| shortcode_query(d).map(str::to_owned)) {
+            return emoji.catalog.with(|c| match c {
+                Some(Ok(c)) => c
+                    .search(&query, 8)
+                    .into_iter()
+                    .map(|e| Suggestion::Emoji { emoji: e.emoji.clone(), code: code_for(e, &query).to_owned() })
+                    .collect(),
+                _ => vec![],
+            });
         }
         let Some(query) = draft.with(|d| mention_query(d).map(str::to_lowercase)) else { return vec![] };
         let Some(names) = mention_names else { return vec![] };
@@ -67,12 +88,69 @@ pub(super) fn Composer(
     });
     let active = RwSignal::new(0usize);
     let complete = move |chosen: &Suggestion| {
+        if let Suggestion::Emoji { emoji, .. } = chosen {
+            act::remember_emoji(emoji);
+        }
         draft.update(|d| *d = chosen.complete(d));
         active.set(0);
     };
+    // The emoji picker: what is picked goes where the caret is, and the box gets the focus back.
+    let picking = RwSignal::new(false);
+    let textarea = NodeRef::<leptos::html::Textarea>::new();
+    let insert = Callback::new(move |e: String| {
+        picking.set(false);
+        let caret = textarea.get_untracked().and_then(|t| t.selection_start().ok().flatten());
+        let mut at = 0;
+        draft.update(|d| {
+            at = caret.map_or(d.len(), |c| byte_index(d, c as usize));
+            d.insert_str(at, &e);
+        });
+        if let Some(t) = textarea.get_untracked() {
+            let _ = t.focus();
+            let after = draft.with_untracked(|d| utf16_len(&d[..at + e.len()])) as u32;
+            // Once the new value is in the box.
+            request_animation_frame(move || {
+                let _ = t.set_selection_range(after, after);
+            });
+        }
+    });
+    let close_picker = Callback::new(move |()| {
+        picking.set(false);
+        if let Some(t) = textarea.get_untracked() {
+            let _ = t.focus();
+        }
+    });
+    // `/poll` alone (or with a question only) opens the poll dialog.
+    let poll_open = RwSignal::new(false);
+    let poll_question = RwSignal::new(String::new());
     let submit = move || {
         let typed = draft.get_untracked();
         if typed.trim().is_empty() {
+            return;
+        }
+        if let Some(args) = commands::poll_args(&typed) {
+            if !args.contains('|') {
+                poll_question.set(args.to_owned());
+                poll_open.set(true);
+                draft.set(String::new());
+                return;
+            }
+            match crate::poll::parse_command(args) {
+                Ok((question, poll)) => {
+                    draft.set(String::new());
+                    follow.update(|n| *n += 1);
+                    leptos::task::spawn_local(async move {
+                        match act::send_poll(channel, question, poll).await {
+                            Ok(()) => error.set(None),
+                            Err(e) => {
+                                draft.update(|d| *d = if d.is_empty() { typed } else { format!("{typed}\n{d}") });
+                                error.set(Some(format!("Not sent: {e}")));
+                            }
+                        }
+                    });
+                }
+                Err(why) => error.set(Some(why)),
+            }
             return;
         }
         // A command turns into its text here; one missing what it needs says what to type.
@@ -124,13 +202,17 @@ pub(super) fn Composer(
     };
     let command_list = move || {
         let list = suggestions.get();
-        let people = matches!(list.first(), Some(Suggestion::Mention { .. }));
+        let kind = match list.first() {
+            Some(Suggestion::Mention { .. }) => "People",
+            Some(Suggestion::Emoji { .. }) => "Emoji",
+            _ => "Commands",
+        };
         (!list.is_empty()).then(|| {
             view! {
                 <ul
                     id="command-list"
                     role="listbox"
-                    aria-label=if people { "People" } else { "Commands" }
+                    aria-label=kind
                     class="mx-2 mb-1 rounded-md border border-slate-200 bg-white py-1 text-sm shadow-sm dark:border-slate-700 dark:bg-slate-900"
                     data-testid="commands"
                 >
@@ -144,6 +226,9 @@ pub(super) fn Composer(
                                 }
                                 Suggestion::Mention { name, shown } => {
                                     (format!("@{name}"), shown.clone(), String::new(), "mention-option")
+                                }
+                                Suggestion::Emoji { emoji, code } => {
+                                    (emoji.clone(), format!(":{code}:"), String::new(), "emoji-suggestion")
                                 }
                             };
                             view! {
@@ -178,16 +263,24 @@ pub(super) fn Composer(
         })
     };
     view! {
+        {move || {
+            poll_open
+                .get()
+                .then(|| {
+                    view! { <super::poll::PollDialog channel open=poll_open question=poll_question.get_untracked() /> }
+                })
+        }}
         {reply_banner}
         {command_list}
         <form
-            class="flex items-end gap-2 border-t border-slate-200 bg-white p-2 dark:border-slate-800 dark:bg-slate-900"
+            class="relative flex items-end gap-2 border-t border-slate-200 bg-white p-2 dark:border-slate-800 dark:bg-slate-900"
             on:submit=move |ev| {
                 ev.prevent_default();
                 submit();
             }
         >
             <textarea
+                node_ref=textarea
                 rows="2"
                 class="block min-h-[2.5rem] w-full resize-y rounded-lg border border-slate-300 bg-white px-3 py-2 text-base focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500 disabled:opacity-60 dark:border-slate-700 dark:bg-slate-950"
                 id="composer"
@@ -197,7 +290,7 @@ pub(super) fn Composer(
                     if removed.get() {
                         "You can no longer write here."
                     } else if ready() {
-                        "Message (Enter sends, Shift+Enter for a new line, / for commands, @ for people)"
+                        "Message (Enter sends, Shift+Enter for a new line, / for commands, @ for people, : for emoji)"
                     } else {
                         "Encryption is starting…"
                     }
@@ -234,9 +327,35 @@ pub(super) fn Composer(
                     }
                 }
             ></textarea>
+            <button
+                type="button"
+                class="shrink-0 rounded-lg px-2 py-2 text-xl hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 disabled:opacity-60 dark:hover:bg-slate-800"
+                aria-label="Emoji"
+                aria-haspopup="dialog"
+                aria-expanded=move || picking.get().to_string()
+                data-testid="emoji-button"
+                disabled=move || !ready() || removed.get()
+                on:click=move |_| picking.update(|p| *p = !*p)
+            >
+                "🙂"
+            </button>
             <button type="submit" class=PRIMARY data-testid="send" disabled=move || !ready() || removed.get()>
                 "Send"
             </button>
+            {move || {
+                picking
+                    .get()
+                    .then(|| {
+                        view! {
+                            <EmojiPicker
+                                on_pick=insert
+                                on_close=close_picker
+                                class="absolute bottom-full right-2 mb-1"
+                                label="Insert an emoji"
+                            />
+                        }
+                    })
+            }}
         </form>
         <p
             id="composer-length"
@@ -274,6 +393,11 @@ enum Suggestion {
         name: String,
         shown: String,
     },
+    /// `:code`: an emoji, by one of its shortcodes.
+    Emoji {
+        emoji: String,
+        code: String,
+    },
 }
 
 impl Suggestion {
@@ -281,6 +405,7 @@ impl Suggestion {
         match self {
             Suggestion::Command(c) => c.name,
             Suggestion::Mention { name, .. } => name,
+            Suggestion::Emoji { code, .. } => code,
         }
     }
 
@@ -292,6 +417,10 @@ impl Suggestion {
                 let word = draft.rsplit(char::is_whitespace).next().unwrap_or_default();
                 format!("{}@{name} ", &draft[..draft.len() - word.len()])
             }
+            Suggestion::Emoji { emoji, .. } => {
+                let word = draft.rsplit(char::is_whitespace).next().unwrap_or_default();
+                format!("{}{emoji}", &draft[..draft.len() - word.len()])
+            }
         }
     }
 }
@@ -301,6 +430,23 @@ fn mention_query(draft: &str) -> Option<&str> {
     let word = draft.rsplit(char::is_whitespace).next()?;
     word.strip_prefix('@')
         .filter(|q| q.len() <= 32 && q.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+}
+
+/// The byte index in `s` of the UTF-16 offset `units` (what a text box's caret counts), on a
+/// character boundary; the end if beyond.
+fn byte_index(s: &str, units: usize) -> usize {
+    let mut seen = 0;
+    for (i, c) in s.char_indices() {
+        if seen >= units {
+            return i;
+        }
+        seen += c.len_utf16();
+    }
+    s.len()
+}
+
+fn utf16_len(s: &str) -> usize {
+    s.chars().map(char::len_utf16).sum()
 }
 
 /// What the composer says of a text over `MAX_TEXT_BYTES`: how long it is and the most it may be.
@@ -323,6 +469,18 @@ mod tests {
         let bob = Suggestion::Mention { name: "bob".into(), shown: "Bob Stone".into() };
         assert_eq!(bob.complete("hi @Bo"), "hi @bob ");
         assert_eq!(bob.complete("line\n@b"), "line\n@bob ");
+    }
+
+    #[test]
+    fn an_emoji_replaces_its_shortcode_and_goes_where_the_caret_is() {
+        let tada = Suggestion::Emoji { emoji: "🎉".into(), code: "tada".into() };
+        assert_eq!(tada.complete("well done :ta"), "well done 🎉");
+        // The caret counts UTF-16 units: "é" is one, "🎉" two.
+        assert_eq!(byte_index("é🎉x", 0), 0);
+        assert_eq!(byte_index("é🎉x", 1), 2);
+        assert_eq!(byte_index("é🎉x", 3), 6);
+        assert_eq!(byte_index("é🎉x", 99), 7);
+        assert_eq!(utf16_len("é🎉x"), 4);
     }
 
     #[test]

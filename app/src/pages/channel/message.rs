@@ -92,6 +92,10 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
         }
     });
     let (body, deleted) = (line.body.clone(), line.deleted);
+    // A poll whose options make sense (one that does not shows its question as text).
+    let poll = line.poll.clone().filter(|p| line.body.as_deref().is_ok_and(|q| p.check(q).is_ok()));
+    let is_poll = poll.is_some();
+    let can_vote = line.lock != Lock::Sending;
     let created_at = line.created_at.clone();
     let device_since = chat.device.with_untracked(|d| d.clone().and_then(Result::ok).and_then(|d| d.created_at));
     let body_view = move || match (body.clone(), deleted) {
@@ -102,7 +106,9 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
         }
         .into_any(),
         (Ok(text), false) => {
-            if let Some(action) = text.strip_prefix(ACTION) {
+            if let Some(poll) = poll.clone() {
+                view! { <super::poll::PollCard channel id question=text poll can_vote /> }.into_any()
+            } else if let Some(action) = text.strip_prefix(ACTION) {
                 let action = action.to_owned();
                 view! {
                     <p class="whitespace-pre-wrap break-words italic" data-testid="message-body" data-kind="action">
@@ -507,6 +513,19 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             </button>
         }
     };
+    // The whole emoji picker, from "…" beside the quick reactions.
+    let all_emoji = RwSignal::new(false);
+    let pick_any = Callback::new(move |emoji: String| {
+        all_emoji.set(false);
+        let mine = chips.with_untracked(|c| c.iter().find(|c| c.emoji == emoji).and_then(|c| c.mine));
+        // Picking one I already gave keeps it (the chip removes it).
+        if mine.is_none() {
+            react(emoji, None);
+        } else {
+            reacting.set(None);
+        }
+    });
+    let close_all = Callback::new(move |()| all_emoji.set(false));
     let picker = move || {
         let mine: Vec<(String, Option<Uuid>)> = chips.with(|c| c.iter().map(|c| (c.emoji.clone(), c.mine)).collect());
         let full = mine.len() >= crate::model::messages::MAX_DISTINCT_REACTIONS;
@@ -532,9 +551,33 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                     }
                 })
                 .collect_view()}
+            <button
+                type="button"
+                class=SMALL
+                aria-label="More reactions"
+                aria-haspopup="dialog"
+                data-testid="more-reactions"
+                on:click=move |_| all_emoji.set(true)
+            >
+                "…"
+            </button>
             <button type="button" class=SMALL aria-label="Close reactions" on:click=move |_| reacting.set(None)>
                 "✕"
             </button>
+            {move || {
+                all_emoji
+                    .get()
+                    .then(|| {
+                        view! {
+                            <super::emoji::EmojiPicker
+                                on_pick=pick_any
+                                on_close=close_all
+                                class="fixed inset-x-2 bottom-2 mx-auto md:bottom-auto md:left-auto md:right-8 md:top-24 md:mx-0"
+                                label="React with an emoji"
+                            />
+                        }
+                    })
+            }}
         }
     };
     // Forward, pin, edit and delete wait behind "⋯", so that the bar stays small (on a phone it
@@ -615,7 +658,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                         }
                     })
             }}
-            {mine
+            {(mine && !is_poll)
                 .then(|| {
                     view! {
                         <button

@@ -5,11 +5,13 @@
 
 mod commands;
 mod composer;
+mod emoji;
 mod forward;
 mod manage;
 mod members;
 mod message;
 mod pins;
+mod poll;
 mod rich;
 mod timeline;
 
@@ -83,6 +85,31 @@ pub fn ChannelPage() -> impl IntoView {
     }
 }
 
+/// The channel's read receipts: loaded when it opens and after every reconnect (receipts sent
+/// while away were lost), merged with those arriving live; none while I do not share mine.
+fn load_receipts(chat: Chat, id: Uuid) {
+    Effect::new(move |_| {
+        let online = chat.connection.with(|c| matches!(c, crate::chat::Connection::Online));
+        match chat.read_receipts.get() {
+            Some(true) if online => leptos::task::spawn_local(async move {
+                let Ok(list) = crate::api::messages::channel_receipts(id).await else { return };
+                if chat.read_receipts.get_untracked() != Some(true) {
+                    return;
+                }
+                chat.receipts.update(|all| {
+                    let readers = all.entry(id).or_default();
+                    for r in list {
+                        let at = readers.entry(r.user_id).or_default();
+                        *at = (*at).max(r.seq);
+                    }
+                });
+            }),
+            Some(false) => chat.receipts.update(|all| all.clear()),
+            _ => {}
+        }
+    });
+}
+
 #[component]
 fn Conversation(id: Uuid) -> impl IntoView {
     let data = expect_context::<ShellData>();
@@ -148,8 +175,10 @@ fn Conversation(id: Uuid) -> impl IntoView {
     let can_pin = Signal::derive(move || {
         shown.with(|p| p.as_ref().is_some_and(|p| p.community.is_none_or(|(_, role)| role >= CommunityRole::Moderator)))
     });
+    load_receipts(chat, id);
     let pins = PinState::load(id, can_pin);
     provide_context(pins);
+    provide_context(emoji::Emoji::new());
     let forwarding = forward::ForwardState::new();
     provide_context(forwarding);
     provide_context(rich::MentionNames {

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A row of the timeline.
+// Nearly every row is a message: boxing the large variant would cost an allocation per row.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Row {
     /// A day's first message follows (the day as `YYYY-MM-DD`).
@@ -22,6 +24,8 @@ pub(super) enum Row {
         line: Line,
         grouped: bool,
     },
+    /// The others who have read up to the message above (and not beyond), for read receipts.
+    SeenBy(Vec<Uuid>),
 }
 
 impl Row {
@@ -37,6 +41,14 @@ impl Row {
                 line.body.hash(&mut h);
                 format!("{}:{}:{}:{grouped}:{:?}:{}", line.id, line.edited, line.deleted, line.lock, h.finish())
             }
+            Self::SeenBy(readers) => {
+                let mut key = "seen".to_owned();
+                for r in readers {
+                    key.push(':');
+                    key.push_str(&r.to_string());
+                }
+                key
+            }
         }
     }
 }
@@ -47,8 +59,29 @@ pub(super) fn before_access(line: &Line, since: Option<&str>) -> bool {
     matches!(&line.body, Err(why) if why.awaits_key()) && sent_before(&line.created_at, since)
 }
 
-pub(super) fn rows(t: &Timeline, me: Uuid, since: Option<&str>) -> Vec<Row> {
+/// Where each other reader's receipt goes: under the newest message they have read, unless they
+/// wrote it (that they read their own message says nothing). Readers by message id, in order.
+fn seen_at(t: &Timeline, me: Uuid, receipts: Option<&HashMap<Uuid, i64>>) -> HashMap<Uuid, Vec<Uuid>> {
+    let mut at: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (&reader, &seq) in receipts.into_iter().flatten() {
+        if reader == me {
+            continue;
+        }
+        if let Some((_, line)) = t.lines.range(..=seq.min(PENDING_FROM - 1)).next_back()
+            && line.sender != reader
+        {
+            at.entry(line.id).or_default().push(reader);
+        }
+    }
+    for readers in at.values_mut() {
+        readers.sort_unstable();
+    }
+    at
+}
+
+pub(super) fn rows(t: &Timeline, me: Uuid, since: Option<&str>, receipts: Option<&HashMap<Uuid, i64>>) -> Vec<Row> {
     let mut out = Vec::with_capacity(t.lines.len() + 4);
+    let mut seen = seen_at(t, me, receipts);
     let mut prev: Option<&Line> = None;
     let mut divider_placed = false;
     if t.lines.values().any(|l| before_access(l, since)) {
@@ -68,6 +101,9 @@ pub(super) fn rows(t: &Timeline, me: Uuid, since: Option<&str>) -> Vec<Row> {
         let grouped = prev.is_some_and(|p| same_group(p, line));
         out.push(Row::Message { line: line.clone(), grouped });
         prev = Some(line);
+        if let Some(readers) = seen.remove(&line.id) {
+            out.push(Row::SeenBy(readers));
+        }
     }
     out
 }
@@ -92,7 +128,10 @@ pub(super) fn TimelineView(
     let since = StoredValue::new(since);
     let all_rows = Memo::new({
         let timeline = timeline.clone();
-        move |_| since.with_value(|since| timeline.with(|t| rows(t, me, since.as_deref())))
+        move |_| {
+            let receipts = chat.receipts.with(|r| r.get(&channel).cloned());
+            since.with_value(|since| timeline.with(|t| rows(t, me, since.as_deref(), receipts.as_ref())))
+        }
     });
     // Reached the messages from before the person's access: older pages hold only more of them,
     // so they are loaded on request, not by scrolling.
@@ -380,6 +419,21 @@ pub(super) fn TimelineView(
                                 .into_any()
                         }
                         Row::Message { line, grouped } => view! { <MessageRow channel line grouped state /> }.into_any(),
+                        Row::SeenBy(readers) => {
+                            let text = move || {
+                                let who: Vec<String> = names.with(|n| readers.iter().map(|u| name_of(n, *u)).collect());
+                                format!("Seen by {}", who.join(", "))
+                            };
+                            view! {
+                                <p
+                                    class="px-3 text-right text-xs text-slate-600 dark:text-slate-400"
+                                    data-testid="seen-by"
+                                >
+                                    {text}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }}
                 </For>
                 {move || {
