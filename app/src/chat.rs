@@ -195,6 +195,16 @@ pub struct PinnedLine {
     pub pinned_at: String,
 }
 
+/// A message of mine waiting to be sent, opened here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledLine {
+    /// Also the message's id once sent.
+    pub id: Uuid,
+    /// RFC 3339.
+    pub deliver_at: String,
+    pub body: Result<String, Unreadable>,
+}
+
 /// One kind of reaction on a message, as its chip shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chip {
@@ -424,6 +434,8 @@ pub struct Chat {
     pub receipts: RwSignal<HashMap<Uuid, HashMap<Uuid, i64>>>,
     /// Whether I share read receipts (and see others'): set once from my account, then by my choice.
     pub read_receipts: RwSignal<Option<bool>>,
+    /// Bumped when I scheduled or cancelled a message here: the list of waiting ones reloads.
+    pub scheduled_changed: RwSignal<u32>,
     /// The channel on screen, if any.
     pub viewing: RwSignal<Option<Uuid>>,
     /// Key warnings not dismissed yet (a changed or forged device key).
@@ -464,6 +476,7 @@ impl Default for Chat {
             pins_changed: RwSignal::new(HashMap::new()),
             receipts: RwSignal::new(HashMap::new()),
             read_receipts: RwSignal::new(None),
+            scheduled_changed: RwSignal::new(0),
             viewing: RwSignal::new(None),
             warnings: RwSignal::new(vec![]),
             verify: RwSignal::new(None),
@@ -550,7 +563,7 @@ pub mod act {
         accept_key,
         backup::{restore_backup, turn_off as turn_off_backup, turn_on as turn_on_backup},
         close_channel, delete, edit, forward, history_setting, load_older, open_channel, pins, react, remember_emoji,
-        reveal, send, send_poll, set_compact, set_pinned, start_new_device, typing,
+        reveal, schedule, scheduled, send, send_poll, set_compact, set_pinned, start_new_device, typing, unschedule,
         verification::{
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
             decline as decline_verification, start as start_verification, start_device as verify_device,
@@ -570,6 +583,15 @@ pub mod act {
         pub fn history_setting(_: Uuid, _: bool) {}
         pub fn set_compact(_: bool) {}
         pub fn remember_emoji(_: &str) {}
+        pub async fn schedule(_: Uuid, _: String, _: Option<Uuid>, _: u64) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn scheduled(_: Uuid) -> Result<Vec<super::super::ScheduledLine>, ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn unschedule(_: Uuid) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
         pub async fn vote(_: Uuid, _: Uuid, _: Vec<u8>) -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
         }

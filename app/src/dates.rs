@@ -105,6 +105,18 @@ pub fn epoch_ms(rfc3339: &str) -> Option<u64> {
     u64::try_from(secs * 1_000 + ms).ok()
 }
 
+/// Milliseconds since the epoch, now (the browser's clock in the browser).
+pub fn now_ms() -> u64 {
+    #[cfg(all(target_arch = "wasm32", feature = "hydrate"))]
+    {
+        js_sys::Date::now() as u64
+    }
+    #[cfg(not(all(target_arch = "wasm32", feature = "hydrate")))]
+    {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
 /// An RFC 3339 timestamp (UTC) of milliseconds since the epoch.
 pub fn rfc3339_of_ms(ms: u64) -> String {
     let secs = (ms / 1_000) as i64;

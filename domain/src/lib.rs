@@ -21,6 +21,7 @@ pub mod policy;
 pub mod presence;
 pub mod realtime;
 pub mod receipts;
+pub mod scheduled;
 pub mod session;
 pub mod spaces;
 pub mod state;

@@ -81,7 +81,7 @@ async fn record_event(
     Ok(())
 }
 
-fn check_ciphertext(c: &Ciphertext) -> Result<(), AppError> {
+pub(crate) fn check_ciphertext(c: &Ciphertext) -> Result<(), AppError> {
     if c.0.is_empty() {
         return Err(AppError::invalid("ciphertext", "must not be empty"));
     }
@@ -123,7 +123,12 @@ impl Stored {
 /// Stores a message, publishes it and returns it. A retry with the same client transaction id
 /// returns the original and publishes nothing.
 pub async fn send(core: &Core, actor: Uuid, input: Send) -> ServerResult<Stored> {
-    let stored = store(&core.db, actor, input, core.config.messages_per_minute).await?;
+    send_as(core, actor, input, Uuid::now_v7()).await
+}
+
+/// [`send`], the message taking the id `id` (a scheduled message keeps its id when it is sent).
+pub(crate) async fn send_as(core: &Core, actor: Uuid, input: Send, id: Uuid) -> ServerResult<Stored> {
+    let stored = store(&core.db, actor, input, core.config.messages_per_minute, id).await?;
     if stored.fresh {
         core.realtime.publish(Signal::Event { event: stored.event() }).await;
     }
@@ -131,7 +136,13 @@ pub async fn send(core: &Core, actor: Uuid, input: Send) -> ServerResult<Stored>
 }
 
 /// Stores a send unless it is a retry of a stored one; `per_minute` bounds the sender's sends.
-async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send, per_minute: u32) -> ServerResult<Stored> {
+async fn store(
+    db: &sea_orm::DatabaseConnection,
+    actor: Uuid,
+    input: Send,
+    per_minute: u32,
+    id: Uuid,
+) -> ServerResult<Stored> {
     policy::visible_channel(db, input.channel_id, actor).await?;
     if input.client_txn.is_empty() || input.client_txn.len() > 64 {
         return Err(AppError::invalid("client_txn", "must be 1–64 characters").into());
@@ -187,7 +198,7 @@ async fn store(db: &sea_orm::DatabaseConnection, actor: Uuid, input: Send, per_m
         }
     }
     let inserted = message::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         channel_id: Set(input.channel_id),
         seq: Set(seq),
         sender_id: Set(actor),

@@ -26,6 +26,9 @@
 //! same, live and after a reload; `/poll question | a | b` makes a single-choice poll where a new
 //! vote replaces the old; the question and options never reach the server's files.
 //!
+//! Scheduled messages: Alice schedules two (a malformed command says how), cancels one, and the
+//! other reaches Bob at its time, sent by the server, never readable there.
+//!
 //! Run by `cargo xtask test` (it builds the server and the site and sets the paths).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -617,6 +620,56 @@ async fn polls_are_counted_alike_by_every_client() {
             let leaks: Vec<_> = files.iter().filter(|(_, bytes)| occurs(bytes, canary)).map(|(p, _)| p).collect();
             assert!(leaks.is_empty(), "{canary} in {leaks:?}");
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_messages_wait_can_be_cancelled_and_arrive() {
+    alice_and_bob_browsers(360, |a, b, url, data| async move {
+        alice_and_bob_in(&a, &b, &url, "Later Club").await;
+        open_conversation(&a, "# general").await;
+        open_conversation(&b, "# general").await;
+        // A command without a time says what to type; the text stays.
+        composer_ready(&a).await.send_keys(&format!("/schedule soon milk{ENTER}")).await.unwrap();
+        wait_contains(&a, "[data-testid=send-error]", "Say when").await;
+        assert_eq!(composer_ready(&a).await.prop("value").await.unwrap().as_deref(), Some("/schedule soon milk"));
+        composer_ready(&a).await.clear().await.unwrap();
+
+        composer_ready(&a).await.send_keys(&format!("/schedule 12s canary-sched-9 see you soon{ENTER}")).await.unwrap();
+        wait_text(&a, "[data-testid=scheduled-toggle]", "🕓 1 message scheduled").await;
+        composer_ready(&a).await.send_keys(&format!("/schedule 1h cancel me{ENTER}")).await.unwrap();
+        wait_text(&a, "[data-testid=scheduled-toggle]", "🕓 2 messages scheduled").await;
+        find(&a, "[data-testid=scheduled-toggle]").await.click().await.unwrap();
+        wait_contains(&a, "[data-testid=scheduled-item]", "canary-sched-9 see you soon").await;
+        wait_contains(&a, "[data-testid=scheduled-item]", "cancel me").await;
+        let clicked: Value = a
+            .execute(
+                "const i = [...document.querySelectorAll('[data-testid=scheduled-item]')] \
+                   .find(i => i.textContent.includes('cancel me')); \
+                 i.querySelector('[data-testid=scheduled-cancel]').click(); return true;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(clicked, json!(true));
+        wait_text(&a, "[data-testid=scheduled-toggle]", "🕓 1 message scheduled").await;
+
+        // Waiting on the server, encrypted: Bob has nothing yet, the files hold no text.
+        assert!(!bodies(&b).await.iter().any(|t| t.contains("canary-sched-9")), "not before its time");
+        let files = files(&data);
+        assert!(files.iter().any(|(_, bytes)| occurs(bytes, "Alice Liddell")), "the check reads the data");
+        assert!(!files.iter().any(|(_, bytes)| occurs(bytes, "canary-sched-9")), "the text never reaches the server");
+
+        // At its time it arrives, as Alice's; her list empties; the cancelled one never comes.
+        wait_contains(&b, "[data-testid=message-body]", "canary-sched-9 see you soon").await;
+        wait_contains(&a, "[data-testid=message-body]", "canary-sched-9 see you soon").await;
+        let started = Instant::now();
+        while !texts(&a, "[data-testid=scheduled]").await.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(10), "the sent message stayed listed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!bodies(&b).await.iter().any(|t| t.contains("cancel me")));
     })
     .await;
 }

@@ -518,10 +518,10 @@ async fn the_timeline_reads_like_a_chat_app() {
         let composer = composer_ready(&a).await;
         composer.send_keys("/").await.unwrap();
         let listed = texts(&a, "[data-testid=command]").await;
-        assert_eq!(listed.len(), 6, "{listed:?}");
+        assert_eq!(listed.len(), 7, "{listed:?}");
         composer.send_keys("s").await.unwrap();
-        wait_count(&a, "[data-testid=command]", 2).await;
-        composer.send_keys(&format!("{ARROW_DOWN}{TAB}")).await.unwrap();
+        wait_count(&a, "[data-testid=command]", 3).await;
+        composer.send_keys(&format!("{ARROW_DOWN}{ARROW_DOWN}{TAB}")).await.unwrap();
         assert_eq!(composer.prop("value").await.unwrap().as_deref(), Some("/spoiler "));
         composer.send_keys(&format!("the butler did it{ENTER}")).await.unwrap();
         wait_contains(&b, "[data-testid=message-body][data-kind=spoiler]", "Spoiler").await;

@@ -26,5 +26,6 @@ pub mod pin;
 pub mod read_cursor;
 pub mod refresh_token;
 pub mod registration_invite;
+pub mod scheduled_message;
 pub mod to_device;
 pub mod user;

@@ -17,6 +17,7 @@ mod m20261127_000009_cross_signing;
 mod m20261207_000010_reactions;
 mod m20261207_000011_pins;
 mod m20261207_000012_read_receipts;
+mod m20261207_000013_scheduled_messages;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_reactions::Migration),
             Box::new(m20261207_000011_pins::Migration),
             Box::new(m20261207_000012_read_receipts::Migration),
+            Box::new(m20261207_000013_scheduled_messages::Migration),
         ]
     }
 }

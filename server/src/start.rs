@@ -86,6 +86,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         async move { passwords.warm_up().await }
     });
     tokio::spawn(janitor(state.clone()));
+    tokio::spawn(postman(state.clone()));
     let listener = crate::listen::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     let bus = state.realtime.bus.kind();
@@ -132,6 +133,21 @@ async fn janitor(state: Core) {
         let counters = throttle::purge(&state.db, now - chrono::Duration::days(1)).await;
         if let (Err(e), _) | (_, Err(e)) = (&tokens, &counters) {
             tracing::warn!(error = %e, "janitor: purge failed");
+        }
+    }
+}
+
+/// How often scheduled messages that are due are sent (an indexed look at what is due).
+const DELIVERY_ROUND: Duration = Duration::from_secs(2);
+
+/// Sends scheduled messages when they are due (every node does; see `domain::scheduled`).
+async fn postman(state: Core) {
+    let mut tick = tokio::time::interval(DELIVERY_ROUND);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = domain::scheduled::deliver_due(&state, chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "scheduled messages: delivery failed; trying again");
         }
     }
 }

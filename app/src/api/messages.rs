@@ -2,7 +2,7 @@
 
 use crate::{
     error::AppError,
-    model::messages::{ChannelEvent, EditHistory, Envelope, HistoryPage, Pin, Receipt, Unread},
+    model::messages::{ChannelEvent, EditHistory, Envelope, HistoryPage, Pin, Receipt, ScheduledMessage, Unread},
 };
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use {
         model::messages::{Ciphertext, MessageKind},
         web::actor,
     },
-    domain::{messages, pins, receipts},
+    domain::{messages, pins, receipts, scheduled},
 };
 
 #[cfg(feature = "ssr")]
@@ -107,6 +107,38 @@ pub async fn mark_read(channel_id: Uuid, seq: i64) -> Result<i64, AppError> {
 pub async fn channel_receipts(channel_id: Uuid) -> Result<Vec<Receipt>, AppError> {
     let (core, me) = actor().await?;
     Ok(receipts::receipts(&core, me.id, channel_id).await?)
+}
+
+/// Keeps a message (encrypted here) to send at `deliver_at` (RFC 3339).
+#[server(prefix = "/api/v1", endpoint = "messages/schedule")]
+pub async fn schedule_message(
+    channel_id: Uuid,
+    device: String,
+    ciphertext_b64: String,
+    deliver_at: String,
+    #[server(default)] reply_to: Option<Uuid>,
+) -> Result<ScheduledMessage, AppError> {
+    let (core, me) = actor().await?;
+    let deliver_at = chrono::DateTime::parse_from_rfc3339(&deliver_at)
+        .map_err(|_| AppError::invalid("deliver_at", "must be a date and time (RFC 3339)"))?
+        .with_timezone(&chrono::Utc);
+    let input =
+        scheduled::Schedule { channel_id, device, reply_to, ciphertext: ciphertext(&ciphertext_b64)?, deliver_at };
+    Ok(scheduled::schedule(&core, me.id, input).await?)
+}
+
+/// My messages waiting to be sent, the soonest first.
+#[server(prefix = "/api/v1", endpoint = "messages/scheduled")]
+pub async fn scheduled_messages() -> Result<Vec<ScheduledMessage>, AppError> {
+    let (core, me) = actor().await?;
+    Ok(scheduled::mine(&core, me.id).await?)
+}
+
+/// Cancels one of my waiting messages.
+#[server(prefix = "/api/v1", endpoint = "messages/unschedule")]
+pub async fn unschedule_message(id: Uuid) -> Result<(), AppError> {
+    let (core, me) = actor().await?;
+    Ok(scheduled::cancel(&core, me.id, id).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/unread")]

@@ -14,8 +14,8 @@ pub mod verification;
 
 use crate::{
     api::messages::{
-        channel_pins, delete_message, edit_message, message_history, message_versions, pin_message, send_message,
-        unread_counts,
+        channel_pins, delete_message, edit_message, message_history, message_versions, pin_message, schedule_message,
+        scheduled_messages, send_message, unread_counts, unschedule_message,
     },
     chat::{Chat, ChatError, KeyNotice, Line, Lock, PENDING_FROM, PinnedLine, Timeline, Unreadable},
     crypto::{
@@ -848,6 +848,66 @@ pub async fn send_poll(channel_id: Uuid, question: String, poll: crate::poll::Po
     let stored = send_now(&rt, channel_id, question, None, None, Some(poll)).await?;
     let lines = rt.open_all(vec![(stored, false)]).await;
     rt.upsert(channel_id, lines, true);
+    Ok(())
+}
+
+/// Encrypts a message now and leaves it with the server, to send at `deliver_at_ms`.
+pub async fn schedule(
+    channel_id: Uuid,
+    body: String,
+    reply_to: Option<Uuid>,
+    deliver_at_ms: u64,
+) -> Result<(), ChatError> {
+    let rt = runtime()?;
+    let plaintext = ChannelPlaintext::message(channel_id, body, reply_to, now_ms() as u64);
+    let sealed = encrypt(&rt, plaintext).await?;
+    let device = rt.vault.device_id().to_owned();
+    let at = crate::dates::rfc3339_of_ms(deliver_at_ms);
+    schedule_message(channel_id, device, sealed, at, reply_to).await?;
+    rt.chat.scheduled_changed.update(|n| *n += 1);
+    // The message may have started a new session: into the key backup with it.
+    leptos::task::spawn_local(async move { backup::upload(&rt).await });
+    Ok(())
+}
+
+/// My messages waiting to be sent in a channel, opened here, the soonest first.
+pub async fn scheduled(channel_id: Uuid) -> Result<Vec<crate::chat::ScheduledLine>, ChatError> {
+    let rt = runtime()?;
+    let me = rt.chat.me.get_value();
+    let waiting: Vec<_> = scheduled_messages().await?.into_iter().filter(|m| m.channel_id == channel_id).collect();
+    // Opened under the id it will be sent with, as the message will be.
+    let envelopes = waiting
+        .iter()
+        .map(|m| {
+            let envelope = Envelope {
+                id: m.id,
+                channel_id,
+                seq: 0,
+                sender_id: me,
+                sender_device: m.sender_device.clone(),
+                client_txn: String::new(),
+                kind: MessageKind::Text,
+                reply_to: m.reply_to,
+                ciphertext: m.ciphertext.clone(),
+                created_at: m.created_at.clone(),
+                edited_at: None,
+            };
+            (envelope, false)
+        })
+        .collect();
+    let opened = rt.open_all(envelopes).await;
+    Ok(opened
+        .into_iter()
+        .zip(waiting)
+        .map(|((line, _), m)| crate::chat::ScheduledLine { id: m.id, deliver_at: m.deliver_at, body: line.body })
+        .collect())
+}
+
+/// Cancels a message of mine waiting to be sent.
+pub async fn unschedule(id: Uuid) -> Result<(), ChatError> {
+    let rt = runtime()?;
+    unschedule_message(id).await?;
+    rt.chat.scheduled_changed.update(|n| *n += 1);
     Ok(())
 }
 

@@ -179,6 +179,28 @@ pub struct Receipt {
     pub seq: i64,
 }
 
+/// The most messages one person may have waiting to be sent.
+pub const MAX_SCHEDULED_PER_PERSON: u64 = 50;
+/// The soonest a message may be scheduled, in seconds from now.
+pub const MIN_SCHEDULE_AHEAD_S: i64 = 10;
+/// The furthest, in days from now.
+pub const MAX_SCHEDULE_AHEAD_DAYS: i64 = 365;
+
+/// A message of mine waiting to be sent, still encrypted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledMessage {
+    /// Also the message's id once sent.
+    pub id: Uuid,
+    pub channel_id: Uuid,
+    pub sender_device: String,
+    pub reply_to: Option<Uuid>,
+    pub ciphertext: Ciphertext,
+    /// RFC 3339.
+    pub deliver_at: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
 /// A page of history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {

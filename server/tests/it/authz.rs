@@ -386,6 +386,37 @@ pub(crate) fn message_key_and_admin_cases() -> Vec<Case> {
         ("messages/unread", |_| vec![], expect([401, 200, 200, 200, 200, 200, 200, 200])),
         ("emoji/catalog", |_| vec![], expect([401, 200, 200, 200, 200, 200, 200, 200])),
         (
+            "messages/schedule",
+            |w| {
+                vec![
+                    ("channel_id", w.private_channel.to_string()),
+                    ("device", "D".into()),
+                    ("ciphertext_b64", "AQID".into()),
+                    ("deliver_at", (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()),
+                ]
+            },
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            "messages/schedule",
+            |w| {
+                vec![
+                    ("channel_id", w.dm.to_string()),
+                    ("device", "D".into()),
+                    ("ciphertext_b64", "AQID".into()),
+                    ("deliver_at", (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()),
+                ]
+            },
+            expect([401, 404, 200, 404, 404, 200, 404, 404]),
+        ),
+        // One's own list; cancelling what is not one's own (here: nothing) is not found.
+        ("messages/scheduled", |_| vec![], expect([401, 200, 200, 200, 200, 200, 200, 200])),
+        (
+            "messages/unschedule",
+            |_| vec![("id", Uuid::now_v7().to_string())],
+            expect([401, 404, 404, 404, 404, 404, 404, 404]),
+        ),
+        (
             "messages/receipts",
             |w| vec![("channel_id", w.private_channel.to_string())],
             expect([401, 404, 200, 404, 200, 404, 404, 404]),

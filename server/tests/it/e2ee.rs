@@ -91,12 +91,13 @@ impl Person {
         let ciphertext = self.machine.encrypt(&self.relay, plaintext, 1).await.unwrap();
         let channel_id = plaintext.channel_id;
         let frame = match plaintext.edit_of {
+            // A reaction (or a vote, which is one): it names its message outside too.
             None => ClientFrame::Send {
                 channel_id,
                 device: "WEB".into(),
                 client_txn: txn.into(),
-                kind: MessageKind::Text,
-                reply_to: None,
+                kind: if plaintext.react_to.is_some() { MessageKind::Reaction } else { MessageKind::Text },
+                reply_to: plaintext.react_to,
                 ciphertext,
             },
             Some(message_id) => ClientFrame::Edit { message_id, ciphertext },
@@ -156,6 +157,42 @@ on_both_backends! {
             }
         };
         assert_eq!(edited.body, format!("hello, edited {canary}"));
+        // A reaction, a poll (question and options), a vote, a forwarded message and a scheduled
+        // one: each carries the canary, each is read by the other side.
+        let reaction = ChannelPlaintext { react_to: Some(first), binds_reply: false, ..say(&format!("🎉{canary}"), None) };
+        bob.say("b2", &reaction).await;
+        assert_eq!(alice.hear().await.1.react_to, Some(first));
+        let poll = app::poll::Poll {
+            options: vec![format!("yes {canary}"), format!("no {canary}")],
+            multiple: false,
+            closes_at_ms: None,
+        };
+        alice.say("a3", &ChannelPlaintext { poll: Some(poll.clone()), ..say(&format!("Lunch? {canary}"), None) }).await;
+        let (poll_id, heard) = bob.hear().await;
+        assert_eq!(heard.poll, Some(poll));
+        let vote = ChannelPlaintext {
+            react_to: Some(poll_id),
+            binds_reply: false,
+            vote: Some(vec![1]),
+            ..say(&format!("vote {canary}"), None)
+        };
+        bob.say("b3", &vote).await;
+        assert_eq!(alice.hear().await.1.vote, Some(vec![1]));
+        let forwarded = ChannelPlaintext {
+            forwarded_from: Some(format!("Carol {canary}")),
+            ..say(&format!("passed on {canary}"), None)
+        };
+        alice.say("a4", &forwarded).await;
+        assert_eq!(bob.hear().await.1.forwarded_from, Some(format!("Carol {canary}")));
+        let later = alice.machine.encrypt(&alice.relay, &say(&format!("later {canary}"), None), 1).await.unwrap();
+        let waiting = domain::scheduled::Schedule {
+            channel_id: general,
+            device: "WEB".into(),
+            reply_to: None,
+            ciphertext: later,
+            deliver_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        };
+        domain::scheduled::schedule(&server.state, alice_user.id, waiting).await.unwrap();
 
         // Not a trace of the plaintext anywhere the server keeps things.
         let needle_hex = hex(canary.as_bytes());
@@ -198,7 +235,8 @@ on_both_backends! {
         assert!(db.is_postgres() || control, "the file search finds what SQLite does store (the community's name)");
         // The stored ciphertext is really there (the search above could not pass by accident).
         let stored = domain::messages::history(&server.state, bob_user.id, general, None, None).await.unwrap();
-        assert_eq!(stored.messages.len(), 2);
+        assert_eq!((stored.messages.len(), stored.reactions.len()), (4, 2), "two messages, a poll, a forward; a reaction, a vote");
+        assert_eq!(domain::scheduled::mine(&server.state, alice_user.id).await.unwrap().len(), 1);
     }
 }
 

@@ -7,13 +7,16 @@ use app::{
     error::AppError,
     model::{
         CommunityCreationMode, RegistrationMode,
-        messages::{Ciphertext, EventKind, MAX_CIPHERTEXT, MAX_PINS, MAX_RECEIPT_READERS, MAX_VERSIONS, MessageKind},
+        messages::{
+            Ciphertext, EventKind, MAX_CIPHERTEXT, MAX_PINS, MAX_RECEIPT_READERS, MAX_SCHEDULED_PER_PERSON,
+            MAX_VERSIONS, MessageKind,
+        },
         spaces::CommunityRole,
     },
 };
 use common::{Client, err, new_user};
 use domain::Core;
-use domain::{messages, pins, receipts, spaces};
+use domain::{messages, pins, receipts, scheduled, spaces};
 use entity::user;
 use sea_orm::EntityTrait;
 use uuid::Uuid;
@@ -247,6 +250,57 @@ on_both_backends! {
         }
         assert_eq!(seen(receipts::receipts(core, owner.id, general).await.unwrap()), []);
         assert_eq!(seen(receipts::receipts(core, owner.id, dm).await.unwrap()).len(), 1, "the DM is still small");
+    }
+
+    async fn scheduled_messages_are_sent_when_due_as_their_sender(db: TestDb) {
+        let mut state = db.state(RegistrationMode::Open).await;
+        state.config = std::sync::Arc::new(domain::config::Config { messages_per_minute: 100_000, ..(*state.config).clone() });
+        let core = &state;
+        let (club, general, [owner, ann, bob, eve]) = setup(core).await;
+        let now = chrono::Utc::now;
+        let later = |bytes: &[u8], secs: i64| scheduled::Schedule {
+            channel_id: general,
+            device: "DEVICE1".into(),
+            reply_to: None,
+            ciphertext: Ciphertext(bytes.to_vec()),
+            deliver_at: now() + chrono::Duration::seconds(secs),
+        };
+        // In the past, too soon, too far, a stranger's, another device's, a reaction as reply: refused.
+        for secs in [-60, 2, 400 * 86_400] {
+            let e = err(scheduled::schedule(core, bob.id, later(b"x", secs)).await.unwrap_err());
+            assert!(e.for_field("deliver_at").is_some(), "{secs}: {e:?}");
+        }
+        assert_eq!(err(scheduled::schedule(core, eve.id, later(b"x", 60)).await.unwrap_err()), AppError::NotFound);
+        let other_device = scheduled::Schedule { device: "NOT-HIS".into(), ..later(b"x", 60) };
+        assert!(scheduled::schedule(core, bob.id, other_device).await.is_err());
+        let first = scheduled::schedule(core, bob.id, later(b"later", 60)).await.unwrap();
+        let second = scheduled::schedule(core, bob.id, later(b"gone", 60)).await.unwrap();
+        scheduled::schedule(core, ann.id, later(b"ann's", 60)).await.unwrap();
+        let ids = |list: Vec<app::model::messages::ScheduledMessage>| list.into_iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(ids(scheduled::mine(core, bob.id).await.unwrap()), [first.id, second.id], "mine only");
+        // Cancelling: only one's own, once.
+        assert_eq!(err(scheduled::cancel(core, ann.id, first.id).await.unwrap_err()), AppError::NotFound);
+        scheduled::cancel(core, bob.id, second.id).await.unwrap();
+        assert_eq!(err(scheduled::cancel(core, bob.id, second.id).await.unwrap_err()), AppError::NotFound);
+        // Nothing is due yet.
+        assert_eq!(scheduled::deliver_due(core, now()).await.unwrap(), 0);
+        // Ann is removed before her time: hers is dropped, not sent.
+        spaces::kick(core, owner.id, club, ann.id).await.unwrap();
+        let due = now() + chrono::Duration::seconds(61);
+        assert_eq!(scheduled::deliver_due(core, due).await.unwrap(), 1);
+        let page = messages::history(core, owner.id, general, None, None).await.unwrap();
+        let sent: Vec<_> = page.messages.iter().map(|m| (m.id, m.sender_id, m.ciphertext.0.clone())).collect();
+        assert_eq!(sent, [(first.id, bob.id, b"later".to_vec())], "under its own id, as Bob");
+        assert!(scheduled::mine(core, bob.id).await.unwrap().is_empty());
+        assert!(scheduled::mine(core, ann.id).await.unwrap().is_empty(), "dropped");
+        // A second round (another node) sends nothing again.
+        assert_eq!(scheduled::deliver_due(core, due).await.unwrap(), 0);
+        // At most MAX_SCHEDULED_PER_PERSON waiting.
+        for i in 0..MAX_SCHEDULED_PER_PERSON {
+            scheduled::schedule(core, bob.id, later(format!("m{i}").as_bytes(), 3_600)).await.unwrap();
+        }
+        let full = err(scheduled::schedule(core, bob.id, later(b"one more", 3_600)).await.unwrap_err());
+        assert!(full.for_field("deliver_at").is_some_and(|m| m.contains("cancel one")), "{full:?}");
     }
 
     async fn earlier_versions_for_readers_only(db: TestDb) {

@@ -14,6 +14,7 @@ pub struct Command {
 pub const COMMANDS: &[Command] = &[
     Command { name: "me", args: "action", about: "Say what you do: \"* Alice waves\"" },
     Command { name: "poll", args: "[question | option | option …]", about: "Ask a question with 2 to 10 answers" },
+    Command { name: "schedule", args: "30s|10m|2h|1d message", about: "Send it later (encrypted now)" },
     Command { name: "shrug", args: "[message]", about: "Append ¯\\_(ツ)_/¯" },
     Command { name: "spoiler", args: "message", about: "Hide the message until it is clicked" },
     Command { name: "tableflip", args: "[message]", about: "Append (╯°□°)╯︵ ┻━┻" },
@@ -78,6 +79,32 @@ pub fn poll_args(text: &str) -> Option<&str> {
     name.eq_ignore_ascii_case("poll").then(|| args.trim())
 }
 
+/// When the draft is `/schedule <delay> <message>`: the delay in seconds and the message; what
+/// to type instead when the command is incomplete. `None` when the draft is not that command.
+pub fn schedule(text: &str) -> Option<Result<(u64, &str), String>> {
+    let rest = text.trim_start().strip_prefix('/')?;
+    let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !name.eq_ignore_ascii_case("schedule") {
+        return None;
+    }
+    const HOW: &str = "Say when, then the message: \"/schedule 30m Don't forget the milk\" (s, m, h or d).";
+    let args = args.trim_start();
+    let (delay, message) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    let unit = match delay.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3_600,
+        Some('d') => 86_400,
+        _ => return Some(Err(HOW.to_owned())),
+    };
+    let Ok(n) = delay[..delay.len() - 1].parse::<u64>() else { return Some(Err(HOW.to_owned())) };
+    let message = message.trim();
+    if message.is_empty() || n == 0 {
+        return Some(Err(HOW.to_owned()));
+    }
+    Some(Ok((n.saturating_mul(unit), message)))
+}
+
 /// What the composer sends for `text`: the text itself, or a command's result. A known command
 /// missing what it needs is refused with what to type; anything else (including "/r/rust" or
 /// "/usr/bin") goes as typed, and "//" sends a message that starts with "/".
@@ -126,6 +153,18 @@ mod tests {
     }
 
     #[test]
+    fn schedule_takes_a_delay_and_a_message() {
+        assert_eq!(schedule("/schedule 30m milk"), Some(Ok((1_800, "milk"))));
+        assert_eq!(schedule("/schedule 10s  a b "), Some(Ok((10, "a b"))));
+        assert_eq!(schedule("/Schedule 2d x"), Some(Ok((172_800, "x"))));
+        for bad in ["/schedule", "/schedule 30m", "/schedule soon milk", "/schedule 0m milk", "/schedule 5y milk"] {
+            assert!(schedule(bad).is_some_and(|r| r.is_err()), "{bad}");
+        }
+        assert_eq!(schedule("/shrug"), None);
+        assert_eq!(schedule("hello"), None);
+    }
+
+    #[test]
     fn poll_is_a_command_of_its_own() {
         assert_eq!(poll_args("/poll"), Some(""));
         assert_eq!(poll_args("/Poll Lunch? | a | b"), Some("Lunch? | a | b"));
@@ -136,8 +175,8 @@ mod tests {
     #[test]
     fn the_list_follows_what_is_typed() {
         let names = |d: &str| matching(d).into_iter().map(|c| c.name).collect::<Vec<_>>();
-        assert_eq!(names("/"), ["me", "poll", "shrug", "spoiler", "tableflip", "unflip"]);
-        assert_eq!(names("/s"), ["shrug", "spoiler"]);
+        assert_eq!(names("/"), ["me", "poll", "schedule", "shrug", "spoiler", "tableflip", "unflip"]);
+        assert_eq!(names("/s"), ["schedule", "shrug", "spoiler"]);
         assert_eq!(names("/SP"), ["spoiler"]);
         assert!(names("/shrug ").is_empty(), "a name and a space: the list is done");
         assert!(names("hello").is_empty() && names("//").is_empty() && names("/x").is_empty());

@@ -120,12 +120,47 @@ pub(super) fn Composer(
             let _ = t.focus();
         }
     });
+    // Nothing typed is lost: what failed to go comes back into the box (before anything typed
+    // since), with why.
+    let give_back = move |typed: String, why: String| {
+        draft.update(|d| *d = if d.is_empty() { typed } else { format!("{typed}\n{d}") });
+        error.set(Some(why));
+    };
     // `/poll` alone (or with a question only) opens the poll dialog.
     let poll_open = RwSignal::new(false);
     let poll_question = RwSignal::new(String::new());
     let submit = move || {
         let typed = draft.get_untracked();
         if typed.trim().is_empty() {
+            return;
+        }
+        if let Some(asked) = commands::schedule(&typed) {
+            let (delay_s, message) = match asked {
+                Ok(asked) => asked,
+                Err(how) => {
+                    error.set(Some(how));
+                    return;
+                }
+            };
+            let message = message.to_owned();
+            if message.len() > MAX_TEXT_BYTES {
+                error.set(Some(too_long_message(message.len())));
+                return;
+            }
+            draft.set(String::new());
+            let reply_to = replying.get_untracked();
+            leptos::task::spawn_local(async move {
+                let at = crate::dates::now_ms().saturating_add(delay_s.saturating_mul(1_000));
+                match act::schedule(channel, message, reply_to, at).await {
+                    Ok(()) => {
+                        error.set(None);
+                        replying.set(None);
+                    }
+                    Err(e) => {
+                        give_back(typed, format!("Not scheduled: {e}"));
+                    }
+                }
+            });
             return;
         }
         if let Some(args) = commands::poll_args(&typed) {
@@ -143,8 +178,7 @@ pub(super) fn Composer(
                         match act::send_poll(channel, question, poll).await {
                             Ok(()) => error.set(None),
                             Err(e) => {
-                                draft.update(|d| *d = if d.is_empty() { typed } else { format!("{typed}\n{d}") });
-                                error.set(Some(format!("Not sent: {e}")));
+                                give_back(typed, format!("Not sent: {e}"));
                             }
                         }
                     });
@@ -176,9 +210,7 @@ pub(super) fn Composer(
                     replying.set(None);
                 }
                 Err(e) => {
-                    // Nothing typed is lost: the text (as typed) comes back into the box.
-                    draft.update(|d| *d = if d.is_empty() { typed } else { format!("{typed}\n{d}") });
-                    error.set(Some(format!("Not sent: {e}")));
+                    give_back(typed, format!("Not sent: {e}"));
                 }
             }
         });

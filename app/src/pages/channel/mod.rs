@@ -13,6 +13,7 @@ mod message;
 mod pins;
 mod poll;
 mod rich;
+mod scheduled;
 mod timeline;
 
 use crate::components::style::SMALL;
@@ -210,6 +211,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
                     <section class="flex min-w-0 flex-1 flex-col" aria-label="Messages">
                         <TimelineView channel=id names replying since=place.since.clone() follow />
                         <TypingLine channel=id names />
+                        <scheduled::ScheduledBar channel=id />
                         <Composer channel=id names replying follow />
                         <forward::ForwardDialog here=id state=forwarding />
                     </section>

@@ -7,21 +7,10 @@ use crate::components::{
     form::ErrorText,
     style::{INPUT, PRIMARY, SMALL},
 };
-use crate::dates::{full_time, rfc3339_of_ms};
+use crate::dates::{full_time, now_ms, rfc3339_of_ms};
 use crate::poll::{MAX_OPTIONS, MIN_OPTIONS, Poll};
 use leptos::prelude::*;
 use uuid::Uuid;
-
-fn now_ms() -> u64 {
-    #[cfg(all(target_arch = "wasm32", feature = "hydrate"))]
-    {
-        js_sys::Date::now() as u64
-    }
-    #[cfg(not(all(target_arch = "wasm32", feature = "hydrate")))]
-    {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-    }
-}
 
 /// A poll message: its question, then one button per option (pressed when chosen by me) with
 /// how many chose it; a click votes (again: takes it back), in a poll with several answers it
