@@ -6,7 +6,10 @@
 //!   DevTools protocol), with an empty cache and with the app's files cached;
 //! - felt latency: from Enter in one browser to the message shown decrypted in another, and to
 //!   my own message shown in mine, with where the time goes (encrypt, request, server and fan-out,
-//!   decrypt, render).
+//!   decrypt, render);
+//! - a long conversation: 1,000 messages with Markdown (code blocks, quotes, lists, links) and 100
+//!   reactions, opened in a fresh page: when the newest page is shown, and how long decrypting and
+//!   rendering all 1,000 takes as the reader scrolls up to the beginning.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: a failed unwrap is a failed run
 
@@ -27,10 +30,15 @@ const MESSAGES: usize = 40;
 const WARM_UP: usize = 3;
 /// Between the last keystroke and Enter (a quick typist's pause).
 const TYPED_BEFORE_ENTER_MS: u64 = 200;
+/// Messages in the long conversation, and how many of the newest get a reaction.
+const LONG: usize = 1_000;
+const REACTED: usize = 100;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let server = start_server().await;
+    // The long conversation is written faster than a person's rate limit allows.
+    let db = TestDb::sqlite();
+    let server = start_server_with(&db, &[("MESSAGES_PER_MINUTE", "100000")]).await;
     let (_driver, port) = start_chromedriver();
     let url = server.url.clone();
     println!("browser bench: {} against {url}", std::env::var("CHATALOT_SERVER_BIN").unwrap_or_default());
@@ -59,6 +67,7 @@ async fn main() {
 
     first_load(&alice, &chat, &last).await;
     felt_latency(&alice, &bob).await;
+    long_conversation(&alice, &bob).await;
 
     println!("machine load after: {}", load_average());
     for c in [alice, bob] {
@@ -263,6 +272,128 @@ async fn felt_latency(a: &Client, b: &Client) {
     for (name, values) in names.iter().zip(&parts) {
         println!("  {name}: p50 {:.1} ms, p99 {:.1} ms", pct(values, 50.0), pct(values, 99.0));
     }
+}
+
+/// The n-th message of the long conversation: Markdown of several kinds, as people write.
+fn long_message(i: usize) -> String {
+    match i % 5 {
+        0 => format!("message {i}: **bold**, _italic_, `code` and a link https://example.org/{i}"),
+        1 => format!("message {i}\n```rust\nfn main() {{\n    println!(\"{i}\");\n}}\n```"),
+        2 => format!("message {i}\n> quoted\n- one\n- two"),
+        3 => format!("message {i}: ||a spoiler|| and ~~struck~~"),
+        _ => format!("message {i}, plain text of a usual length for a chat message, nothing more"),
+    }
+}
+
+/// Alice writes `LONG` messages (and reacts to `REACTED`) in her DM with Bob; Bob opens it in a
+/// fresh page and scrolls up to the beginning.
+async fn long_conversation(a: &Client, b: &Client) {
+    open_conversation(a, "# general").await;
+    find(a, "[data-testid=member]").await;
+    member_action(a, "Bob", "message-member").await;
+    wait_text(a, "[data-testid=channel-title]", "Bob").await;
+    composer_ready(a).await;
+    let texts: Vec<String> = (0..LONG).map(long_message).collect();
+    let started = Instant::now();
+    // Typed and sent one after the other without waiting (the app sends them in order).
+    a.execute(
+        "const box = document.querySelector('[data-testid=composer]'); \
+         for (const text of arguments[0]) { \
+           box.value = text; box.dispatchEvent(new Event('input', { bubbles: true })); \
+           box.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true })); \
+         } return 1;",
+        vec![json!(texts)],
+    )
+    .await
+    .unwrap();
+    loop {
+        let done = a
+            .execute(
+                "return document.querySelectorAll('[data-lock=sending]').length === 0 && \
+                   [...document.querySelectorAll('[data-testid=message-body]')].some(e => e.textContent.startsWith(arguments[0]));",
+                vec![json!(format!("message {}", LONG - 1))],
+            )
+            .await
+            .unwrap();
+        if done == json!(true) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "the long conversation was never all sent");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "long conversation: {LONG} messages encrypted and sent from one browser in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for i in LONG - REACTED..LONG {
+        // "React", then the first quick reaction, on the row whose text is "message i…".
+        for button in ["react", "pick-reaction"] {
+            a.execute(
+                "const re = new RegExp('^message ' + arguments[0] + '[^0-9]'); \
+                 const row = [...document.querySelectorAll('[data-testid=message]')] \
+                   .find(r => re.test(r.querySelector('[data-testid=message-body]')?.textContent ?? '')); \
+                 row.querySelector(`[data-testid=${arguments[1]}]`).click(); return 1;",
+                vec![json!(i), json!(button)],
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let started = Instant::now();
+    while a.execute("return document.querySelectorAll('[data-testid=reaction]').length;", vec![]).await.unwrap()
+        != json!(REACTED)
+    {
+        assert!(started.elapsed() < Duration::from_secs(120), "the reactions were never all shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dm = a.current_url().await.unwrap().to_string();
+
+    // Bob: a fresh page on the conversation, then up to its beginning.
+    b.goto(&dm).await.unwrap();
+    let newest = format!("message {}", LONG - 1);
+    let started = Instant::now();
+    let shown_at = loop {
+        let at = b
+            .execute(
+                "return [...document.querySelectorAll('[data-testid=message-body]')].some(e => e.textContent.startsWith(arguments[0])) \
+                   ? performance.now() : null;",
+                vec![json!(newest)],
+            )
+            .await
+            .unwrap();
+        if let Some(ms) = at.as_f64() {
+            break ms;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the newest message was never shown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let scrolled = Instant::now();
+    let rows = loop {
+        let state = b
+            .execute(
+                "const el = document.querySelector('[data-testid=timeline]'); el.scrollTop = 0; \
+                 el.dispatchEvent(new Event('scroll')); \
+                 return [document.querySelectorAll('[data-testid=message]').length, \
+                         !!document.querySelector('[data-testid=timeline-start]')];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if state[1] == json!(true) {
+            break state[0].as_u64().unwrap_or(0);
+        }
+        assert!(scrolled.elapsed() < Duration::from_secs(300), "the beginning was never reached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let all = scrolled.elapsed().as_secs_f64() * 1_000.0;
+    let heap =
+        b.execute("return performance.memory ? performance.memory.usedJSHeapSize : null;", vec![]).await.unwrap();
+    println!(
+        "long conversation ({rows} messages, Markdown, {REACTED} reactions), fresh page: newest page shown at {shown_at:.0} ms; \
+         scrolling up to the beginning decrypted and rendered the rest in {all:.0} ms ({:.1} ms per 100 messages); JS heap {:.1} MB",
+        all / (rows.max(1) as f64) * 100.0,
+        heap.as_f64().unwrap_or(f64::NAN) / 1e6
+    );
 }
 
 fn pct(values: &[f64], p: f64) -> f64 {

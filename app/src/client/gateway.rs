@@ -180,12 +180,23 @@ async fn handle(rt: &Rc<Runtime>, texts: Vec<String>, failures: &mut u32) {
     }
 }
 
+thread_local! {
+    /// A `ready` came before in this tab: the next one is a reconnect.
+    static READY_BEFORE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 async fn handle_one(rt: &Rc<Runtime>, frame: ServerFrame, failures: &mut u32) {
     let chat = rt.chat;
     match frame {
         ServerFrame::Ready { unread, user_id, .. } => {
             *failures = 0;
+            let reconnected = READY_BEFORE.with(|r| r.replace(true));
             chat.connection.set(Connection::Online);
+            // Pins changed while away were not announced here: the open conversation reads its
+            // pins again (its receipts reload by themselves on reconnecting).
+            if reconnected && let Some(channel) = chat.viewing.get_untracked() {
+                chat.pins_changed.update(|m| *m.entry(channel).or_default() += 1);
+            }
             // Who is online comes next, in full: whoever it does not list is offline.
             chat.presence.update(|p| p.retain(|u, _| *u == user_id));
             chat.unread.set(Some(unread.iter().map(|u| (u.channel_id, *u)).collect::<HashMap<_, _>>()));

@@ -87,10 +87,16 @@ pub async fn start_server() -> Server {
 
 /// The server on `db` (its directory is the server's data directory).
 pub async fn start_server_on(db: &TestDb) -> Server {
+    start_server_with(db, &[]).await
+}
+
+/// [`start_server_on`] with more settings (`("MESSAGES_PER_MINUTE", "100000")`).
+pub async fn start_server_with(db: &TestDb, settings: &[(&str, &str)]) -> Server {
     let bin = env_path("CHATALOT_SERVER_BIN");
     let site = env_path("CHATALOT_SITE_DIR");
     let site = site.to_string_lossy();
-    let env = [("DATABASE_URL", db.url.as_str()), ("SITE_DIR", &*site), ("REGISTRATION_MODE", "open")];
+    let mut env = vec![("DATABASE_URL", db.url.as_str()), ("SITE_DIR", &*site), ("REGISTRATION_MODE", "open")];
+    env.extend_from_slice(settings);
     let process = ServerProcess::start(&bin, &db.dir, &env);
     Server { url: process.url.clone(), data: db.dir.clone(), _process: process, owned: None }
 }
