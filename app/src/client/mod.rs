@@ -67,9 +67,9 @@ fn current() -> Option<Rc<Runtime>> {
     RUNTIME.with_borrow(Clone::clone)
 }
 
-/// Milliseconds since the epoch.
+/// Milliseconds since the epoch (`dates::now_ms`, as the runtime's timers count them).
 pub(crate) fn now_ms() -> f64 {
-    js_sys::Date::now()
+    crate::dates::now_ms() as f64
 }
 
 /// Now on the page's high-resolution clock, as milliseconds since the epoch (comparable between
