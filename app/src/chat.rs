@@ -6,7 +6,7 @@ use crate::{
     error::AppError,
     model::{
         gateway::Presence,
-        messages::{Envelope, MAX_DISTINCT_REACTIONS, MessageKind, Unread},
+        messages::{Envelope, EventKind, MAX_DISTINCT_REACTIONS, MessageKind, ThreadSummary, Unread},
     },
 };
 use leptos::prelude::*;
@@ -123,6 +123,8 @@ pub struct Line {
     pub poll: Option<crate::poll::Poll>,
     /// For a reaction that is a vote in the poll it answers: the options chosen.
     pub vote: Option<Vec<u8>>,
+    /// In a thread: its first message.
+    pub thread: Option<Uuid>,
 }
 
 impl Line {
@@ -150,6 +152,7 @@ impl Line {
             forwarded_from: None,
             poll: None,
             vote: None,
+            thread: envelope.thread_id,
         }
     }
 }
@@ -184,6 +187,13 @@ pub struct Timeline {
     pub reactions: BTreeMap<i64, Line>,
     /// The sequence numbers of the reactions to each message: a row's chips read only its own.
     pub reactions_to: HashMap<Uuid, BTreeSet<i64>>,
+    /// For a thread's timeline (keyed by its first message): the channel it is in.
+    pub thread_of: Option<Uuid>,
+    /// For a channel's timeline: the threads started on its loaded messages, by first message.
+    pub threads: HashMap<Uuid, ThreadSummary>,
+    /// The thread events already counted in `threads` (an event may come twice: as the answer
+    /// to my own request and on the socket).
+    pub thread_events: BTreeSet<i64>,
 }
 
 /// A pinned message, opened here, with who pinned it and when.
@@ -290,6 +300,43 @@ impl Timeline {
                 })
             });
         crate::poll::tally(poll, casts, me)
+    }
+
+    /// Counts an event of a channel in the summary of the thread it is in (once per event: it may
+    /// come twice). `reading`: that thread is open on screen, so a new reply is read at once. A
+    /// thread's first message deleted takes the thread with it.
+    pub fn count_thread_event(&mut self, seq: i64, kind: EventKind, message: &Envelope, reading: bool) {
+        let Some(root) = message.thread_id else {
+            if kind == EventKind::Deleted {
+                self.threads.remove(&message.id);
+            }
+            return;
+        };
+        if message.kind == MessageKind::Reaction || kind == EventKind::Edited || !self.thread_events.insert(seq) {
+            return;
+        }
+        if kind == EventKind::Created {
+            let s = self.threads.entry(root).or_insert_with(|| ThreadSummary {
+                root,
+                replies: 0,
+                last_seq: 0,
+                last_at: String::new(),
+                read_seq: 0,
+            });
+            s.replies += 1;
+            if message.seq >= s.last_seq {
+                s.last_seq = message.seq;
+                s.last_at = message.created_at.clone();
+            }
+            if reading {
+                s.read_seq = s.last_seq;
+            }
+        } else if let Some(s) = self.threads.get_mut(&root) {
+            s.replies = s.replies.saturating_sub(1);
+            if s.replies == 0 {
+                self.threads.remove(&root);
+            }
+        }
     }
 
     /// The oldest message the server has (not one on its way).
@@ -455,6 +502,8 @@ pub struct Chat {
     pub compact: RwSignal<bool>,
     /// The emoji this browser used last, the latest first (the picker's "Recently used").
     pub recent_emoji: RwSignal<Vec<String>>,
+    /// The thread open beside the channel on screen (its first message), if any.
+    pub thread: RwSignal<Option<Uuid>>,
 }
 
 impl Default for Chat {
@@ -486,6 +535,7 @@ impl Default for Chat {
             backup: RwSignal::new(Backup::Unknown),
             compact: RwSignal::new(false),
             recent_emoji: RwSignal::new(vec![]),
+            thread: RwSignal::new(None),
         }
     }
 }
@@ -522,6 +572,29 @@ impl Chat {
             m.insert(channel_id, t.clone());
         });
         t
+    }
+
+    /// The timeline of a thread (keyed by its first message), created empty on first use.
+    pub fn thread_timeline(&self, channel_id: Uuid, root: Uuid) -> ArcRwSignal<Timeline> {
+        let t = self.timeline(root);
+        if t.with_untracked(|t| t.thread_of.is_none()) {
+            t.update_untracked(|t| t.thread_of = Some(channel_id));
+        }
+        t
+    }
+
+    /// A message loaded in the timeline of `channel_id` or of one of its threads, with that timeline.
+    pub fn find_line(&self, channel_id: Uuid, id: Uuid) -> Option<(ArcRwSignal<Timeline>, Line)> {
+        let candidates: Vec<ArcRwSignal<Timeline>> = self.timelines.with_value(|m| {
+            m.iter()
+                .filter(|(key, t)| **key == channel_id || t.with_untracked(|t| t.thread_of == Some(channel_id)))
+                .map(|(_, t)| t.clone())
+                .collect()
+        });
+        candidates.into_iter().find_map(|t| {
+            let line = t.with_untracked(|t| t.find(id).cloned())?;
+            Some((t, line))
+        })
     }
 
     /// The timeline of a channel if it was opened in this tab.
@@ -562,8 +635,9 @@ pub mod act {
     pub use crate::client::{
         accept_key,
         backup::{restore_backup, turn_off as turn_off_backup, turn_on as turn_on_backup},
-        close_channel, delete, edit, forward, history_setting, load_older, open_channel, pins, react, remember_emoji,
-        reveal, schedule, scheduled, send, send_poll, set_compact, set_pinned, start_new_device, typing, unschedule,
+        close_channel, close_thread, delete, edit, forward, history_setting, load_older, open_channel, open_thread,
+        pins, react, remember_emoji, reveal, schedule, scheduled, send, send_poll, set_compact, set_pinned,
+        start_new_device, typing, unschedule,
         verification::{
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
             decline as decline_verification, start as start_verification, start_device as verify_device,
@@ -578,6 +652,8 @@ pub mod act {
         const BROWSER_ONLY: ChatError = ChatError::NotReady("messages are encrypted in the browser");
         pub fn open_channel(_: Uuid) {}
         pub fn close_channel(_: Uuid) {}
+        pub fn open_thread(_: Uuid, _: Uuid) {}
+        pub fn close_thread() {}
         pub fn load_older(_: Uuid) {}
         pub fn typing(_: Uuid) {}
         pub fn history_setting(_: Uuid, _: bool) {}
@@ -595,7 +671,7 @@ pub mod act {
         pub async fn vote(_: Uuid, _: Uuid, _: Vec<u8>) -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
         }
-        pub async fn send_poll(_: Uuid, _: String, _: crate::poll::Poll) -> Result<(), ChatError> {
+        pub async fn send_poll(_: Uuid, _: String, _: crate::poll::Poll, _: Option<Uuid>) -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
         }
         pub async fn start_new_device() -> Result<(), ChatError> {
@@ -610,7 +686,7 @@ pub mod act {
         pub async fn restore_backup(_: String) -> Result<u64, ChatError> {
             Err(BROWSER_ONLY)
         }
-        pub async fn send(_: Uuid, _: String, _: Option<Uuid>) -> Result<(), ChatError> {
+        pub async fn send(_: Uuid, _: String, _: Option<Uuid>, _: Option<Uuid>) -> Result<(), ChatError> {
             Err(BROWSER_ONLY)
         }
         pub async fn edit(_: Uuid, _: Uuid, _: String) -> Result<(), ChatError> {
@@ -685,6 +761,7 @@ mod tests {
             forwarded_from: None,
             poll: None,
             vote: None,
+            thread: None,
         }
     }
 
@@ -711,6 +788,41 @@ mod tests {
         assert_eq!(chips[1].emoji, "🎉");
         assert_eq!(chips.last().unwrap().emoji, "e17", "the first 20 kinds, in order");
         assert!(t.chips(Uuid::new_v4(), me).is_empty());
+    }
+
+    #[test]
+    fn thread_events_count_once_in_their_first_message() {
+        let (root, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let reply = |seq: i64, kind: MessageKind| Envelope {
+            id: Uuid::new_v4(),
+            channel_id: Uuid::nil(),
+            seq,
+            sender_id: bob,
+            sender_device: "D".into(),
+            client_txn: String::new(),
+            kind,
+            reply_to: None,
+            thread_id: Some(root),
+            ciphertext: Default::default(),
+            created_at: format!("2026-12-08T10:00:{seq:02}Z"),
+            edited_at: None,
+        };
+        let mut t = Timeline::default();
+        let first = reply(5, MessageKind::Text);
+        t.count_thread_event(5, EventKind::Created, &first, false);
+        t.count_thread_event(5, EventKind::Created, &first, false); // the same event again
+        t.count_thread_event(6, EventKind::Created, &reply(6, MessageKind::Reaction), false);
+        t.count_thread_event(7, EventKind::Created, &reply(7, MessageKind::Text), true);
+        let s = &t.threads[&root];
+        assert_eq!((s.replies, s.last_seq, s.read_seq, s.last_at.as_str()), (2, 7, 7, "2026-12-08T10:00:07Z"));
+        t.count_thread_event(8, EventKind::Edited, &first, false);
+        t.count_thread_event(9, EventKind::Deleted, &first, false);
+        t.count_thread_event(9, EventKind::Deleted, &first, false);
+        assert_eq!(t.threads[&root].replies, 1, "a deleted reply counts once");
+        // The first message deleted: its thread goes.
+        let root_deleted = Envelope { id: root, thread_id: None, ..first.clone() };
+        t.count_thread_event(10, EventKind::Deleted, &root_deleted, false);
+        assert!(t.threads.is_empty());
     }
 
     #[test]

@@ -394,6 +394,7 @@ async fn load(bin: &Path, args: &Args, n: usize) -> Result {
                     client_txn,
                     kind: MessageKind::Text,
                     reply_to: None,
+                    thread_id: None,
                     ciphertext,
                 };
                 let text = serde_json::to_string(&frame).unwrap_or_default();
@@ -471,6 +472,10 @@ async fn history(bin: &Path, args: &Args, n: usize) -> Result {
                     client_txn: Set(format!("h{seq}")),
                     kind: Set(0),
                     reply_to: Set(None),
+                    thread_id: Set(None),
+                    thread_replies: Set(0),
+                    thread_last_seq: Set(None),
+                    thread_last_at: Set(None),
                     ciphertext: Set(vec![7; 200]),
                     created_at: Set(now),
                     edited_at: Set(None),

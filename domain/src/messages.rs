@@ -12,12 +12,12 @@ use super::{
     throttle::{self, Limit},
 };
 use chrono::Utc;
-use entity::{channel, channel_event, message, message_edit, pin, read_cursor};
+use entity::{channel, channel_event, message, message_edit, pin, read_cursor, thread_read};
 use protocol::{
     error::AppError,
     model::messages::{
         ChannelEvent, Ciphertext, DEFAULT_PAGE, EarlierVersion, EditHistory, Envelope, EventKind, HistoryPage,
-        MAX_CIPHERTEXT, MAX_PAGE, MAX_REACTIONS_PER_PERSON, MAX_VERSIONS, MessageKind, Unread,
+        MAX_CIPHERTEXT, MAX_PAGE, MAX_REACTIONS_PER_PERSON, MAX_VERSIONS, MessageKind, ThreadSummary, Unread,
     },
 };
 use sea_orm::{
@@ -39,6 +39,7 @@ pub fn envelope(m: &message::Model) -> Envelope {
         client_txn: m.client_txn.clone(),
         kind: MessageKind::from_db(m.kind),
         reply_to: m.reply_to,
+        thread_id: m.thread_id,
         ciphertext: Ciphertext(m.ciphertext.clone()),
         created_at: m.created_at.to_rfc3339(),
         edited_at: m.edited_at.map(|t| t.to_rfc3339()),
@@ -97,6 +98,8 @@ pub struct Send {
     pub client_txn: String,
     pub kind: MessageKind,
     pub reply_to: Option<Uuid>,
+    /// In a thread: its root (see [`store`] for the rules).
+    pub thread_id: Option<Uuid>,
     pub ciphertext: Ciphertext,
 }
 
@@ -161,15 +164,32 @@ async fn store(
     if reaction && input.reply_to.is_none() {
         return Err(AppError::invalid("reply_to", "must name the message a reaction answers").into());
     }
+    // Both in the same thread, or both outside any: a reaction is in the thread of the message it
+    // answers, and a reply quotes a message of its own thread.
     if let Some(reply_to) = input.reply_to {
         let target = message::Entity::find_by_id(reply_to).one(db).await?;
         let fits = target.is_some_and(|t| {
             t.channel_id == input.channel_id
                 && MessageKind::from_db(t.kind) != MessageKind::Reaction
                 && !(reaction && t.deleted_at.is_some())
+                && t.thread_id == input.thread_id
         });
         if !fits {
-            return Err(AppError::invalid("reply_to", "is not a message of this channel").into());
+            return Err(AppError::invalid("reply_to", "is not a message of this channel or thread").into());
+        }
+    }
+    // A thread starts on a message of this channel that is not itself in a thread, nor a
+    // reaction, nor deleted (checked again, under the write lock, when the root counts the reply).
+    if let Some(root) = input.thread_id {
+        let root = message::Entity::find_by_id(root).one(db).await?;
+        let fits = root.is_some_and(|r| {
+            r.channel_id == input.channel_id
+                && r.thread_id.is_none()
+                && MessageKind::from_db(r.kind) != MessageKind::Reaction
+                && r.deleted_at.is_none()
+        });
+        if !fits {
+            return Err(AppError::invalid("thread_id", "is not a message of this channel a thread can start on").into());
         }
     }
     let txn = crate::db::begin_write(db).await?;
@@ -206,6 +226,10 @@ async fn store(
         client_txn: Set(input.client_txn.clone()),
         kind: Set(input.kind.to_db()),
         reply_to: Set(input.reply_to),
+        thread_id: Set(input.thread_id),
+        thread_replies: Set(0),
+        thread_last_seq: Set(None),
+        thread_last_at: Set(None),
         ciphertext: Set(input.ciphertext.0.clone()),
         created_at: Set(Utc::now()),
         edited_at: Set(None),
@@ -223,9 +247,29 @@ async fn store(
         }
         Err(e) => return Err(e.into()),
     };
+    if let (Some(root), false) = (m.thread_id, reaction) {
+        count_reply(&txn, actor, root, &m).await?;
+    }
     record_event(&txn, m.channel_id, seq, EventKind::Created, m.id).await?;
     txn.commit().await?;
     Ok(Stored { message: envelope(&m), fresh: true })
+}
+
+/// A new reply in the thread of `root`: the root counts it, and its author has read the thread
+/// up to it. Fails (and so does the send) if the root was deleted since the send's checks.
+async fn count_reply(txn: &impl ConnectionTrait, author: Uuid, root: Uuid, reply: &message::Model) -> ServerResult<()> {
+    let counted = message::Entity::update_many()
+        .col_expr(message::Column::ThreadReplies, Expr::col(message::Column::ThreadReplies).add(1))
+        .col_expr(message::Column::ThreadLastSeq, Expr::value(reply.seq))
+        .col_expr(message::Column::ThreadLastAt, Expr::value(reply.created_at))
+        .filter(message::Column::Id.eq(root))
+        .filter(message::Column::DeletedAt.is_null())
+        .exec(txn)
+        .await?;
+    if counted.rows_affected == 0 {
+        return Err(AppError::invalid("thread_id", "was deleted").into());
+    }
+    move_thread_cursor(txn, author, root, reply.seq).await
 }
 
 async fn find_by_txn(db: &impl ConnectionTrait, sender: Uuid, txn_id: &str) -> ServerResult<Option<message::Model>> {
@@ -329,6 +373,38 @@ pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<
         .filter(message::Column::DeletedAt.is_null())
         .exec(&txn)
         .await?;
+    match (m.thread_id, MessageKind::from_db(m.kind)) {
+        // A reply leaves its thread: the root counts one fewer.
+        (Some(root), kind) if kind != MessageKind::Reaction => {
+            message::Entity::update_many()
+                .col_expr(message::Column::ThreadReplies, Expr::col(message::Column::ThreadReplies).sub(1))
+                .filter(message::Column::Id.eq(root))
+                .filter(message::Column::ThreadReplies.gt(0))
+                .exec(&txn)
+                .await?;
+        }
+        // A thread goes with its first message: its replies and their reactions are erased too.
+        (None, _) if m.thread_replies > 0 || m.thread_last_seq.is_some() => {
+            use sea_orm::sea_query::Query;
+            let in_thread = Query::select()
+                .column(message::Column::Id)
+                .from(message::Entity)
+                .and_where(message::Column::ThreadId.eq(m.id))
+                .to_owned();
+            message_edit::Entity::delete_many()
+                .filter(message_edit::Column::MessageId.in_subquery(in_thread))
+                .exec(&txn)
+                .await?;
+            message::Entity::update_many()
+                .col_expr(message::Column::Ciphertext, Expr::value(Vec::<u8>::new()))
+                .col_expr(message::Column::DeletedAt, Expr::value(Utc::now()))
+                .filter(message::Column::ThreadId.eq(m.id))
+                .filter(message::Column::DeletedAt.is_null())
+                .exec(&txn)
+                .await?;
+        }
+        _ => {}
+    }
     // A deleted message is no longer pinned.
     let unpinned = pin::Entity::delete_many().filter(pin::Column::MessageId.eq(m.id)).exec(&txn).await?.rows_affected;
     let mut active: message::ActiveModel = m.into();
@@ -358,19 +434,124 @@ pub async fn history(
     let mut query = message::Entity::find()
         .filter(message::Column::ChannelId.eq(channel_id))
         .filter(message::Column::DeletedAt.is_null())
-        .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()));
+        .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()))
+        .filter(message::Column::ThreadId.is_null());
     if let Some(before) = before_seq {
         query = query.filter(message::Column::Seq.lt(before));
     }
     let page = async { Ok(query.order_by_desc(message::Column::Seq).limit(u64::from(limit) + 1).all(db).await?) };
     // The check and the page are read side by side (two pooled connections): a page costs one
     // query's wait, not two. The page is returned only if the check passes.
-    let (_, mut rows) = tokio::try_join!(policy::visible_channel(db, channel_id, actor), page)?;
+    let (_, rows) = tokio::try_join!(policy::visible_channel(db, channel_id, actor), page)?;
+    let threads = thread_summaries(db, actor, &rows[..rows.len().min(limit as usize)]).await?;
+    Ok(HistoryPage { threads, ..page_of(db, rows, limit).await? })
+}
+
+/// A page of `limit` messages from `rows` (newest first, one more than `limit` if there are
+/// more), with their reactions.
+async fn page_of(db: &impl ConnectionTrait, mut rows: Vec<message::Model>, limit: u32) -> ServerResult<HistoryPage> {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_before = if more { rows.last().map(|m| m.seq) } else { None };
     let reactions = reactions_to(db, rows.iter().map(|m| m.id).collect()).await?;
-    Ok(HistoryPage { messages: rows.iter().map(envelope).collect(), reactions, next_before })
+    Ok(HistoryPage { messages: rows.iter().map(envelope).collect(), reactions, threads: vec![], next_before })
+}
+
+/// The threads started on these messages (those with replies), with how far `actor` read in
+/// each: one query, and only when the page has a thread.
+async fn thread_summaries(
+    db: &impl ConnectionTrait,
+    actor: Uuid,
+    messages: &[message::Model],
+) -> ServerResult<Vec<ThreadSummary>> {
+    let roots: Vec<Uuid> = messages.iter().filter(|m| m.thread_replies > 0).map(|m| m.id).collect();
+    if roots.is_empty() {
+        return Ok(vec![]);
+    }
+    let read: HashMap<Uuid, i64> = thread_read::Entity::find()
+        .filter(thread_read::Column::UserId.eq(actor))
+        .filter(thread_read::Column::RootId.is_in(roots))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.root_id, r.last_read_seq))
+        .collect();
+    Ok(messages
+        .iter()
+        .filter(|m| m.thread_replies > 0)
+        .map(|m| ThreadSummary {
+            root: m.id,
+            replies: u32::try_from(m.thread_replies).unwrap_or(0),
+            last_seq: m.thread_last_seq.unwrap_or(0),
+            last_at: m.thread_last_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            read_seq: read.get(&m.id).copied().unwrap_or(0),
+        })
+        .collect())
+}
+
+/// The replies in the thread started on `root`, newest first, `limit` (default 50, at most 100)
+/// per page, older than `before_seq`, with their reactions.
+pub async fn thread_history(
+    core: &Core,
+    actor: Uuid,
+    root: Uuid,
+    before_seq: Option<i64>,
+    limit: Option<u32>,
+) -> ServerResult<HistoryPage> {
+    let db = &core.db;
+    let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let r = message::Entity::find_by_id(root).one(db).await?.ok_or(AppError::NotFound)?;
+    policy::visible_channel(db, r.channel_id, actor).await?;
+    if r.deleted_at.is_some() || r.thread_id.is_some() {
+        return Err(AppError::NotFound.into());
+    }
+    let mut query = message::Entity::find()
+        .filter(message::Column::ThreadId.eq(root))
+        .filter(message::Column::DeletedAt.is_null())
+        .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()));
+    if let Some(before) = before_seq {
+        query = query.filter(message::Column::Seq.lt(before));
+    }
+    let rows = query.order_by_desc(message::Column::Seq).limit(u64::from(limit) + 1).all(db).await?;
+    page_of(db, rows, limit).await
+}
+
+/// Moves `actor`'s read cursor in the thread started on `root` forward to `seq` (never backwards,
+/// never past its latest reply); returns where it is.
+pub async fn mark_thread_read(core: &Core, actor: Uuid, root: Uuid, seq: i64) -> ServerResult<i64> {
+    let db = &core.db;
+    let r = message::Entity::find_by_id(root).one(db).await?.ok_or(AppError::NotFound)?;
+    policy::visible_channel(db, r.channel_id, actor).await?;
+    if r.deleted_at.is_some() || r.thread_id.is_some() {
+        return Err(AppError::NotFound.into());
+    }
+    let seq = seq.clamp(0, r.thread_last_seq.unwrap_or(0));
+    if seq > 0 {
+        move_thread_cursor(db, actor, root, seq).await?;
+    }
+    let now = thread_read::Entity::find_by_id((actor, root)).one(db).await?;
+    Ok(now.map_or(0, |c| c.last_read_seq))
+}
+
+async fn move_thread_cursor(db: &impl ConnectionTrait, actor: Uuid, root: Uuid, seq: i64) -> ServerResult<()> {
+    let inserted = thread_read::Entity::insert(thread_read::ActiveModel {
+        user_id: Set(actor),
+        root_id: Set(root),
+        last_read_seq: Set(seq),
+    })
+    .on_conflict_do_nothing_on([thread_read::Column::UserId, thread_read::Column::RootId])
+    .exec_without_returning(db)
+    .await?;
+    if !matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+        thread_read::Entity::update_many()
+            .col_expr(thread_read::Column::LastReadSeq, Expr::value(seq))
+            .filter(thread_read::Column::UserId.eq(actor))
+            .filter(thread_read::Column::RootId.eq(root))
+            .filter(thread_read::Column::LastReadSeq.lt(seq))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The reactions (not deleted) to these messages of a channel, oldest first: at most
@@ -524,6 +705,7 @@ pub async fn unread_counts_in(db: &impl ConnectionTrait, actor: Uuid, channels: 
             .and_where(message::Column::DeletedAt.is_null())
             .and_where(message::Column::SenderId.ne(actor))
             .and_where(message::Column::Kind.ne(MessageKind::Reaction.to_db()))
+            .and_where(message::Column::ThreadId.is_null())
             .to_owned()
     };
     let mut query = count(0, &channels[0]);

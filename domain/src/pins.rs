@@ -28,6 +28,9 @@ pub async fn set_pinned(core: &Core, actor: Uuid, message_id: Uuid, pinned: bool
     if MessageKind::from_db(m.kind) == MessageKind::Reaction {
         return Err(AppError::invalid("message_id", "is a reaction: pin the message it answers").into());
     }
+    if m.thread_id.is_some() {
+        return Err(AppError::invalid("message_id", "is a reply in a thread: pin the message that started it").into());
+    }
     let channel_id = m.channel_id;
     let changed = if pinned {
         let txn = crate::db::begin_write(db).await?;

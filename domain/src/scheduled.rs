@@ -142,6 +142,7 @@ pub async fn deliver_due(core: &Core, now: DateTime<Utc>) -> ServerResult<usize>
             client_txn: format!("scheduled:{}", m.id.simple()),
             kind: MessageKind::Text,
             reply_to: m.reply_to,
+            thread_id: None,
             ciphertext: Ciphertext(m.ciphertext.clone()),
         };
         match messages::send_as(core, m.sender_id, input, m.id).await {

@@ -29,6 +29,11 @@
 //! Scheduled messages: Alice schedules two (a malformed command says how), cancels one, and the
 //! other reaches Bob at its time, sent by the server, never readable there.
 //!
+//! Threads: Alice starts one on a message and replies in the panel beside the channel; Bob, on a
+//! phone, sees the reply count arrive live, marked unread, opens the thread (the whole screen),
+//! answers, and Alice's open panel shows it at once; the channel's timeline never holds a reply;
+//! after a reload the thread is read and holds both replies; their text never reaches the server.
+//!
 //! Run by `cargo xtask test` (it builds the server and the site and sets the paths).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -670,6 +675,116 @@ async fn scheduled_messages_wait_can_be_cancelled_and_arrive() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(!bodies(&b).await.iter().any(|t| t.contains("cancel me")));
+    })
+    .await;
+}
+
+/// The thread's composer once it can be typed in.
+async fn thread_composer(c: &Client) -> fantoccini::elements::Element {
+    let started = Instant::now();
+    loop {
+        let found = find(c, "[data-testid=thread-composer]").await;
+        if found.prop("disabled").await.ok().flatten().as_deref() == Some("false") {
+            return found;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the thread's composer never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The summary under the message starting a thread: (its text, whether marked unread).
+async fn thread_summary(c: &Client) -> Option<(String, bool)> {
+    let found: Value = c
+        .execute(
+            "const s = document.querySelector('[data-testid=timeline] [data-testid=thread-summary]'); \
+             return s ? [s.textContent, s.hasAttribute('data-unread')] : null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+async fn wait_thread_summary(c: &Client, replies: &str, unread: bool) {
+    let started = Instant::now();
+    loop {
+        let now = thread_summary(c).await;
+        if now.as_ref().is_some_and(|(t, u)| t.starts_with(replies) && *u == unread) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the thread summary is {now:?}, want {replies} {unread}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const REPLIES: &str = "[data-testid=thread-timeline] [data-testid=message-body]";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_keep_their_replies_beside_the_channel() {
+    alice_and_bob_browsers(360, |a, b, url, data| async move {
+        alice_and_bob_in(&a, &b, &url, "Thread Club").await;
+        open_conversation(&a, "# general").await;
+        open_conversation(&b, "# general").await;
+        say(&a, "Where shall we meet?").await;
+        wait_contains(&b, "[data-testid=message-body]", "Where shall we meet?").await;
+
+        // Alice starts a thread: the panel opens beside the channel, its composer focused.
+        act_on(&a, "Where shall we meet?", "start-thread").await;
+        find(&a, "[data-testid=thread-panel]").await;
+        wait_contains(&a, "[data-testid=thread-root] [data-testid=message-body]", "Where shall we meet?").await;
+        thread_composer(&a).await.send_keys(&format!("canary-thread-1 at the station{ENTER}")).await.unwrap();
+        wait_contains(&a, REPLIES, "canary-thread-1 at the station").await;
+        let focused: Value = a.execute("return document.activeElement.id;", vec![]).await.unwrap();
+        assert_eq!(focused, json!("thread-composer"));
+
+        // Bob sees the count arrive, unread; the channel itself holds no reply.
+        wait_thread_summary(&b, "1 reply", true).await;
+        let in_channel = texts(&b, "[data-testid=timeline] [data-testid=message-body]").await;
+        assert!(!in_channel.iter().any(|t| t.contains("canary-thread-1")), "{in_channel:?}");
+        find(&b, "[data-testid=timeline] [data-testid=thread-summary]").await.click().await.unwrap();
+        wait_contains(&b, REPLIES, "canary-thread-1 at the station").await;
+        // On a phone the thread takes the whole screen.
+        let covers: Value = b
+            .execute(
+                "const r = document.querySelector('[data-testid=thread-panel]').getBoundingClientRect(); \
+                 return r.width >= window.innerWidth - 1 && r.height >= window.innerHeight - 1;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(covers, json!(true), "the thread covers the phone's screen");
+        wait_thread_summary(&b, "1 reply", false).await;
+        thread_composer(&b).await.send_keys(&format!("canary-thread-2 see you there{ENTER}")).await.unwrap();
+        wait_contains(&b, REPLIES, "canary-thread-2 see you there").await;
+
+        // Alice's open thread shows Bob's reply at once, read; her channel counts two.
+        wait_contains(&a, REPLIES, "canary-thread-2 see you there").await;
+        wait_thread_summary(&a, "2 replies", false).await;
+        screenshot(&a, "thread-desktop").await;
+        screenshot(&b, "thread-phone").await;
+        // Escape closes the thread; the channel's composer has the focus again.
+        thread_composer(&a).await.send_keys("\u{E00C}").await.unwrap();
+        let started = Instant::now();
+        while !texts(&a, "[data-testid=thread-panel]").await.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(10), "Escape did not close the thread");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let focused: Value = a.execute("return document.activeElement.id;", vec![]).await.unwrap();
+        assert_eq!(focused, json!("composer"));
+
+        // After a reload Bob's thread is read, and holds both replies in order.
+        b.refresh().await.unwrap();
+        composer_ready(&b).await;
+        wait_thread_summary(&b, "2 replies", false).await;
+        find(&b, "[data-testid=timeline] [data-testid=thread-summary]").await.click().await.unwrap();
+        wait_contains(&b, REPLIES, "canary-thread-2").await;
+        let replies = texts(&b, REPLIES).await;
+        assert_eq!(replies.len(), 2, "{replies:?}");
+        assert!(replies[0].contains("canary-thread-1") && replies[1].contains("canary-thread-2"), "{replies:?}");
+
+        let files = files(&data);
+        assert!(files.iter().any(|(_, bytes)| occurs(bytes, "Thread Club")), "the check reads the data");
+        assert!(!files.iter().any(|(_, bytes)| occurs(bytes, "canary-thread")), "replies never reach the server");
     })
     .await;
 }

@@ -27,5 +27,6 @@ pub mod read_cursor;
 pub mod refresh_token;
 pub mod registration_invite;
 pub mod scheduled_message;
+pub mod thread_read;
 pub mod to_device;
 pub mod user;

@@ -16,6 +16,12 @@ pub struct Model {
     pub client_txn: String,
     pub kind: i16,
     pub reply_to: Option<Uuid>,
+    /// In a thread: its root (a message of the same channel, not itself in a thread).
+    pub thread_id: Option<Uuid>,
+    /// For a thread's root: its replies (not deleted), and the latest one's sequence number and time.
+    pub thread_replies: i32,
+    pub thread_last_seq: Option<i64>,
+    pub thread_last_at: Option<DateTimeUtc>,
     /// Empty once deleted.
     #[sea_orm(column_type = "Blob")]
     pub ciphertext: Vec<u8>,

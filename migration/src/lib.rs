@@ -18,6 +18,7 @@ mod m20261207_000010_reactions;
 mod m20261207_000011_pins;
 mod m20261207_000012_read_receipts;
 mod m20261207_000013_scheduled_messages;
+mod m20261208_000014_threads;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_pins::Migration),
             Box::new(m20261207_000012_read_receipts::Migration),
             Box::new(m20261207_000013_scheduled_messages::Migration),
+            Box::new(m20261208_000014_threads::Migration),
         ]
     }
 }

@@ -464,13 +464,21 @@ impl Connection {
         self.tokens -= 1.0;
         match frame {
             ClientFrame::Hello { .. } => self.bad_frame(ErrorCode::BadFrame, "hello was already said".into()).await,
-            ClientFrame::Send { channel_id, device, client_txn, kind, reply_to, ciphertext } => {
+            ClientFrame::Send { channel_id, device, client_txn, kind, reply_to, thread_id, ciphertext } => {
                 if self.device.as_ref().is_some_and(|d| *d != device) {
                     let message = "device differs from the one this socket said hello with".into();
                     return self.send(&error(ErrorCode::Invalid, message, Some(client_txn))).await;
                 }
-                let input =
-                    messages::Send { channel_id, device, client_txn: client_txn.clone(), kind, reply_to, ciphertext };
+                let client_txn_again = client_txn.clone();
+                let input = messages::Send {
+                    channel_id,
+                    device,
+                    client_txn: client_txn_again,
+                    kind,
+                    reply_to,
+                    thread_id,
+                    ciphertext,
+                };
                 match messages::send(&self.state, self.user.id, input).await {
                     Ok(stored) => self.send(&ServerFrame::Sent { client_txn, message: stored.message }).await,
                     Err(e) => self.refused(e, Some(client_txn)).await,

@@ -166,6 +166,7 @@ pub fn send_frame(channel_id: Uuid, client_txn: &str, bytes: &[u8]) -> ClientFra
         client_txn: client_txn.into(),
         kind: MessageKind::Text,
         reply_to: None,
+        thread_id: None,
         ciphertext: Ciphertext(bytes.to_vec()),
     }
 }

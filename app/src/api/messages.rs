@@ -29,6 +29,7 @@ pub async fn send_message(
     #[server(default)] kind: String,
     #[server(default)] reply_to: Option<Uuid>,
     ciphertext_b64: String,
+    #[server(default)] thread_id: Option<Uuid>,
 ) -> Result<Envelope, AppError> {
     let (core, me) = actor().await?;
     let kind = match kind.as_str() {
@@ -37,8 +38,8 @@ pub async fn send_message(
             MessageKind::parse(other).ok_or_else(|| AppError::invalid("kind", "must be text, file or reaction"))?
         }
     };
-    let input =
-        messages::Send { channel_id, device, client_txn, kind, reply_to, ciphertext: ciphertext(&ciphertext_b64)? };
+    let ciphertext = ciphertext(&ciphertext_b64)?;
+    let input = messages::Send { channel_id, device, client_txn, kind, reply_to, thread_id, ciphertext };
     Ok(messages::send(&core, me.id, input).await?.message)
 }
 
@@ -83,6 +84,24 @@ pub async fn message_history(
 ) -> Result<HistoryPage, AppError> {
     let (core, me) = actor().await?;
     Ok(messages::history(&core, me.id, channel_id, before_seq, limit).await?)
+}
+
+/// The replies in the thread started on `root`, newest first, with their reactions.
+#[server(prefix = "/api/v1", endpoint = "messages/thread")]
+pub async fn thread_messages(
+    root: Uuid,
+    #[server(default)] before_seq: Option<i64>,
+    #[server(default)] limit: Option<u32>,
+) -> Result<HistoryPage, AppError> {
+    let (core, me) = actor().await?;
+    Ok(messages::thread_history(&core, me.id, root, before_seq, limit).await?)
+}
+
+/// I have read the thread started on `root` up to the reply created at `seq`.
+#[server(prefix = "/api/v1", endpoint = "messages/thread_read")]
+pub async fn mark_thread_read(root: Uuid, seq: i64) -> Result<i64, AppError> {
+    let (core, me) = actor().await?;
+    Ok(messages::mark_thread_read(&core, me.id, root, seq).await?)
 }
 
 #[server(prefix = "/api/v1", endpoint = "messages/events")]

@@ -98,7 +98,9 @@ async fn connect(rt: &Rc<Runtime>, failures: &mut u32) -> Result<(), Stop> {
         m.iter()
             .filter_map(|(id, t)| {
                 t.with_untracked(|t| {
-                    (t.loaded && !t.removed).then_some(ResumePoint { channel_id: *id, last_seq: t.last_seq })
+                    // A thread's events come with its channel's.
+                    (t.loaded && !t.removed && t.thread_of.is_none())
+                        .then_some(ResumePoint { channel_id: *id, last_seq: t.last_seq })
                 })
             })
             .collect()

@@ -14,8 +14,8 @@ pub mod verification;
 
 use crate::{
     api::messages::{
-        channel_pins, delete_message, edit_message, message_history, message_versions, pin_message, schedule_message,
-        scheduled_messages, send_message, unread_counts, unschedule_message,
+        channel_pins, delete_message, edit_message, mark_thread_read, message_history, message_versions, pin_message,
+        schedule_message, scheduled_messages, send_message, thread_messages, unread_counts, unschedule_message,
     },
     chat::{Chat, ChatError, KeyNotice, Line, Lock, PENDING_FROM, PinnedLine, Timeline, Unreadable},
     crypto::{
@@ -62,6 +62,9 @@ pub(crate) struct Runtime {
     uploading: std::cell::Cell<bool>,
     upload_again: std::cell::Cell<bool>,
 }
+
+/// A message as shown, and its envelope if it waits for its key (to try again).
+type Opened = (Line, Option<Envelope>);
 
 fn current() -> Option<Rc<Runtime>> {
     RUNTIME.with_borrow(Clone::clone)
@@ -263,6 +266,7 @@ impl Runtime {
                     forwarded_from: None,
                     poll: None,
                     vote: None,
+                    thread: None,
                 },
                 None,
             )],
@@ -296,7 +300,7 @@ impl Runtime {
     /// Puts opened lines into the channel's timeline (replacing older versions of the same message).
     /// `live`: events, not a history page (edits of messages above the loaded pages are skipped).
     /// Puts my message in the timeline as it is sent; returns its key there.
-    fn show_pending(&self, channel_id: Uuid, body: &str, reply_to: Option<Uuid>) -> i64 {
+    fn show_pending(&self, channel_id: Uuid, body: &str, reply_to: Option<Uuid>, thread: Option<Uuid>) -> i64 {
         let key = PENDING_FROM + self.pending_count.get() as i64;
         self.pending_count.set(self.pending_count.get().wrapping_add(1) % (1 << 40));
         let line = Line {
@@ -314,8 +318,9 @@ impl Runtime {
             forwarded_from: None,
             poll: None,
             vote: None,
+            thread,
         };
-        if let Some(timeline) = self.chat.opened(channel_id) {
+        if let Some(timeline) = self.chat.opened(thread.unwrap_or(channel_id)) {
             timeline.update(|t| {
                 t.lines.insert(key, line);
             });
@@ -328,9 +333,24 @@ impl Runtime {
     }
 
     /// [`Self::upsert`]; `sent` is the key of the row shown while my message was on its way,
-    /// which its stored copy replaces.
+    /// which its stored copy replaces. A thread's lines go to its own timeline (if opened here).
     fn upsert_replacing(&self, channel_id: Uuid, lines: Vec<(Line, Option<Envelope>)>, live: bool, sent: Option<i64>) {
-        let Some(timeline) = self.chat.opened(channel_id) else { return };
+        let mut by_timeline: Vec<(Uuid, Vec<Opened>)> = vec![];
+        for (line, retry) in lines {
+            // The error line of a store that would not open belongs to the timeline asked for.
+            let key = if line.id.is_nil() { channel_id } else { line.thread.unwrap_or(channel_id) };
+            match by_timeline.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, list)) => list.push((line, retry)),
+                None => by_timeline.push((key, vec![(line, retry)])),
+            }
+        }
+        for (key, lines) in by_timeline {
+            self.upsert_into(key, lines, live, sent);
+        }
+    }
+
+    fn upsert_into(&self, key: Uuid, lines: Vec<Opened>, live: bool, sent: Option<i64>) {
+        let Some(timeline) = self.chat.opened(key) else { return };
         let me = self.chat.me.get_value();
         timeline.update(|t| {
             for (line, retry) in lines {
@@ -386,19 +406,43 @@ impl Runtime {
         let viewing = self.chat.viewing.get_untracked() == Some(channel_id);
         let mut newest = 0;
         let mut fresh_from_others = 0;
+        // Replies in threads are not the channel's unread messages: their thread counts them.
+        let counts = |e: &crate::model::messages::ChannelEvent| {
+            e.kind == EventKind::Created
+                && e.message.sender_id != me
+                && e.message.kind != MessageKind::Reaction
+                && e.message.thread_id.is_none()
+        };
         for e in &events {
             newest = newest.max(e.seq);
-            if e.kind == EventKind::Created && e.message.sender_id != me && e.message.kind != MessageKind::Reaction {
+            if counts(e) {
                 fresh_from_others += 1;
             }
         }
         // Others' new messages, to look for mentions of me in (after decryption, here only).
-        let fresh: Vec<(Envelope, bool)> = events
-            .iter()
-            .filter(|e| !viewing && e.kind == EventKind::Created && e.message.sender_id != me)
-            .filter(|e| e.message.kind != MessageKind::Reaction)
-            .map(|e| (e.message.clone(), false))
-            .collect();
+        let fresh: Vec<(Envelope, bool)> =
+            events.iter().filter(|e| !viewing && counts(e)).map(|e| (e.message.clone(), false)).collect();
+        // Thread summaries on the channel's messages; a reply in the thread open here is read.
+        let open_thread = self.chat.thread.get_untracked();
+        let mut read_in_thread = None;
+        if let Some(timeline) = self.chat.opened(channel_id)
+            && events.iter().any(|e| e.message.thread_id.is_some() || e.kind == EventKind::Deleted)
+        {
+            timeline.update(|t| {
+                for e in &events {
+                    let reading = viewing && e.message.thread_id.is_some() && e.message.thread_id == open_thread;
+                    if reading && e.kind == EventKind::Created {
+                        read_in_thread = e.message.thread_id.map(|root| (root, e.seq));
+                    }
+                    t.count_thread_event(e.seq, e.kind, &e.message, reading);
+                }
+            });
+        }
+        if let Some((root, seq)) = read_in_thread {
+            leptos::task::spawn_local(async move {
+                let _ = mark_thread_read(root, seq).await;
+            });
+        }
         // Someone's message ends their "typing".
         self.chat.typing.update(|all| {
             if let Some(typing) = all.get_mut(&channel_id) {
@@ -637,16 +681,26 @@ pub fn open_channel(channel_id: Uuid) {
     });
 }
 
-async fn load_page(rt: &Rc<Runtime>, channel_id: Uuid, before: Option<i64>) {
-    let timeline = rt.chat.timeline(channel_id);
-    match message_history(channel_id, before, None).await {
+/// Loads a page of a channel's timeline, or of a thread's (`key` its first message).
+async fn load_page(rt: &Rc<Runtime>, key: Uuid, before: Option<i64>) {
+    let timeline = rt.chat.timeline(key);
+    let thread_of = timeline.with_untracked(|t| t.thread_of);
+    let loaded = match thread_of {
+        Some(_) => thread_messages(key, before, None).await,
+        None => message_history(key, before, None).await,
+    };
+    let channel_id = thread_of.unwrap_or(key);
+    match loaded {
         Ok(page) => {
             let newest = page.messages.first().map_or(0, |m| m.seq);
+            if !page.threads.is_empty() {
+                timeline.update(|t| t.threads.extend(page.threads.iter().map(|s| (s.root, s.clone()))));
+            }
             let envelopes = page.messages.into_iter().chain(page.reactions).map(|m| (m, false)).collect();
             let lines = rt.open_all(envelopes).await;
             let missing: Vec<&Envelope> = lines.iter().filter_map(|(_, retry)| retry.as_ref()).collect();
             rt.request_missing(channel_id, &missing);
-            rt.upsert(channel_id, lines, false);
+            rt.upsert(key, lines, false);
             timeline.update(|t| {
                 t.loading = false;
                 t.loaded = true;
@@ -661,6 +715,49 @@ async fn load_page(rt: &Rc<Runtime>, channel_id: Uuid, before: Option<i64>) {
             t.loading = false;
             t.error = Some(format!("Could not load messages: {e}"));
         }),
+    }
+}
+
+/// Opens the thread started on `root` beside its channel: loads (and decrypts) its newest replies
+/// the first time, and marks it read.
+pub fn open_thread(channel_id: Uuid, root: Uuid) {
+    let Some(rt) = current() else { return };
+    let timeline = rt.chat.thread_timeline(channel_id, root);
+    rt.chat.thread.set(Some(root));
+    leptos::task::spawn_local(async move {
+        if !timeline.with_untracked(|t| t.loaded || t.loading) {
+            timeline.update(|t| t.loading = true);
+            load_page(&rt, root, None).await;
+        }
+        rt.read_thread(channel_id, root);
+    });
+}
+
+/// Closes the thread open beside the channel (its timeline stays loaded, and up to date, in this tab).
+pub fn close_thread() {
+    if let Some(rt) = current() {
+        rt.chat.thread.set(None);
+    }
+}
+
+impl Runtime {
+    /// Marks the thread started on `root` read up to its latest reply.
+    fn read_thread(&self, channel_id: Uuid, root: Uuid) {
+        let Some(channel) = self.chat.opened(channel_id) else { return };
+        let mut latest = 0;
+        channel.update(|t| {
+            if let Some(s) = t.threads.get_mut(&root)
+                && s.read_seq < s.last_seq
+            {
+                s.read_seq = s.last_seq;
+                latest = s.last_seq;
+            }
+        });
+        if latest > 0 {
+            leptos::task::spawn_local(async move {
+                let _ = mark_thread_read(root, latest).await;
+            });
+        }
     }
 }
 
@@ -702,15 +799,22 @@ async fn encrypt(rt: &Runtime, plaintext: ChannelPlaintext) -> Result<String, Ch
     Ok(sealed.to_base64())
 }
 
-/// Encrypts and sends a message; returns once the server stored it.
-pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Result<(), ChatError> {
+/// Encrypts and sends a message (in the thread started on `thread`, if any); returns once the
+/// server stored it.
+pub async fn send(
+    channel_id: Uuid,
+    body: String,
+    reply_to: Option<Uuid>,
+    thread: Option<Uuid>,
+) -> Result<(), ChatError> {
     let rt = runtime()?;
     // Shown at once, marked as sending, in place of the message until the server has it.
-    let pending = rt.show_pending(channel_id, &body, reply_to);
-    let stored = match send_now(&rt, channel_id, body, reply_to, None, None).await {
+    let pending = rt.show_pending(channel_id, &body, reply_to, thread);
+    let sending = Sending { reply_to, thread, ..Sending::default() };
+    let stored = match send_now(&rt, channel_id, body, sending).await {
         Ok(stored) => stored,
         Err(e) => {
-            if let Some(timeline) = rt.chat.opened(channel_id) {
+            if let Some(timeline) = rt.chat.opened(thread.unwrap_or(channel_id)) {
                 timeline.update(|t| {
                     t.lines.remove(&pending);
                 });
@@ -724,15 +828,18 @@ pub async fn send(channel_id: Uuid, body: String, reply_to: Option<Uuid>) -> Res
     Ok(())
 }
 
-/// Encrypts and sends, one send at a time (in the order they were asked for).
-async fn send_now(
-    rt: &Rc<Runtime>,
-    channel_id: Uuid,
-    body: String,
+/// What goes with a message's text.
+#[derive(Default)]
+struct Sending {
     reply_to: Option<Uuid>,
+    thread: Option<Uuid>,
     forwarded_from: Option<String>,
     poll: Option<crate::poll::Poll>,
-) -> Result<Envelope, ChatError> {
+}
+
+/// Encrypts and sends, one send at a time (in the order they were asked for).
+async fn send_now(rt: &Rc<Runtime>, channel_id: Uuid, body: String, with: Sending) -> Result<Envelope, ChatError> {
+    let Sending { reply_to, thread, forwarded_from, poll } = with;
     // Dropped when this send ends (however it ends): the next one goes.
     let (_turn_done, turn) = futures::channel::oneshot::channel::<()>();
     if let Some(before) = rt.last_send.replace(Some(turn)) {
@@ -741,6 +848,7 @@ async fn send_now(
     let plaintext = ChannelPlaintext {
         forwarded_from,
         poll,
+        thread,
         ..ChannelPlaintext::message(channel_id, body, reply_to, now_ms() as u64)
     };
     let started = precise_ms();
@@ -749,7 +857,7 @@ async fn send_now(
     let txn = Uuid::new_v4().simple().to_string();
     let device = rt.vault.device_id().to_owned();
     let started = precise_ms();
-    let stored = send_message(channel_id, device, txn, String::new(), reply_to, sealed).await?;
+    let stored = send_message(channel_id, device, txn, String::new(), reply_to, sealed, thread).await?;
     trace("request", started);
     // The message ended "typing" for the others; the next keystroke says it again.
     rt.typing_sent.borrow_mut().remove(&channel_id);
@@ -765,7 +873,8 @@ async fn send_now(
 /// forwarded from `author` (inside the ciphertext).
 pub async fn forward(channel_id: Uuid, body: String, author: String) -> Result<(), ChatError> {
     let rt = runtime()?;
-    let stored = send_now(&rt, channel_id, body, None, Some(author), None).await?;
+    let sending = Sending { forwarded_from: Some(author), ..Sending::default() };
+    let stored = send_now(&rt, channel_id, body, sending).await?;
     let lines = rt.open_all(vec![(stored, false)]).await;
     rt.upsert(channel_id, lines, true);
     Ok(())
@@ -776,15 +885,14 @@ pub async fn edit(channel_id: Uuid, message_id: Uuid, body: String) -> Result<()
     let rt = runtime()?;
     // The edit binds the reply the message has (when this tab has the message to say which).
     // (and keeps a forwarded message marked so).
-    let original = rt
-        .chat
-        .opened(channel_id)
-        .and_then(|t| t.with_untracked(|t| t.find(message_id).map(|l| (l.reply_to, l.forwarded_from.clone()))));
+    // It stays in its thread, if in one.
+    let original = rt.chat.find_line(channel_id, message_id).map(|(_, l)| l);
     let plaintext = ChannelPlaintext {
         edit_of: Some(message_id),
         binds_reply: original.is_some(),
-        forwarded_from: original.as_ref().and_then(|(_, f)| f.clone()),
-        ..ChannelPlaintext::message(channel_id, body, original.and_then(|(r, _)| r), now_ms() as u64)
+        forwarded_from: original.as_ref().and_then(|l| l.forwarded_from.clone()),
+        thread: original.as_ref().and_then(|l| l.thread),
+        ..ChannelPlaintext::message(channel_id, body, original.and_then(|l| l.reply_to), now_ms() as u64)
     };
     let sealed = encrypt(&rt, plaintext).await?;
     let event = edit_message(message_id, sealed).await?;
@@ -819,8 +927,8 @@ pub async fn vote(channel_id: Uuid, poll_id: Uuid, options: Vec<u8>) -> Result<(
     let me = rt.chat.me.get_value();
     let earlier: Vec<Uuid> = rt
         .chat
-        .opened(channel_id)
-        .map(|t| {
+        .find_line(channel_id, poll_id)
+        .map(|(t, _)| {
             t.with_untracked(|t| {
                 t.reactions_to
                     .get(&poll_id)
@@ -842,10 +950,16 @@ pub async fn vote(channel_id: Uuid, poll_id: Uuid, options: Vec<u8>) -> Result<(
 }
 
 /// Sends a poll: the question as the text, the options and rules beside it, all encrypted.
-pub async fn send_poll(channel_id: Uuid, question: String, poll: crate::poll::Poll) -> Result<(), ChatError> {
+pub async fn send_poll(
+    channel_id: Uuid,
+    question: String,
+    poll: crate::poll::Poll,
+    thread: Option<Uuid>,
+) -> Result<(), ChatError> {
     poll.check(&question).map_err(ChatError::Refused)?;
     let rt = runtime()?;
-    let stored = send_now(&rt, channel_id, question, None, None, Some(poll)).await?;
+    let stored =
+        send_now(&rt, channel_id, question, Sending { thread, poll: Some(poll), ..Sending::default() }).await?;
     let lines = rt.open_all(vec![(stored, false)]).await;
     rt.upsert(channel_id, lines, true);
     Ok(())
@@ -888,6 +1002,7 @@ pub async fn scheduled(channel_id: Uuid) -> Result<Vec<crate::chat::ScheduledLin
                 client_txn: String::new(),
                 kind: MessageKind::Text,
                 reply_to: m.reply_to,
+                thread_id: None,
                 ciphertext: m.ciphertext.clone(),
                 created_at: m.created_at.clone(),
                 edited_at: None,
@@ -918,16 +1033,19 @@ async fn send_reaction(
     vote: Option<Vec<u8>>,
 ) -> Result<(), ChatError> {
     let rt = runtime()?;
+    // A reaction is in the thread of the message it answers.
+    let thread = rt.chat.find_line(channel_id, message_id).and_then(|(_, l)| l.thread);
     let plaintext = ChannelPlaintext {
         react_to: Some(message_id),
         binds_reply: false,
         vote,
+        thread,
         ..ChannelPlaintext::message(channel_id, body, None, now_ms() as u64)
     };
     let sealed = encrypt(&rt, plaintext).await?;
     let txn = Uuid::new_v4().simple().to_string();
     let device = rt.vault.device_id().to_owned();
-    let stored = send_message(channel_id, device, txn, "reaction".into(), Some(message_id), sealed).await?;
+    let stored = send_message(channel_id, device, txn, "reaction".into(), Some(message_id), sealed, thread).await?;
     let lines = rt.open_all(vec![(stored, false)]).await;
     rt.upsert(channel_id, lines, true);
     // The reaction may have started a new session: into the key backup with it.

@@ -71,6 +71,10 @@ pub struct ChannelPlaintext {
     /// vote from a reaction): the indices of the options chosen (none: the vote taken back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vote: Option<Vec<u8>>,
+    /// In a thread: its first message. Checked on receipt against the envelope, so the server can
+    /// move a message neither into a thread nor out of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Uuid>,
     pub sent_at_ms: u64,
 }
 
@@ -87,6 +91,7 @@ impl ChannelPlaintext {
             forwarded_from: None,
             poll: None,
             vote: None,
+            thread: None,
             sent_at_ms,
         }
     }

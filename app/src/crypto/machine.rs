@@ -462,6 +462,11 @@ pub fn check_envelope(decrypted: &Decrypted, envelope: &Envelope) -> CryptoResul
     {
         return Err(CryptoError::Malformed("a reply moved to another message".into()));
     }
+    // Every message names its thread inside the ciphertext (none before threads existed, when no
+    // envelope named one either).
+    if decrypted.plaintext.thread != envelope.thread_id {
+        return Err(CryptoError::Malformed("a message moved into or out of a thread".into()));
+    }
     match decrypted.plaintext.edit_of {
         None if decrypted.sender.device_id != envelope.sender_device => {
             Err(CryptoError::WrongSender("the author's device is another"))

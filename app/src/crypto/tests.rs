@@ -205,6 +205,7 @@ fn envelopes_must_agree_with_the_ciphertext_about_author_and_edits() {
         client_txn: "t".into(),
         kind: MessageKind::Text,
         reply_to: None,
+        thread_id: None,
         ciphertext: Ciphertext(sealed),
         created_at: String::new(),
         edited_at: None,
@@ -279,6 +280,25 @@ fn envelopes_must_agree_with_the_ciphertext_about_author_and_edits() {
     let legacy_id = Uuid::new_v4();
     let got = bob.channels.decrypt(channel, legacy_id, &legacy).unwrap();
     check_envelope(&got, &Envelope { id: legacy_id, reply_to: Some(target), ..envelope(legacy, &alice) }).unwrap();
+
+    // A thread reply names its thread inside: moved to another thread or out of it, refused; a
+    // message moved into a thread, refused.
+    let root = Uuid::new_v4();
+    let in_thread = ChannelPlaintext { thread: Some(root), ..text(channel, "in the thread") };
+    let sealed = alice.channels.encrypt(&alice.device, &in_thread).unwrap();
+    let reply_id = Uuid::new_v4();
+    let honest = Envelope { id: reply_id, thread_id: Some(root), ..envelope(sealed.clone(), &alice) };
+    let got = bob.channels.decrypt(channel, reply_id, &sealed).unwrap();
+    check_envelope(&got, &honest).unwrap();
+    for lie in [Some(Uuid::new_v4()), None] {
+        let moved = Envelope { thread_id: lie, ..honest.clone() };
+        assert!(matches!(check_envelope(&got, &moved), Err(CryptoError::Malformed(_))), "{lie:?}");
+    }
+    let outside = alice.channels.encrypt(&alice.device, &text(channel, "outside")).unwrap();
+    let outside_id = Uuid::new_v4();
+    let got = bob.channels.decrypt(channel, outside_id, &outside).unwrap();
+    let moved_in = Envelope { id: outside_id, thread_id: Some(root), ..envelope(outside, &alice) };
+    assert!(matches!(check_envelope(&got, &moved_in), Err(CryptoError::Malformed(_))));
 }
 
 #[test]

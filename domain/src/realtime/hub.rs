@@ -697,6 +697,7 @@ mod tests {
                     client_txn: format!("t{seq}"),
                     kind: MessageKind::Text,
                     reply_to: None,
+                    thread_id: None,
                     ciphertext: Ciphertext(vec![1]),
                     created_at: String::new(),
                     edited_at: None,

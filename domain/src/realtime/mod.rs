@@ -189,6 +189,7 @@ mod tests {
             client_txn: "t".into(),
             kind: MessageKind::Text,
             reply_to: None,
+            thread_id: None,
             ciphertext: Ciphertext(vec![1, 2, 3]),
             created_at: "2026-01-01T00:00:00+00:00".into(),
             edited_at: None,

@@ -85,6 +85,9 @@ pub enum ClientFrame {
         client_txn: String,
         kind: MessageKind,
         reply_to: Option<Uuid>,
+        /// In a thread: its root.
+        #[serde(default)]
+        thread_id: Option<Uuid>,
         ciphertext: Ciphertext,
     },
     Edit {

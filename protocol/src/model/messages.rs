@@ -103,6 +103,10 @@ pub struct Envelope {
     pub client_txn: String,
     pub kind: MessageKind,
     pub reply_to: Option<Uuid>,
+    /// In a thread: the thread's first message (its root), of the same channel. A reaction is in
+    /// the thread of the message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<Uuid>,
     pub ciphertext: Ciphertext,
     /// RFC 3339.
     pub created_at: String,
@@ -201,14 +205,32 @@ pub struct ScheduledMessage {
     pub created_at: String,
 }
 
+/// A thread as its first message (the root) shows it: how many replies, the latest one's
+/// sequence number and time, and how far I have read in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadSummary {
+    pub root: Uuid,
+    /// Replies not deleted.
+    pub replies: u32,
+    /// The sequence number of the latest reply.
+    pub last_seq: i64,
+    /// RFC 3339: when the latest reply was sent.
+    pub last_at: String,
+    /// The sequence number of the latest reply I have seen (0: none).
+    pub read_seq: i64,
+}
+
 /// A page of history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {
-    /// Messages (never reactions), newest first.
+    /// Messages (never reactions), newest first: of the channel, outside threads; or of one thread.
     pub messages: Vec<Envelope>,
     /// The reactions (not deleted) to the messages of this page, oldest first.
     #[serde(default)]
     pub reactions: Vec<Envelope>,
+    /// The threads started on the messages of this page (those with replies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<ThreadSummary>,
     /// Pass as `before_seq` for the next (older) page; `None` at the beginning of the channel.
     pub next_before: Option<i64>,
 }

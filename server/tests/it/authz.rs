@@ -51,6 +51,8 @@ pub(crate) struct World {
     pub(crate) message: Uuid,
     /// A message the member sent in the DM.
     pub(crate) dm_message: Uuid,
+    /// A message the owner sent in the private channel.
+    pub(crate) private_message: Uuid,
     /// The member's user id (their device `PHONE` has a fallback key).
     pub(crate) member: Uuid,
 }
@@ -100,6 +102,7 @@ pub(crate) async fn world(state: &Core, root: &user::Model) -> World {
         client_txn: "hello".into(),
         kind: app::model::messages::MessageKind::Text,
         reply_to: None,
+        thread_id: None,
         ciphertext: app::model::messages::Ciphertext(vec![1, 2, 3]),
     };
     let phone = TestDevice::new(member, "PHONE");
@@ -112,6 +115,7 @@ pub(crate) async fn world(state: &Core, root: &user::Model) -> World {
         client_txn: "hello dm".into(),
         kind: app::model::messages::MessageKind::Text,
         reply_to: None,
+        thread_id: None,
         ciphertext: app::model::messages::Ciphertext(vec![1, 2, 3]),
     };
     let dm_message = domain::messages::send(core, member, to_dm).await.unwrap().message.id;
@@ -121,9 +125,20 @@ pub(crate) async fn world(state: &Core, root: &user::Model) -> World {
             common::with_device(core, u.id, "D").await;
         }
     }
+    let in_private = domain::messages::Send {
+        channel_id: private_channel.id,
+        device: "D".into(),
+        client_txn: "plans".into(),
+        kind: app::model::messages::MessageKind::Text,
+        reply_to: None,
+        thread_id: None,
+        ciphertext: app::model::messages::Ciphertext(vec![1, 2, 3]),
+    };
+    let private_message = domain::messages::send(core, owner.id, in_private).await.unwrap().message.id;
     World {
         message,
         dm_message,
+        private_message,
         member,
         state: state.clone(),
         community,
@@ -330,6 +345,49 @@ pub(crate) fn message_key_and_admin_cases() -> Vec<Case> {
                 ]
             },
             expect([401, 404, 422, 422, 422, 200, 404, 404]),
+        ),
+        (
+            // A thread in the private channel: for those who read it.
+            "messages/send",
+            |w| {
+                vec![
+                    ("channel_id", w.private_channel.to_string()),
+                    ("device", "D".into()),
+                    ("client_txn", "t".into()),
+                    ("ciphertext_b64", "AQID".into()),
+                    ("thread_id", w.private_message.to_string()),
+                ]
+            },
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            // A thread reply in one channel to a message of another: refused, nothing stored.
+            "messages/send",
+            |w| {
+                vec![
+                    ("channel_id", w.general_channel.to_string()),
+                    ("device", "D".into()),
+                    ("client_txn", "t".into()),
+                    ("ciphertext_b64", "AQID".into()),
+                    ("thread_id", w.private_message.to_string()),
+                ]
+            },
+            expect([401, 404, 422, 422, 422, 422, 404, 404]),
+        ),
+        (
+            "messages/thread",
+            |w| vec![("root", w.private_message.to_string())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            "messages/thread",
+            |w| vec![("root", w.dm_message.to_string())],
+            expect([401, 404, 200, 404, 404, 200, 404, 404]),
+        ),
+        (
+            "messages/thread_read",
+            |w| vec![("root", w.private_message.to_string()), ("seq", "1".into())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
         ),
         (
             "messages/edit",
@@ -590,6 +648,7 @@ fn send_to(channel_id: Uuid, device: &str) -> ClientFrame {
         client_txn: "frame".into(),
         kind: MessageKind::Text,
         reply_to: None,
+        thread_id: None,
         ciphertext: Ciphertext(vec![1, 2, 3]),
     }
 }

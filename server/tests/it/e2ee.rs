@@ -98,6 +98,7 @@ impl Person {
                 client_txn: txn.into(),
                 kind: if plaintext.react_to.is_some() { MessageKind::Reaction } else { MessageKind::Text },
                 reply_to: plaintext.react_to,
+                thread_id: plaintext.thread,
                 ciphertext,
             },
             Some(message_id) => ClientFrame::Edit { message_id, ciphertext },
@@ -193,6 +194,11 @@ on_both_backends! {
             deliver_at: chrono::Utc::now() + chrono::Duration::hours(1),
         };
         domain::scheduled::schedule(&server.state, alice_user.id, waiting).await.unwrap();
+        // A reply in a thread: its thread named inside the ciphertext too.
+        let in_thread = ChannelPlaintext { thread: Some(first), ..say(&format!("in the thread {canary}"), None) };
+        bob.say("b4", &in_thread).await;
+        let heard = alice.hear().await.1;
+        assert_eq!((heard.thread, heard.body), (Some(first), format!("in the thread {canary}")));
 
         // Not a trace of the plaintext anywhere the server keeps things.
         let needle_hex = hex(canary.as_bytes());
@@ -237,6 +243,8 @@ on_both_backends! {
         let stored = domain::messages::history(&server.state, bob_user.id, general, None, None).await.unwrap();
         assert_eq!((stored.messages.len(), stored.reactions.len()), (4, 2), "two messages, a poll, a forward; a reaction, a vote");
         assert_eq!(domain::scheduled::mine(&server.state, alice_user.id).await.unwrap().len(), 1);
+        let thread = domain::messages::thread_history(&server.state, alice_user.id, first, None, None).await.unwrap();
+        assert_eq!(thread.messages.len(), 1, "the thread reply is stored");
     }
 }
 

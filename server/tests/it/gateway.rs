@@ -96,7 +96,7 @@ on_both_backends! {
         // The limit is bob's: the owner still sends.
         let sent = messages::send(&server.state, owner.id, messages::Send {
             channel_id: general, device: "D".into(), client_txn: "o1".into(), kind: app::model::messages::MessageKind::Text,
-            reply_to: None, ciphertext: Ciphertext(vec![1]),
+            reply_to: None, thread_id: None, ciphertext: Ciphertext(vec![1]),
         }).await;
         assert!(sent.is_ok(), "{:?}", sent.err());
     }
@@ -548,7 +548,7 @@ on_both_backends! {
 
         // Read cursors move on the user's other sockets; unread counts come with ready.
         for i in 0..3 {
-            messages::send(&server.state, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: format!("r{i}"), kind: app::model::messages::MessageKind::Text, reply_to: None, ciphertext: Ciphertext(vec![1]) }).await.unwrap();
+            messages::send(&server.state, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: format!("r{i}"), kind: app::model::messages::MessageKind::Text, reply_to: None, thread_id: None, ciphertext: Ciphertext(vec![1]) }).await.unwrap();
         }
         let bob_cookie = cookies_for(&server.state, bob.id).await;
         let mut b2 = Ws::open(server.addr, &[("cookie", &bob_cookie)]).await.unwrap();
@@ -605,7 +605,7 @@ on_both_backends! {
         // Bob stops reading. Large events fill the socket buffers, then bob's bounded queue.
         const TOTAL: i64 = 420;
         for i in 0..TOTAL {
-            messages::send(&server.state, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: format!("f{i}"), kind: app::model::messages::MessageKind::Text, reply_to: None, ciphertext: Ciphertext(vec![7; 48 * 1024]) }).await.unwrap();
+            messages::send(&server.state, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: format!("f{i}"), kind: app::model::messages::MessageKind::Text, reply_to: None, thread_id: None, ciphertext: Ciphertext(vec![7; 48 * 1024]) }).await.unwrap();
         }
         let mut given = vec![];
         let after_seq = loop {
@@ -624,7 +624,7 @@ on_both_backends! {
         // What the resync point leaves out is in the database, and live delivery goes on.
         let missed = messages::events_since(&server.state, bob.id, general, after_seq, Some(1000)).await.unwrap();
         assert_eq!(missed.len() as i64, TOTAL - after_seq);
-        messages::send(&server.state, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: "later".into(), kind: app::model::messages::MessageKind::Text, reply_to: None, ciphertext: Ciphertext(vec![1]) }).await.unwrap();
+        messages::send(&server.state, owner.id, messages::Send { channel_id: general, device: "D".into(), client_txn: "later".into(), kind: app::model::messages::MessageKind::Text, reply_to: None, thread_id: None, ciphertext: Ciphertext(vec![1]) }).await.unwrap();
         assert_eq!(b.recv_where(event_of).await.seq, TOTAL + 1);
     }
 }

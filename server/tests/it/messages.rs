@@ -28,6 +28,7 @@ fn send(channel_id: Uuid, txn: &str, bytes: &[u8]) -> messages::Send {
         client_txn: txn.into(),
         kind: MessageKind::Text,
         reply_to: None,
+        thread_id: None,
         ciphertext: Ciphertext(bytes.to_vec()),
     }
 }
@@ -156,6 +157,75 @@ on_both_backends! {
         assert!(left.iter().all(|m| m.deleted_at.is_some() && m.ciphertext.is_empty()), "reactions erased with their message");
         assert!(messages::history(core, bob.id, general, None, None).await.unwrap().reactions.is_empty());
         assert!(err(messages::send(core, ann.id, react("late", Some(target.id))).await.unwrap_err()).for_field("reply_to").is_some());
+    }
+
+    async fn threads_hold_replies_apart_and_count_them_on_their_root(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let core = &state;
+        let (_, general, [owner, ann, bob, eve]) = setup(core).await;
+        let root = messages::send(core, owner.id, send(general, "root", b"root")).await.unwrap().message;
+        let in_thread = |txn: &str, thread: Uuid| messages::Send { thread_id: Some(thread), ..send(general, txn, b"reply") };
+        let r1 = messages::send(core, bob.id, in_thread("r1", root.id)).await.unwrap().message;
+        assert_eq!(r1.thread_id, Some(root.id));
+        let r2 = messages::send(core, ann.id, in_thread("r2", root.id)).await.unwrap().message;
+        // A reaction to a reply is in the thread too; a quote in the thread quotes the thread.
+        let react = messages::Send { kind: MessageKind::Reaction, reply_to: Some(r1.id), ..in_thread("r3", root.id) };
+        let reaction = messages::send(core, owner.id, react).await.unwrap().message;
+        let quote = messages::Send { reply_to: Some(r2.id), ..in_thread("r4", root.id) };
+        let r3 = messages::send(core, bob.id, quote).await.unwrap().message;
+
+        // The channel's page holds the root, with its summary; not the replies.
+        let page = messages::history(core, bob.id, general, None, None).await.unwrap();
+        assert_eq!(page.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [root.id]);
+        let summary = &page.threads[0];
+        assert_eq!((summary.root, summary.replies, summary.last_seq), (root.id, 3, r3.seq));
+        assert_eq!(summary.read_seq, r3.seq, "bob read up to his own reply");
+        let owners = messages::history(core, owner.id, general, None, None).await.unwrap();
+        assert_eq!(owners.threads[0].read_seq, 0, "the owner has not opened it");
+        // The thread's page: its replies, newest first, and their reactions.
+        let thread = messages::thread_history(core, owner.id, root.id, None, None).await.unwrap();
+        assert_eq!(thread.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [r3.id, r2.id, r1.id]);
+        assert_eq!(thread.reactions.iter().map(|m| m.id).collect::<Vec<_>>(), [reaction.id]);
+        let older = messages::thread_history(core, owner.id, root.id, None, Some(2)).await.unwrap();
+        let rest = messages::thread_history(core, owner.id, root.id, older.next_before, Some(2)).await.unwrap();
+        assert_eq!(rest.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [r1.id]);
+        // Replies are the thread's unread, not the channel's.
+        let unread = messages::unread_counts(core, owner.id).await.unwrap();
+        assert_eq!(unread.iter().find(|u| u.channel_id == general).unwrap().count, 0);
+        // Reading a thread: forward only, never past its latest reply.
+        assert_eq!(messages::mark_thread_read(core, owner.id, root.id, r1.seq).await.unwrap(), r1.seq);
+        assert_eq!(messages::mark_thread_read(core, owner.id, root.id, 0).await.unwrap(), r1.seq);
+        assert_eq!(messages::mark_thread_read(core, owner.id, root.id, i64::MAX).await.unwrap(), r3.seq);
+
+        // Refused: a thread on a reply, on a reaction, on another channel's message, on nothing; a
+        // reaction outside the thread of its message; a quote across threads; a stranger.
+        for (txn, bad) in [("b1", r1.id), ("b2", reaction.id), ("b3", Uuid::now_v7())] {
+            let e = err(messages::send(core, bob.id, in_thread(txn, bad)).await.unwrap_err());
+            assert!(e.for_field("thread_id").is_some(), "{e:?}");
+        }
+        let dm = spaces::open_dm(core, owner.id, bob.id).await.unwrap().id;
+        let elsewhere = messages::send(core, owner.id, send(dm, "d1", b"in a dm")).await.unwrap().message;
+        assert!(err(messages::send(core, bob.id, in_thread("b4", elsewhere.id)).await.unwrap_err()).for_field("thread_id").is_some());
+        let outside = messages::Send { kind: MessageKind::Reaction, reply_to: Some(r1.id), ..send(general, "b5", b"e") };
+        assert!(err(messages::send(core, bob.id, outside).await.unwrap_err()).for_field("reply_to").is_some());
+        let across = messages::Send { reply_to: Some(r1.id), ..send(general, "b6", b"q") };
+        assert!(err(messages::send(core, bob.id, across).await.unwrap_err()).for_field("reply_to").is_some());
+        assert_eq!(err(messages::send(core, eve.id, in_thread("b7", root.id)).await.unwrap_err()), AppError::NotFound);
+        assert_eq!(err(messages::thread_history(core, eve.id, root.id, None, None).await.unwrap_err()), AppError::NotFound);
+        assert_eq!(err(messages::mark_thread_read(core, eve.id, root.id, 1).await.unwrap_err()), AppError::NotFound);
+        assert!(err(pins::set_pinned(core, owner.id, r1.id, true).await.unwrap_err()).for_field("message_id").is_some());
+
+        // A reply deleted: one fewer. The root deleted: its thread goes with it, nothing kept.
+        messages::delete(core, ann.id, r2.id).await.unwrap();
+        let page = messages::history(core, bob.id, general, None, None).await.unwrap();
+        assert_eq!(page.threads[0].replies, 2);
+        messages::delete(core, owner.id, root.id).await.unwrap();
+        let left: Vec<_> = entity::message::Entity::find().all(&state.db).await.unwrap().into_iter()
+            .filter(|m| m.thread_id == Some(root.id)).collect();
+        assert_eq!(left.len(), 4, "three replies and a reaction");
+        assert!(left.iter().all(|m| m.deleted_at.is_some() && m.ciphertext.is_empty()), "the thread erased with its root");
+        assert_eq!(err(messages::thread_history(core, bob.id, root.id, None, None).await.unwrap_err()), AppError::NotFound);
+        assert!(err(messages::send(core, bob.id, in_thread("late", root.id)).await.unwrap_err()).for_field("thread_id").is_some());
     }
 
     async fn pins_are_kept_by_moderators_and_bounded(db: TestDb) {

@@ -64,6 +64,7 @@ async fn posting(core: &Core, stop: Arc<AtomicBool>) -> (Acked, Vec<tokio::task:
                     client_txn: format!("{n}-{i}"),
                     kind: MessageKind::Text,
                     reply_to: None,
+                    thread_id: None,
                     ciphertext: Ciphertext(vec![n as u8 + 1; 200]),
                 };
                 // Contention may refuse a send (a domain error); only acknowledged ones count.

@@ -19,20 +19,30 @@ pub(super) fn Composer(
     replying: RwSignal<Option<Uuid>>,
     /// Bumped on every send: the timeline goes to the newest message.
     follow: RwSignal<u32>,
+    /// Writes in the thread started on this message of the channel.
+    #[prop(optional)]
+    thread: Option<Uuid>,
 ) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let timeline = chat.timeline(channel);
-    let draft = RwSignal::new(chat.drafts.with_value(|d| d.get(&channel).cloned()).unwrap_or_default());
+    // Drafts and replies are of the channel, or of the thread.
+    let key = thread.unwrap_or(channel);
+    let draft = RwSignal::new(chat.drafts.with_value(|d| d.get(&key).cloned()).unwrap_or_default());
     Effect::new(move |_| {
         let text = draft.get();
         chat.drafts.update_value(|d| {
             if text.is_empty() {
-                d.remove(&channel);
+                d.remove(&key);
             } else {
-                d.insert(channel, text);
+                d.insert(key, text);
             }
         });
     });
+    let ids = if thread.is_some() {
+        ("thread-composer", "thread-command-list", "thread-command-", "thread-composer-length")
+    } else {
+        ("composer", "command-list", "command-", "composer-length")
+    };
     let error = RwSignal::new(None::<String>);
     let ready = move || matches!(chat.device.get(), Some(Ok(_)));
     let removed = Signal::derive(move || timeline.with(|t| t.removed));
@@ -135,6 +145,10 @@ pub(super) fn Composer(
             return;
         }
         if let Some(asked) = commands::schedule(&typed) {
+            if thread.is_some() {
+                error.set(Some("Scheduled messages go to the channel: schedule this one there.".to_owned()));
+                return;
+            }
             let (delay_s, message) = match asked {
                 Ok(asked) => asked,
                 Err(how) => {
@@ -175,7 +189,7 @@ pub(super) fn Composer(
                     draft.set(String::new());
                     follow.update(|n| *n += 1);
                     leptos::task::spawn_local(async move {
-                        match act::send_poll(channel, question, poll).await {
+                        match act::send_poll(channel, question, poll, thread).await {
                             Ok(()) => error.set(None),
                             Err(e) => {
                                 give_back(typed, format!("Not sent: {e}"));
@@ -204,7 +218,7 @@ pub(super) fn Composer(
         follow.update(|n| *n += 1);
         let reply_to = replying.get_untracked();
         leptos::task::spawn_local(async move {
-            match act::send(channel, body.clone(), reply_to).await {
+            match act::send(channel, body.clone(), reply_to, thread).await {
                 Ok(()) => {
                     error.set(None);
                     replying.set(None);
@@ -217,7 +231,7 @@ pub(super) fn Composer(
     };
     let reply_banner = move || {
         replying.get().map(|target| {
-            let who = chat.timeline(channel).with(|t| t.find(target).map(|l| l.sender));
+            let who = chat.timeline(key).with(|t| t.find(target).map(|l| l.sender));
             let who = who.map(|u| names.with(|n| name_of(n, u))).unwrap_or_default();
             view! {
                 <div
@@ -242,7 +256,7 @@ pub(super) fn Composer(
         (!list.is_empty()).then(|| {
             view! {
                 <ul
-                    id="command-list"
+                    id=ids.1
                     role="listbox"
                     aria-label=kind
                     class="mx-2 mb-1 rounded-md border border-slate-200 bg-white py-1 text-sm shadow-sm dark:border-slate-700 dark:bg-slate-900"
@@ -265,7 +279,7 @@ pub(super) fn Composer(
                             };
                             view! {
                                 <li
-                                    id=format!("command-{i}")
+                                    id=format!("{}{i}", ids.2)
                                     role="option"
                                     aria-selected=move || (active.get() == i).to_string()
                                     class=move || {
@@ -299,7 +313,9 @@ pub(super) fn Composer(
             poll_open
                 .get()
                 .then(|| {
-                    view! { <super::poll::PollDialog channel open=poll_open question=poll_question.get_untracked() /> }
+                    view! {
+                        <super::poll::PollDialog channel thread open=poll_open question=poll_question.get_untracked() />
+                    }
                 })
         }}
         {reply_banner}
@@ -315,12 +331,14 @@ pub(super) fn Composer(
                 node_ref=textarea
                 rows="2"
                 class="block min-h-[2.5rem] w-full resize-y rounded-lg border border-slate-300 bg-white px-3 py-2 text-base focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500 disabled:opacity-60 dark:border-slate-700 dark:bg-slate-950"
-                id="composer"
-                data-testid="composer"
-                aria-label="Message"
+                id=ids.0
+                data-testid=ids.0
+                aria-label=if thread.is_some() { "Reply in the thread" } else { "Message" }
                 placeholder=move || {
                     if removed.get() {
                         "You can no longer write here."
+                    } else if ready() && thread.is_some() {
+                        "Reply in the thread (Enter sends, Shift+Enter for a new line)"
                     } else if ready() {
                         "Message (Enter sends, Shift+Enter for a new line, / for commands, @ for people, : for emoji)"
                     } else {
@@ -329,15 +347,15 @@ pub(super) fn Composer(
                 }
                 disabled=move || !ready() || removed.get()
                 aria-invalid=move || too_long().then_some("true")
-                aria-describedby="composer-length"
+                aria-describedby=ids.3
                 prop:value=move || draft.get()
                 on:input=move |ev| {
                     draft.set(event_target_value(&ev));
                     act::typing(channel);
                 }
-                aria-controls="command-list"
+                aria-controls=ids.1
                 aria-activedescendant=move || {
-                    (!suggestions.with(Vec::is_empty)).then(|| format!("command-{}", active.get()))
+                    (!suggestions.with(Vec::is_empty)).then(|| format!("{}{}", ids.2, active.get()))
                 }
                 on:keydown=move |ev| {
                     let listed = suggestions.with_untracked(Vec::len);
@@ -390,7 +408,7 @@ pub(super) fn Composer(
             }}
         </form>
         <p
-            id="composer-length"
+            id=ids.3
             class="px-4 pb-1 text-sm text-red-700 dark:text-red-300"
             data-testid="length-warning"
             hidden=move || !too_long()

@@ -53,6 +53,30 @@ pub(super) struct RowState {
     pub compact: Signal<bool>,
     /// The message whose reaction picker is open.
     pub reacting: RwSignal<Option<Uuid>>,
+    /// Rows of the channel's own timeline: they start threads and show their summaries (a
+    /// thread's replies, and its first message above them, do not).
+    pub threads: bool,
+}
+
+impl RowState {
+    /// The rows of one timeline: nothing selected, edited or asked yet.
+    pub fn new(
+        names: Signal<HashMap<Uuid, String>>,
+        replying: RwSignal<Option<Uuid>>,
+        compact: Signal<bool>,
+        threads: bool,
+    ) -> Self {
+        Self {
+            names,
+            replying,
+            editing: RwSignal::new(None),
+            confirming: RwSignal::new(None),
+            selected: RwSignal::new(None),
+            compact,
+            reacting: RwSignal::new(None),
+            threads,
+        }
+    }
 }
 
 /// The reactions offered at once (a full emoji picker comes with emoji search).
@@ -65,8 +89,10 @@ fn chip_label(emoji: &str, names: &[String]) -> String {
 
 #[component]
 pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowState) -> impl IntoView {
-    let RowState { names, replying, editing, confirming, selected, compact, reacting } = state;
+    let RowState { names, replying, editing, confirming, selected, compact, reacting, threads } = state;
     let chat = expect_context::<Chat>();
+    // The timeline the message is in: its channel's, or its thread's.
+    let here = line.thread.unwrap_or(channel);
     let mine = line.sender == chat.me.get_value();
     let time = time_label(&line.created_at);
     let full = full_time(&line.created_at);
@@ -75,7 +101,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
     let sender = line.sender;
     let author = Signal::derive(move || names.with(|n| name_of(n, sender)));
     let quoted = line.reply_to.map(|target| {
-        let timeline = chat.timeline(channel);
+        let timeline = chat.timeline(here);
         move || {
             let found = timeline.with(|t| t.find(target).cloned());
             match found {
@@ -107,7 +133,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
         .into_any(),
         (Ok(text), false) => {
             if let Some(poll) = poll.clone() {
-                view! { <super::poll::PollCard channel id question=text poll can_vote /> }.into_any()
+                view! { <super::poll::PollCard channel here id question=text poll can_vote /> }.into_any()
             } else if let Some(action) = text.strip_prefix(ACTION) {
                 let action = action.to_owned();
                 view! {
@@ -194,6 +220,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                             ev.prevent_default();
                             save();
                         } else if ev.key() == "Escape" {
+                            ev.prevent_default();
                             editing.set(None);
                         }
                     }
@@ -348,7 +375,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
     };
     // Reactions, one chip per kind: mine pressed; a click adds or removes mine.
     let chips = Memo::new({
-        let timeline = chat.timeline(channel);
+        let timeline = chat.timeline(here);
         let me = chat.me.get_value();
         move |_| timeline.with(|t| t.chips(id, me))
     });
@@ -433,6 +460,41 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             }
         })
     };
+    // A thread started here: how many replies, when the latest came, whether I read it; opens it.
+    let summary = Memo::new({
+        let timeline = chat.timeline(channel);
+        move |_| if threads { timeline.with(|t| t.threads.get(&id).cloned()) } else { None }
+    });
+    let thread_summary = move || {
+        summary.get().map(|s| {
+            let unread = s.last_seq > s.read_seq;
+            let label = format!(
+                "{} · Last reply {} {}",
+                if s.replies == 1 { "1 reply".to_owned() } else { format!("{} replies", s.replies) },
+                crate::dates::day_label(&crate::dates::day_and_time(&s.last_at).0),
+                time_label(&s.last_at),
+            );
+            let aria = format!("{label}{}. Open the thread", if unread { ", unread" } else { "" });
+            view! {
+                <button
+                    type="button"
+                    class="mt-0.5 inline-flex items-center gap-1.5 rounded px-1 text-xs font-semibold text-indigo-700 hover:underline focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-400 dark:text-indigo-300"
+                    data-testid="thread-summary"
+                    data-unread=unread.then_some("")
+                    aria-label=aria
+                    on:click=move |_| act::open_thread(channel, id)
+                >
+                    {unread
+                        .then(|| {
+                            view! {
+                                <span class="h-2 w-2 rounded-full bg-red-600 dark:bg-red-400" aria-hidden="true"></span>
+                            }
+                        })}
+                    {label}
+                </button>
+            }
+        })
+    };
     // One structure for the three looks (less code in the bundle than three): a gutter (the
     // avatar that starts a group; the time in a group, on hover; the time, compact), then the
     // header (starting a group), the quote, the lock and the text with its reactions.
@@ -483,7 +545,7 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                                         {author}
                                     </span>
                                 }
-                            })} {content()} {chip_row} {who_reacted}
+                            })} {content()} {chip_row} {who_reacted} {thread_summary}
                     </div>
                 </div>
             </div>
@@ -606,6 +668,24 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             >
                 "Reply"
             </button>
+            {threads
+                .then(|| {
+                    view! {
+                        <button
+                            type="button"
+                            class=SMALL
+                            data-testid="start-thread"
+                            aria-label="Reply in a thread"
+                            title="Reply in a thread"
+                            on:click=move |_| {
+                                selected.set(None);
+                                act::open_thread(channel, id);
+                            }
+                        >
+                            "🧵"
+                        </button>
+                    }
+                })}
             <button
                 type="button"
                 class=move || if more.get() { "hidden".to_owned() } else { SMALL.to_owned() }

@@ -14,6 +14,7 @@ mod pins;
 mod poll;
 mod rich;
 mod scheduled;
+mod thread;
 mod timeline;
 
 use crate::components::style::SMALL;
@@ -215,6 +216,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
                         <Composer channel=id names replying follow />
                         <forward::ForwardDialog here=id state=forwarding />
                     </section>
+                    <thread::ThreadPanel channel=id names />
                     <PinPanel state=pins names />
                     <MemberPanel
                         community=place.community

@@ -16,10 +16,18 @@ use uuid::Uuid;
 /// how many chose it; a click votes (again: takes it back), in a poll with several answers it
 /// toggles that option. Closed polls show the result only.
 #[component]
-pub(super) fn PollCard(channel: Uuid, id: Uuid, question: String, poll: Poll, can_vote: bool) -> impl IntoView {
+pub(super) fn PollCard(
+    channel: Uuid,
+    /// The timeline the poll is in: its channel's, or a thread's (keyed by its first message).
+    here: Uuid,
+    id: Uuid,
+    question: String,
+    poll: Poll,
+    can_vote: bool,
+) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let me = chat.me.get_value();
-    let timeline = chat.timeline(channel);
+    let timeline = chat.timeline(here);
     let poll = StoredValue::new(poll);
     let tally = Memo::new(move |_| poll.with_value(|p| timeline.with(|t| t.tally(id, p, me))));
     // Closed now, or when its time comes while the poll is on screen.
@@ -145,7 +153,13 @@ const DURATIONS: [(&str, Option<u64>); 5] = [
 
 /// The dialog that makes a poll: a question, 2 to 10 options, one or several answers, an end.
 #[component]
-pub(super) fn PollDialog(channel: Uuid, open: RwSignal<bool>, #[prop(into)] question: String) -> impl IntoView {
+pub(super) fn PollDialog(
+    channel: Uuid,
+    /// Posts the poll in the thread started on this message.
+    thread: Option<Uuid>,
+    open: RwSignal<bool>,
+    #[prop(into)] question: String,
+) -> impl IntoView {
     let question = RwSignal::new(question);
     let options = RwSignal::new(vec![String::new(), String::new()]);
     let multiple = RwSignal::new(false);
@@ -176,7 +190,7 @@ pub(super) fn PollDialog(channel: Uuid, open: RwSignal<bool>, #[prop(into)] ques
         }
         busy.set(true);
         leptos::task::spawn_local(async move {
-            match act::send_poll(channel, q, poll).await {
+            match act::send_poll(channel, q, poll, thread).await {
                 Ok(()) => open.set(false),
                 Err(e) => error.set(Some(format!("Poll not sent: {e}"))),
             }

@@ -121,15 +121,20 @@ pub(super) fn TimelineView(
     since: Option<String>,
     /// Bumped when the person sends: the view goes to the newest message.
     follow: RwSignal<u32>,
+    /// The replies of the thread started on this message of the channel, instead of the channel.
+    #[prop(optional)]
+    thread: Option<Uuid>,
 ) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let me = chat.me.get_value();
-    let timeline = chat.timeline(channel);
+    let key = thread.unwrap_or(channel);
+    let timeline = chat.timeline(key);
     let since = StoredValue::new(since);
     let all_rows = Memo::new({
         let timeline = timeline.clone();
         move |_| {
-            let receipts = chat.receipts.with(|r| r.get(&channel).cloned());
+            // "Seen by" goes under the channel's messages.
+            let receipts = if thread.is_none() { chat.receipts.with(|r| r.get(&channel).cloned()) } else { None };
             since.with_value(|since| timeline.with(|t| rows(t, me, since.as_deref(), receipts.as_ref())))
         }
     });
@@ -194,7 +199,7 @@ pub(super) fn TimelineView(
                 height_before.set_value(Some((el.scroll_height(), el.scroll_top())));
             }
             let _ = &timeline;
-            act::load_older(channel);
+            act::load_older(key);
         }
     };
     Effect::new({
@@ -263,7 +268,11 @@ pub(super) fn TimelineView(
                                     class="py-2 text-center text-xs text-slate-600 dark:text-slate-400"
                                     data-testid="timeline-start"
                                 >
-                                    "This is the beginning of the conversation."
+                                    {if thread.is_some() {
+                                        "The thread starts here."
+                                    } else {
+                                        "This is the beginning of the conversation."
+                                    }}
                                 </p>
                             }
                             .into_any(),
@@ -289,15 +298,7 @@ pub(super) fn TimelineView(
         }
     };
     let (t_err, t_removed) = (timeline.clone(), timeline.clone());
-    let state = RowState {
-        names,
-        replying,
-        editing: RwSignal::new(None),
-        confirming: RwSignal::new(None),
-        selected: RwSignal::new(None),
-        compact: chat.compact.into(),
-        reacting: RwSignal::new(None),
-    };
+    let state = RowState::new(names, replying, chat.compact.into(), thread.is_none());
     let to_bottom = move || {
         stick.set_value(true);
         at_bottom.set(true);
@@ -336,10 +337,10 @@ pub(super) fn TimelineView(
             <div
                 node_ref=scroller
                 class="min-h-0 flex-1 overflow-y-auto px-1 pb-2 pt-4 md:px-3"
-                data-testid="timeline"
+                data-testid=if thread.is_some() { "thread-timeline" } else { "timeline" }
                 role="log"
                 aria-live="polite"
-                aria-label="Messages"
+                aria-label=if thread.is_some() { "Replies" } else { "Messages" }
                 tabindex="0"
                 on:scroll=on_scroll
             >
