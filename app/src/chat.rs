@@ -125,6 +125,8 @@ pub struct Line {
     pub vote: Option<Vec<u8>>,
     /// In a thread: its first message.
     pub thread: Option<Uuid>,
+    /// When it disappears (ms since the epoch): sent while its channel had a timer.
+    pub expires_ms: Option<u64>,
 }
 
 impl Line {
@@ -153,7 +155,13 @@ impl Line {
             poll: None,
             vote: None,
             thread: envelope.thread_id,
+            expires_ms: envelope.expires_at.as_deref().and_then(crate::dates::epoch_ms),
         }
+    }
+
+    /// Its time has come (disappearing messages), or will within `slack_ms`.
+    pub fn expired(&self, now_ms: u64, slack_ms: u64) -> bool {
+        self.expires_ms.is_some_and(|at| at <= now_ms.saturating_add(slack_ms))
     }
 }
 
@@ -337,6 +345,26 @@ impl Timeline {
                 self.threads.remove(&root);
             }
         }
+    }
+
+    /// Forgets the messages and reactions whose time has come (disappearing messages): their text
+    /// leaves this browser's memory, whether or not the server's erasure has arrived yet. Whether
+    /// anything went.
+    pub fn forget_expired(&mut self, now_ms: u64) -> bool {
+        let before = (self.lines.len(), self.reactions.len());
+        self.lines.retain(|_, l| !l.expired(now_ms, 0));
+        self.undecrypted
+            .retain(|_, e| e.expires_at.as_deref().and_then(crate::dates::epoch_ms).is_none_or(|at| at > now_ms));
+        let gone: Vec<i64> = self.reactions.iter().filter(|(_, r)| r.expired(now_ms, 0)).map(|(s, _)| *s).collect();
+        for seq in gone {
+            self.remove_reaction(seq);
+        }
+        before != (self.lines.len(), self.reactions.len())
+    }
+
+    /// Whether it holds a message or reaction that disappears at some time.
+    pub fn has_expiring(&self) -> bool {
+        self.lines.values().chain(self.reactions.values()).any(|l| l.expires_ms.is_some())
     }
 
     /// The oldest message the server has (not one on its way).
@@ -762,6 +790,7 @@ mod tests {
             poll: None,
             vote: None,
             thread: None,
+            expires_ms: None,
         }
     }
 
@@ -806,6 +835,7 @@ mod tests {
             ciphertext: Default::default(),
             created_at: format!("2026-12-08T10:00:{seq:02}Z"),
             edited_at: None,
+            expires_at: None,
         };
         let mut t = Timeline::default();
         let first = reply(5, MessageKind::Text);
@@ -823,6 +853,24 @@ mod tests {
         let root_deleted = Envelope { id: root, thread_id: None, ..first.clone() };
         t.count_thread_event(10, EventKind::Deleted, &root_deleted, false);
         assert!(t.threads.is_empty());
+    }
+
+    #[test]
+    fn expired_messages_and_reactions_are_forgotten() {
+        let bob = Uuid::new_v4();
+        let mut t = Timeline::default();
+        let at = |seq: i64, expires_ms: Option<u64>| Line { seq, expires_ms, ..line(bob, "2026-12-08T10:00:00Z") };
+        t.lines.insert(1, at(1, None));
+        t.lines.insert(2, at(2, Some(5_000)));
+        t.lines.insert(3, at(3, Some(9_000)));
+        t.add_reaction(Line { reacts_to: Some(t.lines[&1].id), ..at(4, Some(5_000)) });
+        assert!(t.has_expiring());
+        assert!(!t.forget_expired(4_999), "nothing due yet");
+        assert!(t.forget_expired(5_000));
+        assert_eq!(t.lines.keys().copied().collect::<Vec<_>>(), [1, 3]);
+        assert!(t.reactions.is_empty() && t.reactions_to.is_empty());
+        assert!(t.forget_expired(10_000));
+        assert!(!t.has_expiring());
     }
 
     #[test]

@@ -480,6 +480,7 @@ async fn history(bin: &Path, args: &Args, n: usize) -> Result {
                     created_at: Set(now),
                     edited_at: Set(None),
                     deleted_at: Set(None),
+                    expires_at: Set(None),
                 }
             })
             .collect();

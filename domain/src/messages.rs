@@ -43,6 +43,7 @@ pub fn envelope(m: &message::Model) -> Envelope {
         ciphertext: Ciphertext(m.ciphertext.clone()),
         created_at: m.created_at.to_rfc3339(),
         edited_at: m.edited_at.map(|t| t.to_rfc3339()),
+        expires_at: m.expires_at.map(|t| t.to_rfc3339()),
     }
 }
 
@@ -146,7 +147,9 @@ async fn store(
     per_minute: u32,
     id: Uuid,
 ) -> ServerResult<Stored> {
-    policy::visible_channel(db, input.channel_id, actor).await?;
+    let visible = policy::visible_channel(db, input.channel_id, actor).await?;
+    // Sent while the channel's timer runs: it disappears that long after.
+    let lifetime = visible.channel.disappear_after_s.map(|s| chrono::Duration::seconds(i64::from(s)));
     if input.client_txn.is_empty() || input.client_txn.len() > 64 {
         return Err(AppError::invalid("client_txn", "must be 1–64 characters").into());
     }
@@ -231,9 +234,10 @@ async fn store(
         thread_last_seq: Set(None),
         thread_last_at: Set(None),
         ciphertext: Set(input.ciphertext.0.clone()),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         edited_at: Set(None),
         deleted_at: Set(None),
+        expires_at: Set(lifetime.map(|l| now + l)),
     }
     .insert(&txn)
     .await;
@@ -361,13 +365,36 @@ pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<
         return Err(AppError::NotFound.into());
     }
     policy::may_delete_message(actor, m.sender_id, visible.role)?;
+    erase(core, m).await?.ok_or_else(|| AppError::NotFound.into())
+}
+
+/// Erases a message (its ciphertext and earlier versions; its reactions; its thread, if it started
+/// one) and leaves a tombstone event, published. `None` if it was erased already (by a concurrent
+/// delete, or another node's expiry round): nothing then happens twice.
+async fn erase(core: &Core, m: message::Model) -> ServerResult<Option<ChannelEvent>> {
+    let db = &core.db;
     let txn = crate::db::begin_write(db).await?;
+    // The channel's row first, as every writer takes it (a reply counted on its thread's first
+    // message takes that row after the channel's): no deadlock with a concurrent send.
     let seq = next_seq(&txn, m.channel_id).await?;
+    let now = Utc::now();
+    let tombstone = message::Entity::update_many()
+        .col_expr(message::Column::Ciphertext, Expr::value(Vec::<u8>::new()))
+        .col_expr(message::Column::DeletedAt, Expr::value(now))
+        .filter(message::Column::Id.eq(m.id))
+        .filter(message::Column::DeletedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if tombstone.rows_affected == 0 {
+        return Ok(None);
+    }
+    // As it is now, under the lock (a reply may have joined its thread since it was read).
+    let m = message::Entity::find_by_id(m.id).one(&txn).await?.ok_or(AppError::NotFound)?;
     message_edit::Entity::delete_many().filter(message_edit::Column::MessageId.eq(m.id)).exec(&txn).await?;
     // Its reactions go with it (no client shows a reaction to a deleted message).
     message::Entity::update_many()
         .col_expr(message::Column::Ciphertext, Expr::value(Vec::<u8>::new()))
-        .col_expr(message::Column::DeletedAt, Expr::value(Utc::now()))
+        .col_expr(message::Column::DeletedAt, Expr::value(now))
         .filter(message::Column::ReplyTo.eq(m.id))
         .filter(message::Column::Kind.eq(MessageKind::Reaction.to_db()))
         .filter(message::Column::DeletedAt.is_null())
@@ -397,7 +424,7 @@ pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<
                 .await?;
             message::Entity::update_many()
                 .col_expr(message::Column::Ciphertext, Expr::value(Vec::<u8>::new()))
-                .col_expr(message::Column::DeletedAt, Expr::value(Utc::now()))
+                .col_expr(message::Column::DeletedAt, Expr::value(now))
                 .filter(message::Column::ThreadId.eq(m.id))
                 .filter(message::Column::DeletedAt.is_null())
                 .exec(&txn)
@@ -407,10 +434,6 @@ pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<
     }
     // A deleted message is no longer pinned.
     let unpinned = pin::Entity::delete_many().filter(pin::Column::MessageId.eq(m.id)).exec(&txn).await?.rows_affected;
-    let mut active: message::ActiveModel = m.into();
-    active.ciphertext = Set(Vec::new());
-    active.deleted_at = Set(Some(Utc::now()));
-    let m = active.update(&txn).await?;
     record_event(&txn, m.channel_id, seq, EventKind::Deleted, m.id).await?;
     txn.commit().await?;
     let event = ChannelEvent { channel_id: m.channel_id, seq, kind: EventKind::Deleted, message: envelope(&m) };
@@ -418,7 +441,31 @@ pub async fn delete(core: &Core, actor: Uuid, message_id: Uuid) -> ServerResult<
     if unpinned > 0 {
         core.realtime.publish(Signal::PinsChanged { channel_id: m.channel_id }).await;
     }
-    Ok(event)
+    Ok(Some(event))
+}
+
+/// Erases the messages whose time has come (up to 200 a round, the oldest first), each with a
+/// tombstone event as if deleted, so that every reader's client forgets it at once. Every node
+/// runs the rounds; a message erased by another meanwhile is skipped. Returns how many it erased.
+pub async fn expire_due(core: &Core, now: chrono::DateTime<Utc>) -> ServerResult<usize> {
+    let due = message::Entity::find()
+        .filter(message::Column::ExpiresAt.lte(now))
+        .filter(message::Column::DeletedAt.is_null())
+        .order_by_asc(message::Column::ExpiresAt)
+        .limit(200)
+        .all(&core.db)
+        .await?;
+    let mut erased = 0;
+    for m in due {
+        erased += usize::from(erase(core, m).await?.is_some());
+    }
+    Ok(erased)
+}
+
+/// Messages not expired at `now` (the expiry round erases the others within seconds; until then
+/// they are not served either).
+fn unexpired(now: chrono::DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any().add(message::Column::ExpiresAt.is_null()).add(message::Column::ExpiresAt.gt(now))
 }
 
 /// Messages newest first, `limit` (default 50, at most 100) per page, older than `before_seq`.
@@ -435,7 +482,8 @@ pub async fn history(
         .filter(message::Column::ChannelId.eq(channel_id))
         .filter(message::Column::DeletedAt.is_null())
         .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()))
-        .filter(message::Column::ThreadId.is_null());
+        .filter(message::Column::ThreadId.is_null())
+        .filter(unexpired(Utc::now()));
     if let Some(before) = before_seq {
         query = query.filter(message::Column::Seq.lt(before));
     }
@@ -508,7 +556,8 @@ pub async fn thread_history(
     let mut query = message::Entity::find()
         .filter(message::Column::ThreadId.eq(root))
         .filter(message::Column::DeletedAt.is_null())
-        .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()));
+        .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()))
+        .filter(unexpired(Utc::now()));
     if let Some(before) = before_seq {
         query = query.filter(message::Column::Seq.lt(before));
     }
@@ -569,6 +618,7 @@ async fn reactions_to(db: &impl ConnectionTrait, messages: Vec<Uuid>) -> ServerR
         .filter(message::Column::Kind.eq(MessageKind::Reaction.to_db()))
         .filter(message::Column::ReplyTo.is_in(messages))
         .filter(message::Column::DeletedAt.is_null())
+        .filter(unexpired(Utc::now()))
         .order_by_asc(message::Column::Seq)
         .limit(MAX_REACTIONS_PER_PAGE)
         .all(db)

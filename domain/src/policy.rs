@@ -156,6 +156,12 @@ pub fn may_pin(role: Option<CommunityRole>) -> Result<(), AppError> {
     allow(role.is_none_or(|r| r >= CommunityRole::Moderator))
 }
 
+/// Setting a channel's disappearing-message timer: as pinning (moderators and above in a
+/// community; anyone in a DM or group DM).
+pub fn may_set_disappearing(role: Option<CommunityRole>) -> Result<(), AppError> {
+    may_pin(role)
+}
+
 /// Registering a device: only for oneself.
 pub fn may_register_device(actor: Uuid, owner: Uuid) -> Result<(), AppError> {
     allow(actor == owner)

@@ -63,6 +63,7 @@ async fn insert_channel(
         created_by: Set(creator),
         created_at: Set(Utc::now()),
         history: Set(HistoryVisibility::default().to_db()),
+        disappear_after_s: Set(None),
     }
     .insert(db)
     .await?)
@@ -301,7 +302,13 @@ async fn direct_summary(
         members: members.iter().map(user_ref).collect(),
         history: HistoryVisibility::from_db(ch.history),
         since: since.map(|t| t.to_rfc3339()),
+        disappear_after_s: disappear_after(ch),
     })
+}
+
+/// A channel's disappearing-message timer, as the wire says it.
+fn disappear_after(ch: &channel::Model) -> Option<u32> {
+    ch.disappear_after_s.and_then(|s| u32::try_from(s).ok())
 }
 
 fn text_summary(ch: &channel::Model, since: Option<DateTime<Utc>>) -> ChannelSummary {
@@ -312,6 +319,7 @@ fn text_summary(ch: &channel::Model, since: Option<DateTime<Utc>>) -> ChannelSum
         members: vec![],
         history: HistoryVisibility::from_db(ch.history),
         since: since.map(|t| t.to_rfc3339()),
+        disappear_after_s: disappear_after(ch),
     }
 }
 
@@ -379,6 +387,29 @@ pub async fn set_history(
     let ch = active.update(db).await?;
     core.realtime.publish(Signal::ChannelChanged { channel_id }).await;
     Ok(text_summary(&ch, access_since(db, actor, &ch).await?))
+}
+
+/// Sets (or, with `None`, stops) a channel's disappearing-message timer: messages sent from now
+/// on disappear `seconds` later (1 hour to 30 days). Moderators and above in a community; anyone
+/// in a DM or group DM. Messages already sent keep the time they had.
+pub async fn set_disappearing(
+    core: &Core,
+    actor: Uuid,
+    channel_id: Uuid,
+    seconds: Option<u32>,
+) -> ServerResult<ChannelSummary> {
+    use protocol::model::spaces::{MAX_DISAPPEAR_S, MIN_DISAPPEAR_S};
+    let db = &core.db;
+    let visible = policy::visible_channel(db, channel_id, actor).await?;
+    policy::may_set_disappearing(visible.role)?;
+    if seconds.is_some_and(|s| !(MIN_DISAPPEAR_S..=MAX_DISAPPEAR_S).contains(&s)) {
+        return Err(AppError::invalid("seconds", "must be from 1 hour to 30 days").into());
+    }
+    let mut active: channel::ActiveModel = visible.channel.into();
+    active.disappear_after_s = Set(seconds.and_then(|s| i32::try_from(s).ok()));
+    active.update(db).await?;
+    core.realtime.publish(Signal::ChannelChanged { channel_id }).await;
+    channel_summary(core, actor, channel_id).await
 }
 
 /// Adds a community member to a private group (moderators and above who are in the group).

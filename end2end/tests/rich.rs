@@ -34,6 +34,11 @@
 //! answers, and Alice's open panel shows it at once; the channel's timeline never holds a reply;
 //! after a reload the thread is read and holds both replies; their text never reaches the server.
 //!
+//! Disappearing messages: Alice (a moderator) sets a timer in the channel's header; Bob sees it
+//! said there; a message sent then carries its time, and when that time comes (moved forward in
+//! the database) it vanishes from both screens without a trace, stays gone after a reload, and the
+//! server keeps none of its ciphertext; a message sent before the timer stays.
+//!
 //! Run by `cargo xtask test` (it builds the server and the site and sets the paths).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -785,6 +790,78 @@ async fn threads_keep_their_replies_beside_the_channel() {
         let files = files(&data);
         assert!(files.iter().any(|(_, bytes)| occurs(bytes, "Thread Club")), "the check reads the data");
         assert!(!files.iter().any(|(_, bytes)| occurs(bytes, "canary-thread")), "replies never reach the server");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disappearing_messages_vanish_everywhere_at_their_time() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    alice_and_bob_browsers(360, |a, b, url, data| async move {
+        alice_and_bob_in(&a, &b, &url, "Vanish Club").await;
+        open_conversation(&a, "# general").await;
+        open_conversation(&b, "# general").await;
+        say(&a, "canary-vanish-0 stays").await;
+
+        // Alice sets a day; Bob, a member, sees it said (he may not change it).
+        find(&a, "select[data-testid=disappearing]").await.select_by_value("86400").await.unwrap();
+        wait_contains(&b, "[data-testid=disappearing]", "disappear 1 day after").await;
+        assert!(texts(&b, "select[data-testid=disappearing]").await.is_empty(), "members do not choose");
+        say(&a, "canary-vanish-1 goes").await;
+        wait_contains(&b, "[data-testid=message-body]", "canary-vanish-1 goes").await;
+        let timed: Value = b
+            .execute(
+                "return [...document.querySelectorAll('[data-testid=message]')] \
+                   .map(r => [r.textContent.includes('canary-vanish'), !!r.querySelector('[data-testid=expires]'), \
+                              r.textContent.includes('canary-vanish-1')]) \
+                   .filter(([mine]) => mine).map(([, timer, goes]) => timer === goes);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(timed, json!([true, true]), "only the message sent with the timer shows it");
+        screenshot(&a, "disappearing-desktop").await;
+        screenshot(&b, "disappearing-phone").await;
+
+        // Its time comes: the server erases it and both screens forget it, leaving no tombstone.
+        let db_url = format!("sqlite://{}?mode=rwc", data.join("chatalot.db").display());
+        let conn = sea_orm::Database::connect(&db_url).await.unwrap();
+        let moved = entity::message::Entity::update_many()
+            .col_expr(
+                entity::message::Column::ExpiresAt,
+                Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
+            )
+            .filter(entity::message::Column::ExpiresAt.is_not_null())
+            .exec(&conn)
+            .await
+            .unwrap();
+        assert_eq!(moved.rows_affected, 1);
+        for c in [&a, &b] {
+            let started = Instant::now();
+            loop {
+                let now = bodies(c).await;
+                if !now.iter().any(|t| t.contains("canary-vanish-1") || t == "Message deleted") {
+                    assert!(now.iter().any(|t| t.contains("canary-vanish-0 stays")), "{now:?}");
+                    break;
+                }
+                assert!(started.elapsed() < Duration::from_secs(20), "still shown: {now:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        b.refresh().await.unwrap();
+        composer_ready(&b).await;
+        wait_contains(&b, "[data-testid=message-body]", "canary-vanish-0 stays").await;
+        assert!(!bodies(&b).await.iter().any(|t| t.contains("canary-vanish-1")));
+        let kept: Vec<Vec<u8>> = entity::message::Entity::find()
+            .filter(entity::message::Column::ExpiresAt.is_not_null())
+            .all(&conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.ciphertext)
+            .collect();
+        assert_eq!(kept, [Vec::<u8>::new()], "its ciphertext is erased");
+        conn.close().await.ok();
     })
     .await;
 }

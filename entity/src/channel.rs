@@ -17,6 +17,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// 0: members read from when they joined; 1: the whole history.
     pub history: i16,
+    /// Messages sent while this is set disappear this many seconds later.
+    pub disappear_after_s: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -28,6 +28,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub edited_at: Option<DateTimeUtc>,
     pub deleted_at: Option<DateTimeUtc>,
+    /// Sent while its channel had a disappearing-message timer: erased at this time.
+    pub expires_at: Option<DateTimeUtc>,
 }
 
 /// Ciphertext is never printed.

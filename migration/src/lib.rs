@@ -19,6 +19,7 @@ mod m20261207_000011_pins;
 mod m20261207_000012_read_receipts;
 mod m20261207_000013_scheduled_messages;
 mod m20261208_000014_threads;
+mod m20261208_000015_disappearing;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000012_read_receipts::Migration),
             Box::new(m20261207_000013_scheduled_messages::Migration),
             Box::new(m20261208_000014_threads::Migration),
+            Box::new(m20261208_000015_disappearing::Migration),
         ]
     }
 }

@@ -140,7 +140,8 @@ async fn janitor(state: Core) {
 /// How often scheduled messages that are due are sent (an indexed look at what is due).
 const DELIVERY_ROUND: Duration = Duration::from_secs(2);
 
-/// Sends scheduled messages when they are due (every node does; see `domain::scheduled`).
+/// Sends scheduled messages when they are due, and erases disappearing messages whose time has
+/// come (every node does; see `domain::scheduled` and `domain::messages::expire_due`).
 async fn postman(state: Core) {
     let mut tick = tokio::time::interval(DELIVERY_ROUND);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -148,6 +149,9 @@ async fn postman(state: Core) {
         tick.tick().await;
         if let Err(e) = domain::scheduled::deliver_due(&state, chrono::Utc::now()).await {
             tracing::warn!(error = %e, "scheduled messages: delivery failed; trying again");
+        }
+        if let Err(e) = domain::messages::expire_due(&state, chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "disappearing messages: erasing failed; trying again");
         }
     }
 }

@@ -110,6 +110,17 @@ pub async fn set_channel_history(channel_id: Uuid, history: HistoryVisibility) -
     Ok(spaces::set_history(&core, me.id, channel_id, history).await?)
 }
 
+/// Messages sent here from now on disappear `seconds` later (1 hour to 30 days); none: they stay.
+/// Moderators and above in a community; anyone in a DM or group DM.
+#[server(prefix = "/api/v1", endpoint = "channels/set_disappearing")]
+pub async fn set_disappearing(
+    channel_id: Uuid,
+    #[server(default)] seconds: Option<u32>,
+) -> Result<ChannelSummary, AppError> {
+    let (core, me) = actor().await?;
+    Ok(spaces::set_disappearing(&core, me.id, channel_id, seconds).await?)
+}
+
 #[server(prefix = "/api/v1", endpoint = "channels/get")]
 pub async fn get_channel(channel_id: Uuid) -> Result<ChannelSummary, AppError> {
     let (core, me) = actor().await?;

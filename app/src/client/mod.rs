@@ -122,6 +122,7 @@ pub fn start(chat: Chat) {
                     upload_again: Default::default(),
                 });
                 RUNTIME.set(Some(runtime.clone()));
+                leptos::task::spawn_local(forget_expired(runtime.clone()));
                 // Views waiting for the runtime (an open channel after a reload) start now.
                 chat.device.set(Some(Ok(status)));
                 runtime.lead().await;
@@ -135,6 +136,25 @@ pub fn start(chat: Chat) {
             Err(e) => chat.device.set(Some(Err(e))),
         }
     });
+}
+
+/// Every few seconds, forgets the disappearing messages whose time has come, in every timeline
+/// opened here, until the runtime stops.
+async fn forget_expired(rt: Rc<Runtime>) {
+    while rt.is_current() {
+        gateway::sleep(5_000).await;
+        let now = crate::dates::now_ms();
+        let opened: Vec<ArcRwSignal<Timeline>> = rt.chat.timelines.with_value(|m| m.values().cloned().collect());
+        for t in opened {
+            if t.with_untracked(Timeline::has_expiring) {
+                let mut changed = false;
+                t.update_untracked(|t| changed = t.forget_expired(now));
+                if changed {
+                    t.notify();
+                }
+            }
+        }
+    }
 }
 
 /// Stops the runtime (sign out): the socket closes, nothing more is decrypted.
@@ -267,6 +287,7 @@ impl Runtime {
                     poll: None,
                     vote: None,
                     thread: None,
+                    expires_ms: None,
                 },
                 None,
             )],
@@ -319,6 +340,7 @@ impl Runtime {
             poll: None,
             vote: None,
             thread,
+            expires_ms: None,
         };
         if let Some(timeline) = self.chat.opened(thread.unwrap_or(channel_id)) {
             timeline.update(|t| {
@@ -373,6 +395,14 @@ impl Runtime {
                     None => {
                         t.undecrypted.remove(&line.seq);
                     }
+                }
+                // A disappearing message erased at its time goes without a trace (not "deleted"),
+                // as does one whose time has come here (clocks differ: a minute's slack).
+                if line.expired(crate::dates::now_ms(), if line.deleted { 60_000 } else { 0 }) {
+                    t.lines.remove(&line.seq);
+                    t.remove_reaction(line.seq);
+                    t.undecrypted.remove(&line.seq);
+                    continue;
                 }
                 // A reaction goes with its message; one that was removed, or refused, goes.
                 if line.reacts_to.is_some() {
@@ -1006,6 +1036,7 @@ pub async fn scheduled(channel_id: Uuid) -> Result<Vec<crate::chat::ScheduledLin
                 ciphertext: m.ciphertext.clone(),
                 created_at: m.created_at.clone(),
                 edited_at: None,
+                expires_at: None,
             };
             (envelope, false)
         })

@@ -209,6 +209,7 @@ fn envelopes_must_agree_with_the_ciphertext_about_author_and_edits() {
         ciphertext: Ciphertext(sealed),
         created_at: String::new(),
         edited_at: None,
+        expires_at: None,
     };
     let sealed = alice.channels.encrypt(&alice.device, &text(channel, "mine")).unwrap();
     let honest = envelope(sealed.clone(), &alice);

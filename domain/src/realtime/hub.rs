@@ -701,6 +701,7 @@ mod tests {
                     ciphertext: Ciphertext(vec![1]),
                     created_at: String::new(),
                     edited_at: None,
+                    expires_at: None,
                 },
             },
         }

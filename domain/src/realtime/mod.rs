@@ -193,6 +193,7 @@ mod tests {
             ciphertext: Ciphertext(vec![1, 2, 3]),
             created_at: "2026-01-01T00:00:00+00:00".into(),
             edited_at: None,
+            expires_at: None,
         };
         let u1 = "00000000-0000-0000-0000-000000000001";
         let u2 = "00000000-0000-0000-0000-000000000002";

@@ -111,6 +111,9 @@ pub struct Envelope {
     /// RFC 3339.
     pub created_at: String,
     pub edited_at: Option<String>,
+    /// RFC 3339: when the message disappears (sent while its channel had a timer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

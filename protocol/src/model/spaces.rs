@@ -89,7 +89,14 @@ pub struct ChannelSummary {
     /// unless the channel shares its history.
     #[serde(default)]
     pub since: Option<String>,
+    /// Messages sent here disappear this many seconds later (none: they stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disappear_after_s: Option<u32>,
 }
+
+/// The shortest and longest disappearing-message timers.
+pub const MIN_DISAPPEAR_S: u32 = 3_600;
+pub const MAX_DISAPPEAR_S: u32 = 30 * 86_400;
 
 /// Who reads a channel's earlier messages. The server only keeps the setting: members' clients
 /// share the room keys of earlier messages with newcomers when it is `Full`, and not otherwise.

@@ -253,6 +253,27 @@ pub(crate) fn space_cases() -> Vec<Case> {
             expect([401, 404, 422, 404, 404, 422, 404, 404]),
         ),
         (
+            "channels/set_disappearing",
+            |w| vec![("channel_id", w.general_channel.to_string()), ("seconds", "86400".into())],
+            expect([401, 404, 200, 200, 200, 403, 404, 404]),
+        ),
+        (
+            "channels/set_disappearing",
+            |w| vec![("channel_id", w.private_channel.to_string()), ("seconds", "3600".into())],
+            expect([401, 404, 200, 404, 200, 404, 404, 404]),
+        ),
+        (
+            // In a DM, either person; a timer out of range is refused for whoever may set one.
+            "channels/set_disappearing",
+            |w| vec![("channel_id", w.dm.to_string()), ("seconds", "60".into())],
+            expect([401, 404, 422, 404, 404, 422, 404, 404]),
+        ),
+        (
+            "channels/set_disappearing",
+            |w| vec![("channel_id", w.dm.to_string())],
+            expect([401, 404, 200, 404, 404, 200, 404, 404]),
+        ),
+        (
             "channels/get",
             |w| vec![("channel_id", w.general_channel.to_string())],
             expect([401, 404, 200, 200, 200, 200, 404, 404]),

@@ -228,6 +228,66 @@ on_both_backends! {
         assert!(err(messages::send(core, bob.id, in_thread("late", root.id)).await.unwrap_err()).for_field("thread_id").is_some());
     }
 
+    async fn disappearing_messages_are_erased_at_their_time(db: TestDb) {
+        use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+        let state = db.state(RegistrationMode::Open).await;
+        let core = &state;
+        let (_, general, [owner, ann, bob, eve]) = setup(core).await;
+        let before = messages::send(core, bob.id, send(general, "before", b"stays")).await.unwrap().message;
+        assert_eq!(before.expires_at, None);
+        // Moderators set the timer (1 hour to 30 days); members and strangers may not.
+        assert_eq!(err(spaces::set_disappearing(core, bob.id, general, Some(3_600)).await.unwrap_err()), AppError::Forbidden);
+        assert_eq!(err(spaces::set_disappearing(core, eve.id, general, Some(3_600)).await.unwrap_err()), AppError::NotFound);
+        for wrong in [0, 3_599, 30 * 86_400 + 1] {
+            let e = err(spaces::set_disappearing(core, ann.id, general, Some(wrong)).await.unwrap_err());
+            assert!(e.for_field("seconds").is_some(), "{wrong}: {e:?}");
+        }
+        let summary = spaces::set_disappearing(core, ann.id, general, Some(86_400)).await.unwrap();
+        assert_eq!(summary.disappear_after_s, Some(86_400));
+        let listed = spaces::my_spaces(core, bob.id).await.unwrap().communities[0].groups[0].channels[0].clone();
+        assert_eq!(listed.disappear_after_s, Some(86_400), "every member's sidebar says so");
+
+        // Sent now: expires a day later. Its reaction and a reply in its thread expire too.
+        let sent = messages::send(core, bob.id, send(general, "soon", b"goes")).await.unwrap().message;
+        let at = chrono::DateTime::parse_from_rfc3339(sent.expires_at.as_deref().unwrap()).unwrap();
+        let created = chrono::DateTime::parse_from_rfc3339(&sent.created_at).unwrap();
+        assert_eq!((at - created).num_seconds(), 86_400);
+        let reaction = messages::Send { kind: MessageKind::Reaction, reply_to: Some(sent.id), ..send(general, "r", b"e") };
+        messages::send(core, owner.id, reaction).await.unwrap();
+        let reply = messages::Send { thread_id: Some(sent.id), ..send(general, "t", b"in thread") };
+        messages::send(core, owner.id, reply).await.unwrap();
+        assert_eq!(messages::expire_due(core, chrono::Utc::now()).await.unwrap(), 0, "nothing due yet");
+
+        // Its time comes: not served any more, then erased by the round, with a tombstone event
+        // (once, however many rounds run); the message from before the timer stays.
+        let row = entity::message::Entity::find_by_id(sent.id).one(&state.db).await.unwrap().unwrap();
+        let mut row: entity::message::ActiveModel = row.into();
+        row.expires_at = Set(Some(chrono::Utc::now() - chrono::Duration::seconds(1)));
+        row.update(&state.db).await.unwrap();
+        let page = messages::history(core, bob.id, general, None, None).await.unwrap();
+        assert_eq!(page.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [before.id], "an expired message is not served");
+        let last = messages::events_since(core, bob.id, general, 0, None).await.unwrap().last().unwrap().seq;
+        let (first_round, second_round) = tokio::join!(
+            messages::expire_due(core, chrono::Utc::now()),
+            messages::expire_due(core, chrono::Utc::now()),
+        );
+        assert_eq!(first_round.unwrap() + second_round.unwrap(), 1, "two rounds at once erase it once");
+        let events = messages::events_since(core, bob.id, general, last, None).await.unwrap();
+        assert_eq!(events.iter().map(|e| (e.kind, e.message.id)).collect::<Vec<_>>(), [(EventKind::Deleted, sent.id)]);
+        let left: Vec<_> = entity::message::Entity::find().all(&state.db).await.unwrap().into_iter()
+            .filter(|m| m.id == sent.id || m.reply_to == Some(sent.id) || m.thread_id == Some(sent.id)).collect();
+        assert_eq!(left.len(), 3);
+        assert!(left.iter().all(|m| m.deleted_at.is_some() && m.ciphertext.is_empty()), "nothing of it is kept");
+        let kept = entity::message::Entity::find_by_id(before.id).one(&state.db).await.unwrap().unwrap();
+        assert_eq!(kept.ciphertext, b"stays");
+
+        // Off again: new messages stay. In a DM either person sets it.
+        spaces::set_disappearing(core, ann.id, general, None).await.unwrap();
+        assert_eq!(messages::send(core, bob.id, send(general, "after", b"x")).await.unwrap().message.expires_at, None);
+        let dm = spaces::open_dm(core, owner.id, bob.id).await.unwrap().id;
+        assert_eq!(spaces::set_disappearing(core, bob.id, dm, Some(3_600)).await.unwrap().disappear_after_s, Some(3_600));
+    }
+
     async fn pins_are_kept_by_moderators_and_bounded(db: TestDb) {
         let mut state = db.state(RegistrationMode::Open).await;
         state.config = std::sync::Arc::new(domain::config::Config { messages_per_minute: 100_000, ..(*state.config).clone() });

@@ -297,11 +297,22 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
             .into_any(),
         })
     };
+    // Disappearing: a timer, and when on hovering.
+    let expires = line.expires_ms.map(|ms| format!("Disappears {}", full_time(&crate::dates::rfc3339_of_ms(ms))));
     let lock = move || {
         view! {
             <span class="shrink-0 text-xs" title=lock_title aria-label=lock_title data-testid="lock">
                 {icon}
             </span>
+            {expires
+                .clone()
+                .map(|when| {
+                    view! {
+                        <span class="shrink-0 text-xs" title=when.clone() aria-label=when data-testid="expires">
+                            "⏱"
+                        </span>
+                    }
+                })}
         }
     };
     let stamp = {

@@ -48,6 +48,8 @@ struct Place {
     history: HistoryVisibility,
     /// When the person's access began (RFC 3339).
     since: Option<String>,
+    /// The disappearing-message timer, in seconds.
+    disappear: Option<u32>,
 }
 
 fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
@@ -62,6 +64,7 @@ fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
                     group_id: Some(g.id),
                     history: ch.history,
                     since: ch.since.clone(),
+                    disappear: ch.disappear_after_s,
                 });
             }
         }
@@ -74,6 +77,7 @@ fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
         group_id: None,
         history: ch.history,
         since: ch.since.clone(),
+        disappear: ch.disappear_after_s,
     })
 }
 
@@ -289,7 +293,14 @@ fn Conversation(id: Uuid) -> impl IntoView {
                                                                 .is_some_and(|(_, r)| r >= CommunityRole::Moderator)
                                                         />
                                                     }
-                                                })}
+                                                })} " "
+                                            <DisappearingSetting
+                                                channel=id
+                                                seconds=place.disappear
+                                                may_set=place
+                                                    .community
+                                                    .is_none_or(|(_, r)| r >= CommunityRole::Moderator)
+                                            />
                                         </p>
                                     </div>
                                     <div class="flex shrink-0 items-center gap-1">
@@ -359,6 +370,86 @@ fn Conversation(id: Uuid) -> impl IntoView {
     }
 }
 
+/// A header setting's refusal, beside it.
+fn inline_error(error: RwSignal<Option<String>>) -> impl IntoView {
+    move || {
+        error.get().map(|e| {
+            view! {
+                <span role="alert" class="text-red-700 dark:text-red-300">
+                    {e}
+                </span>
+            }
+        })
+    }
+}
+
+/// The disappearing-message timers offered (seconds, and how they are said).
+const TIMERS: [(u32, &str); 5] =
+    [(3_600, "1 hour"), (8 * 3_600, "8 hours"), (86_400, "1 day"), (7 * 86_400, "1 week"), (30 * 86_400, "30 days")];
+
+fn timer_words(seconds: u32) -> String {
+    match TIMERS.iter().find(|(s, _)| *s == seconds) {
+        Some((_, words)) => (*words).to_owned(),
+        None if seconds.is_multiple_of(86_400) => format!("{} days", seconds / 86_400),
+        None => format!("{} hours", seconds.div_ceil(3_600)),
+    }
+}
+
+/// Whether messages here disappear, as the header says it; moderators (anyone in a DM) change it.
+#[component]
+fn DisappearingSetting(channel: Uuid, seconds: Option<u32>, may_set: bool) -> impl IntoView {
+    let said = seconds.map(|s| format!("⏱ Messages disappear {} after they are sent.", timer_words(s)));
+    if !may_set {
+        return view! { <span data-testid="disappearing">{said}</span> }.into_any();
+    }
+    let chat = expect_context::<Chat>();
+    let error = RwSignal::new(None::<String>);
+    let change = move |ev: leptos::ev::Event| {
+        let chosen = event_target_value(&ev).parse::<u32>().ok().filter(|s| *s > 0);
+        leptos::task::spawn_local(async move {
+            match crate::api::spaces::set_disappearing(channel, chosen).await {
+                Ok(_) => {
+                    error.set(None);
+                    chat.spaces_changed.update(|n| *n += 1);
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    // The current timer is offered even if it is not one of the usual ones.
+    let mut offered: Vec<(u32, String)> = TIMERS.iter().map(|(s, w)| (*s, (*w).to_owned())).collect();
+    if let Some(s) = seconds.filter(|s| !TIMERS.iter().any(|(t, _)| t == s)) {
+        offered.push((s, timer_words(s)));
+    }
+    view! {
+        <label class="inline-flex items-center gap-1">
+            <span aria-hidden="true">"⏱"</span>
+            <span class="sr-only">"Disappearing messages"</span>
+            <select
+                class="rounded border border-slate-300 bg-transparent px-1 py-0 text-xs dark:border-slate-700"
+                data-testid="disappearing"
+                on:change=change
+            >
+                <option value="0" selected=seconds.is_none()>
+                    "Messages stay"
+                </option>
+                {offered
+                    .into_iter()
+                    .map(|(s, words)| {
+                        view! {
+                            <option value=s.to_string() selected=seconds == Some(s)>
+                                {format!("Disappear after {words}")}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+        </label>
+        {inline_error(error)}
+    }
+    .into_any()
+}
+
 /// Who reads this channel's earlier messages, as the header says it; moderators change it here.
 #[component]
 fn HistorySetting(channel: Uuid, history: HistoryVisibility, moderator: bool) -> impl IntoView {
@@ -400,17 +491,7 @@ fn HistorySetting(channel: Uuid, history: HistoryVisibility, moderator: bool) ->
                 </option>
             </select>
         </label>
-        {move || {
-            error
-                .get()
-                .map(|e| {
-                    view! {
-                        <span role="alert" class="text-red-700 dark:text-red-300">
-                            {e}
-                        </span>
-                    }
-                })
-        }}
+        {inline_error(error)}
     }
     .into_any()
 }
