@@ -97,6 +97,19 @@ impl Unreadable {
     }
 }
 
+/// What a bookmark names (inside its ciphertext, in my notes channel): the message, and enough
+/// of it to list without loading its conversation (its author as I saw them, its first words).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bookmarked {
+    pub channel_id: Uuid,
+    pub message_id: Uuid,
+    pub author: String,
+    pub excerpt: String,
+}
+
+/// How much of a bookmarked message its bookmark keeps (characters).
+pub const BOOKMARK_EXCERPT: usize = 200;
+
 /// One message as shown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
@@ -127,6 +140,8 @@ pub struct Line {
     pub thread: Option<Uuid>,
     /// When it disappears (ms since the epoch): sent while its channel had a timer.
     pub expires_ms: Option<u64>,
+    /// In my notes channel: the message this bookmark names (its `body` is my note).
+    pub bookmark: Option<Bookmarked>,
 }
 
 impl Line {
@@ -156,6 +171,7 @@ impl Line {
             vote: None,
             thread: envelope.thread_id,
             expires_ms: envelope.expires_at.as_deref().and_then(crate::dates::epoch_ms),
+            bookmark: None,
         }
     }
 
@@ -532,6 +548,8 @@ pub struct Chat {
     pub recent_emoji: RwSignal<Vec<String>>,
     /// The thread open beside the channel on screen (its first message), if any.
     pub thread: RwSignal<Option<Uuid>>,
+    /// My notes channel (where my bookmarks are), once known: its timeline holds them.
+    pub notes: RwSignal<Option<Uuid>>,
 }
 
 impl Default for Chat {
@@ -564,6 +582,7 @@ impl Default for Chat {
             compact: RwSignal::new(false),
             recent_emoji: RwSignal::new(vec![]),
             thread: RwSignal::new(None),
+            notes: RwSignal::new(None),
         }
     }
 }
@@ -600,6 +619,14 @@ impl Chat {
             m.insert(channel_id, t.clone());
         });
         t
+    }
+
+    /// My bookmarks, the latest first (once loaded): each a message of my notes channel.
+    pub fn bookmarks(&self) -> Vec<Line> {
+        let Some(notes) = self.notes.get() else { return vec![] };
+        self.timeline(notes).with(|t| {
+            t.lines.values().rev().filter(|l| !l.deleted && l.bookmark.is_some() && l.body.is_ok()).cloned().collect()
+        })
     }
 
     /// The timeline of a thread (keyed by its first message), created empty on first use.
@@ -663,9 +690,9 @@ pub mod act {
     pub use crate::client::{
         accept_key,
         backup::{restore_backup, turn_off as turn_off_backup, turn_on as turn_on_backup},
-        close_channel, close_thread, delete, edit, forward, history_setting, load_older, open_channel, open_thread,
-        pins, react, remember_emoji, reveal, schedule, scheduled, send, send_poll, set_compact, set_pinned,
-        start_new_device, typing, unschedule,
+        bookmark, close_channel, close_thread, delete, edit, forward, history_setting, load_bookmarks, load_older,
+        open_channel, open_thread, pins, react, remember_emoji, reveal, schedule, scheduled, send, send_poll,
+        set_compact, set_pinned, start_new_device, typing, unbookmark, unschedule,
         verification::{
             accept as accept_verification, choose as choose_verification, confirm as confirm_verification,
             decline as decline_verification, start as start_verification, start_device as verify_device,
@@ -681,6 +708,13 @@ pub mod act {
         pub fn open_channel(_: Uuid) {}
         pub fn close_channel(_: Uuid) {}
         pub fn open_thread(_: Uuid, _: Uuid) {}
+        pub fn load_bookmarks() {}
+        pub async fn bookmark(_: super::super::Bookmarked, _: String) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
+        pub async fn unbookmark(_: Uuid) -> Result<(), ChatError> {
+            Err(BROWSER_ONLY)
+        }
         pub fn close_thread() {}
         pub fn load_older(_: Uuid) {}
         pub fn typing(_: Uuid) {}
@@ -791,6 +825,7 @@ mod tests {
             vote: None,
             thread: None,
             expires_ms: None,
+            bookmark: None,
         }
     }
 

@@ -268,10 +268,12 @@ pub async fn visible_channel(db: &impl ConnectionTrait, channel_id: Uuid, user: 
             visible_group(db, group_id, user).await?;
             Err(AppError::NotFound.into())
         }
-        (ChannelKind::Dm | ChannelKind::GroupDm, _, _) if in_channel.is_some() => {
+        (ChannelKind::Dm | ChannelKind::GroupDm | ChannelKind::Notes, _, _) if in_channel.is_some() => {
             Ok(VisibleChannel { channel, role: None })
         }
-        (ChannelKind::Dm | ChannelKind::GroupDm, _, _) | (ChannelKind::Text, None, _) => Err(AppError::NotFound.into()),
+        (ChannelKind::Dm | ChannelKind::GroupDm | ChannelKind::Notes, _, _) | (ChannelKind::Text, None, _) => {
+            Err(AppError::NotFound.into())
+        }
     }
 }
 

@@ -269,6 +269,7 @@ pub async fn my_spaces(core: &Core, user: Uuid) -> ServerResult<MySpaces> {
     let mut direct = Vec::new();
     for ch in channel::Entity::find()
         .filter(channel::Column::Id.is_in(direct_ids))
+        .filter(channel::Column::Kind.ne(ChannelKind::Notes.to_db()))
         .order_by_asc(channel::Column::CreatedAt)
         .all(db)
         .await?
@@ -744,6 +745,36 @@ async fn find_or_create_dm(db: &DatabaseConnection, actor: Uuid, other: Uuid) ->
     }
     txn.commit().await?;
     direct_summary(db, &ch, access_since(db, actor, &ch).await?).await
+}
+
+/// The actor's own notes channel (made the first time): bookmarks and their notes are messages
+/// there, encrypted like any, so only the actor's devices read them and the server cannot tell
+/// which message a bookmark names. The pair (actor, actor) of `dm_pairs` keeps it one.
+pub async fn notes_channel(core: &Core, actor: Uuid) -> ServerResult<Uuid> {
+    let db = &core.db;
+    if let Some(pair) = dm_pair::Entity::find_by_id((actor, actor)).one(db).await? {
+        return Ok(pair.channel_id);
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let ch = insert_channel(&txn, ChannelKind::Notes, None, "", actor).await?;
+    let pair = dm_pair::ActiveModel { user_low: Set(actor), user_high: Set(actor), channel_id: Set(ch.id) };
+    match pair.insert(&txn).await {
+        Ok(_) => {}
+        // Made meanwhile (another device of the same person, at the same moment).
+        Err(e) if is_unique_violation(&e) => {
+            drop(txn);
+            let pair = dm_pair::Entity::find_by_id((actor, actor)).one(db).await?.ok_or(AppError::NotFound)?;
+            return Ok(pair.channel_id);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    channel_member::ActiveModel { channel_id: Set(ch.id), user_id: Set(actor), joined_at: Set(ch.created_at) }
+        .insert(&txn)
+        .await?;
+    txn.commit().await?;
+    // The actor's open sockets follow it from now on (their other devices hear new bookmarks).
+    core.realtime.publish(Signal::Resubscribe { users: vec![actor] }).await;
+    Ok(ch.id)
 }
 
 /// A group DM of 3–10 people (the actor included), each sharing a community with the actor.

@@ -39,6 +39,10 @@
 //! the database) it vanishes from both screens without a trace, stays gone after a reload, and the
 //! server keeps none of its ciphertext; a message sent before the timer stays.
 //!
+//! Bookmarks: Alice bookmarks Bob's message with a private note (Bob sees nothing of it); her
+//! start page lists it with the note, "Open" leads back to the message; she changes the note and
+//! removes the bookmark; neither the note nor what it names reaches the server's files.
+//!
 //! Run by `cargo xtask test` (it builds the server and the site and sets the paths).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -862,6 +866,73 @@ async fn disappearing_messages_vanish_everywhere_at_their_time() {
             .collect();
         assert_eq!(kept, [Vec::<u8>::new()], "its ciphertext is erased");
         conn.close().await.ok();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_keep_a_private_note_and_lead_back() {
+    alice_and_bob_browsers(360, |a, b, url, data| async move {
+        alice_and_bob_in(&a, &b, &url, "Mark Club").await;
+        open_conversation(&a, "# general").await;
+        open_conversation(&b, "# general").await;
+        say(&b, "The meeting moved to Thursday").await;
+        wait_contains(&a, "[data-testid=message-body]", "The meeting moved to Thursday").await;
+
+        act_on(&a, "The meeting moved", "bookmark").await;
+        find(&a, "[data-testid=bookmark-note]")
+            .await
+            .send_keys(&format!("canary-note-7 ask about the room{ENTER}"))
+            .await
+            .unwrap();
+        wait_contains(&a, "[data-testid=bookmarked]", "canary-note-7 ask about the room").await;
+        assert!(texts(&b, "[data-testid=bookmarked]").await.is_empty(), "a bookmark is Alice's alone");
+
+        // Her start page lists it, with the note; "Open" leads to the message and marks it.
+        a.goto(&format!("{url}/")).await.unwrap();
+        wait_contains(&a, "[data-testid=bookmark-item]", "The meeting moved to Thursday").await;
+        wait_contains(&a, "[data-testid=bookmark-item-note]", "canary-note-7").await;
+        screenshot(&a, "bookmarks-start-page").await;
+        find(&a, "[data-testid=bookmark-open]").await.click().await.unwrap();
+        wait_text(&a, "[data-testid=channel-title]", "# general").await;
+        let started = Instant::now();
+        loop {
+            let flashed: Value = a
+                .execute(
+                    "const r = document.querySelector('[data-testid=message][data-flash]'); \
+                     return r ? r.textContent : null;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            if flashed.as_str().is_some_and(|t| t.contains("The meeting moved")) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "the bookmarked message was not shown: {flashed}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // The note changes; then the bookmark goes.
+        wait_contains(&a, "[data-testid=bookmarked]", "canary-note-7").await;
+        act_on(&a, "The meeting moved", "bookmark").await;
+        let note = find(&a, "[data-testid=bookmark-note]").await;
+        screenshot(&a, "bookmark-form").await;
+        note.clear().await.unwrap();
+        note.send_keys(&format!("canary-note-8 room 4{ENTER}")).await.unwrap();
+        wait_contains(&a, "[data-testid=bookmarked]", "canary-note-8 room 4").await;
+        act_on(&a, "The meeting moved", "bookmark").await;
+        find(&a, "[data-testid=remove-bookmark]").await.click().await.unwrap();
+        let started = Instant::now();
+        while !texts(&a, "[data-testid=bookmarked]").await.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(10), "the bookmark stayed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        a.goto(&format!("{url}/")).await.unwrap();
+        find(&a, "[data-testid=no-bookmarks]").await;
+
+        let files = files(&data);
+        assert!(files.iter().any(|(_, bytes)| occurs(bytes, "Mark Club")), "the check reads the data");
+        assert!(!files.iter().any(|(_, bytes)| occurs(bytes, "canary-note")), "notes never reach the server");
     })
     .await;
 }

@@ -121,6 +121,13 @@ pub async fn set_disappearing(
     Ok(spaces::set_disappearing(&core, me.id, channel_id, seconds).await?)
 }
 
+/// My own notes channel (made the first time): where my bookmarks live, encrypted for my devices.
+#[server(prefix = "/api/v1", endpoint = "channels/notes")]
+pub async fn notes_channel() -> Result<Uuid, AppError> {
+    let (core, me) = actor().await?;
+    Ok(spaces::notes_channel(&core, me.id).await?)
+}
+
 #[server(prefix = "/api/v1", endpoint = "channels/get")]
 pub async fn get_channel(channel_id: Uuid) -> Result<ChannelSummary, AppError> {
     let (core, me) = actor().await?;

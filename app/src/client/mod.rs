@@ -58,6 +58,8 @@ pub(crate) struct Runtime {
     leader: RefCell<Option<storage::TabLock>>,
     /// Sessions already asked of this person's other devices (channel, author key, session id).
     requested: RefCell<std::collections::HashSet<(Uuid, String, String)>>,
+    /// My bookmarks are being loaded (once per tab).
+    loading_notes: std::cell::Cell<bool>,
     /// A key backup upload is running / more keys came in while it ran.
     uploading: std::cell::Cell<bool>,
     upload_again: std::cell::Cell<bool>,
@@ -119,6 +121,7 @@ pub fn start(chat: Chat) {
                     leader: RefCell::new(None),
                     requested: Default::default(),
                     uploading: Default::default(),
+                    loading_notes: Default::default(),
                     upload_again: Default::default(),
                 });
                 RUNTIME.set(Some(runtime.clone()));
@@ -253,6 +256,7 @@ impl Runtime {
                                         forwarded_from: o.forwarded_from,
                                         poll: o.poll,
                                         vote: o.vote,
+                                        bookmark: o.bookmark,
                                         ..line
                                     },
                                     None,
@@ -288,6 +292,7 @@ impl Runtime {
                     vote: None,
                     thread: None,
                     expires_ms: None,
+                    bookmark: None,
                 },
                 None,
             )],
@@ -341,6 +346,7 @@ impl Runtime {
             vote: None,
             thread,
             expires_ms: None,
+            bookmark: None,
         };
         if let Some(timeline) = self.chat.opened(thread.unwrap_or(channel_id)) {
             timeline.update(|t| {
@@ -748,6 +754,62 @@ async fn load_page(rt: &Rc<Runtime>, key: Uuid, before: Option<i64>) {
     }
 }
 
+/// Loads my bookmarks once per tab: my notes channel's messages (at most 10 pages, the newest
+/// 1,000), decrypted here; kept up to date by the gateway like any opened channel.
+pub fn load_bookmarks() {
+    let Some(rt) = current() else { return };
+    if rt.chat.notes.get_untracked().is_some() || rt.loading_notes.replace(true) {
+        return;
+    }
+    leptos::task::spawn_local(async move {
+        let Ok(notes) = crate::api::spaces::notes_channel().await else {
+            rt.loading_notes.set(false);
+            return;
+        };
+        let timeline = rt.chat.timeline(notes);
+        timeline.update(|t| t.loading = true);
+        load_page(&rt, notes, None).await;
+        for _ in 0..9 {
+            let Some(before) = timeline.with_untracked(|t| t.next_before) else { break };
+            timeline.update(|t| t.loading = true);
+            load_page(&rt, notes, Some(before)).await;
+        }
+        rt.chat.notes.set(Some(notes));
+    });
+}
+
+/// Bookmarks a message with a private note (or changes the note of its bookmark): a message in my
+/// notes channel, encrypted for my devices only, naming it inside the ciphertext.
+pub async fn bookmark(target: crate::chat::Bookmarked, note: String) -> Result<(), ChatError> {
+    let rt = runtime()?;
+    let notes = match rt.chat.notes.get_untracked() {
+        Some(notes) => notes,
+        None => crate::api::spaces::notes_channel().await?,
+    };
+    let existing = rt.chat.opened(notes).and_then(|t| {
+        t.with_untracked(|t| {
+            t.lines
+                .values()
+                .find(|l| !l.deleted && l.bookmark.as_ref().is_some_and(|b| b.message_id == target.message_id))
+                .map(|l| l.id)
+        })
+    });
+    if let Some(id) = existing {
+        return edit(notes, id, note).await;
+    }
+    let stored = send_now(&rt, notes, note, Sending { bookmark: Some(target), ..Sending::default() }).await?;
+    let lines = rt.open_all(vec![(stored, false)]).await;
+    rt.upsert(notes, lines, true);
+    Ok(())
+}
+
+/// Removes a bookmark (`id`: its message in my notes channel).
+pub async fn unbookmark(id: Uuid) -> Result<(), ChatError> {
+    let rt = runtime()?;
+    let notes = rt.chat.notes.get_untracked().ok_or(ChatError::NotReady("bookmarks are still loading"))?;
+    delete(notes, id).await
+}
+
 /// Opens the thread started on `root` beside its channel: loads (and decrypts) its newest replies
 /// the first time, and marks it read.
 pub fn open_thread(channel_id: Uuid, root: Uuid) {
@@ -865,11 +927,12 @@ struct Sending {
     thread: Option<Uuid>,
     forwarded_from: Option<String>,
     poll: Option<crate::poll::Poll>,
+    bookmark: Option<crate::chat::Bookmarked>,
 }
 
 /// Encrypts and sends, one send at a time (in the order they were asked for).
 async fn send_now(rt: &Rc<Runtime>, channel_id: Uuid, body: String, with: Sending) -> Result<Envelope, ChatError> {
-    let Sending { reply_to, thread, forwarded_from, poll } = with;
+    let Sending { reply_to, thread, forwarded_from, poll, bookmark } = with;
     // Dropped when this send ends (however it ends): the next one goes.
     let (_turn_done, turn) = futures::channel::oneshot::channel::<()>();
     if let Some(before) = rt.last_send.replace(Some(turn)) {
@@ -879,6 +942,7 @@ async fn send_now(rt: &Rc<Runtime>, channel_id: Uuid, body: String, with: Sendin
         forwarded_from,
         poll,
         thread,
+        bookmark,
         ..ChannelPlaintext::message(channel_id, body, reply_to, now_ms() as u64)
     };
     let started = precise_ms();
@@ -922,6 +986,7 @@ pub async fn edit(channel_id: Uuid, message_id: Uuid, body: String) -> Result<()
         binds_reply: original.is_some(),
         forwarded_from: original.as_ref().and_then(|l| l.forwarded_from.clone()),
         thread: original.as_ref().and_then(|l| l.thread),
+        bookmark: original.as_ref().and_then(|l| l.bookmark.clone()),
         ..ChannelPlaintext::message(channel_id, body, original.and_then(|l| l.reply_to), now_ms() as u64)
     };
     let sealed = encrypt(&rt, plaintext).await?;

@@ -75,6 +75,9 @@ pub struct ChannelPlaintext {
     /// move a message neither into a thread nor out of one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<Uuid>,
+    /// A bookmark, in my own notes channel (`body` is my note): the message it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookmark: Option<crate::chat::Bookmarked>,
     pub sent_at_ms: u64,
 }
 
@@ -92,6 +95,7 @@ impl ChannelPlaintext {
             poll: None,
             vote: None,
             thread: None,
+            bookmark: None,
             sent_at_ms,
         }
     }

@@ -420,6 +420,7 @@ impl Machine {
             forwarded_from: decrypted.plaintext.forwarded_from,
             poll: decrypted.plaintext.poll,
             vote: decrypted.plaintext.vote,
+            bookmark: decrypted.plaintext.bookmark,
         })
     }
 }
@@ -436,6 +437,7 @@ pub struct Opened {
     pub forwarded_from: Option<String>,
     pub poll: Option<crate::poll::Poll>,
     pub vote: Option<Vec<u8>>,
+    pub bookmark: Option<crate::chat::Bookmarked>,
 }
 
 /// The server's envelope must agree with what the ciphertext proves: the author is the device whose

@@ -30,6 +30,7 @@ pub fn HomePage() -> impl IntoView {
             <DeviceBadge />
             <OwnDevices />
             <super::key_backup::KeyBackupPanel />
+            <Bookmarks />
             <ReadReceipts initial=me.read_receipts />
             {is_manager.then(|| view! { <InvitePanel create=data.create_invite invites=data.invites /> })}
         </main>
@@ -137,6 +138,114 @@ fn OwnDevices() -> impl IntoView {
         })
     };
     view! { <div>{list}</div> }
+}
+
+/// My bookmarks, each with my note, where it is and "Open" (to the message) and "Remove"; read
+/// from my notes channel in this browser (the server holds them encrypted for my devices).
+#[component]
+fn Bookmarks() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let data = expect_context::<ShellData>();
+    let me = data.me.get_value().id;
+    Effect::new(move |_| {
+        if chat.device.with(|d| matches!(d, Some(Ok(_)))) {
+            act::load_bookmarks();
+        }
+    });
+    let error = RwSignal::new(None::<String>);
+    let list = Memo::new(move |_| chat.bookmarks());
+    let items = move || {
+        if chat.notes.get().is_none() {
+            return view! { <p class="mt-2 text-sm text-slate-600 dark:text-slate-400">"Loading…"</p> }.into_any();
+        }
+        if list.with(Vec::is_empty) {
+            return view! {
+                <p class="mt-2 text-sm text-slate-600 dark:text-slate-400" data-testid="no-bookmarks">
+                    "Nothing bookmarked yet. Under “⋯” on a message, choose “Bookmark”."
+                </p>
+            }
+            .into_any();
+        }
+        view! {
+            <ul class="mt-2 space-y-2">
+                {list
+                    .get()
+                    .into_iter()
+                    .filter_map(|line| {
+                        let b = line.bookmark.clone()?;
+                        let place = data
+                            .spaces_now
+                            .with(|s| {
+                                s.as_ref().and_then(|s| crate::pages::channel::channel_title(s, b.channel_id, me))
+                            })
+                            .unwrap_or_else(|| "a conversation you left".to_owned());
+                        let note = line.body.clone().unwrap_or_default();
+                        let id = line.id;
+                        Some(
+                            view! {
+                                <li
+                                    class="rounded-lg border border-slate-200 p-3 text-sm dark:border-slate-800"
+                                    data-testid="bookmark-item"
+                                >
+                                    <p class="text-xs text-slate-600 dark:text-slate-400">
+                                        {format!("{} in {place}", b.author)}
+                                    </p>
+                                    <p class="truncate">{b.excerpt.clone()}</p>
+                                    {(!note.is_empty())
+                                        .then(|| {
+                                            view! {
+                                                <p
+                                                    class="mt-1 text-emerald-800 dark:text-emerald-300"
+                                                    data-testid="bookmark-item-note"
+                                                >
+                                                    {format!("🔖 {note}")}
+                                                </p>
+                                            }
+                                        })}
+                                    <div class="mt-1 flex gap-2">
+                                        <a
+                                            class=SMALL
+                                            href=format!("/c/{}?m={}", b.channel_id, b.message_id)
+                                            data-testid="bookmark-open"
+                                        >
+                                            "Open"
+                                        </a>
+                                        <button
+                                            type="button"
+                                            class=SMALL
+                                            data-testid="bookmark-remove"
+                                            on:click=move |_| {
+                                                leptos::task::spawn_local(async move {
+                                                    if let Err(e) = act::unbookmark(id).await {
+                                                        error.set(Some(e.to_string()));
+                                                    }
+                                                });
+                                            }
+                                        >
+                                            "Remove"
+                                        </button>
+                                    </div>
+                                </li>
+                            },
+                        )
+                    })
+                    .collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+    view! {
+        <section class="mt-6 max-w-2xl" aria-labelledby="bookmarks-heading" data-testid="bookmarks">
+            <h2 id="bookmarks-heading" class="text-lg font-semibold">
+                "Bookmarks"
+            </h2>
+            <p class="text-sm text-slate-600 dark:text-slate-400">
+                "Only you can read your bookmarks and notes, on your devices: they are end-to-end encrypted."
+            </p>
+            {items}
+            <ErrorText message=error />
+        </section>
+    }
 }
 
 /// The read-receipts switch: off, nobody sees how far I have read and I see nobody's.

@@ -46,6 +46,9 @@ pub enum ChannelKind {
     Text,
     Dm,
     GroupDm,
+    /// One person's own notes: only they are in it (their bookmarks and private notes live here,
+    /// encrypted for their own devices). Not listed with the DMs.
+    Notes,
 }
 
 impl ChannelKind {
@@ -54,6 +57,7 @@ impl ChannelKind {
             Self::Text => 0,
             Self::Dm => 1,
             Self::GroupDm => 2,
+            Self::Notes => 3,
         }
     }
 
@@ -61,6 +65,7 @@ impl ChannelKind {
         match value {
             1 => Self::Dm,
             2 => Self::GroupDm,
+            3 => Self::Notes,
             _ => Self::Text,
         }
     }

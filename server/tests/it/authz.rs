@@ -564,6 +564,7 @@ const SELF_ONLY: &[(&str, &str)] = &[
     ("auth/me", "says who the session is"),
     ("auth/logout", "ends the caller's own session"),
     ("auth/change_password", "the caller's password, after asking the current one"),
+    ("channels/notes", "the caller's own notes channel; nobody else is ever in it (messages.rs)"),
     ("devices/register", "registers under the caller's user id; another user id is refused (keys.rs)"),
     ("devices/remove", "device ids are looked up among the caller's devices only"),
     ("keys/upload", "for one of the caller's devices, signatures checked"),

@@ -199,6 +199,24 @@ on_both_backends! {
         bob.say("b4", &in_thread).await;
         let heard = alice.hear().await.1;
         assert_eq!((heard.thread, heard.body), (Some(first), format!("in the thread {canary}")));
+        // A bookmark with a private note, in Alice's own notes channel: what it names, the excerpt
+        // it keeps and the note are all inside the ciphertext.
+        let notes = domain::spaces::notes_channel(&server.state, alice_user.id).await.unwrap();
+        let bookmark = ChannelPlaintext {
+            bookmark: Some(app::chat::Bookmarked {
+                channel_id: general,
+                message_id: first,
+                author: format!("Alice {canary}"),
+                excerpt: format!("hello {canary}"),
+            }),
+            ..ChannelPlaintext::message(notes, format!("my note {canary}"), None, 1)
+        };
+        alice.say("a5", &bookmark).await;
+        let started = std::time::Instant::now();
+        while domain::messages::history(&server.state, alice_user.id, notes, None, None).await.unwrap().messages.is_empty() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "the bookmark was not stored");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
 
         // Not a trace of the plaintext anywhere the server keeps things.
         let needle_hex = hex(canary.as_bytes());

@@ -288,6 +288,28 @@ on_both_backends! {
         assert_eq!(spaces::set_disappearing(core, bob.id, dm, Some(3_600)).await.unwrap().disappear_after_s, Some(3_600));
     }
 
+    async fn notes_channels_are_their_owners_alone(db: TestDb) {
+        let state = db.state(RegistrationMode::Open).await;
+        let core = &state;
+        let (_, _, [owner, ann, bob, _eve]) = setup(core).await;
+        let (first, again) = tokio::join!(spaces::notes_channel(core, bob.id), spaces::notes_channel(core, bob.id));
+        let notes = first.unwrap();
+        assert_eq!(again.unwrap(), notes, "one per person, also when asked twice at once");
+        assert_ne!(spaces::notes_channel(core, ann.id).await.unwrap(), notes);
+        // Bob keeps a (sealed) bookmark there; nobody else sees, writes or even finds it.
+        let kept = messages::send(core, bob.id, send(notes, "b1", b"sealed bookmark")).await.unwrap().message;
+        assert_eq!(messages::history(core, bob.id, notes, None, None).await.unwrap().messages[0].id, kept.id);
+        for other in [&owner, &ann] {
+            assert_eq!(err(messages::history(core, other.id, notes, None, None).await.unwrap_err()), AppError::NotFound);
+            assert_eq!(err(messages::send(core, other.id, send(notes, "x", b"x")).await.unwrap_err()), AppError::NotFound);
+            assert_eq!(err(messages::delete(core, other.id, kept.id).await.unwrap_err()), AppError::NotFound);
+        }
+        // It is not one of his DMs, but his sockets follow it (his other devices hear it).
+        assert!(spaces::my_spaces(core, bob.id).await.unwrap().direct.iter().all(|d| d.id != notes));
+        assert!(spaces::subscriptions(&state.db, bob.id).await.unwrap().channels.contains_key(&notes));
+        messages::delete(core, bob.id, kept.id).await.unwrap();
+    }
+
     async fn pins_are_kept_by_moderators_and_bounded(db: TestDb) {
         let mut state = db.state(RegistrationMode::Open).await;
         state.config = std::sync::Arc::new(domain::config::Config { messages_per_minute: 100_000, ..(*state.config).clone() });

@@ -342,6 +342,11 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
     let readable = line.body.clone().ok();
     let forwarded_from = line.forwarded_from.clone();
     let pinned = move || pins.is_some_and(|p| p.is_pinned(id));
+    // Bookmarks are kept on the channel's own messages.
+    let index = use_context::<super::bookmarks::BookmarkIndex>().filter(|_| threads);
+    let bookmarked = Memo::new(move |_| index.and_then(|i| i.0.with(|m| m.get(&id).map(|(_, note)| note.clone()))));
+    let bookmarking = RwSignal::new(false);
+    let bookmark_text = readable.clone();
     // The text, or the box editing it; then any error of an edit or delete.
     let content = move || {
         let body_view = body_view.clone();
@@ -368,6 +373,28 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                                 "📌 Pinned"
                             </p>
                         }
+                    })
+            }}
+            {move || {
+                bookmarked
+                    .get()
+                    .map(|note| {
+                        view! {
+                            <p
+                                class="text-[11px] leading-4 text-emerald-800 dark:text-emerald-300"
+                                data-testid="bookmarked"
+                            >
+                                {if note.is_empty() { "🔖 Bookmarked".to_owned() } else { format!("🔖 {note}") }}
+                            </p>
+                        }
+                    })
+            }}
+            {move || {
+                let text = bookmark_text.clone()?;
+                bookmarking
+                    .get()
+                    .then(|| {
+                        view! { <super::bookmarks::BookmarkForm channel message=id author text open=bookmarking /> }
                     })
             }}
             {versions}
@@ -727,6 +754,23 @@ pub(super) fn MessageRow(channel: Uuid, line: Line, grouped: bool, state: RowSta
                             }
                         >
                             "Forward"
+                        </button>
+                    }
+                })}
+            {index
+                .is_some()
+                .then(|| {
+                    view! {
+                        <button
+                            type="button"
+                            class=extra
+                            data-testid="bookmark"
+                            on:click=move |_| {
+                                selected.set(None);
+                                bookmarking.set(true);
+                            }
+                        >
+                            {move || if bookmarked.with(Option::is_some) { "Edit bookmark" } else { "Bookmark" }}
                         </button>
                     }
                 })}

@@ -3,6 +3,7 @@
 //! The server renders the frame, names and members; message bodies appear once this browser has
 //! decrypted them.
 
+mod bookmarks;
 mod commands;
 mod composer;
 mod emoji;
@@ -50,6 +51,11 @@ struct Place {
     since: Option<String>,
     /// The disappearing-message timer, in seconds.
     disappear: Option<u32>,
+}
+
+/// What the sidebar calls a channel ("# general", or the people of a DM).
+pub(crate) fn channel_title(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<String> {
+    place(spaces, channel, me).map(|p| p.title)
 }
 
 fn place(spaces: &MySpaces, channel: Uuid, me: Uuid) -> Option<Place> {
@@ -127,6 +133,22 @@ fn Conversation(id: Uuid) -> impl IntoView {
         }
     });
     on_cleanup(move || act::close_channel(id));
+    // A link to one message (`?m=`, from a bookmark): shown once its conversation has loaded.
+    let query = leptos_router::hooks::use_query_map();
+    if let Some(target) = query.with_untracked(|q| q.get("m").and_then(|m| Uuid::parse_str(&m).ok())) {
+        let timeline = chat.timeline(id);
+        Effect::new(move |done: Option<bool>| {
+            if done == Some(true) || !timeline.with(|t| t.loaded) {
+                return done.unwrap_or(false);
+            }
+            leptos::task::spawn_local(async move {
+                if act::reveal(id, target).await {
+                    pins::flash(target);
+                }
+            });
+            true
+        });
+    }
     // Names of everyone in the channel, for authors and typing.
     let names = Signal::derive(move || {
         data.members_now
@@ -185,6 +207,7 @@ fn Conversation(id: Uuid) -> impl IntoView {
     let pins = PinState::load(id, can_pin);
     provide_context(pins);
     provide_context(emoji::Emoji::new());
+    provide_context(bookmarks::BookmarkIndex::new(chat));
     let forwarding = forward::ForwardState::new();
     provide_context(forwarding);
     provide_context(rich::MentionNames {

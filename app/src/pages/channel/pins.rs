@@ -88,6 +88,13 @@ fn jump(state: PinState, id: Uuid) {
         if window().inner_width().ok().and_then(|w| w.as_f64()).is_some_and(|w| w < 768.0) {
             state.open.set(false);
         }
+        flash(id);
+    });
+}
+
+/// Brings a message that is in the timeline into view and marks it for a moment.
+pub(super) fn flash(id: Uuid) {
+    {
         // After the timeline has laid out the pages just loaded (and, following the newest
         // message, scrolled to the bottom): the scroll moves it off the bottom, so it stays.
         set_timeout(
@@ -100,7 +107,7 @@ fn jump(state: PinState, id: Uuid) {
             },
             std::time::Duration::from_millis(150),
         );
-    });
+    }
 }
 
 /// The header's button that opens the list, with the number of pins.
