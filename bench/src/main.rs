@@ -494,6 +494,13 @@ async fn history(bin: &Path, args: &Args, n: usize) -> Result {
     .update(&node.state.db)
     .await
     .map_err(|e| e.to_string())?;
+    // A channel that grew to 100,000 messages has table statistics (autovacuum keeps them); one
+    // bulk-loaded a second ago has none, and PostgreSQL then plans a page as a scan of the whole
+    // channel. Measure the steady state.
+    {
+        use sea_orm::ConnectionTrait;
+        node.state.db.execute_unprepared("ANALYZE").await.map_err(|e| e.to_string())?;
+    }
     println!("setup {:.1} s", setup.elapsed().as_secs_f64());
     let http = HttpSender::new(node.addr);
     let body = format!("channel_id={channel}&limit=50");

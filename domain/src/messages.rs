@@ -462,10 +462,12 @@ pub async fn expire_due(core: &Core, now: chrono::DateTime<Utc>) -> ServerResult
     Ok(erased)
 }
 
-/// Messages not expired at `now` (the expiry round erases the others within seconds; until then
-/// they are not served either).
-fn unexpired(now: chrono::DateTime<Utc>) -> sea_orm::Condition {
-    sea_orm::Condition::any().add(message::Column::ExpiresAt.is_null()).add(message::Column::ExpiresAt.gt(now))
+/// Whether a message's time has come (the expiry round erases it within seconds; until then it
+/// is not served either). Checked on the rows read, not in the query: a condition on
+/// `expires_at` there led PostgreSQL to plan a page of history as a scan of the whole channel
+/// (43 ms instead of under 1 at 100,000 messages).
+fn expired(m: &message::Model, now: chrono::DateTime<Utc>) -> bool {
+    m.expires_at.is_some_and(|at| at <= now)
 }
 
 /// Messages newest first, `limit` (default 50, at most 100) per page, older than `before_seq`.
@@ -482,8 +484,7 @@ pub async fn history(
         .filter(message::Column::ChannelId.eq(channel_id))
         .filter(message::Column::DeletedAt.is_null())
         .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()))
-        .filter(message::Column::ThreadId.is_null())
-        .filter(unexpired(Utc::now()));
+        .filter(message::Column::ThreadId.is_null());
     if let Some(before) = before_seq {
         query = query.filter(message::Column::Seq.lt(before));
     }
@@ -501,6 +502,8 @@ async fn page_of(db: &impl ConnectionTrait, mut rows: Vec<message::Model>, limit
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_before = if more { rows.last().map(|m| m.seq) } else { None };
+    let now = Utc::now();
+    rows.retain(|m| !expired(m, now));
     let reactions = reactions_to(db, rows.iter().map(|m| m.id).collect()).await?;
     Ok(HistoryPage { messages: rows.iter().map(envelope).collect(), reactions, threads: vec![], next_before })
 }
@@ -556,8 +559,7 @@ pub async fn thread_history(
     let mut query = message::Entity::find()
         .filter(message::Column::ThreadId.eq(root))
         .filter(message::Column::DeletedAt.is_null())
-        .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()))
-        .filter(unexpired(Utc::now()));
+        .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()));
     if let Some(before) = before_seq {
         query = query.filter(message::Column::Seq.lt(before));
     }
@@ -618,12 +620,12 @@ async fn reactions_to(db: &impl ConnectionTrait, messages: Vec<Uuid>) -> ServerR
         .filter(message::Column::Kind.eq(MessageKind::Reaction.to_db()))
         .filter(message::Column::ReplyTo.is_in(messages))
         .filter(message::Column::DeletedAt.is_null())
-        .filter(unexpired(Utc::now()))
         .order_by_asc(message::Column::Seq)
         .limit(MAX_REACTIONS_PER_PAGE)
         .all(db)
         .await?;
-    Ok(rows.iter().map(envelope).collect())
+    let now = Utc::now();
+    Ok(rows.iter().filter(|m| !expired(m, now)).map(envelope).collect())
 }
 
 /// Every event after `after_seq`, oldest first (at most `limit`): what a reconnecting client missed.

@@ -455,9 +455,14 @@ impl Runtime {
                 fresh_from_others += 1;
             }
         }
-        // Others' new messages, to look for mentions of me in (after decryption, here only).
-        let fresh: Vec<(Envelope, bool)> =
-            events.iter().filter(|e| !viewing && counts(e)).map(|e| (e.message.clone(), false)).collect();
+        // Others' new messages, to look for mentions of me in (after decryption, here only);
+        // a mention in a thread counts too.
+        let fresh: Vec<(Envelope, bool)> = events
+            .iter()
+            .filter(|e| !viewing && e.kind == EventKind::Created && e.message.sender_id != me)
+            .filter(|e| e.message.kind != MessageKind::Reaction)
+            .map(|e| (e.message.clone(), false))
+            .collect();
         // Thread summaries on the channel's messages; a reply in the thread open here is read.
         let open_thread = self.chat.thread.get_untracked();
         let mut read_in_thread = None;
