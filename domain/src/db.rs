@@ -28,7 +28,27 @@ pub async fn connect_and_migrate(url: &SecretString) -> Result<DatabaseConnectio
     let db = Database::connect(options).await?;
     refuse_newer_schema(&db).await?;
     Migrator::up(&db, None).await?;
+    analyze_if_without_statistics(&db).await?;
     Ok(db)
+}
+
+/// PostgreSQL without table statistics (a database just restored with `pg_restore`, or
+/// bulk-loaded) plans a page of history as a scan of the whole channel: 43 ms instead of 0.06 at
+/// 100,000 messages, until autovacuum gets to it. So start-up analyzes a database whose messages
+/// have no statistics yet (sampled: about a second even for a large one; nothing on a new one).
+async fn analyze_if_without_statistics(db: &DatabaseConnection) -> Result<(), DbErr> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let check = "SELECT (EXISTS (SELECT 1 FROM messages) AND NOT EXISTS (SELECT 1 FROM pg_stats \
+                 WHERE schemaname = current_schema() AND tablename = 'messages')) AS stale";
+    let stale = db.query_one_raw(Statement::from_string(DbBackend::Postgres, check)).await?;
+    if stale.map(|row| row.try_get::<bool>("", "stale")).transpose()?.unwrap_or(false) {
+        tracing::info!("the database has no table statistics (restored?): analyzing it once");
+        db.execute_unprepared("ANALYZE").await?;
+    }
+    Ok(())
 }
 
 /// The start of the message of [`refuse_newer_schema`] (callers print it as it is).

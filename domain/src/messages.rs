@@ -401,10 +401,20 @@ async fn erase(core: &Core, m: message::Model) -> ServerResult<Option<ChannelEve
         .exec(&txn)
         .await?;
     match (m.thread_id, MessageKind::from_db(m.kind)) {
-        // A reply leaves its thread: the root counts one fewer.
+        // A reply leaves its thread: the root counts one fewer, and its latest reply is the latest
+        // one left.
         (Some(root), kind) if kind != MessageKind::Reaction => {
+            let latest = message::Entity::find()
+                .filter(message::Column::ThreadId.eq(root))
+                .filter(message::Column::DeletedAt.is_null())
+                .filter(message::Column::Kind.ne(MessageKind::Reaction.to_db()))
+                .order_by_desc(message::Column::Seq)
+                .one(&txn)
+                .await?;
             message::Entity::update_many()
                 .col_expr(message::Column::ThreadReplies, Expr::col(message::Column::ThreadReplies).sub(1))
+                .col_expr(message::Column::ThreadLastSeq, Expr::value(latest.as_ref().map(|l| l.seq)))
+                .col_expr(message::Column::ThreadLastAt, Expr::value(latest.map(|l| l.created_at)))
                 .filter(message::Column::Id.eq(root))
                 .filter(message::Column::ThreadReplies.gt(0))
                 .exec(&txn)

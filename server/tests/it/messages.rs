@@ -218,11 +218,16 @@ on_both_backends! {
         // A reply deleted: one fewer. The root deleted: its thread goes with it, nothing kept.
         messages::delete(core, ann.id, r2.id).await.unwrap();
         let page = messages::history(core, bob.id, general, None, None).await.unwrap();
-        assert_eq!(page.threads[0].replies, 2);
+        assert_eq!((page.threads[0].replies, page.threads[0].last_seq), (2, r3.seq));
+        // The latest reply deleted: the one before is the latest again.
+        messages::delete(core, bob.id, r3.id).await.unwrap();
+        let page = messages::history(core, bob.id, general, None, None).await.unwrap();
+        assert_eq!((page.threads[0].replies, page.threads[0].last_seq), (1, r1.seq));
+        assert_eq!(page.threads[0].last_at, r1.created_at);
         messages::delete(core, owner.id, root.id).await.unwrap();
         let left: Vec<_> = entity::message::Entity::find().all(&state.db).await.unwrap().into_iter()
             .filter(|m| m.thread_id == Some(root.id)).collect();
-        assert_eq!(left.len(), 4, "three replies and a reaction");
+        assert_eq!(left.len(), 4, "three replies (two deleted before) and a reaction");
         assert!(left.iter().all(|m| m.deleted_at.is_some() && m.ciphertext.is_empty()), "the thread erased with its root");
         assert_eq!(err(messages::thread_history(core, bob.id, root.id, None, None).await.unwrap_err()), AppError::NotFound);
         assert!(err(messages::send(core, bob.id, in_thread("late", root.id)).await.unwrap_err()).for_field("thread_id").is_some());
@@ -578,4 +583,27 @@ on_both_backends! {
         let too_big = client.call("messages/send", &[("channel_id", &general), ("device", "D1"), ("client_txn", "bigger"), ("ciphertext_b64", &b64(MAX_CIPHERTEXT + 1))]).await;
         assert_eq!((too_big.status, too_big.error().for_field("ciphertext").is_some()), (422, true), "{}", &too_big.body[..too_big.body.len().min(200)]);
     }
+}
+
+/// A PostgreSQL database without table statistics (restored, bulk-loaded) is analyzed when the
+/// server starts on it: without statistics a page of history scans the whole channel.
+#[tokio::test]
+#[cfg_attr(not(chatalot_pg), ignore = "PostgreSQL: set TEST_DATABASE_URL=postgres://… when building the tests")]
+async fn start_up_analyzes_a_postgres_database_without_statistics() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let db = common::TestDb::postgres().await;
+    let state = db.state(RegistrationMode::Open).await;
+    let core = &state;
+    let (_, general, [_, _, bob, _]) = setup(core).await;
+    messages::send(core, bob.id, send(general, "m", b"x")).await.unwrap();
+    let statistics = |conn: sea_orm::DatabaseConnection| async move {
+        let sql = "SELECT count(*) AS n FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'messages'";
+        let row = conn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.unwrap().unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    assert_eq!(statistics(state.db.clone()).await, 0, "a database just filled has none");
+    // The server starts again on it.
+    let again = domain::db::connect_and_migrate(&db.url.clone().into()).await.unwrap();
+    assert!(statistics(again.clone()).await > 0, "start-up analyzed it");
+    again.close().await.unwrap();
 }
