@@ -15,6 +15,7 @@ pub mod markdown;
 pub mod pages;
 pub mod poll;
 pub mod routes;
+pub mod split;
 #[cfg(feature = "ssr")]
 pub mod web;
 

@@ -456,6 +456,19 @@ async fn wait_first_offered(c: &Client, scope: &str, want: &str) {
     }
 }
 
+/// The WASM chunks this page has fetched (code loaded when first needed, `app/src/split.rs`).
+async fn chunks_fetched(c: &Client) -> Vec<String> {
+    let names: Value = c
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname.split('/').pop())\
+             .filter(n => /^(split|chunk)_.*\\.wasm$/.test(n));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(names).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emoji_are_searched_completed_remembered_and_reacted() {
     alice_and_bob_browsers(360, |a, b, url, _| async move {
@@ -468,8 +481,14 @@ async fn emoji_are_searched_completed_remembered_and_reacted() {
         a.execute("const t = document.querySelector('[data-testid=composer]'); t.setSelectionRange(6, 6);", vec![])
             .await
             .unwrap();
+        // Its code comes when it is first opened, not with the page.
+        assert_eq!(chunks_fetched(&a).await, Vec::<String>::new());
         find(&a, "[data-testid=emoji-button]").await.click().await.unwrap();
         find(&a, "[data-testid=emoji-search]").await.send_keys("tada").await.unwrap();
+        // Its own chunk, with what it shares with other split points (`chunk_*`), no other's.
+        let fetched = chunks_fetched(&a).await;
+        let split: Vec<&String> = fetched.iter().filter(|n| n.starts_with("split_")).collect();
+        assert_eq!(split, ["split_emoji_picker.wasm"], "{fetched:?}");
         wait_first_offered(&a, "[data-testid=emoji-picker]", "🎉").await;
         find(&a, "[data-testid=emoji-search]").await.send_keys(ENTER).await.unwrap();
         assert!(texts(&a, "[data-testid=emoji-picker]").await.is_empty(), "closed");
@@ -576,9 +595,22 @@ async fn polls_are_counted_alike_by_every_client() {
         open_conversation(&b, "# general").await;
         let q = "canary-poll-q5 Where do we eat?";
 
-        // The dialog, with the question typed after the command.
+        // The dialog's code comes when it first opens. When that fails (here the fetch; in life, a
+        // tab open across an upgrade), it says so and can try again; nothing panics.
+        a.execute(
+            "window.realFetch = window.fetch; window.fetch = (input, init) => String(input).includes('split_poll_form') \
+             ? Promise.reject(new TypeError('offline')) : window.realFetch(input, init);",
+            vec![],
+        )
+        .await
+        .unwrap();
         composer_ready(&a).await.send_keys(&format!("/poll {q}{ENTER}")).await.unwrap();
+        wait_contains(&a, "[data-testid=chunk-failed]", "could not be loaded").await;
+        a.execute("window.fetch = window.realFetch;", vec![]).await.unwrap();
+        find(&a, "[data-testid=chunk-failed] button").await.click().await.unwrap();
+        // The dialog, with the question typed after the command.
         find(&a, "[data-testid=poll-dialog]").await;
+        assert!(texts(&a, "[data-testid=chunk-failed]").await.is_empty());
         assert_eq!(find(&a, "[data-testid=poll-question]").await.prop("value").await.unwrap().as_deref(), Some(q));
         find(&a, "[data-testid=poll-add-option]").await.click().await.unwrap();
         let inputs = a.find_all(fantoccini::Locator::Css("[data-testid=poll-option-input]")).await.unwrap();

@@ -205,16 +205,30 @@ fn locked_wasm_bindgen() -> Result<String> {
 /// A tool from crates.io at exactly `version`, installed into the tools directory (under
 /// `<bin>-<version>`) if it is not there yet, once per machine; returns the path of binary `bin`.
 fn ensure_tool(krate: &str, version: &str, bin: &str) -> Result<PathBuf> {
+    ensure_tool_with(krate, version, bin, &[], true)
+}
+
+/// [`ensure_tool`] with cargo features; `says_version`: whether `bin --version` prints it (else a
+/// binary in the versioned directory is taken as that version).
+fn ensure_tool_with(krate: &str, version: &str, bin: &str, features: &[&str], says_version: bool) -> Result<PathBuf> {
     let dir = tools_dir().join(format!("{bin}-{version}"));
     let path = dir.join("bin").join(bin);
-    let have = output(Command::new(&path).arg("--version")).unwrap_or_default();
-    if have.split_whitespace().any(|word| word == version) {
+    let have = if says_version {
+        let said = output(Command::new(&path).arg("--version")).unwrap_or_default();
+        said.split_whitespace().any(|word| word == version)
+    } else {
+        path.is_file()
+    };
+    if have {
         return Ok(path);
     }
     println!("installing {krate} {version} into {} (once per machine, a few minutes)", dir.display());
     let install = |locked: bool| {
         let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.args(["install", krate, "--version", version, "--root"]).arg(&dir);
+        if !features.is_empty() {
+            cmd.arg("--features").arg(features.join(","));
+        }
         // A separate target dir: installing must not invalidate the workspace's build cache.
         cmd.env("CARGO_TARGET_DIR", tools_dir().join("build"));
         if locked {
@@ -230,6 +244,14 @@ fn ensure_tool(krate: &str, version: &str, bin: &str) -> Result<PathBuf> {
 /// The wasm-bindgen CLI at the version in Cargo.lock (it must match the library exactly).
 fn ensure_wasm_bindgen() -> Result<PathBuf> {
     ensure_tool("wasm-bindgen-cli", &locked_wasm_bindgen()?, "wasm-bindgen")
+}
+
+/// The WASM splitter (the one cargo-leptos runs for Leptos's lazy routes), pinned.
+const WASM_SPLIT_VERSION: &str = "0.2.4";
+
+/// Cuts the browser bundle at its split points (`app/src/split.rs`). It has no `--version`.
+fn ensure_wasm_split() -> Result<PathBuf> {
+    ensure_tool_with("wasm_split_cli_support", WASM_SPLIT_VERSION, "wasm-split-cli", &["build-binary"], false)
 }
 
 /// The `view!` formatter, pinned: a newer leptosfmt may format differently and fail `lint` on
@@ -317,9 +339,9 @@ pub fn site_dir(release: bool) -> PathBuf {
 
 /// Builds the server binary and the site (see [`site_dir`]); returns the server binary's path.
 fn build(release: bool) -> Result<PathBuf> {
-    let bindgen = stage("tools: wasm target, wasm-bindgen-cli", || {
+    let (bindgen, splitter) = stage("tools: wasm target, wasm-bindgen-cli, wasm-split-cli", || {
         ensure_wasm_target()?;
-        ensure_wasm_bindgen()
+        Ok((ensure_wasm_bindgen()?, ensure_wasm_split()?))
     })?;
     let (wasm_profile, wasm_dir, server_args, server_dir): (&str, &str, &[&str], &str) = if release {
         ("wasm-release", "wasm-release", &["--release"], "release")
@@ -327,8 +349,10 @@ fn build(release: bool) -> Result<PathBuf> {
         ("dev", "debug", &[], "debug")
     };
     stage("build: browser bundle (wasm32)", || {
+        // `cargo rustc`: the splitter needs the relocations in the linked module, and a flag
+        // given here reaches the final link only (the dependencies' builds stay cached).
         status(cargo().args([
-            "build",
+            "rustc",
             "-p",
             "frontend",
             "--lib",
@@ -336,25 +360,56 @@ fn build(release: bool) -> Result<PathBuf> {
             "wasm32-unknown-unknown",
             "--profile",
             wasm_profile,
+            "--",
+            "-Clink-arg=--emit-relocs",
         ]))
     })?;
     let target = target_dir();
     let site = site_dir(release);
-    stage("build: wasm-bindgen, assets", || {
+    stage("build: wasm-split, wasm-bindgen, assets", || {
         let pkg = site.join("pkg");
         std::fs::create_dir_all(&pkg).map_err(|e| format!("{}: {e}", pkg.display()))?;
         let wasm = target.join("wasm32-unknown-unknown").join(wasm_dir).join("frontend.wasm");
+        // The split points' code goes to chunks (`split_*.wasm`, and `chunk_*.wasm` for code that
+        // several share) with their loader `__wasm_split.js`; the rest, `chatalot.wasm`, is what
+        // wasm-bindgen then finishes as usual.
+        let split = target.join("wasm-split").join(wasm_dir);
+        let _ = std::fs::remove_dir_all(&split);
+        std::fs::create_dir_all(&split).map_err(|e| format!("{}: {e}", split.display()))?;
+        status(Command::new(&splitter).args(["--target", "web", "--out-name", "chatalot"]).arg(&wasm).arg(&split))?;
+        for entry in std::fs::read_dir(&pkg).map_err(|e| format!("{}: {e}", pkg.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if is_chunk(&path) {
+                std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
         let mut cmd = Command::new(&bindgen);
-        cmd.args(["--target", "web", "--no-typescript", "--out-name", "chatalot", "--out-dir"]).arg(&pkg).arg(&wasm);
+        cmd.args(["--target", "web", "--no-typescript", "--keep-lld-exports", "--out-name", "chatalot", "--out-dir"])
+            .arg(&pkg)
+            .arg(split.join("chatalot.wasm"));
         if release {
             cmd.args(["--remove-name-section", "--remove-producers-section"]);
         }
         status(&mut cmd)?;
         copy_dir(&root().join("public"), &site)?;
-        for file in ["chatalot_bg.wasm", "chatalot.js"] {
-            precompress(&pkg.join(file), release)?;
+        let mut files = vec![pkg.join("chatalot_bg.wasm"), pkg.join("chatalot.js")];
+        for entry in std::fs::read_dir(&split).map_err(|e| format!("{}: {e}", split.display()))? {
+            let from = entry.map_err(|e| e.to_string())?.path();
+            if is_chunk(&from) {
+                let to = pkg.join(from.file_name().unwrap_or_default());
+                let mut bytes = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+                if release && from.extension().is_some_and(|e| e == "wasm") {
+                    // The splitter keeps the function names in each chunk (about two thirds of it).
+                    bytes = strip_names(&bytes).ok_or_else(|| format!("{}: not a WASM module", from.display()))?;
+                }
+                std::fs::write(&to, bytes).map_err(|e| format!("{}: {e}", to.display()))?;
+                files.push(to);
+            }
         }
-        bundle_version(&pkg)
+        for file in &files {
+            precompress(file, release)?;
+        }
+        bundle_version(&pkg, &files)
     })?;
     stage("build: server", || {
         status(cargo().args(["build", "-p", "server", "--bin", "chatalot-server"]).args(server_args))
@@ -376,17 +431,60 @@ fn copy_dir(from: &Path, to: &Path) -> Result {
     Ok(())
 }
 
-/// Writes `file.gz` beside `file` (served precompressed to browsers that accept gzip).
-/// Writes `pkg/version`: a hash of the JS glue and the WASM. The server puts it in the assets'
-/// path and serves them `immutable` (server/src/http.rs, `pkg_dir`); every node built from the
-/// same files links the same path.
-fn bundle_version(pkg: &Path) -> Result {
+/// `wasm` without its `name` and `producers` sections (debugging aids, as wasm-bindgen's
+/// `--remove-name-section` drops from the main module); `None` if it is not a WASM module.
+fn strip_names(wasm: &[u8]) -> Option<Vec<u8>> {
+    // An unsigned LEB128 number at `at`: its value and where it ends.
+    fn leb(bytes: &[u8], mut at: usize) -> Option<(usize, usize)> {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = *bytes.get(at)?;
+            at += 1;
+            value |= usize::from(byte & 0x7f).checked_shl(shift)?;
+            shift += 7;
+            if byte < 0x80 {
+                return Some((value, at));
+            }
+        }
+    }
+    let mut out = wasm.get(..8)?.to_vec();
+    let mut at = 8;
+    while at < wasm.len() {
+        let (size, body) = leb(wasm, at + 1)?;
+        let end = body.checked_add(size).filter(|&e| e <= wasm.len())?;
+        let custom_name = (wasm[at] == 0)
+            .then(|| leb(wasm, body))
+            .flatten()
+            .and_then(|(len, name)| wasm.get(name..name.checked_add(len)?));
+        if !matches!(custom_name, Some(b"name" | b"producers")) {
+            out.extend_from_slice(&wasm[at..end]);
+        }
+        at = end;
+    }
+    Some(out)
+}
+
+/// Whether `path` is one of the splitter's outputs that the site serves: a chunk or its loader
+/// (not the main module, which wasm-bindgen finishes), or a compressed copy of one.
+fn is_chunk(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    name.starts_with("split_") || name.starts_with("chunk_") || name.starts_with("__wasm_split")
+}
+
+/// Writes `pkg/version`: a hash of the JS and WASM `files` (the glue, the main module, the
+/// chunks). The server puts it in the assets' path and serves them `immutable`
+/// (server/src/http.rs, `pkg_dir`); every node built from the same files links the same path, and
+/// the loader fetches chunks beside itself, so a page never mixes two builds.
+fn bundle_version(pkg: &Path, files: &[PathBuf]) -> Result {
     use std::hash::Hasher;
     // SipHash with fixed keys: the same bytes give the same version on every machine and run.
     let mut hasher = std::hash::DefaultHasher::new();
-    for file in ["chatalot.js", "chatalot_bg.wasm"] {
-        let path = pkg.join(file);
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut files = files.to_vec();
+    files.sort();
+    for path in &files {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        hasher.write(path.file_name().unwrap_or_default().as_encoded_bytes());
+        hasher.write_u8(0);
         hasher.write(&bytes);
         hasher.write_u8(0);
     }
@@ -707,4 +805,33 @@ fn lint() -> Result {
         ensure_wasm_target()?;
         status(cargo().args(["clippy", "-p", "frontend", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"]))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_names;
+
+    /// A custom section named `name` holding `body`.
+    fn custom(name: &str, body: &[u8]) -> Vec<u8> {
+        let mut content = vec![name.len() as u8];
+        content.extend_from_slice(name.as_bytes());
+        content.extend_from_slice(body);
+        let mut section = vec![0, content.len() as u8];
+        section.extend(content);
+        section
+    }
+
+    #[test]
+    fn chunks_lose_their_names_and_keep_everything_else() {
+        let header = b"\0asm\x01\0\0\0".to_vec();
+        // A type section with one `() -> ()` function type.
+        let types = vec![1, 4, 1, 0x60, 0, 0];
+        let kept = custom("target_features", b"+x");
+        let wasm =
+            [header.clone(), custom("name", &[1; 100]), types.clone(), kept.clone(), custom("producers", b"rustc")]
+                .concat();
+        assert_eq!(strip_names(&wasm), Some([header, types, kept].concat()));
+        assert_eq!(strip_names(&wasm[..wasm.len() - 1]), None, "a cut section is refused");
+        assert_eq!(strip_names(b"\0asm"), None);
+    }
 }

@@ -5,6 +5,7 @@
 
 use crate::chat::{BOOKMARK_EXCERPT, Bookmarked, Chat, act};
 use crate::components::style::SMALL;
+use crate::split::{lazy, split};
 use leptos::prelude::*;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -33,7 +34,8 @@ impl BookmarkIndex {
     }
 }
 
-/// Under a message: my note on it (kept, or being written), with save, remove and cancel.
+/// Under a message: my note on it (kept, or being written), with save, remove and cancel. Its
+/// code is fetched the first time one opens.
 #[component]
 pub(super) fn BookmarkForm(
     channel: Uuid,
@@ -43,6 +45,19 @@ pub(super) fn BookmarkForm(
     text: String,
     open: RwSignal<bool>,
 ) -> impl IntoView {
+    lazy(&NOTE_FORM, "mt-1 block", move |form| {
+        let props = NoteFormProps::builder().channel(channel).message(message).author(author);
+        form(props.text(text.clone()).open(open).build())
+    })
+}
+
+split!(
+    /// The bookmark form's code, in a chunk of its own.
+    NOTE_FORM in bookmark_form: fn(NoteFormProps) -> AnyView = |props| NoteForm(props).into_any();
+);
+
+#[component]
+fn NoteForm(channel: Uuid, message: Uuid, author: Signal<String>, text: String, open: RwSignal<bool>) -> impl IntoView {
     let index = expect_context::<BookmarkIndex>();
     let existing = index.0.with_untracked(|m| m.get(&message).cloned());
     let note = RwSignal::new(existing.as_ref().map(|(_, n)| n.clone()).unwrap_or_default());

@@ -6,6 +6,7 @@
 use crate::api::emoji::load_emoji;
 use crate::chat::{Chat, act};
 use crate::model::emoji::{EmojiCatalog, EmojiInfo};
+use crate::split::{lazy, split};
 use leptos::prelude::*;
 use std::sync::Arc;
 
@@ -62,9 +63,27 @@ pub(super) fn code_for<'a>(e: &'a EmojiInfo, query: &str) -> &'a str {
 }
 
 /// The picker: a search box (Enter takes the first result, Escape closes), then either the
-/// results or the recently used emoji and one group at a time. `class` places it.
+/// results or the recently used emoji and one group at a time. `class` places it. Its code is
+/// fetched the first time it opens.
 #[component]
 pub(super) fn EmojiPicker(
+    on_pick: Callback<String>,
+    on_close: Callback<()>,
+    class: &'static str,
+    #[prop(into)] label: String,
+) -> impl IntoView {
+    lazy(&PICKER, class, move |picker| {
+        picker(PickerProps::builder().on_pick(on_pick).on_close(on_close).class(class).label(label.clone()).build())
+    })
+}
+
+split!(
+    /// The picker's code, in a chunk of its own.
+    PICKER in emoji_picker: fn(PickerProps) -> AnyView = |props| Picker(props).into_any();
+);
+
+#[component]
+fn Picker(
     on_pick: Callback<String>,
     on_close: Callback<()>,
     class: &'static str,

@@ -5,6 +5,7 @@
 use crate::chat::act;
 use crate::components::{sidebar::direct_label, style::SMALL};
 use crate::pages::signed_in::ShellData;
+use crate::split::{lazy, split};
 use leptos::prelude::*;
 use uuid::Uuid;
 
@@ -44,8 +45,45 @@ fn targets(data: ShellData, here: Uuid) -> Vec<(Uuid, String)> {
     })
 }
 
+/// The dialog while a message is being forwarded (its code is fetched the first time it opens),
+/// and what the last forward did.
 #[component]
 pub(super) fn ForwardDialog(here: Uuid, state: ForwardState) -> impl IntoView {
+    let dialog = move || {
+        state.open.with(Option::is_some).then(|| {
+            lazy(&CHOOSER, "fixed inset-x-4 top-16 mx-auto max-w-md", move |chooser| {
+                chooser(ChooserProps::builder().here(here).state(state).build())
+            })
+        })
+    };
+    view! {
+        {dialog}
+        {move || {
+            state
+                .note
+                .get()
+                .map(|note| {
+                    view! {
+                        <p
+                            role="status"
+                            class="px-4 py-1 text-sm text-emerald-800 dark:text-emerald-300"
+                            data-testid="forward-note"
+                        >
+                            {note}
+                        </p>
+                    }
+                })
+        }}
+    }
+}
+
+split!(
+    /// The forward dialog's code, in a chunk of its own.
+    CHOOSER in forward_dialog: fn(ChooserProps) -> AnyView = |props| Chooser(props).into_any();
+);
+
+#[component]
+fn Chooser(here: Uuid, state: ForwardState) -> impl IntoView {
     let data = expect_context::<ShellData>();
     let filter = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
@@ -163,24 +201,5 @@ pub(super) fn ForwardDialog(here: Uuid, state: ForwardState) -> impl IntoView {
             }
         })
     };
-    view! {
-        {dialog}
-        {move || {
-            state
-                .note
-                .get()
-                .map(|note| {
-                    view! {
-                        <p
-                            role="status"
-                            class="px-4 py-1 text-sm text-emerald-800 dark:text-emerald-300"
-                            data-testid="forward-note"
-                        >
-                            {note}
-                        </p>
-                    }
-                })
-        }}
-    }
-    .into_any()
+    dialog.into_any()
 }

@@ -9,6 +9,7 @@ use crate::components::{
 };
 use crate::dates::{full_time, now_ms, rfc3339_of_ms};
 use crate::poll::{MAX_OPTIONS, MIN_OPTIONS, Poll};
+use crate::split::{lazy, split};
 use leptos::prelude::*;
 use uuid::Uuid;
 
@@ -152,6 +153,7 @@ const DURATIONS: [(&str, Option<u64>); 5] = [
 ];
 
 /// The dialog that makes a poll: a question, 2 to 10 options, one or several answers, an end.
+/// Its code is fetched the first time it opens.
 #[component]
 pub(super) fn PollDialog(
     channel: Uuid,
@@ -160,6 +162,18 @@ pub(super) fn PollDialog(
     open: RwSignal<bool>,
     #[prop(into)] question: String,
 ) -> impl IntoView {
+    lazy(&POLL_FORM, "fixed inset-x-2 top-8 mx-auto max-w-md", move |form| {
+        form(PollFormProps::builder().channel(channel).thread(thread).open(open).question(question.clone()).build())
+    })
+}
+
+split!(
+    /// The poll form's code, in a chunk of its own.
+    POLL_FORM in poll_form: fn(PollFormProps) -> AnyView = |props| PollForm(props).into_any();
+);
+
+#[component]
+fn PollForm(channel: Uuid, thread: Option<Uuid>, open: RwSignal<bool>, question: String) -> impl IntoView {
     let question = RwSignal::new(question);
     let options = RwSignal::new(vec![String::new(), String::new()]);
     let multiple = RwSignal::new(false);

@@ -8,6 +8,7 @@ use super::message::{MessageRow, RowState};
 use super::timeline::TimelineView;
 use crate::chat::{Chat, act};
 use crate::components::style::SMALL;
+use crate::split::{lazy, split};
 use leptos::prelude::*;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -18,8 +19,21 @@ pub(super) fn ThreadPanel(channel: Uuid, names: Signal<HashMap<Uuid, String>>) -
     let chat = expect_context::<Chat>();
     // Another conversation opened: its threads are its own.
     on_cleanup(act::close_thread);
-    move || chat.thread.get().map(|root| view! { <ThreadView channel root names /> }.into_any())
+    move || {
+        chat.thread.get().map(|root| {
+            lazy(&THREAD_VIEW, "fixed inset-x-2 top-16 md:static md:w-[26rem]", move |thread| {
+                thread(ThreadViewProps::builder().channel(channel).root(root).names(names).build())
+            })
+            .into_any()
+        })
+    }
 }
+
+split!(
+    /// The thread panel's own code (the rows, timeline and composer are the channel's), in a
+    /// chunk of its own.
+    THREAD_VIEW in thread_view: fn(ThreadViewProps) -> AnyView = |props| ThreadView(props).into_any();
+);
 
 #[component]
 fn ThreadView(channel: Uuid, root: Uuid, names: Signal<HashMap<Uuid, String>>) -> impl IntoView {
