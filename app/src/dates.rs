@@ -66,9 +66,28 @@ pub fn parse_day(key: &str) -> Option<Ymd> {
 /// timestamp, in the browser's time zone (UTC elsewhere).
 pub fn day_and_time(rfc3339: &str) -> (String, String) {
     #[cfg(all(target_arch = "wasm32", feature = "hydrate"))]
-    if let Some(date) = browser::date(rfc3339) {
-        let day = format!("{:04}-{:02}-{:02}", date.get_full_year(), date.get_month() + 1, date.get_date());
-        return (day, format!("{:02}:{:02}", date.get_hours(), date.get_minutes()));
+    {
+        // The timeline asks again for every message each time it changes: a JavaScript `Date`
+        // per answer would cost more than the rest of its work. Kept per tab, a few thousand at most.
+        thread_local! {
+            static KNOWN: std::cell::RefCell<std::collections::HashMap<String, (String, String)>> =
+                std::cell::RefCell::default();
+        }
+        const KEPT: usize = 20_000;
+        if let Some(known) = KNOWN.with_borrow(|k| k.get(rfc3339).cloned()) {
+            return known;
+        }
+        if let Some(date) = browser::date(rfc3339) {
+            let day = format!("{:04}-{:02}-{:02}", date.get_full_year(), date.get_month() + 1, date.get_date());
+            let answer = (day, format!("{:02}:{:02}", date.get_hours(), date.get_minutes()));
+            KNOWN.with_borrow_mut(|k| {
+                if k.len() >= KEPT {
+                    k.clear();
+                }
+                k.insert(rfc3339.to_owned(), answer.clone());
+            });
+            return answer;
+        }
     }
     let day = rfc3339.get(..10).unwrap_or_default().to_owned();
     let time = rfc3339.get(11..16).unwrap_or_default().to_owned();
@@ -202,13 +221,29 @@ mod browser {
         web_sys::window().and_then(|w| w.navigator().language()).unwrap_or_else(|| "en".to_owned())
     }
 
-    /// `date` formatted by `Intl` with these options, in the browser's language.
+    /// `date` formatted by `Intl` with these options, in the browser's language. A formatter is
+    /// made once per set of options and kept: making one costs about a millisecond, more than a
+    /// whole message row without it (`toLocaleString` makes one per call).
     pub(super) fn format(date: &js_sys::Date, options: &[(&str, &str)]) -> Option<String> {
-        let o = js_sys::Object::new();
-        for (k, v) in options {
-            js_sys::Reflect::set(&o, &JsValue::from_str(k), &JsValue::from_str(v)).ok()?;
+        thread_local! {
+            static FORMATS: std::cell::RefCell<std::collections::HashMap<String, js_sys::Function>> =
+                std::cell::RefCell::default();
         }
-        let text: String = date.to_locale_string(&language(), &o).into();
+        let key: String = options.iter().map(|(k, v)| format!("{k}={v};")).collect();
+        let format = match FORMATS.with_borrow(|f| f.get(&key).cloned()) {
+            Some(format) => format,
+            None => {
+                let o = js_sys::Object::new();
+                for (k, v) in options {
+                    js_sys::Reflect::set(&o, &JsValue::from_str(k), &JsValue::from_str(v)).ok()?;
+                }
+                let locales = js_sys::Array::of1(&JsValue::from_str(&language()));
+                let format = js_sys::Intl::DateTimeFormat::new(&locales, &o).format();
+                FORMATS.with_borrow_mut(|f| f.insert(key, format.clone()));
+                format
+            }
+        };
+        let text = format.call1(&JsValue::NULL, date).ok()?.as_string()?;
         (!text.is_empty() && text != "Invalid Date").then_some(text)
     }
 

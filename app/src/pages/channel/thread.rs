@@ -45,7 +45,7 @@ fn ThreadView(channel: Uuid, root: Uuid, names: Signal<HashMap<Uuid, String>>) -
         move |_| timeline.with(|t| t.find(root).cloned())
     });
     let gone = move || first.with(|l| l.as_ref().is_some_and(|l| l.deleted));
-    let state = RowState::new(names, replying, chat.compact.into(), false);
+    let state = RowState::new(names, replying, chat.compact.into(), false, None);
     // The thread's composer takes the focus when it opens; closing gives it back to the channel's.
     let panel = NodeRef::<leptos::html::Aside>::new();
     Effect::new(move |_| {

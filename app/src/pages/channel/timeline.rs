@@ -1,7 +1,7 @@
 //! The timeline: day separators, the "new messages" divider, grouped messages, scrolling up for older
 //! pages, and who is typing.
 
-use super::message::{MessageRow, RowState};
+use super::message::{Feeds, MessageRow, RowState};
 use crate::chat::{Chat, Line, PENDING_FROM, Timeline, act, same_group, sent_before};
 use crate::components::style::SMALL;
 use crate::dates::{day_and_time, day_label};
@@ -83,14 +83,16 @@ pub(super) fn rows(t: &Timeline, me: Uuid, since: Option<&str>, receipts: Option
     let mut out = Vec::with_capacity(t.lines.len() + 4);
     let mut seen = seen_at(t, me, receipts);
     let mut prev: Option<&Line> = None;
+    let mut prev_day = String::new();
     let mut divider_placed = false;
     if t.lines.values().any(|l| before_access(l, since)) {
         out.push(Row::BeforeAccess);
     }
     for line in t.lines.values().filter(|l| !before_access(l, since)) {
         let (day, _) = day_and_time(&line.created_at);
-        if prev.is_none_or(|p| day_and_time(&p.created_at).0 != day) {
-            out.push(Row::Day(day));
+        if day != prev_day {
+            out.push(Row::Day(day.clone()));
+            prev_day = day;
             prev = None;
         }
         if !divider_placed && t.arrived_while_away(line, me) {
@@ -298,7 +300,8 @@ pub(super) fn TimelineView(
         }
     };
     let (t_err, t_removed) = (timeline.clone(), timeline.clone());
-    let state = RowState::new(names, replying, chat.compact.into(), thread.is_none());
+    let feeds = Feeds::new(key, thread.is_none());
+    let state = RowState::new(names, replying, chat.compact.into(), thread.is_none(), Some(feeds));
     let to_bottom = move || {
         stick.set_value(true);
         at_bottom.set(true);
